@@ -1,0 +1,52 @@
+// Redis key names and the ingest script. Every key of one queue carries the hash tag {Q}, so each
+// script touches one slot and the layout runs unchanged on Redis Cluster.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hookq::keys {
+
+inline std::string queue(std::string_view q) { return "hookq:{" + std::string(q) + "}:queue"; }
+inline std::string retry(std::string_view q) { return "hookq:{" + std::string(q) + "}:retry"; }
+inline std::string dedup_prefix(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:dedup:";
+}
+inline std::string inflight(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:inflight:" + std::string(worker);
+}
+inline std::string inflight_pattern(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:inflight:*";
+}
+inline std::string worker_heartbeat(std::string_view worker) {
+    return "hookq:worker:" + std::string(worker);
+}
+inline std::string breaker(std::string_view destination) {
+    return "hookq:breaker:" + std::string(destination);
+}
+
+// Dedup keys longer than this are replaced by their SHA-256 (hex) so a hostile header cannot make
+// Redis keys arbitrarily large.
+inline constexpr size_t kMaxDedupKeyLength = 128;
+
+}  // namespace hookq::keys
+
+namespace hookq::scripts {
+
+// KEYS[1] queue, KEYS[2] dedup key; ARGV[1] depth limit (0: none), ARGV[2] dedup TTL in seconds,
+// ARGV[3] request id (text), ARGV[4] envelope.
+// Returns {-1} queue full, {0, original request id} duplicate, {1, new queue length} accepted.
+// The depth check comes first so that nothing (not even a dedup key) is written for a request that
+// is refused: the provider's retry must be treated as new, not as a duplicate of a lost request.
+inline constexpr std::string_view kIngest = R"lua(
+local limit = tonumber(ARGV[1])
+if limit > 0 and redis.call('LLEN', KEYS[1]) >= limit then
+  return {-1}
+end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then
+  return {0, redis.call('GET', KEYS[2])}
+end
+return {1, redis.call('LPUSH', KEYS[1], ARGV[4])}
+)lua";
+
+}  // namespace hookq::scripts
