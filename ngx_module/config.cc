@@ -1,0 +1,533 @@
+// The hookq_* directives: parsing, validation (every error names the directive and the value, so
+// `nginx -t` says what is wrong), and merging into what the request path reads.
+#include "ngx_module/config.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <algorithm>
+#include <charconv>
+#include <new>
+
+#include "ngx_module/handler.h"
+#include "ngx_module/module.h"
+#include "ngx_module/status.h"
+#include "shared/redis_keys.h"
+#include "shared/secret.h"
+#include "shared/units.h"
+
+namespace hookq::edge {
+namespace {
+
+constexpr ngx_msec_t kDefaultRedisTimeout = 200;
+constexpr ngx_msec_t kDefaultConnectTimeout = 1000;
+constexpr time_t kDefaultDedupTtl = 72 * 3600;
+constexpr size_t kDefaultMaxBody = 1024 * 1024;
+constexpr time_t kDefaultRetryAfter = 5;
+constexpr time_t kDefaultTolerance = 300;
+
+std::string_view arg(ngx_conf_t* cf, ngx_uint_t i) {
+    return ngx::view(static_cast<ngx_str_t*>(cf->args->elts)[i]);
+}
+
+char* fail(ngx_conf_t* cf, const char* fmt, std::string_view a, std::string_view b = {}) {
+    // nginx's "%*s" takes a size_t length and then the bytes.
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, fmt, a.size(), a.data(), b.size(), b.data());
+    return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+std::string_view directive(ngx_conf_t* cf) {
+    return arg(cf, 0);
+}
+
+bool parse_uint(std::string_view s, uint64_t& out) {
+    if (s.empty())
+        return false;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+// Resolves at configuration time; numeric results only, so hiredis never resolves on the loop.
+bool resolve(ngx_conf_t* cf, std::string_view host, std::string& numeric) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    std::string h(host);
+    int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || res == nullptr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq_redis: cannot resolve \"%s\": %s",
+                           h.c_str(), gai_strerror(rc));
+        return false;
+    }
+    char buf[INET6_ADDRSTRLEN];
+    const void* addr =
+        res->ai_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+            : &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+    inet_ntop(res->ai_family, addr, buf, sizeof buf);
+    freeaddrinfo(res);
+    numeric = buf;
+    return true;
+}
+
+// hookq_redis 127.0.0.1:6379 [db=N] [password_file=PATH] | unix:/path [...]
+char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* mcf = static_cast<MainConf*>(conf);
+    if (mcf->redis_set)
+        return const_cast<char*>("is duplicate");
+    try {
+        RedisAddress& a = mcf->redis;
+        std::string_view target = arg(cf, 1);
+        if (target.starts_with("unix:")) {
+            a.unix_path = target.substr(5);
+            if (a.unix_path.empty())
+                return fail(cf, "%*s: empty unix socket path in \"%*s\"", directive(cf), target);
+            a.display = target;
+        } else {
+            std::string_view host = target;
+            std::string_view port = "6379";
+            if (target.starts_with("[")) {  // [::1]:6379
+                auto close = target.find(']');
+                if (close == std::string_view::npos)
+                    return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
+                host = target.substr(1, close - 1);
+                if (close + 1 < target.size()) {
+                    if (target[close + 1] != ':')
+                        return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
+                    port = target.substr(close + 2);
+                }
+            } else if (auto colon = target.rfind(':'); colon != std::string_view::npos) {
+                host = target.substr(0, colon);
+                port = target.substr(colon + 1);
+            }
+            uint64_t p = 0;
+            if (host.empty() || !parse_uint(port, p) || p == 0 || p > 65535)
+                return fail(cf, "%*s: invalid address \"%*s\" (want host:port or unix:/path)",
+                            directive(cf), target);
+            if (!resolve(cf, host, a.host))
+                return static_cast<char*>(NGX_CONF_ERROR);
+            a.port = static_cast<int>(p);
+            a.display = std::string(target);
+        }
+        for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
+            std::string_view opt = arg(cf, i);
+            if (opt.starts_with("db=")) {
+                uint64_t db = 0;
+                if (!parse_uint(opt.substr(3), db) || db > 65535)
+                    return fail(cf, "%*s: invalid \"%*s\"", directive(cf), opt);
+                a.db = static_cast<int>(db);
+            } else if (opt.starts_with("password_file=")) {
+                std::string error;
+                auto pw = load_secret("file:" + std::string(opt.substr(14)), error);
+                if (!pw)
+                    return fail(cf, "%*s: %*s", directive(cf), error);
+                a.password = std::move(*pw);
+            } else {
+                return fail(cf, "%*s: unknown parameter \"%*s\" (want db= or password_file=)",
+                            directive(cf), opt);
+            }
+        }
+        mcf->redis_set = true;
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
+}
+
+char* set_msec(ngx_conf_t* cf, ngx_msec_t& out) {
+    if (out != NGX_CONF_UNSET_MSEC)
+        return const_cast<char*>("is duplicate");
+    auto ms = parse_duration_ms(arg(cf, 1));
+    if (!ms || *ms == 0 || *ms > 3600 * 1000)
+        return fail(cf, "%*s: invalid duration \"%*s\" (e.g. 200ms, 1s)", directive(cf),
+                    arg(cf, 1));
+    out = *ms;
+    return NGX_CONF_OK;
+}
+
+char* set_redis_timeout(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_msec(cf, static_cast<MainConf*>(conf)->redis_timeout);
+}
+
+char* set_redis_connect_timeout(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_msec(cf, static_cast<MainConf*>(conf)->redis_connect_timeout);
+}
+
+char* set_seconds(ngx_conf_t* cf, time_t& out, uint64_t min_s, uint64_t max_s) {
+    if (out != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    auto ms = parse_duration_ms(arg(cf, 1));
+    if (!ms || *ms % 1000 != 0 || *ms / 1000 < min_s || *ms / 1000 > max_s)
+        return fail(cf, "%*s: invalid duration \"%*s\" (whole seconds, e.g. 30s, 5m, 72h)",
+                    directive(cf), arg(cf, 1));
+    out = static_cast<time_t>(*ms / 1000);
+    return NGX_CONF_OK;
+}
+
+char* set_dedup_ttl(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_seconds(cf, static_cast<LocConf*>(conf)->dedup_ttl, 1, 365ull * 86400);
+}
+
+char* set_retry_after(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_seconds(cf, static_cast<LocConf*>(conf)->retry_after, 1, 86400);
+}
+
+char* set_tolerance(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_seconds(cf, static_cast<LocConf*>(conf)->tolerance, 1, 86400);
+}
+
+char* set_max_body(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->max_body != NGX_CONF_UNSET_SIZE)
+        return const_cast<char*>("is duplicate");
+    auto size = parse_size(arg(cf, 1));
+    // Bodies are verified and queued from memory; beyond 64 MB that stops being sensible.
+    if (!size || *size == 0 || *size > 64ull * 1024 * 1024)
+        return fail(cf, "%*s: invalid size \"%*s\" (1 byte to 64m, e.g. 1m, 512k)", directive(cf),
+                    arg(cf, 1));
+    lcf->max_body = *size;
+    return NGX_CONF_OK;
+}
+
+char* set_max_queue_depth(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->max_queue_depth != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    uint64_t n = 0;
+    if (!parse_uint(arg(cf, 1), n) || n > (1ull << 40))
+        return fail(cf, "%*s: invalid depth \"%*s\" (a count; 0 means no limit)", directive(cf),
+                    arg(cf, 1));
+    lcf->max_queue_depth = static_cast<ngx_int_t>(n);
+    return NGX_CONF_OK;
+}
+
+char* set_accept_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->accept_status != NGX_CONF_UNSET_UINT)
+        return const_cast<char*>("is duplicate");
+    uint64_t n = 0;
+    if (!parse_uint(arg(cf, 1), n) || (n != 200 && n != 201 && n != 202 && n != 204))
+        return fail(cf, "%*s: invalid status \"%*s\" (200, 201, 202 or 204)", directive(cf),
+                    arg(cf, 1));
+    lcf->accept_status = n;
+    return NGX_CONF_OK;
+}
+
+// hookq <profile>
+char* set_hookq(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->enabled || lcf->status)
+        return const_cast<char*>("is duplicate");
+    auto scheme = scheme_from_name(arg(cf, 1));
+    if (!scheme)
+        return fail(cf,
+                    "%*s: unknown profile \"%*s\" (github, stripe, standard, svix, shopify, "
+                    "slack, twilio, moysklad, hmac or none)",
+                    directive(cf), arg(cf, 1));
+    lcf->enabled = true;
+    lcf->scheme = *scheme;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = ingest_handler;
+    static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module))->used =
+        true;
+    return NGX_CONF_OK;
+}
+
+char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->enabled || lcf->status)
+        return const_cast<char*>("is duplicate");
+    lcf->status = true;
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->handler = status_handler;
+    return NGX_CONF_OK;
+}
+
+char* add_secret(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        std::string_view spec = arg(cf, 1);
+        if (spec.empty())
+            return fail(cf, "%*s: empty secret \"%*s\"", directive(cf), spec);
+        static_cast<LocConf*>(conf)->secret_specs.emplace_back(spec);
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
+}
+
+// hookq_signature_header <name> sha1|sha256|sha512 hex|base64 [prefix=<p>]
+char* set_signature_header(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->hmac_set)
+        return const_cast<char*>("is duplicate");
+    try {
+        HmacHeaderSpec& h = lcf->hmac;
+        h.header = arg(cf, 1);
+        std::string_view alg = arg(cf, 2), enc = arg(cf, 3);
+        if (alg == "sha1")
+            h.alg = HashAlg::sha1;
+        else if (alg == "sha256")
+            h.alg = HashAlg::sha256;
+        else if (alg == "sha512")
+            h.alg = HashAlg::sha512;
+        else
+            return fail(cf, "%*s: unknown algorithm \"%*s\" (sha1, sha256 or sha512)",
+                        directive(cf), alg);
+        if (enc == "hex")
+            h.encoding = Encoding::hex;
+        else if (enc == "base64")
+            h.encoding = Encoding::base64;
+        else
+            return fail(cf, "%*s: unknown encoding \"%*s\" (hex or base64)", directive(cf), enc);
+        if (cf->args->nelts == 5) {
+            std::string_view p = arg(cf, 4);
+            if (!p.starts_with("prefix="))
+                return fail(cf, "%*s: unknown parameter \"%*s\" (want prefix=)", directive(cf), p);
+            h.prefix = p.substr(7);
+        }
+        lcf->hmac_set = true;
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
+}
+
+char* set_name(ngx_conf_t* cf, ngx_str_t& out) {
+    if (out.data != nullptr)
+        return const_cast<char*>("is duplicate");
+    std::string_view name = arg(cf, 1);
+    // Names become part of Redis keys and of the {hash tag}: keep them to a safe alphabet.
+    bool ok =
+        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == '.';
+        });
+    if (!ok)
+        return fail(cf, "%*s: invalid name \"%*s\" (1-64 of A-Z a-z 0-9 - _ .)", directive(cf),
+                    name);
+    out = static_cast<ngx_str_t*>(cf->args->elts)[1];
+    return NGX_CONF_OK;
+}
+
+char* set_source(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_name(cf, static_cast<LocConf*>(conf)->source);
+}
+
+char* set_queue(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_name(cf, static_cast<LocConf*>(conf)->queue);
+}
+
+char* set_public_url(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->public_url.data != nullptr)
+        return const_cast<char*>("is duplicate");
+    std::string_view url = arg(cf, 1);
+    if (!(url.starts_with("http://") || url.starts_with("https://")) || url.find('?') != url.npos)
+        return fail(cf, "%*s: invalid URL \"%*s\" (want https://host[:port][/path], no query)",
+                    directive(cf), url);
+    lcf->public_url = static_cast<ngx_str_t*>(cf->args->elts)[1];
+    return NGX_CONF_OK;
+}
+
+char* set_str(ngx_conf_t* cf, ngx_str_t& out) {
+    if (out.data != nullptr)
+        return const_cast<char*>("is duplicate");
+    out = static_cast<ngx_str_t*>(cf->args->elts)[1];
+    if (out.len == 0)
+        return fail(cf, "%*s: empty value \"%*s\"", directive(cf), arg(cf, 1));
+    return NGX_CONF_OK;
+}
+
+char* set_token_header(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_str(cf, static_cast<LocConf*>(conf)->token_header);
+}
+
+char* set_token_arg(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    return set_str(cf, static_cast<LocConf*>(conf)->token_arg);
+}
+
+std::string to_string(std::string_view v) {
+    return std::string(v);
+}
+
+// Derives everything the request path needs; fails `nginx -t` with the reason.
+char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
+    auto* mcf =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module));
+    if (!mcf->redis_set) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq: no \"hookq_redis\" in the http block for this location");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    std::string_view scheme = scheme_name(conf->scheme);
+    if (conf->source.data == nullptr)
+        conf->source = ngx::str(scheme);
+    if (conf->queue.data == nullptr)
+        conf->queue = conf->source;
+
+    VerifierConfig vc;
+    vc.scheme = conf->scheme;
+    vc.tolerance_s = conf->tolerance;
+    vc.hmac = conf->hmac;
+    if (conf->token_header.data)
+        vc.token_header = to_string(ngx::view(conf->token_header));
+    if (conf->token_arg.data)
+        vc.token_arg = to_string(ngx::view(conf->token_arg));
+    for (const std::string& spec : conf->secret_specs) {
+        std::string error;
+        auto secret = load_secret(spec, error);
+        if (!secret) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq_secret: %s", error.c_str());
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        vc.secrets.push_back(std::move(*secret));
+    }
+    bool needs_secret = conf->scheme != Scheme::none && conf->scheme != Scheme::moysklad;
+    if (needs_secret && vc.secrets.empty()) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq %*s: no \"hookq_secret\" in this location",
+                           scheme.size(), scheme.data());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (conf->scheme == Scheme::hmac && !conf->hmac_set) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq hmac: no \"hookq_signature_header\" in this location");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    std::string error;
+    conf->verifier = Verifier::create(vc, error);
+    if (!conf->verifier) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq %*s: %s", scheme.size(), scheme.data(),
+                           error.c_str());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+
+    std::string queue = to_string(ngx::view(conf->queue));
+    conf->queue_key = keys::queue(queue);
+    conf->dedup_prefix = keys::dedup_prefix(queue);
+    conf->depth_limit = std::to_string(conf->max_queue_depth);
+    conf->ttl_text = std::to_string(conf->dedup_ttl);
+    conf->retry_after_text = std::to_string(conf->retry_after);
+    conf->source_index = mcf->source_index(to_string(ngx::view(conf->source)));
+
+    // The body is verified and queued from one contiguous buffer in memory: make nginx's own limits
+    // agree with hookq_max_body, so a larger body is refused with 413 before it is read and an
+    // accepted one never spills into a temp file (reading it back would block the event loop).
+    auto* clcf = static_cast<ngx_http_core_loc_conf_t*>(
+        ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+    clcf->client_max_body_size = static_cast<off_t>(conf->max_body);
+    if (clcf->client_body_buffer_size < conf->max_body)
+        clcf->client_body_buffer_size = conf->max_body;
+    clcf->client_body_in_file_only = 0;  // "off"
+    return NGX_CONF_OK;
+}
+
+}  // namespace
+
+int MainConf::source_index(const std::string& name) {
+    auto it = std::find(sources.begin(), sources.end(), name);
+    if (it != sources.end())
+        return static_cast<int>(it - sources.begin());
+    sources.push_back(name);
+    return static_cast<int>(sources.size() - 1);
+}
+
+void* create_main_conf(ngx_conf_t* cf) noexcept {
+    void* mem = ngx_pcalloc(cf->pool, sizeof(MainConf));
+    if (mem == nullptr)
+        return nullptr;
+    auto* conf = new (mem) MainConf();
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == nullptr)
+        return nullptr;
+    cln->handler = [](void* p) { static_cast<MainConf*>(p)->~MainConf(); };
+    cln->data = conf;
+    return conf;
+}
+
+char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
+    auto* mcf = static_cast<MainConf*>(conf);
+    ngx_conf_init_msec_value(mcf->redis_timeout, kDefaultRedisTimeout);
+    ngx_conf_init_msec_value(mcf->redis_connect_timeout, kDefaultConnectTimeout);
+    return NGX_CONF_OK;
+}
+
+void* create_loc_conf(ngx_conf_t* cf) noexcept {
+    void* mem = ngx_pcalloc(cf->pool, sizeof(LocConf));
+    if (mem == nullptr)
+        return nullptr;
+    auto* conf = new (mem) LocConf();
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == nullptr)
+        return nullptr;
+    cln->handler = [](void* p) { static_cast<LocConf*>(p)->~LocConf(); };
+    cln->data = conf;
+    return conf;
+}
+
+char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept {
+    auto* prev = static_cast<LocConf*>(parent_ptr);
+    auto* conf = static_cast<LocConf*>(child_ptr);
+    ngx_conf_merge_ptr_value(conf->dedup_key, prev->dedup_key, nullptr);
+    ngx_conf_merge_value(conf->dedup_ttl, prev->dedup_ttl, kDefaultDedupTtl);
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body, kDefaultMaxBody);
+    ngx_conf_merge_value(conf->max_queue_depth, prev->max_queue_depth, 0);
+    ngx_conf_merge_uint_value(conf->accept_status, prev->accept_status, NGX_HTTP_ACCEPTED);
+    ngx_conf_merge_value(conf->retry_after, prev->retry_after, kDefaultRetryAfter);
+    ngx_conf_merge_value(conf->tolerance, prev->tolerance, kDefaultTolerance);
+    if (!conf->enabled)
+        return NGX_CONF_OK;
+    try {
+        return finish_ingest_location(cf, conf);
+    } catch (const std::exception& e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq: %s", e.what());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+}
+
+#define HOOKQ_LOC (NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF)
+
+ngx_command_t commands[] = {
+    {ngx_string("hookq_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_redis,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_redis_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_redis_timeout,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_redis_connect_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     set_redis_connect_timeout, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_hookq, NGX_HTTP_LOC_CONF_OFFSET,
+     0, nullptr},
+    {ngx_string("hookq_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_secret"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, add_secret,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_source"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_source,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_queue"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_queue,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_signature_header"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE3 | NGX_CONF_TAKE4,
+     set_signature_header, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_dedup_key"), HOOKQ_LOC | NGX_CONF_TAKE1, ngx_http_set_complex_value_slot,
+     NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, dedup_key), nullptr},
+    {ngx_string("hookq_dedup_ttl"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_ttl,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_max_body"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_body,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_max_queue_depth"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_queue_depth,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_accept_status"), HOOKQ_LOC | NGX_CONF_TAKE1, set_accept_status,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_retry_after"), HOOKQ_LOC | NGX_CONF_TAKE1, set_retry_after,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_timestamp_tolerance"), HOOKQ_LOC | NGX_CONF_TAKE1, set_tolerance,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_public_url"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_public_url,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_token_header"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_token_header,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_token_arg"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_token_arg,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    ngx_null_command};
+
+}  // namespace hookq::edge

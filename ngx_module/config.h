@@ -1,0 +1,76 @@
+// Configuration of the module: what `hookq_*` directives produce, per http{} block and per
+// location.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ngx_module/ngx.h"
+#include "shared/signature.h"
+
+namespace hookq::edge {
+
+// Where each nginx worker's Redis connection goes. Resolved at configuration time: hiredis 0.14
+// would otherwise call a blocking getaddrinfo() from inside the event loop.
+struct RedisAddress {
+    std::string host;  // numeric IP, or empty for a unix socket
+    int port = 6379;
+    std::string unix_path;
+    int db = 0;
+    std::string password;  // never logged
+    std::string display;   // "127.0.0.1:6379" or "unix:/run/redis.sock", for logs
+};
+
+struct MainConf {
+    bool redis_set = false;
+    RedisAddress redis;
+    ngx_msec_t redis_timeout = NGX_CONF_UNSET_MSEC;
+    ngx_msec_t redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    // Every hookq location's source name; a source's index is its row in the status counters.
+    std::vector<std::string> sources;
+    ngx_shm_zone_t* status_zone = nullptr;
+    bool used = false;  // some location runs hookq: connect to Redis in each worker
+
+    int source_index(const std::string& name);
+};
+
+struct LocConf {
+    // Set by `hookq <profile>` in this very location; a location without it is not a hookq one.
+    bool enabled = false;
+    bool status = false;  // `hookq_status`
+    Scheme scheme = Scheme::none;
+    ngx_str_t source = ngx_null_string;
+    ngx_str_t queue = ngx_null_string;
+    std::vector<std::string> secret_specs;
+    HmacHeaderSpec hmac;
+    bool hmac_set = false;
+    ngx_http_complex_value_t* dedup_key =
+        static_cast<ngx_http_complex_value_t*>(NGX_CONF_UNSET_PTR);
+    time_t dedup_ttl = NGX_CONF_UNSET;
+    size_t max_body = NGX_CONF_UNSET_SIZE;
+    ngx_int_t max_queue_depth = NGX_CONF_UNSET;
+    ngx_uint_t accept_status = NGX_CONF_UNSET_UINT;
+    time_t retry_after = NGX_CONF_UNSET;
+    time_t tolerance = NGX_CONF_UNSET;
+    ngx_str_t public_url = ngx_null_string;
+    ngx_str_t token_header = ngx_null_string;
+    ngx_str_t token_arg = ngx_null_string;
+
+    // Derived once at merge time so the request path only reads them.
+    std::unique_ptr<Verifier> verifier;
+    std::string queue_key;
+    std::string dedup_prefix;
+    std::string depth_limit;  // ARGV[1] of the ingest script, as text
+    std::string ttl_text;     // ARGV[2]
+    std::string retry_after_text;
+    int source_index = -1;
+};
+
+extern ngx_command_t commands[];
+void* create_main_conf(ngx_conf_t* cf) noexcept;
+char* init_main_conf(ngx_conf_t* cf, void* conf) noexcept;
+void* create_loc_conf(ngx_conf_t* cf) noexcept;
+char* merge_loc_conf(ngx_conf_t* cf, void* parent, void* child) noexcept;
+
+}  // namespace hookq::edge

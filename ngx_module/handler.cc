@@ -1,0 +1,436 @@
+#include "ngx_module/handler.h"
+
+#include <openssl/sha.h>
+
+#include <ctime>
+#include <optional>
+
+#include "ngx_module/config.h"
+#include "ngx_module/module.h"
+#include "ngx_module/redis_link.h"
+#include "ngx_module/request_view.h"
+#include "ngx_module/status.h"
+#include "shared/envelope.h"
+#include "shared/redis_keys.h"
+#include "shared/signature.h"
+#include "shared/uuid.h"
+
+namespace hookq::edge {
+namespace {
+
+// Lives in the request pool. `pending` links it to the command in flight so that, if the request
+// is freed first (client gone), the pool cleanup can detach it from the eventual reply.
+struct RequestCtx {
+    ngx_http_request_t* r;
+    const LocConf* conf;
+    PendingCommand* pending;
+    ngx_event_t timer;
+    uint64_t started_us;
+    char id[Uuid::kTextSize];
+    bool answered;
+};
+
+std::optional<Uuid7Generator>& generator() {
+    static std::optional<Uuid7Generator> g;
+    return g;
+}
+
+uint64_t monotonic_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+uint64_t realtime_us() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+bool add_header(ngx_http_request_t* r, std::string_view name, std::string_view value) {
+    auto* h = static_cast<ngx_table_elt_t*>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr)
+        return false;
+    h->hash = 1;
+    h->key = ngx::str(name);
+    h->value = ngx::str(value);
+    return true;
+}
+
+struct Answer {
+    ngx_uint_t status;
+    Outcome outcome;
+    std::string_view body;  // static text, or pool memory
+    std::string_view request_id;
+    bool replayed = false;
+    bool retry_after = false;
+};
+
+// Sends the whole response and returns what ngx_http_finalize_request() wants.
+ngx_int_t send_answer(ngx_http_request_t* r, RequestCtx* ctx, const Answer& a) noexcept {
+    int source = ctx ? ctx->conf->source_index : -1;
+    count(source, a.outcome);
+    if (ctx != nullptr) {
+        ctx->answered = true;
+        observe_latency(source, monotonic_us() - ctx->started_us);
+    }
+    r->headers_out.status = a.status;
+    r->headers_out.content_length_n = static_cast<off_t>(a.body.size());
+    if (!a.body.empty()) {
+        ngx_str_set(&r->headers_out.content_type, "text/plain");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+    }
+    bool ok = true;
+    if (!a.request_id.empty())
+        ok &= add_header(r, "X-Request-ID", a.request_id);
+    if (a.replayed)
+        ok &= add_header(r, "Idempotent-Replayed", "true");
+    if (a.retry_after && ctx)
+        ok &= add_header(r, "Retry-After", ctx->conf->retry_after_text);
+    if (!ok)
+        return NGX_ERROR;
+
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || a.body.empty()) {
+        return rc == NGX_OK && a.body.empty() ? ngx_http_send_special(r, NGX_HTTP_LAST) : rc;
+    }
+    ngx_buf_t* b = ngx::pcalloc<ngx_buf_t>(r->pool);
+    if (b == nullptr)
+        return NGX_ERROR;
+    b->pos = reinterpret_cast<u_char*>(const_cast<char*>(a.body.data()));
+    b->last = b->pos + a.body.size();
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    ngx_chain_t out{b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+// Answers from outside the request's own event handler (a Redis reply, a timer), so posted
+// subrequests must be run by hand, as nginx's upstream does.
+void answer_async(RequestCtx* ctx, const Answer& a) noexcept {
+    ngx_http_request_t* r = ctx->r;
+    ngx_connection_t* c = r->connection;
+    ngx_http_finalize_request(r, send_answer(r, ctx, a));
+    ngx_http_run_posted_requests(c);
+}
+
+Answer unavailable(Outcome why) {
+    return {NGX_HTTP_SERVICE_UNAVAILABLE, why, "queue unavailable, retry later\n", {}, false, true};
+}
+
+void on_ingest_result(void* owner, const IngestResult& res) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(owner);
+    ctx->pending = nullptr;
+    if (ctx->timer.timer_set)
+        ngx_del_timer(&ctx->timer);
+    Answer a;
+    switch (res.status) {
+        case IngestStatus::accepted:
+            a = {ctx->conf->accept_status, Outcome::accepted, {}, {ctx->id, sizeof ctx->id}};
+            break;
+        case IngestStatus::duplicate: {
+            // The reply buffer dies with this callback; the header needs a copy in the pool.
+            auto* id = ngx::palloc<char>(ctx->r->pool, res.original_id.size());
+            if (id == nullptr) {
+                a = unavailable(Outcome::redis_error);
+                break;
+            }
+            ngx_memcpy(id, res.original_id.data(), res.original_id.size());
+            a = {NGX_HTTP_OK, Outcome::duplicate, {}, {id, res.original_id.size()}, true};
+            break;
+        }
+        case IngestStatus::queue_full:
+            a = {NGX_HTTP_SERVICE_UNAVAILABLE,
+                 Outcome::queue_full,
+                 "queue full, retry later\n",
+                 {},
+                 false,
+                 true};
+            break;
+        case IngestStatus::error:
+            a = unavailable(Outcome::redis_error);
+            break;
+    }
+    answer_async(ctx, a);
+}
+
+void on_timeout(ngx_event_t* ev) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(ev->data);
+    PendingCommand* pc = ctx->pending;
+    ctx->pending = nullptr;
+    if (pc != nullptr)
+        RedisLink::instance().timed_out(pc);
+    answer_async(ctx, unavailable(Outcome::redis_error));
+}
+
+void on_request_freed(void* data) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(data);
+    if (ctx->pending != nullptr)
+        ctx->pending->owner = nullptr;
+    ctx->pending = nullptr;
+    if (ctx->timer.timer_set)
+        ngx_del_timer(&ctx->timer);
+}
+
+// The body as one contiguous view. The location's buffer limits (set at merge) keep it in one
+// memory buffer; several buffers are joined in the pool, a temp file is refused.
+std::optional<std::string_view> body_of(ngx_http_request_t* r) noexcept {
+    ngx_http_request_body_t* rb = r->request_body;
+    if (rb == nullptr || rb->bufs == nullptr)
+        return std::string_view{};
+    size_t total = 0;
+    for (ngx_chain_t* cl = rb->bufs; cl; cl = cl->next) {
+        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf))
+            return std::nullopt;
+        total += static_cast<size_t>(cl->buf->last - cl->buf->pos);
+    }
+    if (rb->bufs->next == nullptr)
+        return std::string_view(reinterpret_cast<char*>(rb->bufs->buf->pos), total);
+    auto* p = ngx::palloc<char>(r->pool, total ? total : 1);
+    if (p == nullptr)
+        return std::nullopt;
+    char* e = p;
+    for (ngx_chain_t* cl = rb->bufs; cl; cl = cl->next)
+        e = reinterpret_cast<char*>(ngx_cpymem(e, cl->buf->pos, cl->buf->last - cl->buf->pos));
+    return std::string_view(p, total);
+}
+
+std::string_view sha256_hex(ngx_pool_t* pool, std::string_view data) noexcept {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+    auto* hex = ngx::palloc<u_char>(pool, 2 * SHA256_DIGEST_LENGTH);
+    if (hex == nullptr)
+        return {};
+    ngx_hex_dump(hex, digest, SHA256_DIGEST_LENGTH);
+    return {reinterpret_cast<char*>(hex), 2 * SHA256_DIGEST_LENGTH};
+}
+
+// The dedup key: hookq_dedup_key if set, else the profile's delivery id; the body's SHA-256 when
+// neither yields anything. Overlong keys are hashed so a hostile header cannot bloat Redis.
+std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf,
+                           std::string_view body) noexcept {
+    std::string_view key;
+    if (conf.dedup_key != nullptr) {
+        ngx_str_t v;
+        if (ngx_http_complex_value(r, conf.dedup_key, &v) == NGX_OK)
+            key = ngx::view(v);
+    } else {
+        DedupSource src = conf.verifier->default_dedup();
+        if (src.kind == DedupSource::header) {
+            key = find_header(r, src.name).value_or(std::string_view{});
+        } else if (src.kind == DedupSource::query_arg) {
+            ngx_str_t v;
+            if (ngx_http_arg(r, reinterpret_cast<u_char*>(const_cast<char*>(src.name.data())),
+                             src.name.size(), &v) == NGX_OK)
+                key = ngx::view(v);
+        }
+    }
+    if (key.empty())
+        return sha256_hex(r->pool, body);
+    if (key.size() > keys::kMaxDedupKeyLength)
+        return sha256_hex(r->pool, key);
+    return key;
+}
+
+size_t list_count(const ngx_list_t& list, size_t& bytes) {
+    size_t n = 0;
+    for (const ngx_list_part_t* part = &list.part; part; part = part->next) {
+        auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; i++) {
+            if (h[i].hash == 0)
+                continue;
+            n++;
+            bytes += EnvelopeWriter::field_size(h[i].key.len) +
+                     EnvelopeWriter::field_size(h[i].value.len);
+        }
+    }
+    return n;
+}
+
+// Envelope v1 in the request pool: one size computation, one allocation, one pass of memcpy.
+std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, const Uuid& id,
+                                 uint64_t received_at_us, std::string_view key,
+                                 std::string_view body) noexcept {
+    std::string_view fields[] = {ngx::view(conf.source), key, ngx::view(r->method_name),
+                                 ngx::view(r->unparsed_uri), ngx::view(r->connection->addr_text)};
+    size_t size = EnvelopeWriter::fixed_size() + EnvelopeWriter::count_size() +
+                  EnvelopeWriter::field_size(body.size());
+    for (std::string_view f : fields)
+        size += EnvelopeWriter::field_size(f.size());
+    size_t headers = list_count(r->headers_in.headers, size);
+
+    auto* buf = ngx::palloc<char>(r->pool, size);
+    if (buf == nullptr)
+        return {};
+    EnvelopeWriter w(buf);
+    w.begin(id, received_at_us);
+    for (std::string_view f : fields)
+        w.field(f);
+    w.u32(static_cast<uint32_t>(headers));
+    for (ngx_list_part_t* part = &r->headers_in.headers.part; part; part = part->next) {
+        auto* h = static_cast<ngx_table_elt_t*>(part->elts);
+        for (ngx_uint_t i = 0; i < part->nelts; i++) {
+            if (h[i].hash == 0)
+                continue;
+            w.field(ngx::view(h[i].key));
+            w.field(ngx::view(h[i].value));
+        }
+    }
+    w.field(body);
+    return {buf, static_cast<size_t>(w.end() - buf)};
+}
+
+std::string_view pool_concat(ngx_pool_t* pool, std::string_view a, std::string_view b) noexcept {
+    auto* p = ngx::palloc<char>(pool, a.size() + b.size());
+    if (p == nullptr)
+        return {};
+    ngx_memcpy(p, a.data(), a.size());
+    ngx_memcpy(p + a.size(), b.data(), b.size());
+    return {p, a.size() + b.size()};
+}
+
+Answer rejected(Verdict v) {
+    switch (v) {
+        case Verdict::missing_signature:
+            return {NGX_HTTP_UNAUTHORIZED, Outcome::missing_signature, "missing signature\n"};
+        case Verdict::malformed_signature:
+            return {NGX_HTTP_BAD_REQUEST, Outcome::malformed, "malformed signature\n"};
+        case Verdict::stale_timestamp:
+            return {NGX_HTTP_UNAUTHORIZED, Outcome::stale_timestamp,
+                    "timestamp outside tolerance\n"};
+        default:
+            return {NGX_HTTP_UNAUTHORIZED, Outcome::bad_signature, "invalid signature\n"};
+    }
+}
+
+// Everything between "the body is here" and "the command is on the wire".
+ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
+    const LocConf& conf = *ctx->conf;
+    std::optional<std::string_view> body = body_of(r);
+    if (!body) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "hookq: request body not in memory; is client_body_in_file_only set?");
+        return send_answer(r, ctx, {NGX_HTTP_INTERNAL_SERVER_ERROR, Outcome::malformed, {}});
+    }
+    if (body->size() > conf.max_body)
+        return send_answer(r, ctx, {NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, Outcome::too_large, {}});
+
+    Verdict verdict;
+    try {
+        NginxRequestView view(r, conf, *body);
+        verdict = conf.verifier->verify(view, static_cast<int64_t>(ngx_time()));
+    } catch (...) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (verdict != Verdict::ok)
+        return send_answer(r, ctx, rejected(verdict));
+
+    if (conf.scheme == Scheme::slack && body->find("url_verification") != std::string_view::npos) {
+        try {
+            if (auto challenge = slack_url_verification_challenge(*body)) {
+                std::string_view text = pool_concat(r->pool, *challenge, {});
+                if (text.data() == nullptr)
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return send_answer(r, ctx, {NGX_HTTP_OK, Outcome::challenge, text});
+            }
+        } catch (...) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    uint64_t now_us = realtime_us();
+    Uuid id = generator()->next(now_us / 1000);
+    id.format(ctx->id);
+
+    std::string_view key = dedup_key(r, conf, *body);
+    std::string_view dedup = pool_concat(r->pool, conf.dedup_prefix, key);
+    std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body);
+    auto* args = ngx::palloc<IngestArgs>(r->pool);
+    if (key.empty() || dedup.empty() || envelope.empty() || args == nullptr)
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    RedisLink& link = RedisLink::instance();
+    std::string_view argv[IngestArgs::kArgc] = {
+        "EVALSHA",     link.script_sha(),         "2",     conf.queue_key, dedup, conf.depth_limit,
+        conf.ttl_text, {ctx->id, sizeof ctx->id}, envelope};
+    for (int i = 0; i < IngestArgs::kArgc; i++) {
+        args->argv[i] = argv[i].data();
+        args->argvlen[i] = argv[i].size();
+    }
+
+    ctx->pending = link.send_ingest(args, on_ingest_result, ctx);
+    if (ctx->pending == nullptr)
+        return send_answer(r, ctx, unavailable(Outcome::redis_error));
+
+    auto* mcf = static_cast<MainConf*>(ngx_http_get_module_main_conf(r, ngx_http_hookq_module));
+    ctx->timer.handler = on_timeout;
+    ctx->timer.data = ctx;
+    ctx->timer.log = r->connection->log;
+    ngx_add_timer(&ctx->timer, mcf->redis_timeout);
+    // Notice a client that hangs up while we wait: nginx then frees the request, and the pool
+    // cleanup detaches it from the reply.
+    r->read_event_handler = ngx_http_test_reading;
+    return NGX_DONE;
+}
+
+void on_body_read(ngx_http_request_t* r) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(ngx_http_get_module_ctx(r, ngx_http_hookq_module));
+    ctx->started_us = monotonic_us();
+    ngx_int_t rc = process(r, ctx);
+    if (rc != NGX_DONE)
+        ngx_http_finalize_request(r, rc);
+}
+
+}  // namespace
+
+void init_request_ids() noexcept {
+    try {
+        generator().emplace();
+    } catch (...) {
+    }
+}
+
+ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
+    auto* conf = static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_hookq_module));
+    if (!(r->method & NGX_HTTP_POST)) {
+        count(conf->source_index, Outcome::method_not_allowed);
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    if (!generator())
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    auto* ctx = ngx::pcalloc<RequestCtx>(r->pool);
+    ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (ctx == nullptr || cln == nullptr)
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ctx->r = r;
+    ctx->conf = conf;
+    cln->handler = on_request_freed;
+    cln->data = ctx;
+    ngx_http_set_ctx(r, ctx, ngx_http_hookq_module);
+
+    r->request_body_in_single_buf = 1;
+    ngx_int_t rc = ngx_http_read_client_request_body(r, on_body_read);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)
+            count(conf->source_index, Outcome::too_large);
+        else if (rc == NGX_HTTP_BAD_REQUEST)
+            count(conf->source_index, Outcome::malformed);
+        ctx->answered = true;
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+ngx_int_t log_phase_handler(ngx_http_request_t* r) noexcept {
+    auto* conf = static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_hookq_module));
+    if (conf == nullptr || !conf->enabled)
+        return NGX_OK;
+    if (ngx_http_get_module_ctx(r, ngx_http_hookq_module) == nullptr &&
+        r->headers_out.status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)
+        count(conf->source_index, Outcome::too_large);
+    return NGX_OK;
+}
+
+}  // namespace hookq::edge

@@ -1,0 +1,72 @@
+// The module's tables and lifecycle: what nginx sees of hookq.
+#include "ngx_module/module.h"
+
+#include "ngx_module/config.h"
+#include "ngx_module/handler.h"
+#include "ngx_module/redis_link.h"
+#include "ngx_module/status.h"
+
+namespace hookq::edge {
+namespace {
+
+ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
+    if (status_init_zone(cf) != NGX_OK)
+        return NGX_ERROR;
+    auto* cmcf = static_cast<ngx_http_core_main_conf_t*>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto* h = static_cast<ngx_http_handler_pt*>(
+        ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers));
+    if (h == nullptr)
+        return NGX_ERROR;
+    *h = log_phase_handler;
+    return NGX_OK;
+}
+
+ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
+    auto* mcf =
+        static_cast<MainConf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hookq_module));
+    if (mcf == nullptr || !mcf->used)
+        return NGX_OK;
+    init_request_ids();
+    RedisLink::instance().start(*mcf, cycle->log);
+    return NGX_OK;
+}
+
+void exit_process(ngx_cycle_t*) noexcept {
+    RedisLink::instance().stop();
+}
+
+ngx_http_module_t module_ctx = {
+    nullptr,            // preconfiguration
+    postconfiguration,  // postconfiguration
+    create_main_conf,   // create main configuration
+    init_main_conf,     // init main configuration
+    nullptr,            // create server configuration
+    nullptr,            // merge server configuration
+    create_loc_conf,    // create location configuration
+    merge_loc_conf      // merge location configuration
+};
+
+}  // namespace
+}  // namespace hookq::edge
+
+extern "C" {
+
+ngx_module_t ngx_http_hookq_module = {NGX_MODULE_V1,
+                                      &hookq::edge::module_ctx,
+                                      hookq::edge::commands,
+                                      NGX_HTTP_MODULE,
+                                      nullptr,                    // init master
+                                      nullptr,                    // init module
+                                      hookq::edge::init_process,  // init process
+                                      nullptr,                    // init thread
+                                      nullptr,                    // exit thread
+                                      hookq::edge::exit_process,  // exit process
+                                      nullptr,                    // exit master
+                                      NGX_MODULE_V1_PADDING};
+
+// What nginx's configure would generate for a dynamic module (objs/ngx_*_modules.c).
+ngx_module_t* ngx_modules[] = {&ngx_http_hookq_module, nullptr};
+char* ngx_module_names[] = {const_cast<char*>("ngx_http_hookq_module"), nullptr};
+char* ngx_module_order[] = {nullptr};
+}

@@ -1,0 +1,81 @@
+#include "ngx_module/redis_adapter.h"
+
+#include <hiredis/async.h>
+
+namespace hookq::edge {
+namespace {
+
+// Level-triggered, unlike nginx's own edge-triggered sockets: hiredis reads at most 16 KB per
+// redisAsyncHandleRead(), so with a level-triggered fd whatever is left is simply reported again on
+// the next turn of the loop instead of being stranded until more bytes arrive.
+constexpr ngx_uint_t kLevel = NGX_LEVEL_EVENT;
+
+void on_read(ngx_event_t* ev) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(ev->data);
+    redisAsyncHandleRead(static_cast<redisAsyncContext*>(c->data));
+}
+
+void on_write(ngx_event_t* ev) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(ev->data);
+    redisAsyncHandleWrite(static_cast<redisAsyncContext*>(c->data));
+}
+
+void add_read(void* data) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(data);
+    if (!c->read->active)
+        ngx_add_event(c->read, NGX_READ_EVENT, kLevel);
+}
+
+void del_read(void* data) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(data);
+    if (c->read->active)
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+}
+
+void add_write(void* data) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(data);
+    if (!c->write->active)
+        ngx_add_event(c->write, NGX_WRITE_EVENT, kLevel);
+}
+
+void del_write(void* data) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(data);
+    if (c->write->active)
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+}
+
+// hiredis closes the fd itself right after this; nginx must only forget it.
+void cleanup(void* data) noexcept {
+    auto* c = static_cast<ngx_connection_t*>(data);
+    del_read(c);
+    del_write(c);
+    if (c->read->posted)
+        ngx_delete_posted_event(c->read);
+    if (c->write->posted)
+        ngx_delete_posted_event(c->write);
+    c->fd = static_cast<ngx_socket_t>(-1);
+    ngx_free_connection(c);
+}
+
+}  // namespace
+
+bool attach_to_nginx(redisAsyncContext* ac, ngx_log_t* log) noexcept {
+    ngx_connection_t* c = ngx_get_connection(ac->c.fd, log);
+    if (c == nullptr)
+        return false;
+    c->data = ac;
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    c->read->handler = on_read;
+    c->write->handler = on_write;
+    ac->ev.data = c;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = cleanup;
+    return true;
+}
+
+}  // namespace hookq::edge

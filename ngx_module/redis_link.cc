@@ -1,0 +1,325 @@
+#include "ngx_module/redis_link.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <new>
+
+#include "ngx_module/redis_adapter.h"
+#include "shared/crypto.h"
+#include "shared/redis_keys.h"
+
+namespace hookq::edge {
+namespace {
+
+constexpr ngx_msec_t kBackoffFirst = 50;
+constexpr ngx_msec_t kBackoffCap = 5000;
+constexpr size_t kCommandChunk = 64;
+
+bool is_error(const redisReply* r) {
+    return r == nullptr || r->type == REDIS_REPLY_ERROR;
+}
+
+std::string_view reply_text(const redisReply* r) {
+    if (r == nullptr)
+        return "connection lost";
+    return {r->str, r->len};
+}
+
+// Parses the ingest script's reply: {-1} | {0, id} | {1, length}.
+IngestResult parse_ingest(const redisReply* r) {
+    IngestResult res;
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return res;
+    switch (r->element[0]->integer) {
+        case -1:
+            res.status = IngestStatus::queue_full;
+            break;
+        case 0:
+            if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+                res.status = IngestStatus::duplicate;
+                res.original_id = {r->element[1]->str, r->element[1]->len};
+            }
+            break;
+        case 1:
+            res.status = IngestStatus::accepted;
+            break;
+        default:
+            break;
+    }
+    return res;
+}
+
+}  // namespace
+
+RedisLink& RedisLink::instance() noexcept {
+    // One per worker process; constructed on first use after fork.
+    static RedisLink link;
+    return link;
+}
+
+void RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
+    conf_ = &conf;
+    log_ = log;
+    try {
+        script_sha_ = crypto::sha1_hex(scripts::kIngest);
+    } catch (...) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory");
+        return;
+    }
+    for (ngx_event_t* ev : {&reconnect_timer_, &connect_timer_}) {
+        ev->data = this;
+        ev->log = log;
+        // A pending reconnect must not hold up a graceful shutdown or reload.
+        ev->cancelable = 1;
+    }
+    reconnect_timer_.handler = on_reconnect_timer;
+    connect_timer_.handler = on_connect_timer;
+    state_ = State::idle;
+    connect();
+}
+
+void RedisLink::stop() noexcept {
+    state_ = State::stopped;
+    if (reconnect_timer_.timer_set)
+        ngx_del_timer(&reconnect_timer_);
+    if (connect_timer_.timer_set)
+        ngx_del_timer(&connect_timer_);
+    if (ac_ != nullptr) {
+        redisAsyncContext* ac = ac_;
+        ac_ = nullptr;
+        redisAsyncFree(ac);
+    }
+}
+
+void RedisLink::connect() noexcept {
+    const RedisAddress& a = conf_->redis;
+    redisAsyncContext* ac = a.unix_path.empty() ? redisAsyncConnect(a.host.c_str(), a.port)
+                                                : redisAsyncConnectUnix(a.unix_path.c_str());
+    if (ac == nullptr || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, log_, 0, "hookq: redis %s: connect failed: %s",
+                      a.display.c_str(), ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect();
+        return;
+    }
+    if (!attach_to_nginx(ac, log_)) {
+        ngx_log_error(NGX_LOG_ERR, log_, 0, "hookq: redis %s: no free nginx connection",
+                      a.display.c_str());
+        redisAsyncFree(ac);
+        schedule_reconnect();
+        return;
+    }
+    ac->data = this;
+    ac_ = ac;
+    state_ = State::connecting;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+
+    // The handshake is pipelined behind the TCP connect: AUTH, SELECT, SCRIPT LOAD; the link is
+    // ready when the last of them has answered.
+    handshake_left_ = 0;
+    if (!a.password.empty()) {
+        const char* argv[] = {"AUTH", a.password.data()};
+        size_t len[] = {4, a.password.size()};
+        redisAsyncCommandArgv(ac, on_handshake_reply, nullptr, 2, argv, len);
+        handshake_left_++;
+    }
+    if (a.db != 0) {
+        redisAsyncCommand(ac, on_handshake_reply, nullptr, "SELECT %d", a.db);
+        handshake_left_++;
+    }
+    const char* argv[] = {"SCRIPT", "LOAD", scripts::kIngest.data()};
+    size_t len[] = {6, 4, scripts::kIngest.size()};
+    redisAsyncCommandArgv(ac, on_handshake_reply, nullptr, 3, argv, len);
+    handshake_left_++;
+    ngx_add_timer(&connect_timer_, conf_->redis_connect_timeout);
+}
+
+void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
+    auto* link = static_cast<RedisLink*>(ac->data);
+    if (status == REDIS_OK || link->ac_ != ac)
+        return;
+    // hiredis frees the context itself after this callback.
+    ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connect failed: %s",
+                  link->conf_->redis.display.c_str(), ac->errstr);
+    link->ac_ = nullptr;
+    if (link->state_ != State::stopped)
+        link->state_ = State::idle;
+    link->schedule_reconnect();
+}
+
+void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept {
+    auto* link = static_cast<RedisLink*>(ac->data);
+    if (link->ac_ != ac)
+        return;  // we dropped it ourselves and already scheduled a reconnect
+    ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connection lost%s%s",
+                  link->conf_->redis.display.c_str(), status == REDIS_OK ? "" : ": ",
+                  status == REDIS_OK ? "" : ac->errstr);
+    link->ac_ = nullptr;
+    if (link->state_ != State::stopped)
+        link->state_ = State::idle;
+    link->schedule_reconnect();
+}
+
+void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) noexcept {
+    auto* link = static_cast<RedisLink*>(ac->data);
+    auto* r = static_cast<redisReply*>(reply);
+    if (link->ac_ != ac || link->state_ != State::connecting)
+        return;
+    if (is_error(r)) {
+        std::string_view why = reply_text(r);
+        // An AUTH error must not echo anything that could be the password: Redis's own messages
+        // never do, and they are the only text logged here.
+        ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: handshake failed: %*s",
+                      link->conf_->redis.display.c_str(), why.size(), why.data());
+        link->drop("handshake failed");
+        return;
+    }
+    if (--link->handshake_left_ > 0)
+        return;
+    if (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != link->script_sha_) {
+        ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: unexpected SCRIPT LOAD reply",
+                      link->conf_->redis.display.c_str());
+        link->drop("bad script load");
+        return;
+    }
+    if (link->connect_timer_.timer_set)
+        ngx_del_timer(&link->connect_timer_);
+    link->state_ = State::ready;
+    link->failures_ = 0;
+    link->last_reply_at_ = ngx_current_msec;
+    ngx_log_error(NGX_LOG_INFO, link->log_, 0, "hookq: redis %s: ready",
+                  link->conf_->redis.display.c_str());
+}
+
+void RedisLink::on_connect_timer(ngx_event_t* ev) noexcept {
+    auto* link = static_cast<RedisLink*>(ev->data);
+    if (link->state_ != State::connecting)
+        return;
+    ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connect timed out",
+                  link->conf_->redis.display.c_str());
+    link->drop("connect timeout");
+}
+
+void RedisLink::on_reconnect_timer(ngx_event_t* ev) noexcept {
+    auto* link = static_cast<RedisLink*>(ev->data);
+    if (link->state_ == State::idle && link->ac_ == nullptr)
+        link->connect();
+}
+
+void RedisLink::drop(const char*) noexcept {
+    if (connect_timer_.timer_set)
+        ngx_del_timer(&connect_timer_);
+    redisAsyncContext* ac = ac_;
+    ac_ = nullptr;
+    if (state_ != State::stopped)
+        state_ = State::idle;
+    // Every command still in flight is answered with a null reply from inside redisAsyncFree (or
+    // right after the current callback returns, when called from one): its request gets 503.
+    if (ac != nullptr)
+        redisAsyncFree(ac);
+    schedule_reconnect();
+}
+
+void RedisLink::schedule_reconnect() noexcept {
+    if (state_ == State::stopped || reconnect_timer_.timer_set)
+        return;
+    // Exponential backoff with jitter in [cap/2, cap], so that the workers of every nginx in a
+    // fleet do not knock on a recovering Redis in step.
+    ngx_msec_t cap = std::min<ngx_msec_t>(kBackoffCap, kBackoffFirst << std::min(failures_, 10u));
+    failures_++;
+    ngx_msec_t delay = cap / 2 + static_cast<ngx_msec_t>(ngx_random()) % (cap / 2 + 1);
+    ngx_add_timer(&reconnect_timer_, delay);
+}
+
+PendingCommand* RedisLink::acquire() noexcept {
+    if (free_ == nullptr) {
+        // Grown in chunks and kept for the life of the worker: steady state allocates nothing.
+        auto* chunk = new (std::nothrow) PendingCommand[kCommandChunk];
+        if (chunk == nullptr)
+            return nullptr;
+        for (size_t i = 0; i < kCommandChunk; i++)
+            release(&chunk[i]);
+    }
+    PendingCommand* pc = free_;
+    free_ = pc->next_free;
+    return pc;
+}
+
+void RedisLink::release(PendingCommand* pc) noexcept {
+    pc->owner = nullptr;
+    pc->args = nullptr;
+    pc->next_free = free_;
+    free_ = pc;
+}
+
+PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {
+    if (state_ != State::ready)
+        return nullptr;
+    PendingCommand* pc = acquire();
+    if (pc == nullptr)
+        return nullptr;
+    pc->owner = owner;
+    pc->callback = cb;
+    pc->args = args;
+    pc->retried = false;
+    pc->sent_at = ngx_current_msec;
+    if (redisAsyncCommandArgv(ac_, on_ingest_reply, pc, IngestArgs::kArgc, args->argv,
+                              args->argvlen) != REDIS_OK) {
+        release(pc);
+        return nullptr;
+    }
+    return pc;
+}
+
+void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
+    auto* link = static_cast<RedisLink*>(ac->data);
+    auto* pc = static_cast<PendingCommand*>(privdata);
+    auto* r = static_cast<redisReply*>(reply);
+    if (r != nullptr)
+        link->last_reply_at_ = ngx_current_msec;
+
+    if (pc->owner == nullptr || link->state_ == State::stopped) {
+        link->release(pc);
+        return;
+    }
+    // Redis restarted or flushed its script cache: EVAL carries the script and caches it again.
+    if (r != nullptr && r->type == REDIS_REPLY_ERROR && !pc->retried &&
+        std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+        pc->retried = true;
+        pc->args->argv[0] = "EVAL";
+        pc->args->argvlen[0] = 4;
+        pc->args->argv[1] = scripts::kIngest.data();
+        pc->args->argvlen[1] = scripts::kIngest.size();
+        if (redisAsyncCommandArgv(ac, on_ingest_reply, pc, IngestArgs::kArgc, pc->args->argv,
+                                  pc->args->argvlen) == REDIS_OK)
+            return;
+    }
+    if (is_error(r) && r != nullptr) {
+        std::string_view why = reply_text(r);
+        ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s",
+                      link->conf_->redis.display.c_str(), why.size(), why.data());
+    }
+    IngestResult result = parse_ingest(r);
+    void* owner = pc->owner;
+    IngestCallback cb = pc->callback;
+    link->release(pc);
+    cb(owner, result);
+}
+
+void RedisLink::timed_out(PendingCommand* pc) noexcept {
+    ngx_msec_t sent_at = pc->sent_at;
+    pc->owner = nullptr;  // the reply, if it ever comes, is dropped
+    if (state_ == State::ready && static_cast<ngx_msec_int_t>(last_reply_at_ - sent_at) < 0) {
+        ngx_log_error(NGX_LOG_ERR, log_, 0,
+                      "hookq: redis %s: no reply within hookq_redis_timeout, reconnecting",
+                      conf_->redis.display.c_str());
+        drop("timeout");
+    }
+}
+
+}  // namespace hookq::edge

@@ -1,0 +1,87 @@
+// Each nginx worker process's one Redis connection: connects in init_process, reconnects with
+// backoff and jitter, loads the ingest script, and carries every request's EVALSHA pipelined.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ngx_module/config.h"
+#include "ngx_module/ngx.h"
+
+struct redisAsyncContext;
+
+namespace hookq::edge {
+
+enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, error };
+
+struct IngestResult {
+    IngestStatus status = IngestStatus::error;
+    std::string_view original_id;  // duplicate: the first delivery's request id (valid in callback)
+};
+
+using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcept;
+
+// The EVALSHA arguments of one request, in the request's pool.
+struct IngestArgs {
+    static constexpr int kArgc = 9;
+    const char* argv[kArgc];
+    size_t argvlen[kArgc];
+};
+
+// One command in flight. Owned by the link (recycled through a free list), never by a request: a
+// request that goes away sets `owner` to null and the reply, when it comes, is dropped.
+struct PendingCommand {
+    void* owner = nullptr;
+    IngestCallback callback = nullptr;
+    IngestArgs* args = nullptr;
+    ngx_msec_t sent_at = 0;
+    bool retried = false;  // NOSCRIPT is retried once with EVAL
+    PendingCommand* next_free = nullptr;
+};
+
+class RedisLink {
+  public:
+    static RedisLink& instance() noexcept;
+
+    void start(const MainConf& conf, ngx_log_t* log) noexcept;
+    void stop() noexcept;
+    bool ready() const noexcept { return state_ == State::ready; }
+    std::string_view script_sha() const noexcept { return script_sha_; }
+
+    // Queues the command; nullptr when Redis is not usable right now (answer 503 at once).
+    PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
+    // The request gave up waiting (its timer fired). If the connection has said nothing since the
+    // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
+    void timed_out(PendingCommand* pc) noexcept;
+
+  private:
+    enum class State : uint8_t { idle, connecting, ready, stopped };
+
+    static void on_connect(const redisAsyncContext* ac, int status) noexcept;
+    static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
+    static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_ingest_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_reconnect_timer(ngx_event_t* ev) noexcept;
+    static void on_connect_timer(ngx_event_t* ev) noexcept;
+
+    void connect() noexcept;
+    void drop(const char* reason) noexcept;
+    void schedule_reconnect() noexcept;
+    PendingCommand* acquire() noexcept;
+    void release(PendingCommand* pc) noexcept;
+
+    const MainConf* conf_ = nullptr;
+    ngx_log_t* log_ = nullptr;
+    redisAsyncContext* ac_ = nullptr;
+    State state_ = State::idle;
+    int handshake_left_ = 0;
+    unsigned failures_ = 0;
+    ngx_msec_t last_reply_at_ = 0;
+    ngx_event_t reconnect_timer_{};
+    ngx_event_t connect_timer_{};
+    std::string script_sha_;
+    PendingCommand* free_ = nullptr;
+};
+
+}  // namespace hookq::edge

@@ -1,0 +1,34 @@
+// Edge counters and the latency histogram, in shared memory so every nginx worker adds to the same
+// numbers, and the `hookq_status` handler that prints them as Prometheus text.
+#pragma once
+
+#include <cstdint>
+
+#include "ngx_module/ngx.h"
+
+namespace hookq::edge {
+
+enum class Outcome : uint8_t {
+    accepted,
+    duplicate,
+    challenge,  // Slack url_verification answered by the edge
+    missing_signature,
+    bad_signature,
+    stale_timestamp,
+    malformed,
+    too_large,
+    method_not_allowed,
+    queue_full,
+    redis_error,
+    count_
+};
+
+// Called from postconfiguration, once the sources are known.
+ngx_int_t status_init_zone(ngx_conf_t* cf) noexcept;
+// `source` is LocConf::source_index; `elapsed_us` is the edge's own time for this request.
+void count(int source, Outcome outcome) noexcept;
+void observe_latency(int source, uint64_t elapsed_us) noexcept;
+
+ngx_int_t status_handler(ngx_http_request_t* r) noexcept;
+
+}  // namespace hookq::edge
