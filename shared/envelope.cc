@@ -1,5 +1,6 @@
 #include "shared/envelope.h"
 
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -10,32 +11,48 @@ namespace {
 
 inline constexpr std::string_view kRetryMagic = "HQR1";
 
-// Explicit byte order rather than memcpy of the native integer, so the format stays little-endian
-// whatever the host is; compilers turn these loops into a single load/store on x86 and arm64.
+// The wire format is little-endian. On little-endian hosts (all we ship on) the integers are copied
+// as they sit in memory; the shift loops keep the format correct should a big-endian host appear.
 inline void put_u32(char* p, uint32_t v) noexcept {
-    for (int i = 0; i < 4; ++i) {
-        p[i] = static_cast<char>(v >> (8 * i));
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &v, 4);
+    } else {
+        for (int i = 0; i < 4; ++i) {
+            p[i] = static_cast<char>(v >> (8 * i));
+        }
     }
 }
 
 inline void put_u64(char* p, uint64_t v) noexcept {
-    for (int i = 0; i < 8; ++i) {
-        p[i] = static_cast<char>(v >> (8 * i));
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(p, &v, 8);
+    } else {
+        for (int i = 0; i < 8; ++i) {
+            p[i] = static_cast<char>(v >> (8 * i));
+        }
     }
 }
 
 inline uint32_t get_u32(const char* p) noexcept {
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-        v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(&v, p, 4);
+    } else {
+        for (int i = 0; i < 4; ++i) {
+            v |= uint32_t{static_cast<uint8_t>(p[i])} << (8 * i);
+        }
     }
     return v;
 }
 
 inline uint64_t get_u64(const char* p) noexcept {
     uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) {
-        v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(&v, p, 8);
+    } else {
+        for (int i = 0; i < 8; ++i) {
+            v |= uint64_t{static_cast<uint8_t>(p[i])} << (8 * i);
+        }
     }
     return v;
 }
