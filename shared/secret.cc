@@ -3,22 +3,29 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <cstdio>
 
 namespace hookq {
 namespace {
 
 std::optional<std::string> read_file(std::string_view path, std::string& error) {
     const std::string p(path);
-    std::ifstream in(p, std::ios::binary);
-    if (!in) {
+    // stdio rather than iostreams: libstdc++'s filebuf throws on a read error (e.g. a directory).
+    std::FILE* f = std::fopen(p.c_str(), "rb");
+    if (f == nullptr) {
         error = "cannot open secret file \"" + p + "\": " + std::strerror(errno);
         return std::nullopt;
     }
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        error = "cannot read secret file \"" + p + "\"";
+    std::string s;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        s.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;
+    std::fclose(f);
+    if (failed) {
+        error = "cannot read secret file \"" + p + "\": " + std::strerror(err);
         return std::nullopt;
     }
     // Editors and `echo` end files with a newline that is not part of the secret; strip only one so
