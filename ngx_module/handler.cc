@@ -177,17 +177,25 @@ void on_request_freed(void* data) noexcept {
 // memory buffer; several buffers are joined in the pool, a temp file is refused.
 std::optional<std::string_view> body_of(ngx_http_request_t* r) noexcept {
     ngx_http_request_body_t* rb = r->request_body;
-    if (rb == nullptr || rb->bufs == nullptr)
+    if (rb == nullptr)
         return std::string_view{};
-    size_t total = 0;
+    size_t total = 0, parts = 0;
+    ngx_buf_t* only = nullptr;
     for (ngx_chain_t* cl = rb->bufs; cl; cl = cl->next) {
-        if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf))
+        if (cl->buf->in_file)
             return std::nullopt;
-        total += static_cast<size_t>(cl->buf->last - cl->buf->pos);
+        size_t n = static_cast<size_t>(cl->buf->last - cl->buf->pos);
+        if (n == 0)
+            continue;  // an empty body still comes as one (empty, flagless) buffer
+        total += n;
+        parts++;
+        only = cl->buf;
     }
-    if (rb->bufs->next == nullptr)
-        return std::string_view(reinterpret_cast<char*>(rb->bufs->buf->pos), total);
-    auto* p = ngx::palloc<char>(r->pool, total ? total : 1);
+    if (parts == 0)
+        return std::string_view{};
+    if (parts == 1)
+        return std::string_view(reinterpret_cast<char*>(only->pos), total);
+    auto* p = ngx::palloc<char>(r->pool, total);
     if (p == nullptr)
         return std::nullopt;
     char* e = p;

@@ -49,12 +49,15 @@ void cleanup(void* data) noexcept {
     auto* c = static_cast<ngx_connection_t*>(data);
     del_read(c);
     del_write(c);
-    if (c->read->posted)
+    // nginx's macro is several statements: the braces matter.
+    if (c->read->posted) {
         ngx_delete_posted_event(c->read);
-    if (c->write->posted)
+    }
+    if (c->write->posted) {
         ngx_delete_posted_event(c->write);
+    }
+    ngx_free_connection(c);  // reads c->fd, so the fd is forgotten only afterwards
     c->fd = static_cast<ngx_socket_t>(-1);
-    ngx_free_connection(c);
 }
 
 }  // namespace

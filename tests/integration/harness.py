@@ -143,8 +143,10 @@ class Nginx:
         return os.path.join(self.dir.path, "error.log")
 
     def render(self, http_conf):
-        body = http_conf.format(port=self.port, redis=f"127.0.0.1:{self.redis_port}",
-                                dir=self.dir.path)
+        # Plain replacement rather than str.format: nginx configs are full of braces.
+        body = (http_conf.replace("{port}", str(self.port))
+                .replace("{redis}", f"127.0.0.1:{self.redis_port}")
+                .replace("{dir}", self.dir.path))
         envs = "".join(f"env {k};\n" for k in self.env)
         return f"""
 load_module {MODULE_PATH};
