@@ -1,0 +1,61 @@
+// Circuit breaker per destination. The state lives in Redis (hookq:breaker:<destination>) so that
+// every worker sees the same breaker; each transition is one small Lua script, hence atomic. This
+// file holds the scripts and the pure decision logic; route_stage.cc does the Redis round trips.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "worker/config.h"
+
+namespace hookq {
+
+enum class BreakerState : uint8_t { closed, open, half_open };
+std::string_view to_string(BreakerState s) noexcept;
+BreakerState breaker_state_from(std::string_view s) noexcept;
+
+namespace breaker_scripts {
+// KEYS[1] breaker hash; ARGV[1] now ms, ARGV[2] probe lease ms.
+// -> {action ('allow'|'park'|'probe'), state, until ms, transition ('' or 'from>to')}
+extern const std::string_view kAcquire;
+// KEYS[1]; ARGV: now ms, ok 1|0, probe 1|0, threshold, window ms, open ms, close_after.
+// -> {state, transition ('' or 'from>to'), open_until ms}
+extern const std::string_view kReport;
+}  // namespace breaker_scripts
+
+struct AcquireResult {
+    enum Action : uint8_t { allow, park, probe } action = allow;
+    BreakerState state = BreakerState::closed;
+    uint64_t until_ms = 0;  // park: when to try again
+    std::string transition;
+};
+// From the script's reply elements; a malformed reply allows the delivery (fail open: a broken
+// breaker must not stop deliveries).
+AcquireResult parse_acquire(const std::vector<std::string>& reply);
+
+// What one worker remembers between round trips, so that a healthy destination costs no Redis
+// call per delivery: a closed state is trusted for `ttl_ms`, an open one until it may half-open.
+class BreakerCache {
+  public:
+    enum class Local : uint8_t { allow, park, ask_redis };
+    explicit BreakerCache(uint64_t ttl_ms = 100) : ttl_ms_(ttl_ms) {}
+
+    Local check(const std::string& dest, uint64_t now_ms, uint64_t& until_ms) const;
+    void update(const std::string& dest, BreakerState s, uint64_t until_ms, uint64_t now_ms);
+    // Successes while closed change nothing in Redis: they need no round trip.
+    bool report_needed(const std::string& dest, bool ok, bool probe) const;
+
+  private:
+    struct Entry {
+        BreakerState state = BreakerState::closed;
+        uint64_t until_ms = 0;
+        uint64_t checked_ms = 0;
+    };
+    uint64_t ttl_ms_;
+    std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace hookq

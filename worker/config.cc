@@ -1,0 +1,501 @@
+#include "worker/config.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "shared/crypto.h"
+#include "shared/secret.h"
+#include "shared/units.h"
+
+namespace hookq {
+
+namespace {
+
+class Reader {
+  public:
+    explicit Reader(std::string path) : path_(std::move(path)) {}
+
+    [[noreturn]] void fail(const toml::source_region& where, const std::string& msg) const {
+        std::ostringstream os;
+        os << path_ << ":" << where.begin.line << ":" << where.begin.column << ": " << msg;
+        throw ConfigError(os.str());
+    }
+
+    // Every key of a table must be known: a misspelt "max_attemps" silently falling back to the
+    // default is exactly the kind of surprise validation exists to prevent.
+    void only_keys(const toml::table& t, std::string_view where,
+                   std::initializer_list<std::string_view> allowed) const {
+        for (auto&& [k, v] : t) {
+            bool ok = false;
+            for (auto a : allowed) {
+                ok = ok || k.str() == a;
+            }
+            if (!ok) {
+                fail(k.source(),
+                     "unknown key '" + std::string(k.str()) + "' in " + std::string(where));
+            }
+        }
+    }
+
+    const toml::table* table(const toml::table& t, std::string_view key) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return nullptr;
+        }
+        if (!n->is_table()) {
+            fail(n->source(), "'" + std::string(key) + "' must be a table");
+        }
+        return n->as_table();
+    }
+
+    std::optional<std::string> str(const toml::table& t, std::string_view key) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        if (!n->is_string()) {
+            fail(n->source(), "'" + std::string(key) + "' must be a string");
+        }
+        return n->as_string()->get();
+    }
+
+    std::optional<int64_t> integer(const toml::table& t, std::string_view key, int64_t lo,
+                                   int64_t hi) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        if (!n->is_integer()) {
+            fail(n->source(), "'" + std::string(key) + "' must be an integer");
+        }
+        int64_t v = n->as_integer()->get();
+        if (v < lo || v > hi) {
+            fail(n->source(), "'" + std::string(key) + "' must be between " + std::to_string(lo) +
+                                  " and " + std::to_string(hi));
+        }
+        return v;
+    }
+
+    std::optional<double> number(const toml::table& t, std::string_view key, double lo,
+                                 double hi) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        double v;
+        if (n->is_integer()) {
+            v = static_cast<double>(n->as_integer()->get());
+        } else if (n->is_floating_point()) {
+            v = n->as_floating_point()->get();
+        } else {
+            fail(n->source(), "'" + std::string(key) + "' must be a number");
+        }
+        if (!(v >= lo && v <= hi)) {
+            std::ostringstream os;
+            os << "'" << key << "' must be between " << lo << " and " << hi;
+            fail(n->source(), os.str());
+        }
+        return v;
+    }
+
+    std::optional<bool> boolean(const toml::table& t, std::string_view key) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        if (!n->is_boolean()) {
+            fail(n->source(), "'" + std::string(key) + "' must be true or false");
+        }
+        return n->as_boolean()->get();
+    }
+
+    // Durations as in nginx ("250ms", "10s", "5m"); a bare integer means seconds.
+    std::optional<uint64_t> duration(const toml::table& t, std::string_view key, uint64_t lo_ms,
+                                     uint64_t hi_ms) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        std::optional<uint64_t> ms;
+        if (n->is_integer() && n->as_integer()->get() >= 0) {
+            ms = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
+        } else if (n->is_string()) {
+            ms = parse_duration_ms(n->as_string()->get());
+        }
+        if (!ms) {
+            fail(n->source(), "'" + std::string(key) + "' must be a duration such as \"10s\"");
+        }
+        if (*ms < lo_ms || *ms > hi_ms) {
+            fail(n->source(), "'" + std::string(key) + "' must be between " + show_ms(lo_ms) +
+                                  " and " + show_ms(hi_ms));
+        }
+        return ms;
+    }
+
+    std::vector<std::string> strings(const toml::table& t, std::string_view key) const {
+        std::vector<std::string> out;
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return out;
+        }
+        if (!n->is_array()) {
+            fail(n->source(), "'" + std::string(key) + "' must be an array of strings");
+        }
+        for (const toml::node& e : *n->as_array()) {
+            if (!e.is_string()) {
+                fail(e.source(), "'" + std::string(key) + "' must be an array of strings");
+            }
+            out.push_back(e.as_string()->get());
+        }
+        return out;
+    }
+
+    const toml::source_region& where(const toml::table& t, std::string_view key) const {
+        const toml::node* n = t.get(key);
+        return n ? n->source() : t.source();
+    }
+
+  private:
+    static std::string show_ms(uint64_t ms) {
+        if (ms % 1000 == 0) {
+            return std::to_string(ms / 1000) + "s";
+        }
+        return std::to_string(ms) + "ms";
+    }
+
+    std::string path_;
+};
+
+constexpr uint64_t kDay = 24ull * 3600 * 1000;
+
+RetryPolicy read_retry(const Reader& r, const toml::table& t, RetryPolicy p, std::string_view ctx) {
+    r.only_keys(t, ctx, {"max_attempts", "initial", "multiplier", "max_delay", "jitter"});
+    p.max_attempts =
+        static_cast<uint32_t>(r.integer(t, "max_attempts", 1, 100).value_or(p.max_attempts));
+    p.initial_ms = r.duration(t, "initial", 1, kDay).value_or(p.initial_ms);
+    p.multiplier = r.number(t, "multiplier", 1.0, 10.0).value_or(p.multiplier);
+    p.max_delay_ms = r.duration(t, "max_delay", 1, kDay).value_or(p.max_delay_ms);
+    p.jitter = r.boolean(t, "jitter").value_or(p.jitter);
+    if (p.max_delay_ms < p.initial_ms) {
+        r.fail(r.where(t, "max_delay"), "'max_delay' must not be less than 'initial'");
+    }
+    return p;
+}
+
+std::string hostname_pid() {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    return std::string(host) + "-" + std::to_string(getpid());
+}
+
+}  // namespace
+
+std::optional<std::string> url_destination(std::string_view url) {
+    std::string_view scheme;
+    uint16_t port;
+    if (url.starts_with("http://")) {
+        scheme = "http";
+        port = 80;
+    } else if (url.starts_with("https://")) {
+        scheme = "https";
+        port = 443;
+    } else {
+        return std::nullopt;
+    }
+    std::string_view rest = url.substr(scheme.size() + 3);
+    std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+    if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+        authority.remove_prefix(at + 1);
+    }
+    if (authority.empty()) {
+        return std::nullopt;
+    }
+    std::string_view host = authority;
+    size_t colon = authority.rfind(':');
+    size_t bracket = authority.rfind(']');
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+        host = authority.substr(0, colon);
+        std::string_view p = authority.substr(colon + 1);
+        if (p.empty() || p.size() > 5) {
+            return std::nullopt;
+        }
+        uint32_t v = 0;
+        for (char c : p) {
+            if (c < '0' || c > '9') {
+                return std::nullopt;
+            }
+            v = v * 10 + static_cast<uint32_t>(c - '0');
+        }
+        if (v == 0 || v > 65535) {
+            return std::nullopt;
+        }
+        port = static_cast<uint16_t>(v);
+    }
+    if (host.empty()) {
+        return std::nullopt;
+    }
+    std::string h(host);
+    for (char& c : h) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return std::string(scheme) + "://" + h + ":" + std::to_string(port);
+}
+
+std::optional<double> parse_rate(std::string_view text) {
+    size_t slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0) {
+        return std::nullopt;
+    }
+    double count = 0;
+    for (char c : text.substr(0, slash)) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        count = count * 10 + (c - '0');
+    }
+    std::string_view unit = text.substr(slash + 1);
+    double period;
+    if (unit == "s" || unit == "sec" || unit == "second") {
+        period = 1;
+    } else if (unit == "m" || unit == "min" || unit == "minute") {
+        period = 60;
+    } else if (unit == "h" || unit == "hour") {
+        period = 3600;
+    } else {
+        return std::nullopt;
+    }
+    if (count <= 0 || count > 1e9) {
+        return std::nullopt;
+    }
+    return count / period;
+}
+
+Config load_config_string(std::string_view text, const std::string& path) {
+    Reader r(path);
+    toml::table root;
+    try {
+        root = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        r.fail(e.source(), std::string(e.description()));
+    }
+
+    Config c;
+    c.path = path;
+    r.only_keys(root, "the top level",
+                {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes"});
+
+    if (const toml::table* w = r.table(root, "worker")) {
+        r.only_keys(
+            *w, "[worker]",
+            {"id", "queues", "max_inflight", "claim_batch", "heartbeat_ttl", "reaper_interval",
+             "retry_poll", "drain_timeout", "max_connections_per_host", "log_level"});
+        c.worker_id = r.str(*w, "id").value_or("");
+        c.queues = r.strings(*w, "queues");
+        c.max_inflight = static_cast<uint32_t>(
+            r.integer(*w, "max_inflight", 1, 100000).value_or(c.max_inflight));
+        c.claim_batch =
+            static_cast<uint32_t>(r.integer(*w, "claim_batch", 1, 5000).value_or(c.claim_batch));
+        c.heartbeat_ttl_ms =
+            r.duration(*w, "heartbeat_ttl", 1000, 3600 * 1000).value_or(c.heartbeat_ttl_ms);
+        c.reaper_interval_ms =
+            r.duration(*w, "reaper_interval", 100, 3600 * 1000).value_or(c.reaper_interval_ms);
+        c.retry_poll_ms = r.duration(*w, "retry_poll", 10, 60 * 1000).value_or(c.retry_poll_ms);
+        c.drain_timeout_ms =
+            r.duration(*w, "drain_timeout", 0, 3600 * 1000).value_or(c.drain_timeout_ms);
+        c.max_connections_per_host =
+            static_cast<uint32_t>(r.integer(*w, "max_connections_per_host", 1, 10000)
+                                      .value_or(c.max_connections_per_host));
+        if (auto l = r.str(*w, "log_level")) {
+            static const std::set<std::string> levels = {"trace", "debug", "info",
+                                                         "warn",  "error", "critical"};
+            if (!levels.count(*l)) {
+                r.fail(r.where(*w, "log_level"),
+                       "'log_level' must be one of trace, debug, info, warn, error, critical");
+            }
+            c.log_level = *l;
+        }
+        for (const auto& q : c.queues) {
+            if (q.empty() || q.find_first_of("{}") != std::string::npos) {
+                r.fail(r.where(*w, "queues"),
+                       "'queues' entries must be non-empty names without braces");
+            }
+        }
+    }
+    if (c.worker_id.empty()) {
+        c.worker_id = hostname_pid();
+    }
+
+    const toml::table* redis = r.table(root, "redis");
+    if (redis) {
+        r.only_keys(*redis, "[redis]", {"address", "password", "db", "timeout"});
+        if (auto a = r.str(*redis, "address")) {
+            if (a->starts_with("unix:")) {
+                c.redis_unix = a->substr(5);
+            } else {
+                size_t colon = a->rfind(':');
+                c.redis_host = a->substr(0, colon);
+                int port = 0;
+                if (colon == std::string::npos || c.redis_host.empty() ||
+                    (port = std::atoi(a->c_str() + colon + 1)) <= 0 || port > 65535) {
+                    r.fail(r.where(*redis, "address"),
+                           "'address' must be host:port or unix:/path/to/socket");
+                }
+                c.redis_port = port;
+            }
+        }
+        if (auto p = r.str(*redis, "password")) {
+            std::string err;
+            auto s = load_secret(*p, err);
+            if (!s) {
+                r.fail(r.where(*redis, "password"), "'password': " + err);
+            }
+            c.redis_password = *s;
+        }
+        c.redis_db = static_cast<int>(r.integer(*redis, "db", 0, 1000).value_or(0));
+        c.redis_timeout_ms = r.duration(*redis, "timeout", 50, 60000).value_or(c.redis_timeout_ms);
+    }
+
+    const toml::table* pg = r.table(root, "postgres");
+    if (!pg) {
+        r.fail(root.source(), "missing table [postgres] (with 'dsn')");
+    }
+    r.only_keys(*pg, "[postgres]", {"dsn", "batch_size", "flush_interval"});
+    c.postgres_dsn = r.str(*pg, "dsn").value_or("");
+    if (c.postgres_dsn.empty()) {
+        r.fail(pg->source(), "[postgres] needs 'dsn'");
+    }
+    c.record_batch =
+        static_cast<uint32_t>(r.integer(*pg, "batch_size", 1, 4000).value_or(c.record_batch));
+    c.record_flush_ms = r.duration(*pg, "flush_interval", 1, 10000).value_or(c.record_flush_ms);
+
+    if (const toml::table* b = r.table(root, "breaker")) {
+        r.only_keys(*b, "[breaker]", {"failure_threshold", "window", "open_for", "close_after"});
+        c.breaker.failure_threshold = static_cast<uint32_t>(
+            r.integer(*b, "failure_threshold", 1, 1000).value_or(c.breaker.failure_threshold));
+        c.breaker.window_ms = r.duration(*b, "window", 1000, kDay).value_or(c.breaker.window_ms);
+        c.breaker.open_ms = r.duration(*b, "open_for", 100, kDay).value_or(c.breaker.open_ms);
+        c.breaker.close_after = static_cast<uint32_t>(
+            r.integer(*b, "close_after", 1, 1000).value_or(c.breaker.close_after));
+    }
+    if (const toml::table* t = r.table(root, "retry")) {
+        c.default_retry = read_retry(r, *t, c.default_retry, "[retry]");
+    }
+
+    if (const toml::table* s = r.table(root, "sources")) {
+        for (auto&& [name, node] : *s) {
+            if (!node.is_table()) {
+                r.fail(name.source(), "sources." + std::string(name.str()) + " must be a table");
+            }
+            const toml::table& st = *node.as_table();
+            std::string ctx = "[sources." + std::string(name.str()) + "]";
+            r.only_keys(st, ctx, {"event_header", "event_field"});
+            SourceConfig sc;
+            sc.event_header = r.str(st, "event_header").value_or("");
+            sc.event_field = r.str(st, "event_field").value_or("");
+            if (!sc.event_header.empty() && !sc.event_field.empty()) {
+                r.fail(st.source(), ctx + ": set 'event_header' or 'event_field', not both");
+            }
+            c.sources[std::string(name.str())] = sc;
+        }
+    }
+
+    const toml::node* routes = root.get("routes");
+    if (!routes) {
+        r.fail(root.source(), "no [[routes]]: the worker would have nowhere to deliver");
+    }
+    if (!routes->is_array_of_tables()) {
+        r.fail(routes->source(), "'routes' must be an array of tables ([[routes]])");
+    }
+    std::set<std::string> names;
+    for (const toml::node& rn : *routes->as_array()) {
+        const toml::table& rt = *rn.as_table();
+        Route route;
+        route.index = c.routes.size();
+        route.name = r.str(rt, "name").value_or("");
+        std::string ctx = "[[routes]] '" + route.name + "'";
+        r.only_keys(rt, ctx,
+                    {"name", "source", "events", "url", "timeout", "retry", "rate_limit",
+                     "fallback_url", "secret"});
+        if (route.name.empty()) {
+            r.fail(rt.source(), "[[routes]] needs a non-empty 'name'");
+        }
+        if (!names.insert(route.name).second) {
+            r.fail(r.where(rt, "name"), "duplicate route name '" + route.name + "'");
+        }
+        route.source = r.str(rt, "source").value_or("");
+        if (route.source.empty()) {
+            r.fail(rt.source(), ctx + " needs 'source'");
+        }
+        route.events = r.strings(rt, "events");
+        route.url = r.str(rt, "url").value_or("");
+        auto dest = url_destination(route.url);
+        if (!dest) {
+            r.fail(r.where(rt, "url"), ctx + ": 'url' must be an http:// or https:// URL");
+        }
+        route.destination = *dest;
+        route.fallback_url = r.str(rt, "fallback_url").value_or("");
+        if (!route.fallback_url.empty() && !url_destination(route.fallback_url)) {
+            r.fail(r.where(rt, "fallback_url"),
+                   ctx + ": 'fallback_url' must be an http:// or https:// URL");
+        }
+        route.timeout_ms = r.duration(rt, "timeout", 1000, 30000).value_or(10000);
+        route.retry = c.default_retry;
+        if (const toml::table* rr = r.table(rt, "retry")) {
+            route.retry = read_retry(r, *rr, c.default_retry, ctx + ".retry");
+        }
+        if (auto rl = r.str(rt, "rate_limit")) {
+            auto per_s = parse_rate(*rl);
+            if (!per_s) {
+                r.fail(r.where(rt, "rate_limit"),
+                       ctx + ": 'rate_limit' must look like \"100/min\", \"10/s\" or \"5/h\"");
+            }
+            route.rate_limit = RateLimit{*per_s, std::max(1.0, std::floor(*per_s))};
+        }
+        if (auto spec = r.str(rt, "secret")) {
+            std::string err;
+            auto secret = load_secret(*spec, err);
+            if (!secret) {
+                r.fail(r.where(rt, "secret"), ctx + ": 'secret': " + err);
+            }
+            std::string_view s = *secret;
+            if (!s.starts_with("whsec_")) {
+                r.fail(r.where(rt, "secret"), ctx + ": 'secret' must be a whsec_<base64> secret");
+            }
+            auto key = crypto::base64_decode(s.substr(6));
+            if (!key || key->empty()) {
+                r.fail(r.where(rt, "secret"),
+                       ctx + ": 'secret' is not valid base64 after the whsec_ prefix");
+            }
+            route.signing_key = *key;
+        }
+        c.routes.push_back(std::move(route));
+    }
+
+    if (c.queues.empty()) {
+        std::set<std::string> seen;
+        for (const auto& rt : c.routes) {
+            if (seen.insert(rt.source).second) {
+                c.queues.push_back(rt.source);
+            }
+        }
+    }
+    return c;
+}
+
+Config load_config_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw ConfigError(path + ":0:0: cannot open the configuration file");
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return load_config_string(ss.str(), path);
+}
+
+}  // namespace hookq

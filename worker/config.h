@@ -1,0 +1,102 @@
+// worker.toml: read once at start and validated completely, so that a typo stops the worker with
+// the file, line and key instead of surfacing as a misrouted webhook later.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hookq {
+
+// what() is "<file>:<line>:<col>: <message>", ready to print.
+class ConfigError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+struct RetryPolicy {
+    uint32_t max_attempts = 3;
+    uint64_t initial_ms = 1000;
+    double multiplier = 2.0;
+    uint64_t max_delay_ms = 30000;
+    bool jitter = true;
+};
+
+struct RateLimit {
+    double per_second = 0;
+    double burst = 1;
+};
+
+struct BreakerConfig {
+    uint32_t failure_threshold = 5;
+    uint64_t window_ms = 5 * 60 * 1000;
+    uint64_t open_ms = 60 * 1000;
+    uint32_t close_after = 3;
+};
+
+struct SourceConfig {
+    std::string event_header;  // e.g. X-GitHub-Event
+    std::string event_field;   // JSON path in the body, e.g. "type" or "events[].action"
+};
+
+struct Route {
+    size_t index = 0;
+    std::string name;
+    std::string source;
+    std::vector<std::string> events;  // empty: every event type
+    std::string url;
+    std::string destination;  // scheme://host:port, the breaker's key
+    std::string fallback_url;
+    uint64_t timeout_ms = 10000;
+    RetryPolicy retry;
+    std::optional<RateLimit> rate_limit;
+    std::string signing_key;  // base64-decoded whsec_ secret; empty: deliveries are unsigned
+};
+
+struct Config {
+    std::string path;
+
+    std::string worker_id;
+    std::vector<std::string> queues;
+    uint32_t max_inflight = 2000;
+    uint32_t claim_batch = 200;
+    uint64_t heartbeat_ttl_ms = 15000;
+    uint64_t reaper_interval_ms = 5000;
+    uint64_t retry_poll_ms = 200;
+    uint64_t drain_timeout_ms = 30000;
+    uint32_t max_connections_per_host = 64;
+    std::string log_level = "info";
+
+    std::string redis_host = "127.0.0.1";
+    int redis_port = 6379;
+    std::string redis_unix;
+    std::string redis_password;
+    int redis_db = 0;
+    uint64_t redis_timeout_ms = 2000;
+
+    std::string postgres_dsn;
+    uint32_t record_batch = 500;
+    uint64_t record_flush_ms = 5;
+
+    BreakerConfig breaker;
+    RetryPolicy default_retry;
+    std::map<std::string, SourceConfig> sources;
+    std::vector<Route> routes;
+};
+
+Config load_config_file(const std::string& path);
+// `path` only names the source in error messages.
+Config load_config_string(std::string_view text, const std::string& path);
+
+// "http://h:8080/x" -> "http://h:8080"; the default port is made explicit so that one service has
+// one breaker whether or not the URL spells its port. nullopt for anything but http(s) URLs.
+std::optional<std::string> url_destination(std::string_view url);
+
+// "100/min", "10/s", "5/h" -> per second; nullopt on garbage.
+std::optional<double> parse_rate(std::string_view text);
+
+}  // namespace hookq

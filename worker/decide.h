@@ -1,0 +1,37 @@
+// Outcome classification: what one HTTP attempt means for the webhook and for the breaker.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "worker/config.h"
+
+namespace hookq {
+
+enum class Transport : uint8_t { ok, timeout, connect_error, other_error };
+
+struct AttemptResult {
+    Transport transport = Transport::ok;
+    int http_status = 0;                     // 0 when no response arrived
+    std::optional<uint64_t> retry_after_ms;  // parsed Retry-After, if any
+    std::string error;                       // transport error text
+};
+
+enum class OutcomeKind : uint8_t { delivered, retry, dead, parked };
+std::string_view to_string(OutcomeKind k) noexcept;
+
+struct Decision {
+    OutcomeKind kind = OutcomeKind::delivered;
+    bool breaker_failure = false;  // counts toward opening the destination's breaker
+    bool flag_route = false;       // 410 Gone: the application says the route is obsolete
+    uint64_t delay_ms = 0;         // for retry
+    std::string reason;            // for retry / dead: short, operator-readable
+};
+
+bool retryable_status(int status) noexcept;
+
+// attempt: 1-based number of the attempt that produced `r`; u01: the jitter draw.
+Decision decide(const AttemptResult& r, uint32_t attempt, const RetryPolicy& p, double u01);
+
+}  // namespace hookq

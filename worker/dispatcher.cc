@@ -1,0 +1,330 @@
+#include "worker/dispatcher.h"
+
+#include <cstring>
+
+#include "shared/signature.h"
+#include "worker/log.h"
+#include "worker/retry.h"
+
+namespace hookq {
+
+struct Dispatcher::Transfer {
+    Delivery d;
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    std::string url;
+    std::string retry_after;
+    char errbuf[CURL_ERROR_SIZE] = {};
+    uint64_t started_us = 0;
+};
+
+namespace {
+
+size_t discard_body(char*, size_t size, size_t n, void*) {
+    return size * n;
+}
+
+size_t on_header(char* buf, size_t size, size_t n, void* userp) {
+    auto* t = static_cast<std::string*>(userp);
+    std::string_view line(buf, size * n);
+    constexpr std::string_view kName = "retry-after:";
+    if (line.size() > kName.size() && strncasecmp(line.data(), kName.data(), kName.size()) == 0) {
+        *t = std::string(line.substr(kName.size()));
+    }
+    return size * n;
+}
+
+// Header values come from the original request and the configuration; a CR or LF must never let
+// them inject headers of their own.
+std::string header_safe(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (char c : v) {
+        if (c != '\r' && c != '\n' && c != '\0') {
+            out += c;
+        }
+    }
+    return out;
+}
+
+Transport transport_of(CURLcode c) {
+    switch (c) {
+        case CURLE_OK:
+            return Transport::ok;
+        case CURLE_OPERATION_TIMEDOUT:
+            return Transport::timeout;
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            return Transport::connect_error;
+        default:
+            return Transport::other_error;
+    }
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Shared& s) : s_(s), buckets_(s.cfg.routes.size()) {
+    multi_ = curl_multi_init();
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      static_cast<long>(s.cfg.max_connections_per_host));
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                      static_cast<long>(s.cfg.max_connections_per_host * 4));
+    for (const Route& r : s.cfg.routes) {
+        if (r.rate_limit) {
+            buckets_[r.index].tokens = r.rate_limit->burst;
+        }
+    }
+}
+
+Dispatcher::~Dispatcher() {
+    for (CURL* e : idle_handles_) {
+        curl_easy_cleanup(e);
+    }
+    curl_multi_cleanup(multi_);
+}
+
+void Dispatcher::submit(std::vector<Delivery> ds) {
+    {
+        std::lock_guard lock(mu_);
+        for (auto& d : ds) {
+            incoming_.push_back(std::move(d));
+        }
+    }
+    curl_multi_wakeup(multi_);
+}
+
+void Dispatcher::stop() {
+    stop_.store(true);
+    curl_multi_wakeup(multi_);
+}
+
+bool Dispatcher::take_token(const Route& r, uint64_t now) {
+    if (!r.rate_limit) {
+        return true;
+    }
+    Bucket& b = buckets_[r.index];
+    if (b.last_ms == 0) {
+        b.last_ms = now;
+    }
+    b.tokens = std::min(r.rate_limit->burst, b.tokens + static_cast<double>(now - b.last_ms) /
+                                                            1000.0 * r.rate_limit->per_second);
+    b.last_ms = now;
+    if (b.tokens >= 1.0) {
+        b.tokens -= 1.0;
+        return true;
+    }
+    return false;
+}
+
+long Dispatcher::release_waiting(uint64_t now) {
+    long next = -1;
+    for (const Route& r : s_.cfg.routes) {
+        Bucket& b = buckets_[r.index];
+        while (!b.waiting.empty() && take_token(r, now)) {
+            Delivery d = std::move(b.waiting.front());
+            b.waiting.pop_front();
+            start(std::move(d));
+        }
+        if (!b.waiting.empty()) {
+            long ms = static_cast<long>((1.0 - b.tokens) * 1000.0 / r.rate_limit->per_second) + 1;
+            next = next < 0 ? ms : std::min(next, ms);
+        }
+    }
+    return next;
+}
+
+void Dispatcher::start(Delivery d) {
+    const Route& r = *d.route;
+    const EnvelopeView& env = d.job->env;
+    auto* t = new Transfer;
+    t->d = std::move(d);
+    t->url = t->d.fallback ? r.fallback_url : r.url;
+    if (!idle_handles_.empty()) {
+        t->easy = idle_handles_.back();
+        idle_handles_.pop_back();
+        curl_easy_reset(t->easy);
+    } else {
+        t->easy = curl_easy_init();
+    }
+    CURL* e = t->easy;
+
+    char id[Uuid::kTextSize];
+    env.request_id.format(id);
+    std::string_view rid(id, sizeof id);
+    std::string_view ctype = env.header("Content-Type");
+    auto add = [&](std::string_view name, std::string_view value) {
+        std::string line(name);
+        line += ": ";
+        line += header_safe(value);
+        t->headers = curl_slist_append(t->headers, line.c_str());
+    };
+    add("Content-Type", ctype.empty() ? std::string_view("application/octet-stream") : ctype);
+    add("X-Request-ID", rid);
+    add("X-Hookq-Source", env.source);
+    add("X-Retry-Attempt", std::to_string(t->d.attempt));
+    add("X-Max-Attempts", std::to_string(r.retry.max_attempts));
+    add("X-Timeout-Ms", std::to_string(r.timeout_ms));
+    if (!t->d.job->event_type.empty()) {
+        add("X-Hookq-Event-Type", t->d.job->event_type);
+    }
+    if (!r.signing_key.empty()) {
+        int64_t ts = static_cast<int64_t>(now_ms() / 1000);
+        std::string sig = standard_webhooks_signature(r.signing_key, rid, ts, env.body);
+        add("webhook-id", rid);
+        add("webhook-timestamp", std::to_string(ts));
+        add("webhook-signature", sig);
+        add("X-Hookq-Signature", sig);
+    }
+    // No "Expect: 100-continue" round trip: the application is on a short, trusted path.
+    t->headers = curl_slist_append(t->headers, "Expect:");
+
+    curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, env.body.data());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(env.body.size()));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout_ms));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min<uint64_t>(r.timeout_ms, 5000)));
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "hookq-worker/0.1");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t->retry_after);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    t->started_us = now_us();
+    curl_multi_add_handle(multi_, e);
+    active_.insert(t);
+}
+
+void Dispatcher::complete(const JobPtr& job) {
+    if (--job->pending == 0) {
+        s_.to_record.push(job);
+    }
+}
+
+void Dispatcher::finish(Transfer* t, CURLcode res) {
+    Delivery d = std::move(t->d);
+    const Route& r = *d.route;
+    Job& job = *d.job;
+    uint64_t end = now_us();
+
+    AttemptResult ar;
+    ar.transport = transport_of(res);
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (ar.transport == Transport::ok) {
+        ar.http_status = static_cast<int>(status);
+    } else {
+        ar.error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(res);
+    }
+    if (!t->retry_after.empty()) {
+        ar.retry_after_ms =
+            parse_retry_after_ms(t->retry_after, static_cast<int64_t>(end / 1000000));
+    }
+    double u01 = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+    Decision dec = decide(ar, d.attempt, r.retry, u01);
+    if (d.fallback && dec.kind == OutcomeKind::retry) {
+        dec.kind = OutcomeKind::dead;  // the fallback gets one try: it is the last resort
+    }
+
+    job.attempts.push_back(AttemptRow{r.name, t->url, d.attempt, t->started_us, end - t->started_us,
+                                      ar.http_status, dec.kind,
+                                      ar.transport == Transport::ok ? "" : ar.error});
+    if (log::enabled(spdlog::level::debug)) {
+        log::debug("attempt", {{"request_id", job.env.request_id.str()},
+                               {"source", job.env.source},
+                               {"route", r.name},
+                               {"attempt", d.attempt},
+                               {"status", ar.http_status},
+                               {"outcome", to_string(dec.kind)},
+                               {"ms", (end - t->started_us) / 1000}});
+    }
+
+    curl_multi_remove_handle(multi_, t->easy);
+    curl_slist_free_all(t->headers);
+    idle_handles_.push_back(t->easy);
+    active_.erase(t);
+    delete t;
+
+    if (!d.fallback) {
+        s_.to_route.push(BreakerReport{r.destination, !dec.breaker_failure, d.probe});
+    }
+    if (dec.kind == OutcomeKind::dead && !d.fallback && !r.fallback_url.empty() &&
+        dec.breaker_failure) {
+        // Primary gave up on a transient failure: one try at the fallback before the dead letter.
+        Delivery fb{d.job, d.route, d.attempt, false, true};
+        start(std::move(fb));
+        return;
+    }
+
+    RouteOutcome o;
+    o.route = r.name;
+    o.kind = dec.kind;
+    o.attempt = d.attempt;
+    o.at_us = end;
+    o.reason = dec.reason;
+    o.flag_route = dec.flag_route && !d.fallback;
+    if (dec.kind == OutcomeKind::retry) {
+        o.next_attempt = d.attempt + 1;
+        o.due_ms = end / 1000 + dec.delay_ms;
+    } else if (dec.kind == OutcomeKind::delivered && d.fallback) {
+        o.reason = "delivered to fallback_url";
+    } else if (dec.kind == OutcomeKind::dead && d.fallback) {
+        o.reason = "fallback failed: " + dec.reason;
+    }
+    job.outcomes.push_back(std::move(o));
+    complete(d.job);
+}
+
+void Dispatcher::run() {
+    std::vector<Delivery> batch;
+    while (!stop_.load()) {
+        uint64_t now = mono_ms();
+        s_.tick_dispatch.store(now);
+        {
+            std::lock_guard lock(mu_);
+            batch.swap(incoming_);
+        }
+        for (auto& d : batch) {
+            const Route& r = *d.route;
+            if (r.rate_limit && (!buckets_[r.index].waiting.empty() || !take_token(r, now))) {
+                buckets_[r.index].waiting.push_back(std::move(d));
+            } else {
+                start(std::move(d));
+            }
+        }
+        batch.clear();
+        long wait_ms = release_waiting(now);
+
+        int running = 0;
+        curl_multi_perform(multi_, &running);
+        int left = 0;
+        while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+            if (m->msg == CURLMSG_DONE) {
+                Transfer* t = nullptr;
+                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &t);
+                finish(t, m->data.result);
+            }
+        }
+        int timeout = wait_ms >= 0 ? static_cast<int>(std::min<long>(wait_ms, 100)) : 100;
+        curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
+    }
+    // Abandon what is still running: the jobs stay in inflight and come back after restart.
+    while (CURLMsg* m = curl_multi_info_read(multi_, nullptr)) {
+        (void)m;
+    }
+    for (Transfer* t : active_) {
+        curl_multi_remove_handle(multi_, t->easy);
+        curl_slist_free_all(t->headers);
+        curl_easy_cleanup(t->easy);
+        delete t;
+    }
+    active_.clear();
+}
+
+}  // namespace hookq

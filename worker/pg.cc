@@ -1,0 +1,84 @@
+#include "worker/pg.h"
+
+#include <vector>
+
+namespace hookq {
+
+bool Pg::connect() {
+    close();
+    // connect_timeout keeps a blackholed server from hanging the recorder for minutes.
+    const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+    const char* vals[] = {dsn_.c_str(), "5", "hookq-worker", nullptr};
+    conn_ = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+        error_ = conn_ ? PQerrorMessage(conn_) : "out of memory";
+        while (!error_.empty() && (error_.back() == '\n' || error_.back() == ' ')) {
+            error_.pop_back();
+        }
+        close();
+        return false;
+    }
+    return true;
+}
+
+void Pg::close() {
+    if (conn_) {
+        PQfinish(conn_);
+        conn_ = nullptr;
+    }
+}
+
+bool Pg::check(PgResult& r) {
+    auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        return true;
+    }
+    error_ = conn_ ? PQerrorMessage(conn_) : "not connected";
+    const char* code = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    sqlstate_ = code ? code : "";
+    while (!error_.empty() && (error_.back() == '\n' || error_.back() == ' ')) {
+        error_.pop_back();
+    }
+    return false;
+}
+
+bool Pg::exec(std::string_view sql) {
+    if (!conn_) {
+        error_ = "not connected";
+        return false;
+    }
+    PgResult r(PQexec(conn_, std::string(sql).c_str()));
+    return check(r);
+}
+
+PgResult Pg::query(std::string_view sql) {
+    if (!conn_) {
+        error_ = "not connected";
+        return nullptr;
+    }
+    PgResult r(PQexec(conn_, std::string(sql).c_str()));
+    if (!check(r)) {
+        return nullptr;
+    }
+    return r;
+}
+
+bool Pg::exec(const Statement& st) {
+    if (!conn_) {
+        error_ = "not connected";
+        return false;
+    }
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    values.reserve(st.params.size());
+    lengths.reserve(st.params.size());
+    for (const auto& p : st.params) {
+        values.push_back(p ? p->data() : nullptr);
+        lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+    }
+    PgResult r(PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                            values.data(), lengths.data(), st.formats.data(), 0));
+    return check(r);
+}
+
+}  // namespace hookq

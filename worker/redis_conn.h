@@ -1,0 +1,61 @@
+// A synchronous hiredis connection owned by one thread. Each stage that talks to Redis has its own,
+// so a slow command in one stage never delays another.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/config.h"
+
+namespace hookq {
+
+struct ReplyDeleter {
+    void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisConn {
+  public:
+    explicit RedisConn(const Config& cfg, std::string name) : cfg_(cfg), name_(std::move(name)) {}
+    ~RedisConn();
+    RedisConn(const RedisConn&) = delete;
+    RedisConn& operator=(const RedisConn&) = delete;
+
+    // Connects (AUTH, SELECT) if not connected; false if Redis cannot be reached right now.
+    bool ensure();
+    bool connected() const { return ctx_ != nullptr; }
+    void drop();
+
+    // nullptr on a connection failure (the connection is dropped so the next call reconnects).
+    // Error replies are returned as REDIS_REPLY_ERROR for the caller to judge.
+    Reply command(const std::vector<std::string_view>& argv);
+    // EVALSHA, falling back to EVAL when the script cache does not have it (after a restart).
+    Reply eval(std::string_view script, const std::vector<std::string_view>& keys,
+               const std::vector<std::string_view>& args);
+
+    // Pipelining: append many, then read the replies in order. false on a connection failure.
+    void append(const std::vector<std::string_view>& argv);
+    bool read_replies(std::vector<Reply>& out);
+
+    const std::string& last_error() const { return last_error_; }
+
+  private:
+    const Config& cfg_;
+    std::string name_;
+    redisContext* ctx_ = nullptr;
+    size_t appended_ = 0;
+    std::string last_error_;
+    uint64_t next_attempt_ms_ = 0;
+    uint64_t backoff_ms_ = 0;
+};
+
+std::string sha1_of_script(std::string_view script);
+bool is_error(const Reply& r);
+
+}  // namespace hookq

@@ -1,0 +1,130 @@
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <thread>
+
+#include "worker/claim.h"
+#include "worker/dispatcher.h"
+#include "worker/log.h"
+#include "worker/recorder.h"
+#include "worker/route_stage.h"
+
+namespace hookq {
+
+namespace {
+
+// Waits up to `ms` for SIGTERM/SIGINT; returns the signal or 0.
+int wait_signal(uint64_t ms) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+class Watchdog {
+  public:
+    explicit Watchdog(Shared& s) : s_(s) {
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0) {
+            interval_ms_ = usec / 1000 / 2;
+        }
+    }
+    uint64_t poll_ms() const {
+        return interval_ms_ ? std::min<uint64_t>(interval_ms_, 1000) : 1000;
+    }
+
+    // Pings only while every stage loop is turning: a wedged stage should get us restarted.
+    void maybe_ping(bool claim_running) {
+        if (!interval_ms_) {
+            return;
+        }
+        uint64_t now = mono_ms();
+        uint64_t limit = std::max<uint64_t>(interval_ms_ * 2, 10000);
+        auto fresh = [&](const std::atomic<uint64_t>& t) { return now - t.load() < limit; };
+        if ((!claim_running || fresh(s_.tick_claim)) && fresh(s_.tick_route) &&
+            fresh(s_.tick_dispatch) && fresh(s_.tick_record)) {
+            sd_notify(0, "WATCHDOG=1");
+        }
+    }
+
+  private:
+    Shared& s_;
+    uint64_t interval_ms_ = 0;
+};
+
+}  // namespace
+
+int run_worker(const Config& cfg) {
+    Shared s(cfg);
+    Watchdog wd(s);
+    ClaimStage claim(s);
+
+    log::info("starting", {{"worker", cfg.worker_id},
+                           {"queues", cfg.queues},
+                           {"routes", cfg.routes.size()},
+                           {"max_inflight", cfg.max_inflight}});
+    while (!claim.startup()) {
+        if (wait_signal(500)) {
+            log::info("stopped before start-up completed");
+            return 0;
+        }
+    }
+    uint64_t t0 = mono_ms();
+    s.tick_claim = s.tick_route = s.tick_dispatch = s.tick_record = t0;
+
+    Dispatcher dispatcher(s);
+    RouteStage route(s, dispatcher);
+    Recorder recorder(s);
+    std::thread t_record([&] { recorder.run(); });
+    std::thread t_dispatch([&] { dispatcher.run(); });
+    std::thread t_route([&] { route.run(); });
+    std::thread t_claim([&] { claim.run(); });
+
+    sd_notify(0, "READY=1\nSTATUS=delivering");
+    log::info("ready", {{"worker", cfg.worker_id}});
+
+    int sig = 0;
+    while (!(sig = wait_signal(wd.poll_ms()))) {
+        wd.maybe_ping(true);
+    }
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    log::info("draining", {{"signal", sig},
+                           {"in_process", s.in_process.load()},
+                           {"timeout_ms", cfg.drain_timeout_ms}});
+
+    // Stop taking new work, then give what is in flight until the deadline to finish and be acked.
+    s.stop_claiming = true;
+    s.cap_cv.notify_all();
+    t_claim.join();
+    uint64_t deadline = mono_ms() + cfg.drain_timeout_ms;
+    while (s.in_process.load() > 0 && mono_ms() < deadline) {
+        if (wait_signal(100) == SIGINT) {
+            break;  // a second, impatient signal: stop now, everything unacked stays in inflight
+        }
+        wd.maybe_ping(false);
+    }
+    int64_t left = s.in_process.load();
+    if (left > 0) {
+        log::warn("drain deadline reached; unfinished webhooks stay in inflight for redelivery",
+                  {{"left", left}});
+        recorder.abandon();
+    }
+    s.to_route.close();
+    dispatcher.stop();
+    t_route.join();
+    t_dispatch.join();
+    s.to_record.close();
+    t_record.join();
+    if (left == 0) {
+        claim.deregister();
+    }
+    log::info("stopped", {{"worker", cfg.worker_id}, {"left_inflight", left}});
+    return 0;
+}
+
+}  // namespace hookq
