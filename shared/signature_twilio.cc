@@ -160,8 +160,10 @@ Verdict verify_twilio(const State& st, const RequestView& req) noexcept {
             params = twilio_form_params(req.body());
         }
         auto [without_port, with_port] = url_variants(url);
-        bool match =
-            any_match(st, {without_port, params}, c) | any_match(st, {with_port, params}, c);
+        // Both spellings always computed, so timing does not tell which one matched.
+        const bool a = any_match(st, {without_port, params}, c);
+        const bool b = any_match(st, {with_port, params}, c);
+        const bool match = a || b;
         return match && body_ok ? Verdict::ok : Verdict::bad_signature;
     } catch (...) {
         return Verdict::bad_signature;  // out of memory: refuse rather than terminate nginx

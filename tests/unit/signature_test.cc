@@ -4,9 +4,30 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <new>
 
 #include "shared/crypto.h"
 #include "shared/signature.h"
+
+// Counts operator new calls so the test below can prove the request path does not allocate. This is
+// the only replacement of the global operator new in hookq_unit_tests; it forwards to
+// malloc/free (noinline, or GCC's -Wmismatched-new-delete sees through them).
+namespace {
+thread_local size_t g_allocations = 0;
+}
+[[gnu::noinline]] void* operator new(std::size_t n) {
+    ++g_allocations;
+    if (void* p = std::malloc(n ? n : 1))
+        return p;
+    throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+    std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace hookq {
 namespace {
@@ -257,6 +278,23 @@ TEST_P(SigScheme, RawBytesAreSignedNotText) {
 INSTANTIATE_TEST_SUITE_P(All, SigScheme, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Everything but Twilio runs on nginx's request path without touching the heap.
+TEST_P(SigScheme, VerifyDoesNotAllocate) {
+    if (GetParam().cfg.scheme == Scheme::twilio)
+        GTEST_SKIP() << "twilio sorts params on the heap";
+    auto v = make(GetParam().cfg);
+    Req good = request(std::string(4096, 'b'));
+    Req bad = good;
+    bad.body_bytes[0] = 'c';
+    Req garbage = good;
+    garbage.set(header(), "v1=,v1,AAAA t=1");
+    const size_t before = g_allocations;
+    EXPECT_EQ(v->verify(good, kNow), Verdict::ok);
+    EXPECT_EQ(v->verify(bad, kNow), Verdict::bad_signature);
+    EXPECT_NE(v->verify(garbage, kNow), Verdict::ok);
+    EXPECT_EQ(g_allocations, before);
+}
+
 // ---------------------------------------------------------------- timestamps
 
 struct TsCase {
@@ -483,6 +521,16 @@ TEST(SigTwilio, FormParamsAreDecodedSortedAndDeduplicated) {
     EXPECT_EQ(v->verify(r, kNow), Verdict::ok);
 }
 
+// The control for the VerifyDoesNotAllocate tests: the counter does see the library's allocations.
+TEST(SigTwilio, AllocationCounterWorks) {
+    VerifierConfig cfg = config(Scheme::twilio, {"token"});
+    auto v = make(cfg);
+    Req r = signed_req(cfg, "A=1&B=2", "https://example.com/t");
+    const size_t before = g_allocations;
+    EXPECT_EQ(v->verify(r, kNow), Verdict::ok);
+    EXPECT_GT(g_allocations, before);
+}
+
 TEST(SigTwilio, PortSpellings) {
     VerifierConfig cfg = config(Scheme::twilio, {"token"});
     auto v = make(cfg);
@@ -562,6 +610,15 @@ TEST(SigHmac, PrefixMustMatch) {
     VerifierConfig sha1 = cfg;
     sha1.hmac.alg = HashAlg::sha1;  // a sha256-sized value is the wrong length for sha1
     EXPECT_EQ(make(sha1)->verify(signed_req(cfg, "b", ""), kNow), Verdict::malformed_signature);
+}
+
+TEST(SigMoysklad, VerifyDoesNotAllocate) {
+    auto v = make(config(Scheme::moysklad, {"tok-1", "tok-2"}));
+    Req r;
+    r.full_url = "https://e.com/ms?requestId=abc&token=tok-2";
+    const size_t before = g_allocations;
+    EXPECT_EQ(v->verify(r, kNow), Verdict::ok);
+    EXPECT_EQ(g_allocations, before);
 }
 
 TEST(SigNone, AlwaysOk) {
