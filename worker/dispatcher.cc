@@ -315,8 +315,8 @@ void Dispatcher::run() {
         curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
     }
     // Abandon what is still running: the jobs stay in inflight and come back after restart.
-    while (CURLMsg* m = curl_multi_info_read(multi_, nullptr)) {
-        (void)m;
+    int left = 0;
+    while (curl_multi_info_read(multi_, &left)) {
     }
     for (Transfer* t : active_) {
         curl_multi_remove_handle(multi_, t->easy);

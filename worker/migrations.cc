@@ -11,7 +11,7 @@ namespace hookq {
 
 namespace {
 // Any fixed number: "hookq" in ASCII. Shared by every hookqctl so migrations never interleave.
-constexpr const char* kLockId = "0x686f6f6b71";
+constexpr const char* kLockId = "448546171761";
 }  // namespace
 
 std::vector<Migration> migrations_from_dir(const std::string& dir) {

@@ -1,0 +1,123 @@
+"""A local HTTP sink standing in for the application the worker delivers to.
+
+Behaviour is chosen per path (or as a default), either as a standing mode or as a script of modes
+consumed one request at a time. Modes:
+  "200", "204", "400", "410", "500", ... : answer with that status
+  "429:5"                                : 429 with Retry-After: 5
+  "hang"                                 : never answer (until the sink closes)
+  "reset"                                : read the request, then reset the connection (RST)
+Every request is recorded (method, path, headers, body, time). It can also be driven over HTTP:
+POST /_control with {"path": ..., "mode": ...} or {"path": ..., "script": [...]} or {"default": ...}.
+"""
+
+import collections
+import json
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+Request = collections.namedtuple("Request", "method path headers body at")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the worker's connection cache expects
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        sink = self.server.sink
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if self.path == "/_control":
+            sink.control(json.loads(body))
+            return self._reply(204)
+        mode = sink.next_mode(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if mode == "reset":
+            sink.record(Request("POST", self.path, headers, body, time.time()))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if mode == "hang":
+            sink.record(Request("POST", self.path, headers, body, time.time()))
+            sink.closing.wait(120)
+            self.close_connection = True
+            return
+        status, _, retry_after = mode.partition(":")
+        extra = {"Retry-After": retry_after} if retry_after else {}
+        sink.record(Request("POST", self.path, headers, body, time.time()))
+        self._reply(int(status), extra)
+
+    def _reply(self, status, extra=None):
+        self.send_response(status)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class Sink:
+    def __init__(self, default="200"):
+        self.default = default
+        self.modes = {}
+        self.scripts = collections.defaultdict(collections.deque)
+        self.requests = []
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.request_queue_size = 512
+        self.server.sink = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path="/hook"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def set(self, path, mode):
+        with self.lock:
+            self.modes[path] = mode
+
+    def set_default(self, mode):
+        with self.lock:
+            self.default = mode
+
+    def script(self, path, modes):
+        with self.lock:
+            self.scripts[path].extend(modes)
+
+    def control(self, msg):
+        if "default" in msg:
+            self.set_default(msg["default"])
+        if "mode" in msg:
+            self.set(msg["path"], msg["mode"])
+        if "script" in msg:
+            self.script(msg["path"], msg["script"])
+
+    def next_mode(self, path):
+        with self.lock:
+            if self.scripts[path]:
+                return self.scripts[path].popleft()
+            return self.modes.get(path, self.default)
+
+    def record(self, req):
+        with self.lock:
+            self.requests.append(req)
+
+    def received(self, path=None):
+        with self.lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def ids(self, path=None):
+        return {r.headers.get("x-request-id") for r in self.received(path)}
+
+    def close(self):
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
