@@ -293,8 +293,7 @@ std::string_view pool_concat(ngx_pool_t* pool, std::string_view a, std::string_v
     auto* p = ngx::palloc<char>(pool, a.size() + b.size());
     if (p == nullptr)
         return {};
-    ngx_memcpy(p, a.data(), a.size());
-    ngx_memcpy(p + a.size(), b.data(), b.size());
+    ngx::append(ngx::append(p, a), b);
     return {p, a.size() + b.size()};
 }
 

@@ -20,10 +20,23 @@ inline ngx_str_t str(std::string_view s) noexcept {
     return {s.size(), reinterpret_cast<u_char*>(const_cast<char*>(s.data()))};
 }
 
+// Copies s to dst and returns the end. An empty view may have a null data(), which memcpy must
+// never be handed, even for zero bytes.
+inline char* append(char* dst, std::string_view s) noexcept {
+    if (!s.empty())
+        ngx_memcpy(dst, s.data(), s.size());
+    return dst + s.size();
+}
+
 // nginx's allocators return void*; C++ needs the cast spelled out.
+// Bytes come unaligned (ngx_pnalloc), anything else aligned (ngx_palloc).
 template <typename T>
 T* palloc(ngx_pool_t* pool, size_t n = 1) noexcept {
-    return static_cast<T*>(ngx_pnalloc(pool, sizeof(T) * n));
+    if constexpr (alignof(T) == 1) {
+        return static_cast<T*>(ngx_pnalloc(pool, sizeof(T) * n));
+    } else {
+        return static_cast<T*>(ngx_palloc(pool, sizeof(T) * n));
+    }
 }
 
 template <typename T>

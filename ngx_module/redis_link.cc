@@ -258,7 +258,10 @@ void RedisLink::release(PendingCommand* pc) noexcept {
 }
 
 PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {
-    if (state_ != State::ready)
+    // While connecting, commands queue behind the handshake on the same pipeline: a freshly started
+    // worker (after a reload) serves its first requests instead of refusing them. If the connect
+    // fails, hiredis answers them with null replies, and their requests get 503.
+    if (ac_ == nullptr || (state_ != State::ready && state_ != State::connecting))
         return nullptr;
     PendingCommand* pc = acquire();
     if (pc == nullptr)

@@ -49,7 +49,8 @@ class RedisLink {
     bool ready() const noexcept { return state_ == State::ready; }
     std::string_view script_sha() const noexcept { return script_sha_; }
 
-    // Queues the command; nullptr when Redis is not usable right now (answer 503 at once).
+    // Queues the command (also while the connection is still being set up); nullptr when there is
+    // no connection at all right now (answer 503 at once).
     PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.

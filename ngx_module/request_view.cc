@@ -56,7 +56,7 @@ std::string_view NginxRequestView::url() const {
         return {};
     char* e = p;
     for (std::string_view part : {prefix, host, rest})
-        e = reinterpret_cast<char*>(ngx_cpymem(e, part.data(), part.size()));
+        e = ngx::append(e, part);
     url_ = {p, len};
     return url_;
 }

@@ -58,6 +58,7 @@ ngx_int_t init_zone(ngx_shm_zone_t* zone, void* old) noexcept {
     if (old != nullptr) {  // reload with the same zone size: keep counting where we were
         auto* prev = static_cast<Counters*>(old);
         g_counters = prev;
+        zone->data = prev;  // what the next reload is handed as `old`
         if (prev->layout != layout || prev->sources != mcf->sources.size()) {
             ngx_memzero(prev, counters_size(mcf->sources.size()));
             prev->layout = layout;

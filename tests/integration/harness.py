@@ -179,9 +179,15 @@ http {{
         return env
 
     def start(self):
-        self.proc = subprocess.Popen([NGINX_BIN, "-p", self.dir.path, "-c", self.conf_path],
-                                     env=self.process_env(), stderr=subprocess.PIPE)
-        wait_port(self.port, proc=self.proc)
+        stderr_path = os.path.join(self.dir.path, "stderr.log")
+        with open(stderr_path, "ab") as stderr:
+            self.proc = subprocess.Popen([NGINX_BIN, "-p", self.dir.path, "-c", self.conf_path],
+                                         env=self.process_env(), stderr=stderr)
+        try:
+            wait_port(self.port, proc=self.proc)
+        except Exception as e:
+            with open(stderr_path) as f:
+                raise RuntimeError(f"nginx did not start: {e}\n{f.read()}{self.log()}") from None
 
     def reload(self, http_conf=None):
         if http_conf is not None:
