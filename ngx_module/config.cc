@@ -165,6 +165,24 @@ char* set_seconds(ngx_conf_t* cf, time_t& out, uint64_t min_s, uint64_t max_s) {
     return NGX_CONF_OK;
 }
 
+// hookq_dedup_key <complex value>, e.g. $http_x_request_id or $arg_id$http_x_shop
+char* set_dedup_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->dedup_key != NGX_CONF_UNSET_PTR)
+        return const_cast<char*>("is duplicate");
+    auto* cv = ngx::pcalloc<ngx_http_complex_value_t>(cf->pool);
+    if (cv == nullptr)
+        return static_cast<char*>(NGX_CONF_ERROR);
+    ngx_http_compile_complex_value_t ccv{};
+    ccv.cf = cf;
+    ccv.value = &static_cast<ngx_str_t*>(cf->args->elts)[1];
+    ccv.complex_value = cv;
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK)
+        return static_cast<char*>(NGX_CONF_ERROR);
+    lcf->dedup_key = cv;
+    return NGX_CONF_OK;
+}
+
 char* set_dedup_ttl(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return set_seconds(cf, static_cast<LocConf*>(conf)->dedup_ttl, 1, 365ull * 86400);
 }
@@ -508,8 +526,8 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_signature_header"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE3 | NGX_CONF_TAKE4,
      set_signature_header, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
-    {ngx_string("hookq_dedup_key"), HOOKQ_LOC | NGX_CONF_TAKE1, ngx_http_set_complex_value_slot,
-     NGX_HTTP_LOC_CONF_OFFSET, offsetof(LocConf, dedup_key), nullptr},
+    {ngx_string("hookq_dedup_key"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_key,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_dedup_ttl"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_ttl,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_max_body"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_body,
