@@ -93,7 +93,10 @@ Verifier::~Verifier() = default;
 
 std::unique_ptr<Verifier> Verifier::create(const VerifierConfig& cfg, std::string& error) {
     const std::string scheme(scheme_name(cfg.scheme));
-    if (cfg.tolerance_s <= 0) {
+    const bool timestamped = cfg.scheme == Scheme::stripe || cfg.scheme == Scheme::standard ||
+                             cfg.scheme == Scheme::svix || cfg.scheme == Scheme::slack;
+    // No "0 = unlimited" as in Stripe's SDK: a signed request replayable forever is not an option.
+    if (timestamped && cfg.tolerance_s <= 0) {
         error = scheme + ": timestamp tolerance must be positive";
         return nullptr;
     }
