@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
-  nginx-core nginx-dev libpcre2-dev zlib1g-dev
+  nginx-core nginx-dev libpcre2-dev zlib1g-dev libnginx-mod-nchan
   libhiredis-dev libssl-dev libpq-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev

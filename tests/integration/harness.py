@@ -123,13 +123,15 @@ class Nginx:
     exactly as an operator would.
     """
 
-    def __init__(self, http_conf, redis_port=None, workers=1, env=None, extra_main=""):
+    def __init__(self, http_conf, redis_port=None, workers=1, env=None, extra_main="",
+                 module_last=False):
         self.dir = TempDir("hookq-nginx-")
         self.port = free_port()
         self.redis_port = redis_port
         self.workers = workers
         self.env = env or {}
         self.extra_main = extra_main
+        self.module_last = module_last
         self.proc = None
         self.write_conf(http_conf)
         self.start()
@@ -148,15 +150,20 @@ class Nginx:
                 .replace("{redis}", f"127.0.0.1:{self.redis_port}")
                 .replace("{dir}", self.dir.path))
         envs = "".join(f"env {k};\n" for k in self.env)
+        loads = f"load_module {MODULE_PATH};\n"
+        extra = self.extra_main
+        if extra.startswith("load_module"):  # other modules: before or after ours, as asked
+            loads = extra + "\n" + loads if self.module_last else loads + extra + "\n"
+            extra = ""
         return f"""
-load_module {MODULE_PATH};
+{loads}
 daemon off;
 master_process on;
 worker_processes {self.workers};
 pid {self.dir.path}/nginx.pid;
 error_log {self.error_log} info;
 {envs}
-{self.extra_main}
+{extra}
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -234,6 +241,7 @@ def nginx_test_config(http_conf, env=None):
     try:
         n = Nginx.__new__(Nginx)
         n.dir, n.port, n.redis_port, n.workers, n.env, n.extra_main = d, free_port(), 6379, 1, env or {}, ""
+        n.module_last = False
         n.write_conf(http_conf)
         r = subprocess.run([NGINX_BIN, "-t", "-p", d.path, "-c", n.conf_path],
                            env=n.process_env(), capture_output=True, text=True)
