@@ -16,6 +16,7 @@ CONF = """
     server {
         listen 127.0.0.1:{port};
         location = /hooks/open { hookq none; }
+        location = /hookq/status { hookq_status; }
     }
 """
 
@@ -59,5 +60,7 @@ def test_one_pipelined_connection_per_worker(redis_server):
         nginx_conns = [c for c in client.client_list() if c["cmd"] in ("evalsha", "eval")]
         assert len(nginx_conns) == 2, nginx_conns
         assert client.llen("hookq:{none}:queue") == 400
+        # Both workers count into the same shared-memory counters.
+        assert edge.status_counters(nginx.port)[("none", "accepted")] == 400
     finally:
         nginx.close()
