@@ -241,7 +241,48 @@ std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf,
     return key;
 }
 
-size_t list_count(const ngx_list_t& list, size_t& bytes) {
+constexpr std::string_view kRedacted = "[redacted]";
+
+bool is_token_header(const LocConf& conf, const ngx_table_elt_t& h) {
+    return conf.scheme == Scheme::moysklad && conf.token_header.len == h.key.len &&
+           ngx_strncasecmp(h.key.data, conf.token_header.data, h.key.len) == 0;
+}
+
+// MoySklad's shared token is a secret: it is checked here and not carried any further.
+std::string_view stored_value(const LocConf& conf, const ngx_table_elt_t& h) {
+    return is_token_header(conf, h) ? kRedacted : ngx::view(h.value);
+}
+
+std::string_view stored_target(ngx_http_request_t* r, const LocConf& conf) noexcept {
+    std::string_view uri = ngx::view(r->unparsed_uri);
+    if (conf.scheme != Scheme::moysklad || conf.token_header.len != 0)
+        return uri;
+    std::string_view arg = conf.token_arg.len ? ngx::view(conf.token_arg) : "token";
+    size_t q = uri.find('?');
+    if (q == std::string_view::npos)
+        return uri;
+    // Find "<arg>=" at the start of a parameter and blank out its value.
+    for (size_t at = q + 1; at < uri.size();) {
+        size_t end = uri.find('&', at);
+        if (end == std::string_view::npos)
+            end = uri.size();
+        std::string_view param = uri.substr(at, end - at);
+        if (param.size() > arg.size() && param.starts_with(arg) && param[arg.size()] == '=') {
+            size_t value_at = at + arg.size() + 1;
+            size_t len = value_at + kRedacted.size() + (uri.size() - end);
+            auto* p = ngx::palloc<char>(r->pool, len);
+            if (p == nullptr)
+                return {};
+            ngx::append(ngx::append(ngx::append(p, uri.substr(0, value_at)), kRedacted),
+                        uri.substr(end));
+            return {p, len};
+        }
+        at = end + 1;
+    }
+    return uri;
+}
+
+size_t list_count(const LocConf& conf, const ngx_list_t& list, size_t& bytes) {
     size_t n = 0;
     for (const ngx_list_part_t* part = &list.part; part; part = part->next) {
         auto* h = static_cast<ngx_table_elt_t*>(part->elts);
@@ -250,7 +291,7 @@ size_t list_count(const ngx_list_t& list, size_t& bytes) {
                 continue;
             n++;
             bytes += EnvelopeWriter::field_size(h[i].key.len) +
-                     EnvelopeWriter::field_size(h[i].value.len);
+                     EnvelopeWriter::field_size(stored_value(conf, h[i]).size());
         }
     }
     return n;
@@ -260,13 +301,16 @@ size_t list_count(const ngx_list_t& list, size_t& bytes) {
 std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, const Uuid& id,
                                  uint64_t received_at_us, std::string_view key,
                                  std::string_view body) noexcept {
-    std::string_view fields[] = {ngx::view(conf.source), key, ngx::view(r->method_name),
-                                 ngx::view(r->unparsed_uri), ngx::view(r->connection->addr_text)};
+    std::string_view target = stored_target(r, conf);
+    if (target.data() == nullptr)
+        return {};
+    std::string_view fields[] = {ngx::view(conf.source), key, ngx::view(r->method_name), target,
+                                 ngx::view(r->connection->addr_text)};
     size_t size = EnvelopeWriter::fixed_size() + EnvelopeWriter::count_size() +
                   EnvelopeWriter::field_size(body.size());
     for (std::string_view f : fields)
         size += EnvelopeWriter::field_size(f.size());
-    size_t headers = list_count(r->headers_in.headers, size);
+    size_t headers = list_count(conf, r->headers_in.headers, size);
 
     auto* buf = ngx::palloc<char>(r->pool, size);
     if (buf == nullptr)
@@ -282,7 +326,7 @@ std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, con
             if (h[i].hash == 0)
                 continue;
             w.field(ngx::view(h[i].key));
-            w.field(ngx::view(h[i].value));
+            w.field(stored_value(conf, h[i]));
         }
     }
     w.field(body);
@@ -402,6 +446,8 @@ ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     auto* conf = static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_hookq_module));
     if (!(r->method & NGX_HTTP_POST)) {
         count(conf->source_index, Outcome::method_not_allowed);
+        if (!add_header(r, "Allow", "POST"))
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         return NGX_HTTP_NOT_ALLOWED;
     }
     if (!generator())
