@@ -33,6 +33,13 @@ bool Recorder::ensure_pg() {
             }
             return false;
         }
+        // The ack trusts COMMIT: a server running with synchronous_commit=off could lose a
+        // committed batch in a crash after we removed it from Redis. Durable for this session.
+        if (!pg_.exec("SET synchronous_commit = on")) {
+            log::warn("cannot set synchronous_commit", {{"error", pg_.error()}});
+            pg_.close();
+            return false;
+        }
         if (pg_down_logged_) {
             log::info("postgresql connection restored");
         }

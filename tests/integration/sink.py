@@ -6,6 +6,7 @@ consumed one request at a time. Modes:
   "429:5"                                : 429 with Retry-After: 5
   "hang"                                 : never answer (until the sink closes)
   "reset"                                : read the request, then reset the connection (RST)
+  "sleep:1500"                           : answer 200 after 1.5 s
 Every request is recorded (method, path, headers, body, time). It can also be driven over HTTP:
 POST /_control with {"path": ..., "mode": ...} or {"path": ..., "script": [...]} or {"default": ...}.
 """
@@ -48,6 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
             sink.closing.wait(120)
             self.close_connection = True
             return
+        if mode.startswith("sleep:"):
+            sink.closing.wait(int(mode[6:]) / 1000)
+            mode = "200"
         status, _, retry_after = mode.partition(":")
         extra = {"Retry-After": retry_after} if retry_after else {}
         sink.record(Request("POST", self.path, headers, body, time.time()))
@@ -61,6 +65,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class _Server(ThreadingHTTPServer):
+    # Read by listen() in the constructor: the default backlog of 5 drops connections when the
+    # worker opens its whole per-host connection pool at once.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class Sink:
     def __init__(self, default="200"):
         self.default = default
@@ -69,9 +80,7 @@ class Sink:
         self.requests = []
         self.lock = threading.Lock()
         self.closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 512
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.sink = self
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

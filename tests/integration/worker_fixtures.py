@@ -93,6 +93,7 @@ class Worker:
         with open(self.config_path, "w") as f:
             f.write(config)
         self.proc = None
+        self.log_offset = 0
 
     def start(self, wait_ready=True):
         self.log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
@@ -108,10 +109,13 @@ class Worker:
             assert self.proc.poll() is None, self.stderr()
         return self
 
-    def lines(self):
+    def lines(self, all_runs=False):
+        """JSON log lines of the current run (of every run with all_runs)."""
         out = []
         try:
             with open(self.log_path, "rb") as f:
+                if not all_runs:
+                    f.seek(self.log_offset)
                 for raw in f:
                     try:
                         out.append(json.loads(raw))

@@ -1,0 +1,76 @@
+"""Circuit breaker per destination, shared through Redis: opens after N failures, parks deliveries
+without using up their attempts, half-opens for one probe at a time, reopens on a failed probe,
+closes after consecutive successes; every transition is recorded."""
+
+import collections
+
+from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
+                             pg_migrated, sink, workers)  # noqa: F401 (fixtures)
+
+Q = "brk"
+
+
+def transitions(pg):
+    return [(f, t) for f, t in rows(pg, "SELECT from_state, to_state FROM breaker_transitions "
+                                        "ORDER BY id")]
+
+
+def test_open_half_open_reopen_close(redis_server, pg_migrated, sink, workers):
+    r = redis_server.client()
+    retry = '[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
+    config = config_text(redis_server, pg_migrated, route("r", Q, sink.url("/b"), retry),
+                         breaker='failure_threshold = 3\nwindow = "1m"\nopen_for = "2s"\n'
+                                 'close_after = 2')
+    sink.set("/b", "503")
+    w = workers(config)
+    ids = enqueue(r, Q, 5)
+
+    wait_until(lambda: ("closed", "open") in transitions(pg_migrated), 20, what="breaker open")
+    assert r.hget("hookq:breaker:http://127.0.0.1:%d" % sink.port, "state") in (b"open",
+                                                                                 b"half_open")
+    # While open nothing reaches the sink; deliveries are parked.
+    wait_until(lambda: w.find("parked"), 10, what="parked deliveries")
+    # The probe after the open period fails: back to open.
+    wait_until(lambda: ("half_open", "open") in transitions(pg_migrated), 20, what="reopen")
+    sink.set("/b", "200")
+    wait_until(lambda: ("half_open", "closed") in transitions(pg_migrated), 20, what="close")
+    wait_until(lambda: all(event_status(pg_migrated).get(i) == "delivered" for i in ids), 30,
+               what="all delivered after the breaker closed")
+
+    tr = transitions(pg_migrated)
+    assert tr[:3] == [("closed", "open"), ("open", "half_open"), ("half_open", "open")]
+    assert tr[-2:] == [("open", "half_open"), ("half_open", "closed")]
+    assert r.hget("hookq:breaker:http://127.0.0.1:%d" % sink.port, "state") == b"closed"
+
+    # Parking did not use up attempts: each webhook's attempts are numbered without gaps, and no
+    # webhook needed anywhere near 20 of them.
+    seen = collections.defaultdict(list)
+    for q in sink.received("/b"):
+        seen[q.headers["x-request-id"]].append(int(q.headers["x-retry-attempt"]))
+    for rid in ids:
+        assert seen[rid] == list(range(1, len(seen[rid]) + 1)), seen[rid]
+    assert max(len(v) for v in seen.values()) <= 5
+    assert rows(pg_migrated, "SELECT count(*) FROM dead_letters")[0][0] == 0
+    assert w.stop() == 0
+
+
+def test_half_open_single_probe_across_workers(redis_server, pg_migrated, sink, workers):
+    """Two workers share one breaker: while half-open only one probe is outstanding."""
+    r = redis_server.client()
+    retry = '[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
+    br = 'failure_threshold = 2\nwindow = "1m"\nopen_for = "1s"\nclose_after = 3'
+    sink.set("/p", "500")
+    for wid in ("w1", "w2"):
+        workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/p"), retry),
+                            worker_id=wid, breaker=br), name=wid)
+    ids = enqueue(r, Q, 20)
+    wait_until(lambda: ("closed", "open") in transitions(pg_migrated), 20)
+    sink.set("/p", "sleep:300")
+    n_before = len(sink.received("/p"))
+    wait_until(lambda: ("half_open", "closed") in transitions(pg_migrated), 30)
+    # 3 probes, strictly one after another: no two requests overlapped in the half-open phase.
+    probes = sink.received("/p")[n_before:n_before + 3]
+    assert len(probes) == 3
+    assert probes[1].at - probes[0].at >= 0.25 and probes[2].at - probes[1].at >= 0.25
+    wait_until(lambda: all(event_status(pg_migrated).get(i) == "delivered" for i in ids), 40)
+    assert transitions(pg_migrated).count(("closed", "open")) == 1

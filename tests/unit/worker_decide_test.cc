@@ -1,0 +1,108 @@
+#include <gtest/gtest.h>
+
+#include "worker/breaker.h"
+#include "worker/decide.h"
+#include "worker/retry.h"
+
+namespace hookq {
+namespace {
+
+AttemptResult http(int status, std::optional<uint64_t> retry_after = std::nullopt) {
+    AttemptResult r;
+    r.http_status = status;
+    r.retry_after_ms = retry_after;
+    return r;
+}
+
+TEST(WorkerRetry, ExponentialCeilingAndFullJitter) {
+    RetryPolicy p;  // 1 s, x2, 30 s cap
+    EXPECT_EQ(backoff_ceiling_ms(p, 1), 1000u);
+    EXPECT_EQ(backoff_ceiling_ms(p, 2), 2000u);
+    EXPECT_EQ(backoff_ceiling_ms(p, 5), 16000u);
+    EXPECT_EQ(backoff_ceiling_ms(p, 6), 30000u);
+    EXPECT_EQ(backoff_ceiling_ms(p, 60), 30000u);
+    EXPECT_EQ(backoff_delay_ms(p, 3, 0.0), 0u);
+    EXPECT_EQ(backoff_delay_ms(p, 3, 0.5), 2000u);
+    EXPECT_EQ(backoff_delay_ms(p, 3, 0.999999), 4000u);
+    p.jitter = false;
+    EXPECT_EQ(backoff_delay_ms(p, 3, 0.1), 4000u);
+}
+
+TEST(WorkerRetry, RetryAfter) {
+    EXPECT_EQ(parse_retry_after_ms(" 120 ", 0), 120000u);
+    EXPECT_EQ(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470), 10000u);
+    EXPECT_EQ(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490), 0u);
+    EXPECT_FALSE(parse_retry_after_ms("", 0));
+    EXPECT_FALSE(parse_retry_after_ms("soon", 0));
+}
+
+TEST(WorkerDecide, Classification) {
+    RetryPolicy p;
+    for (int s : {200, 201, 204, 299}) {
+        EXPECT_EQ(decide(http(s), 1, p, 0.5).kind, OutcomeKind::delivered) << s;
+    }
+    for (int s : {408, 425, 429, 500, 502, 503, 504}) {
+        Decision d = decide(http(s), 1, p, 0.5);
+        EXPECT_EQ(d.kind, OutcomeKind::retry) << s;
+        EXPECT_TRUE(d.breaker_failure) << s;
+    }
+    for (int s : {301, 400, 401, 403, 404, 422}) {
+        Decision d = decide(http(s), 1, p, 0.5);
+        EXPECT_EQ(d.kind, OutcomeKind::dead) << s;
+        EXPECT_FALSE(d.breaker_failure) << s;
+        EXPECT_FALSE(d.flag_route) << s;
+    }
+    Decision gone = decide(http(410), 1, p, 0.5);
+    EXPECT_EQ(gone.kind, OutcomeKind::dead);
+    EXPECT_TRUE(gone.flag_route);
+    EXPECT_FALSE(gone.breaker_failure);
+
+    AttemptResult t;
+    t.transport = Transport::timeout;
+    EXPECT_EQ(decide(t, 1, p, 0.5).kind, OutcomeKind::retry);
+    t.transport = Transport::connect_error;
+    EXPECT_EQ(decide(t, 2, p, 0.5).kind, OutcomeKind::retry);
+    Decision last = decide(t, 3, p, 0.5);
+    EXPECT_EQ(last.kind, OutcomeKind::dead);
+    EXPECT_NE(last.reason.find("attempts exhausted"), std::string::npos);
+    EXPECT_TRUE(last.breaker_failure);
+}
+
+TEST(WorkerDecide, RetryAfterHonouredAndCapped) {
+    RetryPolicy p;
+    EXPECT_EQ(decide(http(429, 5000), 1, p, 0.0).delay_ms, 5000u);
+    EXPECT_EQ(decide(http(503, 3600000), 1, p, 0.0).delay_ms, 30000u);
+    // The backoff still applies when the server asks for less.
+    EXPECT_EQ(decide(http(429, 10), 2, p, 1.0).delay_ms, 2000u);
+}
+
+TEST(WorkerBreaker, ParseAcquire) {
+    auto a = parse_acquire({"park", "open", "1700000000000", ""});
+    EXPECT_EQ(a.action, AcquireResult::park);
+    EXPECT_EQ(a.state, BreakerState::open);
+    EXPECT_EQ(a.until_ms, 1700000000000u);
+    auto p = parse_acquire({"probe", "half_open", "0", "open>half_open"});
+    EXPECT_EQ(p.action, AcquireResult::probe);
+    EXPECT_EQ(p.transition, "open>half_open");
+    EXPECT_EQ(parse_acquire({}).action, AcquireResult::allow);  // fail open
+}
+
+TEST(WorkerBreaker, CacheAvoidsRoundTrips) {
+    BreakerCache c(100);
+    uint64_t until = 0;
+    EXPECT_EQ(c.check("d", 1000, until), BreakerCache::Local::ask_redis);
+    c.update("d", BreakerState::closed, 0, 1000);
+    EXPECT_EQ(c.check("d", 1050, until), BreakerCache::Local::allow);
+    EXPECT_EQ(c.check("d", 1100, until), BreakerCache::Local::ask_redis);
+    c.update("d", BreakerState::open, 5000, 1100);
+    EXPECT_EQ(c.check("d", 4999, until), BreakerCache::Local::park);
+    EXPECT_EQ(until, 5000u);
+    EXPECT_EQ(c.check("d", 5000, until), BreakerCache::Local::ask_redis);
+    c.update("d", BreakerState::closed, 0, 6000);
+    EXPECT_FALSE(c.report_needed("d", true, false));
+    EXPECT_TRUE(c.report_needed("d", false, false));
+    EXPECT_TRUE(c.report_needed("d", true, true));
+}
+
+}  // namespace
+}  // namespace hookq
