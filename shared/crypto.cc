@@ -88,16 +88,6 @@ void finish(const unsigned char* inner, const unsigned char* outer,
 constexpr char kHex[] = "0123456789abcdef";
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int hex_value(unsigned char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int b64_value(unsigned char c) {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -312,6 +302,16 @@ bool equal_ct(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size())
         return false;
     return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+int hex_value(unsigned char c) noexcept {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 }  // namespace hookq::crypto

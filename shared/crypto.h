@@ -19,6 +19,8 @@ void hmac(HashAlg alg, std::string_view key, std::initializer_list<std::string_v
 std::string sha256_hex(std::string_view data);
 std::string sha1_hex(std::string_view data);  // for EVALSHA script ids
 
+// 0-15 for a hex digit of either case, -1 for anything else.
+int hex_value(unsigned char c) noexcept;
 std::string hex_encode(const unsigned char* p, size_t n);
 std::optional<std::string> hex_decode(std::string_view hex);  // either case; nullopt if odd/bad
 std::string base64_encode(const unsigned char* p, size_t n);

@@ -1,5 +1,7 @@
 #include "shared/uuid.h"
 
+#include "shared/crypto.h"
+
 #include <openssl/rand.h>
 
 #include <stdexcept>
@@ -13,19 +15,6 @@ constexpr char kHex[] = "0123456789abcdef";
 // Byte offsets where the canonical text has a dash (8-4-4-4-12).
 constexpr bool is_dash_pos(size_t i) {
     return i == 8 || i == 13 || i == 18 || i == 23;
-}
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 uint64_t splitmix64(uint64_t& x) noexcept {
@@ -78,8 +67,8 @@ std::optional<Uuid> Uuid::parse(std::string_view text) noexcept {
             ++i;
             continue;
         }
-        int hi = hex_value(text[i]);
-        int lo = hex_value(text[i + 1]);
+        int hi = crypto::hex_value(text[i]);
+        int lo = crypto::hex_value(text[i + 1]);
         if (hi < 0 || lo < 0) {
             return std::nullopt;
         }
