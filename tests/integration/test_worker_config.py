@@ -47,20 +47,20 @@ def test_good_config_checks(tmp_path):
 def test_unknown_key_names_file_line_and_key(tmp_path):
     path, r = run_worker(tmp_path, GOOD.replace('timeout = "5s"', 'timeout = "5s"\nmax_attemps = 4'))
     assert r.returncode == 2
-    assert r.stderr.startswith(f"{path}:11:1: ")
+    assert r.stderr.startswith(f"{path}:12:1: ")
     assert "max_attemps" in r.stderr
 
 
 def test_bad_value_names_line(tmp_path):
     path, r = run_worker(tmp_path, GOOD.replace('timeout = "5s"', 'timeout = "45s"'))
     assert r.returncode == 2
-    assert r.stderr.startswith(f"{path}:10:"), r.stderr
+    assert r.stderr.startswith(f"{path}:11:11: "), r.stderr
     assert "'timeout' must be between 1s and 30s" in r.stderr
 
 
 def test_bad_url_and_syntax(tmp_path):
     path, r = run_worker(tmp_path, GOOD.replace("http://127.0.0.1:8080", "ftp://x"))
-    assert r.returncode == 2 and f"{path}:9:" in r.stderr and "'url'" in r.stderr
+    assert r.returncode == 2 and f"{path}:10:7: " in r.stderr and "'url'" in r.stderr
     path, r = run_worker(tmp_path, GOOD.replace('id = "w1"', 'id = "w1'))
     assert r.returncode == 2 and r.stderr.startswith(f"{path}:2:"), r.stderr
     path, r = run_worker(tmp_path, GOOD + '\n[breaker]\nfailure_threshold = "five"\n')

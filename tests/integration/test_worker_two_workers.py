@@ -16,8 +16,12 @@ def test_two_workers_one_queue(redis_server, pg_migrated, sink, workers):
                               worker_id=wid, worker_extra="max_inflight = 200\nclaim_batch = 50"),
                   name=wid) for wid in ("w1", "w2")]
     wanted = set(ids)
-    wait_until(lambda: sum(1 for i in wanted if event_status(pg_migrated).get(i) == "delivered")
-               == len(wanted), 90, interval=0.5, what="every id recorded")
+
+    def recorded():
+        st = event_status(pg_migrated)
+        return sum(1 for i in wanted if st.get(i) == "delivered")
+
+    wait_until(lambda: recorded() == len(wanted), 90, interval=0.5, what="every id recorded")
     got = collections.Counter(q.headers["x-request-id"] for q in sink.received("/in"))
     assert set(got) == wanted
     assert max(got.values()) == 1, "an atomic claim never hands one webhook to both workers"
