@@ -32,19 +32,17 @@ endif()
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/conf/nginx/ DESTINATION share/doc/hookq/examples/nginx
         FILES_MATCHING PATTERN "*.conf" PATTERN "README.md")
 
-# The module's binary signature ties it to the nginx build it was compiled against: depend on
-# exactly that version (Debian's own modules do the same through the nginx-abi-* virtual package).
-execute_process(COMMAND dpkg-query -W -f=\${Version} nginx-core
-                OUTPUT_VARIABLE HOOKQ_NGINX_VERSION ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
-if(NOT HOOKQ_NGINX_VERSION)
-  execute_process(COMMAND dpkg-query -W -f=\${Version} nginx
-                  OUTPUT_VARIABLE HOOKQ_NGINX_VERSION ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
-endif()
-if(HOOKQ_NGINX_VERSION)
-  set(HOOKQ_NGINX_DEP "nginx-core (= ${HOOKQ_NGINX_VERSION})")
+# The module's binary signature ties it to the nginx ABI it was compiled against. Depend on that
+# ABI as Debian's own libnginx-mod-* packages do (the nginx-abi-* virtual package that nginx
+# provides), so nginx-core, nginx-full, nginx-light and nginx-extras all satisfy it.
+execute_process(COMMAND dpkg-query -W -f=\${Provides} nginx
+                OUTPUT_VARIABLE HOOKQ_NGINX_PROVIDES ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+string(REGEX MATCH "nginx-abi-[^, ]+" HOOKQ_NGINX_ABI "${HOOKQ_NGINX_PROVIDES}")
+if(HOOKQ_NGINX_ABI)
+  set(HOOKQ_NGINX_DEP "${HOOKQ_NGINX_ABI}")
 else()
-  message(WARNING "hookq packaging: nginx-core is not installed; the package will depend on any nginx-core")
-  set(HOOKQ_NGINX_DEP "nginx-core")
+  message(WARNING "hookq packaging: no nginx-abi-* found; the package will depend on any nginx")
+  set(HOOKQ_NGINX_DEP "nginx")
 endif()
 
 set(CPACK_GENERATOR DEB)
