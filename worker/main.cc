@@ -36,13 +36,6 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    // Blocked here, before any thread exists, so every thread inherits the mask and the signals
-    // are taken synchronously by run_worker() rather than interrupting a stage.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

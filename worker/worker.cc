@@ -1,6 +1,12 @@
 #include "worker/worker.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
 #include <systemd/sd-daemon.h>
 
 #include <thread>
@@ -15,15 +21,26 @@ namespace hookq {
 
 namespace {
 
+// Signals arrive through a self-pipe written by the handler. A handler (rather than blocking the
+// signals and sigwait) is robust to threads that libraries start before main() with the default
+// mask: whichever thread takes the signal just writes one byte.
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = static_cast<unsigned char>(sig);
+    [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &b, 1);
+    errno = saved;
+}
+
 // Waits up to `ms` for SIGTERM/SIGINT; returns the signal or 0.
 int wait_signal(uint64_t ms) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    return sig > 0 ? sig : 0;
+    pollfd p{g_signal_pipe[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(ms)) <= 0) {
+        return 0;
+    }
+    unsigned char b = 0;
+    return read(g_signal_pipe[0], &b, 1) == 1 ? b : 0;
 }
 
 class Watchdog {
@@ -59,7 +76,20 @@ class Watchdog {
 
 }  // namespace
 
+void install_signal_handlers() {
+    if (g_signal_pipe[0] < 0 && pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        throw std::runtime_error("pipe2 failed");
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+}
+
 int run_worker(const Config& cfg) {
+    install_signal_handlers();
     Shared s(cfg);
     Watchdog wd(s);
     ClaimStage claim(s);

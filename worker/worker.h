@@ -5,8 +5,8 @@
 
 namespace hookq {
 
-// Returns the process exit code. Expects SIGTERM/SIGINT to be blocked in every thread (main does
-// it before anything starts) so that they are received here with sigtimedwait.
+// Returns the process exit code. Installs the SIGTERM/SIGINT handlers: the first signal drains,
+// a second SIGINT during the drain stops at once (unacked work stays in Redis).
 int run_worker(const Config& cfg);
 
 }  // namespace hookq
