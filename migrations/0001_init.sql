@@ -44,7 +44,8 @@ CREATE TABLE delivery_attempts (
     worker_id   text
 ) PARTITION BY RANGE (started_at);
 CREATE INDEX delivery_attempts_event_idx ON delivery_attempts (event_id);
-CREATE INDEX delivery_attempts_started_idx ON delivery_attempts (started_at);
+-- BRIN: started_at grows with insertion order, so a tiny index serves time-range scans.
+CREATE INDEX delivery_attempts_started_idx ON delivery_attempts USING brin (started_at);
 
 -- Small by nature (only failures), not partitioned; one row per webhook and route.
 CREATE TABLE dead_letters (

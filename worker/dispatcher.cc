@@ -124,7 +124,7 @@ long Dispatcher::release_waiting(uint64_t now) {
         while (!b.waiting.empty() && take_token(r, now)) {
             Delivery d = std::move(b.waiting.front());
             b.waiting.pop_front();
-            start(std::move(d));
+            admit(std::move(d));
         }
         if (!b.waiting.empty()) {
             long ms = static_cast<long>((1.0 - b.tokens) * 1000.0 / r.rate_limit->per_second) + 1;
@@ -132,6 +132,23 @@ long Dispatcher::release_waiting(uint64_t now) {
         }
     }
     return next;
+}
+
+Dispatcher::Dest& Dispatcher::dest_of(const Delivery& d) {
+    if (!d.fallback) {
+        return dests_[d.route->destination];
+    }
+    return dests_[url_destination(d.route->fallback_url).value_or(d.route->fallback_url)];
+}
+
+void Dispatcher::admit(Delivery d) {
+    Dest& dest = dest_of(d);
+    if (dest.active >= s_.cfg.max_connections_per_host) {
+        dest.pending.push_back(std::move(d));
+        return;
+    }
+    ++dest.active;
+    start(std::move(d));
 }
 
 void Dispatcher::start(Delivery d) {
@@ -250,6 +267,16 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     idle_handles_.push_back(t->easy);
     active_.erase(t);
     delete t;
+    {
+        Dest& dest = dest_of(d);
+        --dest.active;
+        if (!dest.pending.empty()) {
+            Delivery next = std::move(dest.pending.front());
+            dest.pending.pop_front();
+            ++dest.active;
+            start(std::move(next));
+        }
+    }
 
     if (!d.fallback) {
         s_.to_route.push(BreakerReport{r.destination, !dec.breaker_failure, d.probe});
@@ -258,7 +285,7 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
         dec.breaker_failure) {
         // Primary gave up on a transient failure: one try at the fallback before the dead letter.
         Delivery fb{d.job, d.route, d.attempt, false, true};
-        start(std::move(fb));
+        admit(std::move(fb));
         return;
     }
 
@@ -295,7 +322,7 @@ void Dispatcher::run() {
             if (r.rate_limit && (!buckets_[r.index].waiting.empty() || !take_token(r, now))) {
                 buckets_[r.index].waiting.push_back(std::move(d));
             } else {
-                start(std::move(d));
+                admit(std::move(d));
             }
         }
         batch.clear();

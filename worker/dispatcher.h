@@ -9,6 +9,7 @@
 #include <deque>
 #include <mutex>
 #include <random>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -35,6 +36,15 @@ class Dispatcher {
         std::deque<Delivery> waiting;
     };
 
+    // Per destination at most max_connections_per_host transfers are handed to curl; the rest wait
+    // here. Queued inside curl they would burn their timeout before being sent, and curl's
+    // bookkeeping grows with every handle it holds.
+    struct Dest {
+        size_t active = 0;
+        std::deque<Delivery> pending;
+    };
+    void admit(Delivery d);
+    Dest& dest_of(const Delivery& d);
     void start(Delivery d);
     void finish(Transfer* t, CURLcode res);
     void complete(const JobPtr& job);
@@ -49,6 +59,7 @@ class Dispatcher {
     std::vector<Bucket> buckets_;
     std::vector<CURL*> idle_handles_;
     std::unordered_set<Transfer*> active_;
+    std::unordered_map<std::string, Dest> dests_;
     std::mt19937_64 rng_{std::random_device{}()};
 };
 

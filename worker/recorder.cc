@@ -126,9 +126,15 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
         const Job& j = *jp;
         const std::string& q = c.queues[j.queue];
         std::string inflight = keys::inflight(q, c.worker_id);
-        // One MULTI per webhook: the retry record and the removal from inflight happen together
-        // (all keys share the queue's hash tag, so this also holds on Redis Cluster).
-        redis_.append({"MULTI"});
+        bool multi = !j.decoded;
+        for (const auto& o : j.outcomes) {
+            multi = multi || o.kind == OutcomeKind::retry || o.kind == OutcomeKind::parked;
+        }
+        // A retry record and the removal from inflight go in one MULTI (all keys share the
+        // queue's hash tag, so this also holds on Redis Cluster); a plain ack is one LREM.
+        if (multi) {
+            redis_.append({"MULTI"});
+        }
         if (!j.decoded) {
             redis_.append({"LPUSH", poison_key(q), j.raw});
         }
@@ -146,7 +152,9 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
             redis_.append({"ZADD", keys::retry(q), score, records.back()});
         }
         redis_.append({"LREM", inflight, "-1", j.raw});
-        redis_.append({"EXEC"});
+        if (multi) {
+            redis_.append({"EXEC"});
+        }
     }
     std::vector<Reply> replies;
     if (!redis_.read_replies(replies)) {

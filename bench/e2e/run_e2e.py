@@ -173,6 +173,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drain", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--skip-ingest", action="store_true", help="phase 3 only")
     ap.add_argument("--module", help="nginx module .so (default: the build's, else build/)")
     ap.add_argument("--log-level", default="warn",
                     help="worker log level (info writes one line per webhook)")
@@ -196,7 +197,7 @@ def main():
     print(f"# nginx module: {module or 'NOT BUILT: phases 1-2 skipped'}")
     try:
         worker = start_worker(tmp, config)
-        if have_module:
+        if have_module and not args.skip_ingest:
             harness.wait_port(nginx.ingest_port)
             # Phase 1: flat out.
             rps, bad, out = wrk(nginx.ingest_port, args.seconds, 64)
@@ -221,11 +222,15 @@ def main():
             target = max(500, int(n / span / 2))
             conns = 50
             pace = max(1, int(conns * 1000 / target))
-            rps2, bad2, _ = wrk(nginx.ingest_port, args.seconds, conns, pace)
+            rps2, bad2, wrk_out = wrk(nginx.ingest_port, args.seconds, conns, pace)
             while r.llen("hookq:{github}:queue") or r.llen("hookq:{github}:inflight:bench"):
                 time.sleep(0.5)
             time.sleep(1)
             n2, p50, p99, span2 = latency(pg, f"AND received_at > '{mark.isoformat()}'")
+            if not n2:
+                print(f"phase 2: nothing delivered (wrk {rps2:.0f} req/s, non-2xx {bad2})")
+                print(wrk_out)
+                raise SystemExit(1)
             print(f"phase 2 (paced ~{rps2:.0f} req/s, {args.seconds}s): {n2} delivered; "
                   f"e2e received_at->delivered p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms")
         stop_worker(worker)

@@ -73,7 +73,10 @@ def test_outcome_paths(redis_server, pg_migrated, sink, workers):
         route("r5xx", "s5xx", sink.url("/5xx"), fast_retry()),
         route("r429", "s429", sink.url("/429"), fast_retry(3).replace('"200ms"', '"5s"')),
         route("rhang", "shang", sink.url("/hang"), 'timeout = "1s"\n' + fast_retry(2)),
-        route("rreset", "sreset", sink.url("/reset"), fast_retry()),
+        # Its own host name, hence its own connection pool: curl silently resends a request whose
+        # *reused* keep-alive connection dies unanswered, which would hide the reset from us.
+        route("rreset", "sreset", sink.url("/reset").replace("127.0.0.1", "localhost"),
+              fast_retry()),
         route("rdead", "sdead", sink.url("/dead"), fast_retry(2)),
     ])
     cfg = config_text(redis_server, pg_migrated, routes,
@@ -106,7 +109,8 @@ def test_outcome_paths(redis_server, pg_migrated, sink, workers):
     assert attempts("s5xx") == [(1, 500, "retry"), (2, 503, "retry"), (3, 200, "delivered")]
     assert attempts("s429") == [(1, 429, "retry"), (2, 200, "delivered")]
     assert [a[2] for a in attempts("shang")] == ["retry", "delivered"]
-    assert [a[2] for a in attempts("sreset")] == ["retry", "delivered"]
+    reset = [a[2] for a in attempts("sreset")]
+    assert reset[0] == "retry" and reset[-1] == "delivered", reset
     assert attempts("sdead") == [(1, 502, "retry"), (2, 502, "dead")]
     assert attempts("nowhere") == []
 
