@@ -259,13 +259,18 @@ def main():
             t0 = time.time()
             samples = []
             while True:
-                left = r.llen("hookq:{github}:queue") + r.llen("hookq:{github}:inflight:bench")
+                left = (r.llen("hookq:{github}:queue") + r.llen("hookq:{github}:inflight:bench") +
+                        r.zcard("hookq:{github}:retry"))
                 samples.append((time.time() - t0, left, rss_kb(worker.pid)))
                 if left == 0:
                     break
                 time.sleep(1)
             elapsed = time.time() - t0
             done = q(pg, "SELECT count(*) FROM webhook_events WHERE status = 'delivered'")[0][0]
+            statuses = dict(q(pg, "SELECT status, count(*) FROM webhook_events GROUP BY 1"))
+            outcomes = dict(q(pg, "SELECT coalesce(http_status::text, outcome), count(*) "
+                                  "FROM delivery_attempts GROUP BY 1"))
+            print(f"  webhook_events by status {statuses}; attempts by HTTP status {outcomes}")
             rss = [s[2] for s in samples]
             print(f"  drained {args.drain} in {elapsed:.1f}s: {args.drain / elapsed:.0f} "
                   f"deliveries/s end to end (Redis -> worker -> sink -> PostgreSQL commit -> ack); "

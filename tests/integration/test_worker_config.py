@@ -91,3 +91,19 @@ def test_concurrent_migrate_runs_once(postgres):
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert sum("applied 0001_init.sql" in o for o, _ in outs) == 1
+
+
+def test_example_config_is_valid(tmp_path):
+    """conf/worker.toml (the documented example) passes validation, secrets aside."""
+    with open(os.path.join(harness.SOURCE_DIR, "conf", "worker.toml")) as f:
+        text = f.read()
+    import re
+    text = re.sub(r'secret = "(file|env):[^"]*"',
+                  'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"', text)
+    path = os.path.join(str(tmp_path), "worker.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([harness.WORKER_PATH, "--config", path, "--check-config"],
+                       capture_output=True, text=True, env=worker_env())
+    assert r.returncode == 0, r.stderr
+    assert "3 routes" in r.stdout
