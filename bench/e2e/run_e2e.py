@@ -234,6 +234,12 @@ def main():
             print(f"phase 2 (paced ~{rps2:.0f} req/s, {args.seconds}s): {n2} delivered; "
                   f"e2e received_at->delivered p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms")
         stop_worker(worker)
+        errors = q(pg, "SELECT coalesce(http_status::text, left(error, 60)), count(*) FROM "
+                       "delivery_attempts WHERE outcome <> 'delivered' GROUP BY 1")
+        trans = q(pg, "SELECT from_state || '>' || to_state, count(*) FROM breaker_transitions "
+                      "GROUP BY 1")
+        if errors or trans:
+            print(f"  failed attempts so far {dict(errors)}; breaker transitions {dict(trans)}")
 
         # Phase 3: drain a pre-filled queue.
         if args.drain:
