@@ -1,0 +1,164 @@
+"""The whole of hookq on loopback, for scripts/demo.sh: redis-server, PostgreSQL (initdb into a temp
+folder), nginx with the hookq module, hookq-worker, and a small sample application that verifies
+hookq's own signature on what it receives. Sends a signed GitHub webhook and shows it queued,
+delivered and recorded.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+import edge  # noqa: E402
+import harness  # noqa: E402
+
+GITHUB_SECRET = "demo-github-secret"
+# The key hookq signs deliveries with (Standard Webhooks: whsec_ + base64 of the key bytes).
+APP_SECRET = "whsec_" + base64.b64encode(b"demo application signing key 32b").decode()
+
+
+class App(BaseHTTPRequestHandler):
+    """The application's webhook endpoint: verifies hookq's signature, then 'processes'."""
+
+    received = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        wid, ts = self.headers["webhook-id"], self.headers["webhook-timestamp"]
+        key = base64.b64decode(APP_SECRET[len("whsec_"):])
+        want = base64.b64encode(hmac.new(key, f"{wid}.{ts}.".encode() + body, hashlib.sha256).digest())
+        ok = any(hmac.compare_digest(s.split(",", 1)[-1].encode(), want)
+                 for s in self.headers["webhook-signature"].split())
+        App.received.append((self.headers["X-Request-ID"], ok))
+        print(f"  app: got {self.headers['X-Request-ID']} from {self.headers.get('X-Hookq-Source')} "
+              f"attempt {self.headers.get('X-Retry-Attempt')}/{self.headers.get('X-Max-Attempts')}, "
+              f"{len(body)} bytes, hookq signature {'valid' if ok else 'INVALID'}")
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def show(label, status, headers, body):
+    keep = {k: v for k, v in headers.items() if k in ("x-request-id", "idempotent-replayed")}
+    print(f"  {label}: HTTP {status} {keep} {body.decode().strip()}")
+
+
+def main():
+    once = "--once" in sys.argv
+    work = tempfile.mkdtemp(prefix="hookq-demo-")
+    redis = harness.RedisServer()
+    print(f"redis-server on 127.0.0.1:{redis.port}")
+    pg = harness.Postgres()
+    print(f"PostgreSQL on 127.0.0.1:{pg.port} ({pg.dsn})")
+    subprocess.run([harness.CTL_PATH, "migrate", "--dsn", pg.dsn], check=True)
+
+    app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    print(f"sample application on http://127.0.0.1:{app.server_port}/webhooks/github")
+
+    secret_file = os.path.join(work, "github.secret")
+    with open(secret_file, "w") as f:
+        f.write(GITHUB_SECRET + "\n")
+    config = os.path.join(work, "worker.toml")
+    with open(config, "w") as f:
+        f.write(f"""
+[worker]
+id = "demo"
+queues = ["github"]
+[redis]
+address = "127.0.0.1:{redis.port}"
+[postgres]
+dsn = "{pg.dsn}"
+[sources.github]
+event_header = "X-GitHub-Event"
+[[routes]]
+name = "app"
+source = "github"
+url = "http://127.0.0.1:{app.server_port}/webhooks/github"
+timeout = "5s"
+secret = "{APP_SECRET}"
+""")
+    log = open(os.path.join(work, "worker.log"), "ab")
+    worker = subprocess.Popen([harness.WORKER_PATH, "--config", config], stdout=log, stderr=log)
+    nginx = harness.Nginx("""
+    hookq_redis {redis};
+    hookq_redis_timeout 200ms;
+    server {
+        listen 127.0.0.1:{port};
+        location = /hooks/github { hookq github; hookq_secret file:SECRET; }
+        location = /hookq/status { hookq_status; allow 127.0.0.1; deny all; }
+    }
+""".replace("SECRET", secret_file), redis_port=redis.port)
+    print(f"nginx + hookq on http://127.0.0.1:{nginx.port}/hooks/github (secret: {GITHUB_SECRET})")
+    try:
+        time.sleep(0.5)
+        body = json.dumps({"zen": "Design for failure.", "hook_id": 1,
+                           "repository": {"full_name": "acme/shop"}}).encode()
+        delivery = str(uuid.uuid4())
+        headers = edge.github_headers(body, delivery=delivery, secret=GITHUB_SECRET)
+        headers["X-GitHub-Event"] = "push"
+        print("\n== GitHub posts a signed webhook, then retries it; a forger tries too")
+        show("signed   ", *edge.post(nginx.port, "/hooks/github", body, headers))
+        show("retry    ", *edge.post(nginx.port, "/hooks/github", body, headers))
+        forged = dict(headers, **{"X-Hub-Signature-256": "sha256=" + "0" * 64,
+                                  "X-GitHub-Delivery": str(uuid.uuid4())})
+        show("forged   ", *edge.post(nginx.port, "/hooks/github", body, forged))
+
+        print("\n== hookq-worker delivers it to the application")
+        deadline = time.monotonic() + 20
+        rows = []
+        with pg.connect() as conn:
+            while time.monotonic() < deadline:
+                cur = conn.cursor()
+                cur.execute("SELECT id, source, event_type, status, attempts FROM webhook_events")
+                rows = cur.fetchall()
+                if rows and rows[0][3] == "delivered":
+                    break
+                time.sleep(0.2)
+            print("\n== recorded in PostgreSQL")
+            for r in rows:
+                print(f"  webhook_events: id={r[0]} source={r[1]} event={r[2]} status={r[3]} attempts={r[4]}")
+            cur = conn.cursor()
+            cur.execute("SELECT event_id, route, attempt, http_status, outcome, round(duration_ms::numeric, 2)"
+                        " FROM delivery_attempts ORDER BY started_at")
+            for r in cur.fetchall():
+                print(f"  delivery_attempts: event={r[0]} route={r[1]} attempt={r[2]} "
+                      f"http={r[3]} outcome={r[4]} {r[5]} ms")
+        print(f"  Redis queue now: {redis.client().llen('hookq:{github}:queue')} waiting")
+        print("\n== edge counters (/hookq/status)")
+        for (source, outcome), n in sorted(edge.status_counters(nginx.port).items()):
+            if n:
+                print(f"  hookq_edge_requests_total{{source={source},outcome={outcome}}} {n}")
+        if not rows or rows[0][3] != "delivered":
+            print("the webhook was not delivered; worker log:\n" + open(os.path.join(work, "worker.log")).read())
+            return 1
+        if not once:
+            print("\nRunning; post more webhooks to the URL above. Ctrl-C to stop.")
+            while True:
+                time.sleep(3600)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        nginx.close()
+        worker.terminate()
+        worker.wait(30)
+        app.shutdown()
+        pg.close()
+        redis.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
