@@ -61,7 +61,7 @@ DecodeError decode_envelope(std::string_view data, EnvelopeView& out);
 //   size_t n = EnvelopeWriter::fixed_size() + EnvelopeWriter::field_size(src.size()) + ...;
 //   EnvelopeWriter w(buf); w.begin(id, ts); w.field(src); ... w.u32(nheaders); w.field(name)...
 class EnvelopeWriter {
-public:
+  public:
     static constexpr size_t fixed_size() { return 4 + 16 + 8; }
     static constexpr size_t field_size(size_t len) { return 4 + len; }
     static constexpr size_t count_size() { return 4; }
@@ -72,12 +72,12 @@ public:
     void u32(uint32_t v) noexcept;
     char* end() const noexcept { return p_; }
 
-private:
+  private:
     char* p_;
 };
 
-// A retry record (the member of hookq:{Q}:retry): the route it is for, the attempt number that comes
-// next, when the first attempt started, and the original envelope bytes unchanged.
+// A retry record (the member of hookq:{Q}:retry): the route it is for, the attempt number that
+// comes next, when the first attempt started, and the original envelope bytes unchanged.
 //   "HQR1" | u32 attempt | u64 first_attempt_us | u32-length-prefixed route | envelope (rest)
 struct RetryRecord {
     std::string route;

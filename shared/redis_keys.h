@@ -7,8 +7,12 @@
 
 namespace hookq::keys {
 
-inline std::string queue(std::string_view q) { return "hookq:{" + std::string(q) + "}:queue"; }
-inline std::string retry(std::string_view q) { return "hookq:{" + std::string(q) + "}:retry"; }
+inline std::string queue(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:queue";
+}
+inline std::string retry(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:retry";
+}
 inline std::string dedup_prefix(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:dedup:";
 }

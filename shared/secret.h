@@ -8,8 +8,8 @@
 
 namespace hookq {
 
-// On failure returns nullopt and sets `error` to a message naming the spec's source (the path or the
-// variable), never the secret itself.
+// On failure returns nullopt and sets `error` to a message naming the spec's source (the path or
+// the variable), never the secret itself.
 std::optional<std::string> load_secret(std::string_view spec, std::string& error);
 
 }  // namespace hookq

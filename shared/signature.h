@@ -13,7 +13,16 @@
 namespace hookq {
 
 enum class Scheme : uint8_t {
-    github, stripe, standard, svix, shopify, slack, twilio, moysklad, hmac, none
+    github,
+    stripe,
+    standard,
+    svix,
+    shopify,
+    slack,
+    twilio,
+    moysklad,
+    hmac,
+    none
 };
 std::optional<Scheme> scheme_from_name(std::string_view name) noexcept;
 std::string_view scheme_name(Scheme s) noexcept;
@@ -32,7 +41,7 @@ struct HmacHeaderSpec {
 // What a verifier reads of a request. The nginx module implements it over ngx_http_request_t;
 // tests, hookqctl and the worker over an Envelope.
 class RequestView {
-public:
+  public:
     virtual ~RequestView() = default;
     // Case-insensitive; nullopt when absent (an empty header is present and empty).
     virtual std::optional<std::string_view> header(std::string_view name) const = 0;
@@ -58,9 +67,9 @@ struct VerifierConfig {
     // Secrets as configured (after file:/env: resolution), e.g. "whsec_..." for stripe/standard.
     // Several for rotation: a request verifies if any one matches.
     std::vector<std::string> secrets;
-    HmacHeaderSpec hmac;           // Scheme::hmac only
-    int64_t tolerance_s = 300;     // stripe, standard, svix, slack
-    std::string token_header;      // moysklad: header carrying the shared token, or
+    HmacHeaderSpec hmac;              // Scheme::hmac only
+    int64_t tolerance_s = 300;        // stripe, standard, svix, slack
+    std::string token_header;         // moysklad: header carrying the shared token, or
     std::string token_arg = "token";  // ... the query argument carrying it
 };
 
@@ -72,7 +81,7 @@ struct DedupSource {
 };
 
 class Verifier {
-public:
+  public:
     // Decodes secrets (whsec_ base64 for standard/svix), precomputes what can be. On error returns
     // nullptr and sets `error` (which never contains secret material).
     static std::unique_ptr<Verifier> create(const VerifierConfig& cfg, std::string& error);
@@ -82,7 +91,7 @@ public:
     DedupSource default_dedup() const noexcept;
     Scheme scheme() const noexcept;
 
-private:
+  private:
     Verifier();
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -1,5 +1,5 @@
-// UUIDv7 (RFC 9562): 48-bit unix milliseconds, then randomness. Request ids are v7 so that they sort
-// by arrival, which keeps PostgreSQL's uuid primary key index append-mostly.
+// UUIDv7 (RFC 9562): 48-bit unix milliseconds, then randomness. Request ids are v7 so that they
+// sort by arrival, which keeps PostgreSQL's uuid primary key index append-mostly.
 #pragma once
 
 #include <array>
@@ -25,12 +25,12 @@ struct Uuid {
 // Not thread-safe: one per thread / nginx worker process. Seeded from OpenSSL's CSPRNG; monotonic
 // within a millisecond (a 12-bit counter in rand_a, RFC 9562 section 6.2 method 1).
 class Uuid7Generator {
-public:
+  public:
     Uuid7Generator();  // seeds from RAND_bytes
     explicit Uuid7Generator(uint64_t seed);
     Uuid next(uint64_t unix_ms) noexcept;
 
-private:
+  private:
     uint64_t rand64() noexcept;
     uint64_t s_[4];
     uint64_t last_ms_ = 0;
