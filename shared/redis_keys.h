@@ -22,6 +22,14 @@ inline std::string inflight(std::string_view q, std::string_view worker) {
 inline std::string inflight_pattern(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:inflight:*";
 }
+// Ids of the workers consuming a queue, so the reaper can find the inflight list of a dead one.
+inline std::string workers(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:workers";
+}
+// Elements that could not be decoded: set aside, never dropped, never blocking the queue.
+inline std::string poison(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:poison";
+}
 inline std::string worker_heartbeat(std::string_view worker) {
     return "hookq:worker:" + std::string(worker);
 }

@@ -50,7 +50,7 @@ bool ClaimStage::heartbeat() {
         return false;
     }
     for (const auto& q : c.queues) {
-        if (is_error(redis_.command({"SADD", workers_key(q), c.worker_id}))) {
+        if (is_error(redis_.command({"SADD", keys::workers(q), c.worker_id}))) {
             return false;
         }
     }
@@ -62,9 +62,9 @@ bool ClaimStage::startup() {
         return false;
     }
     for (const auto& q : s_.cfg.queues) {
-        Reply r = redis_.eval(claim_scripts::kRequeue,
-                              {keys::inflight(q, s_.cfg.worker_id), keys::queue(q), workers_key(q)},
-                              {""});
+        Reply r = redis_.eval(
+            claim_scripts::kRequeue,
+            {keys::inflight(q, s_.cfg.worker_id), keys::queue(q), keys::workers(q)}, {""});
         if (is_error(r)) {
             return false;
         }
@@ -85,7 +85,7 @@ void ClaimStage::deregister() {
         }
     }
     for (const auto& q : c.queues) {
-        redis_.command({"SREM", workers_key(q), c.worker_id});
+        redis_.command({"SREM", keys::workers(q), c.worker_id});
     }
     redis_.command({"DEL", keys::worker_heartbeat(c.worker_id)});
 }
@@ -104,7 +104,7 @@ void ClaimStage::move_due() {
 void ClaimStage::reap() {
     const auto& c = s_.cfg;
     for (const auto& q : c.queues) {
-        Reply members = redis_.command({"SMEMBERS", workers_key(q)});
+        Reply members = redis_.command({"SMEMBERS", keys::workers(q)});
         if (is_error(members) || members->type != REDIS_REPLY_ARRAY) {
             continue;
         }
@@ -118,7 +118,7 @@ void ClaimStage::reap() {
                 continue;
             }
             Reply r = redis_.eval(claim_scripts::kRequeue,
-                                  {keys::inflight(q, id), keys::queue(q), workers_key(q)}, {id});
+                                  {keys::inflight(q, id), keys::queue(q), keys::workers(q)}, {id});
             if (!is_error(r)) {
                 log::warn("reaped inflight of dead worker",
                           {{"queue", q}, {"dead_worker", id}, {"count", r->integer}});

@@ -40,13 +40,6 @@ struct BreakerReport {
 using RouteMsg = std::variant<JobPtr, BreakerReport>;
 using RecordMsg = std::variant<JobPtr, Transition>;
 
-inline std::string workers_key(std::string_view q) {
-    return "hookq:{" + std::string(q) + "}:workers";
-}
-inline std::string poison_key(std::string_view q) {
-    return "hookq:{" + std::string(q) + "}:poison";
-}
-
 struct Shared {
     explicit Shared(const Config& c) : cfg(c), router(c) {}
 

@@ -136,7 +136,7 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
             redis_.append({"MULTI"});
         }
         if (!j.decoded) {
-            redis_.append({"LPUSH", poison_key(q), j.raw});
+            redis_.append({"LPUSH", keys::poison(q), j.raw});
         }
         for (const auto& o : j.outcomes) {
             if (o.kind != OutcomeKind::retry && o.kind != OutcomeKind::parked) {
