@@ -1,10 +1,15 @@
-// hookqctl: operator commands. Implemented here: migrate, check-config, partitions.
+// hookqctl: operator commands. Implemented here: migrate, check-config, partitions, sign.
 #include <cstdio>
+#include <ctime>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 
+#include "shared/secret.h"
 #include "worker/config.h"
+#include "worker/ctl_sign.h"
 #include "worker/migrations.h"
 #include "worker/pg.h"
 
@@ -40,9 +45,71 @@ int main(int argc, char** argv) {
     int months = 2;
     parts->add_option("--months", months, "months ahead")->check(CLI::Range(0, 36));
 
+    auto* sign = app.add_subcommand("sign", "print a correctly signed test request (curl)");
+    std::string profile, url, body, body_file, id, hmac_header,
+        hmac_alg = "sha256", hmac_enc = "hex", hmac_prefix, token_header;
+    std::vector<std::string> secrets;
+    sign->add_option("--profile", profile,
+                     "github stripe standard svix shopify slack twilio "
+                     "moysklad hmac none")
+        ->required();
+    sign->add_option("--secret", secrets, "file:PATH, env:NAME or the value (first one signs)");
+    sign->add_option("--url", url, "where the request goes (Twilio signs the URL)")->required();
+    sign->add_option("--body", body, "the body (default: a small JSON object)");
+    sign->add_option("--body-file", body_file, "read the body from this file");
+    sign->add_option("--id", id, "delivery id (default: a fresh UUIDv7)");
+    sign->add_option("--header", hmac_header, "hmac: the signature header");
+    sign->add_option("--alg", hmac_alg, "hmac: sha1, sha256 or sha512");
+    sign->add_option("--encoding", hmac_enc, "hmac: hex or base64");
+    sign->add_option("--prefix", hmac_prefix, "hmac: prefix before the signature");
+    sign->add_option("--token-header", token_header, "moysklad: send the token in this header");
+
     CLI11_PARSE(app, argc, argv);
 
     try {
+        if (*sign) {
+            hookq::SignRequest req;
+            auto scheme = hookq::scheme_from_name(profile);
+            if (!scheme) {
+                std::fprintf(stderr, "hookqctl sign: unknown profile \"%s\"\n", profile.c_str());
+                return 2;
+            }
+            req.verifier.scheme = *scheme;
+            for (const auto& spec : secrets) {
+                std::string error;
+                auto s = hookq::load_secret(spec, error);
+                if (!s) {
+                    std::fprintf(stderr, "hookqctl sign: %s\n", error.c_str());
+                    return 2;
+                }
+                req.verifier.secrets.push_back(*s);
+            }
+            req.verifier.hmac.header = hmac_header;
+            req.verifier.hmac.alg = hmac_alg == "sha1"     ? hookq::HashAlg::sha1
+                                    : hmac_alg == "sha512" ? hookq::HashAlg::sha512
+                                                           : hookq::HashAlg::sha256;
+            req.verifier.hmac.encoding =
+                hmac_enc == "base64" ? hookq::Encoding::base64 : hookq::Encoding::hex;
+            req.verifier.hmac.prefix = hmac_prefix;
+            req.verifier.token_header = token_header;
+            req.url = url;
+            req.id = id;
+            req.body = body.empty() ? R"({"hookq":"test"})" : body;
+            if (!body_file.empty()) {
+                std::ifstream in(body_file, std::ios::binary);
+                if (!in) {
+                    std::fprintf(stderr, "hookqctl sign: cannot read %s\n", body_file.c_str());
+                    return 2;
+                }
+                std::ostringstream ss;
+                ss << in.rdbuf();
+                req.body = ss.str();
+                req.body_file = body_file;
+            }
+            std::fputs(hookq::signed_curl(req, static_cast<int64_t>(std::time(nullptr))).c_str(),
+                       stdout);
+            return 0;
+        }
         if (*check) {
             auto cfg = hookq::load_config_file(config_path);
             std::printf("%s: ok (%zu routes)\n", config_path.c_str(), cfg.routes.size());
