@@ -5,6 +5,7 @@ folder removed) when the test that started it ends. Nothing here talks to a serv
 did not start itself.
 """
 
+import atexit
 import os
 import pwd
 import shutil
@@ -21,6 +22,20 @@ MODULE_PATH = os.path.join(BUILD_DIR, "ngx_module", "ngx_http_hookq_module.so")
 WORKER_PATH = os.path.join(BUILD_DIR, "worker", "hookq-worker")
 CTL_PATH = os.path.join(BUILD_DIR, "worker", "hookqctl")
 NGINX_BIN = "/usr/sbin/nginx"
+
+
+# Every server a test starts, so that none outlives the test run even when a fixture fails halfway
+# (a test that raises before its teardown would otherwise leave a redis-server behind).
+_live = set()
+
+
+@atexit.register
+def _close_leftovers():
+    for server in list(_live):
+        try:
+            server.close()
+        except Exception:
+            pass
 
 
 def free_port():
@@ -83,6 +98,7 @@ class RedisServer:
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.proc = None
+        _live.add(self)
         self.start()
 
     def start(self):
@@ -110,6 +126,7 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def close(self):
+        _live.discard(self)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
         self.stop()
@@ -134,6 +151,7 @@ class Nginx:
         self.module_last = module_last
         self.proc = None
         self.write_conf(http_conf)
+        _live.add(self)
         self.start()
 
     @property
@@ -224,6 +242,7 @@ http {{
         return rc
 
     def close(self):
+        _live.discard(self)
         rc = self.stop()
         log = self.log()
         self.dir.cleanup()
@@ -280,6 +299,7 @@ class Postgres:
         if self.user:
             os.chmod(self.dir.path, 0o755)
             os.chown(self.dir.path, self.user.pw_uid, self.user.pw_gid)
+        _live.add(self)
         self._run(["initdb", "-D", self.data, "-U", "hookq", "-A", "trust", "--no-sync",
                    "-E", "UTF8", "--locale=C"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
@@ -313,5 +333,6 @@ class Postgres:
         return conn
 
     def close(self):
+        _live.discard(self)
         self.stop("immediate")
         self.dir.cleanup()
