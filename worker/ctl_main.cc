@@ -1,4 +1,4 @@
-// hookqctl: operator commands. Implemented here: migrate, check-config, partitions, sign.
+// hookqctl: operator commands: migrate, check-config, partitions, sign, breaker (dlq, status).
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -9,6 +9,8 @@
 
 #include "shared/secret.h"
 #include "worker/config.h"
+#include "worker/ctl_breaker.h"
+#include "worker/ctl_common.h"
 #include "worker/ctl_sign.h"
 #include "worker/migrations.h"
 #include "worker/pg.h"
@@ -64,7 +66,29 @@ int main(int argc, char** argv) {
     sign->add_option("--prefix", hmac_prefix, "hmac: prefix before the signature");
     sign->add_option("--token-header", token_header, "moysklad: send the token in this header");
 
+    // Operator commands share the addresses and --json.
+    hookq::ctl::Target target;
+    bool json = false;
+    auto addresses = [&](CLI::App* cmd) {
+        cmd->add_option("--dsn", target.dsn,
+                        "PostgreSQL connection string (default: from --config)");
+        cmd->add_option("--redis", target.redis,
+                        "Redis host:port or unix:/path (default: from --config)");
+        cmd->add_flag("--json", json, "machine-readable output");
+    };
+
+    auto* breaker = app.add_subcommand("breaker", "circuit breakers per destination");
+    breaker->require_subcommand(1);
+    auto* breaker_list = breaker->add_subcommand("list", "every breaker and its state");
+    addresses(breaker_list);
+    auto* breaker_reset = breaker->add_subcommand("reset", "close a breaker now (audited)");
+    addresses(breaker_reset);
+    std::string destination;
+    breaker_reset->add_option("destination", destination, "scheme://host:port, as listed")
+        ->required();
+
     CLI11_PARSE(app, argc, argv);
+    target.config_path = config_path;
 
     try {
         if (*sign) {
@@ -114,6 +138,17 @@ int main(int argc, char** argv) {
             auto cfg = hookq::load_config_file(config_path);
             std::printf("%s: ok (%zu routes)\n", config_path.c_str(), cfg.routes.size());
             return 0;
+        }
+        if (*breaker) {
+            auto cfg = hookq::ctl::load_target(target);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            if (*breaker_list) {
+                return hookq::ctl::breaker_list(redis, json);
+            }
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            return hookq::ctl::breaker_reset(redis, pg, destination, json);
         }
         hookq::Pg pg(resolve_dsn(dsn, config_path));
         if (!pg.connect()) {

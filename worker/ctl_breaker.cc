@@ -1,0 +1,129 @@
+#include "worker/ctl_breaker.h"
+
+#include <cstdio>
+#include <map>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "shared/redis_keys.h"
+#include "worker/context.h"
+#include "worker/ctl_common.h"
+#include "worker/sql.h"
+
+namespace hookq::ctl {
+
+namespace {
+
+constexpr std::string_view kPrefix = "hookq:breaker:";
+
+// Writes the hash exactly as kReport leaves a breaker that has just closed, rather than deleting
+// it, so that the fields the workers read keep their meaning. Atomic, so a worker reporting at the
+// same moment sees either the old breaker or the closed one.
+constexpr std::string_view kReset = R"lua(
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return '' end
+redis.call('HSET', KEYS[1], 'state', 'closed', 'fails', '', 'successes', '0', 'probe_until', '0',
+           'open_until', '0', 'changed_at', ARGV[1])
+return st
+)lua";
+
+std::string format_ms(const std::string& ms) {
+    if (ms.empty() || ms == "0") {
+        return "";
+    }
+    try {
+        return format_timestamp_us(std::stoull(ms) * 1000).substr(0, 19) + "Z";
+    } catch (const std::exception&) {
+        return ms;
+    }
+}
+
+size_t count_fails(const std::string& fails) {
+    size_t n = 0;
+    bool in = false;
+    for (char c : fails) {
+        bool digit = c >= '0' && c <= '9';
+        n += digit && !in;
+        in = digit;
+    }
+    return n;
+}
+
+}  // namespace
+
+int breaker_list(RedisConn& redis, bool json) {
+    auto j = nlohmann::json::array();
+    std::vector<std::vector<std::string>> rows{
+        {"DESTINATION", "STATE", "OPEN_UNTIL", "RECENT_FAILURES", "CHANGED_AT"}};
+    for (const auto& key : scan_keys(redis, std::string(kPrefix) + "*")) {
+        auto reply = must(redis, {"HGETALL", key});
+        std::map<std::string, std::string> h;
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+            h[std::string(reply->element[i]->str, reply->element[i]->len)] =
+                std::string(reply->element[i + 1]->str, reply->element[i + 1]->len);
+        }
+        std::string dest = key.substr(kPrefix.size());
+        std::string state = h.count("state") ? h["state"] : "closed";
+        size_t fails = count_fails(h["fails"]);
+        j.push_back({{"destination", dest},
+                     {"state", state},
+                     {"open_until", format_ms(h["open_until"])},
+                     {"recent_failures", fails},
+                     {"changed_at", format_ms(h["changed_at"])}});
+        rows.push_back({dest, state, state == "open" ? format_ms(h["open_until"]) : "",
+                        std::to_string(fails), format_ms(h["changed_at"])});
+    }
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+    } else if (rows.size() == 1) {
+        std::printf("no breakers\n");
+    } else {
+        std::fputs(table(rows).c_str(), stdout);
+    }
+    return 0;
+}
+
+int breaker_reset(RedisConn& redis, Pg& pg, const std::string& destination, bool json) {
+    std::string key = keys::breaker(destination);
+    auto state = must(redis, {"HGET", key, "state"});
+    if (state->type != REDIS_REPLY_STRING) {
+        std::fprintf(stderr, "hookqctl: no breaker for %s (see `hookqctl breaker list`)\n",
+                     destination.c_str());
+        return 1;
+    }
+    std::string from(state->str, state->len);
+    uint64_t now = now_ms();
+    // The rows go in first and are committed only once Redis has changed: a reset is never done
+    // unaudited, nor audited when it did not happen.
+    must_query(pg, "BEGIN");
+    try {
+        audit(pg, "breaker.reset", destination, {{"from_state", from}});
+        if (from != "closed") {
+            must_query(pg,
+                       "INSERT INTO breaker_transitions (at, destination, from_state, to_state, "
+                       "worker_id, reason) VALUES ($1::timestamptz, $2, $3, 'closed', NULL, $4)",
+                       {format_timestamp_us(now * 1000), destination, from,
+                        "reset by " + actor() + " (hookqctl)"});
+        }
+        auto reply = redis.eval(kReset, {key}, {std::to_string(now)});
+        if (!reply || is_error(reply)) {
+            throw std::runtime_error(
+                "Redis: breaker reset failed: " +
+                (reply ? std::string(reply->str, reply->len) : redis.last_error()));
+        }
+        must_query(pg, "COMMIT");
+    } catch (...) {
+        pg.exec("ROLLBACK");
+        throw;
+    }
+    if (json) {
+        nlohmann::json j{{"destination", destination}, {"from_state", from}, {"state", "closed"}};
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%s: %s -> closed\n", destination.c_str(), from.c_str());
+    }
+    return 0;
+}
+
+}  // namespace hookq::ctl
