@@ -1,7 +1,5 @@
 #include "ngx_module/handler.h"
 
-#include <openssl/sha.h>
-
 #include <ctime>
 #include <optional>
 
@@ -10,6 +8,7 @@
 #include "ngx_module/redis_link.h"
 #include "ngx_module/request_view.h"
 #include "ngx_module/status.h"
+#include "shared/crypto.h"
 #include "shared/envelope.h"
 #include "shared/redis_keys.h"
 #include "shared/signature.h"
@@ -27,7 +26,6 @@ struct RequestCtx {
     ngx_event_t timer;
     uint64_t started_us;
     char id[Uuid::kTextSize];
-    bool answered;
 };
 
 std::optional<Uuid7Generator>& generator() {
@@ -68,12 +66,9 @@ struct Answer {
 
 // Sends the whole response and returns what ngx_http_finalize_request() wants.
 ngx_int_t send_answer(ngx_http_request_t* r, RequestCtx* ctx, const Answer& a) noexcept {
-    int source = ctx ? ctx->conf->source_index : -1;
+    int source = ctx->conf->source_index;
     count(source, a.outcome);
-    if (ctx != nullptr) {
-        ctx->answered = true;
-        observe_latency(source, monotonic_us() - ctx->started_us);
-    }
+    observe_latency(source, monotonic_us() - ctx->started_us);
     r->headers_out.status = a.status;
     r->headers_out.content_length_n = static_cast<off_t>(a.body.size());
     if (!a.body.empty()) {
@@ -85,7 +80,7 @@ ngx_int_t send_answer(ngx_http_request_t* r, RequestCtx* ctx, const Answer& a) n
         ok &= add_header(r, "X-Request-ID", a.request_id);
     if (a.replayed)
         ok &= add_header(r, "Idempotent-Replayed", "true");
-    if (a.retry_after && ctx)
+    if (a.retry_after)
         ok &= add_header(r, "Retry-After", ctx->conf->retry_after_text);
     if (!ok)
         return NGX_ERROR;
@@ -205,13 +200,13 @@ std::optional<std::string_view> body_of(ngx_http_request_t* r) noexcept {
 }
 
 std::string_view sha256_hex(ngx_pool_t* pool, std::string_view data) noexcept {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-    auto* hex = ngx::palloc<u_char>(pool, 2 * SHA256_DIGEST_LENGTH);
+    unsigned char digest[32];
+    crypto::sha256(data, digest);
+    auto* hex = ngx::palloc<u_char>(pool, 2 * sizeof digest);
     if (hex == nullptr)
         return {};
-    ngx_hex_dump(hex, digest, SHA256_DIGEST_LENGTH);
-    return {reinterpret_cast<char*>(hex), 2 * SHA256_DIGEST_LENGTH};
+    ngx_hex_dump(hex, digest, sizeof digest);
+    return {reinterpret_cast<char*>(hex), 2 * sizeof digest};
 }
 
 // The dedup key: hookq_dedup_key if set, else the profile's delivery id; the body's SHA-256 when
@@ -470,7 +465,6 @@ ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
             count(conf->source_index, Outcome::too_large);
         else if (rc == NGX_HTTP_BAD_REQUEST)
             count(conf->source_index, Outcome::malformed);
-        ctx->answered = true;
         return rc;
     }
     return NGX_DONE;
