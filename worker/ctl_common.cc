@@ -7,11 +7,10 @@
 
 namespace hookq::ctl {
 
-Config load_target(const Target& t) {
+Config load_target(const Target& t, bool needs_redis) {
     Config cfg;
-    // With both overrides given, a missing file is fine: an operator on another host may have only
-    // the addresses.
-    if (std::filesystem::exists(t.config_path) || t.dsn.empty() || t.redis.empty()) {
+    if (std::filesystem::exists(t.config_path) || t.dsn.empty() ||
+        (needs_redis && t.redis.empty())) {
         cfg = load_config_file(t.config_path);
     }
     if (!t.dsn.empty()) {

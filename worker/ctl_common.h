@@ -20,8 +20,9 @@ struct Target {
     std::string redis;  // --redis host:port or unix:/path; empty: [redis] of the config
 };
 
-// The configuration, with --dsn / --redis applied.
-Config load_target(const Target& t);
+// The configuration, with --dsn / --redis applied. A missing file is fine when the overrides say
+// all the command needs: an operator on another host may have only the addresses.
+Config load_target(const Target& t, bool needs_redis = true);
 
 // Connects or throws std::runtime_error (never with the DSN in the message: it may hold a
 // password).

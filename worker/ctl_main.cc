@@ -1,4 +1,4 @@
-// hookqctl: operator commands: migrate, check-config, partitions, sign, breaker (dlq, status).
+// hookqctl: operator commands: migrate, check-config, partitions, sign, breaker, dlq (status).
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -11,6 +11,7 @@
 #include "worker/config.h"
 #include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
+#include "worker/ctl_dlq.h"
 #include "worker/ctl_sign.h"
 #include "worker/migrations.h"
 #include "worker/pg.h"
@@ -87,6 +88,34 @@ int main(int argc, char** argv) {
     breaker_reset->add_option("destination", destination, "scheme://host:port, as listed")
         ->required();
 
+    auto* dlq = app.add_subcommand("dlq", "dead letters");
+    dlq->require_subcommand(1);
+    hookq::ctl::DlqListOptions dlq_opts;
+    hookq::ctl::DlqRetryOptions retry_opts;
+    std::string dlq_id;
+    std::vector<std::string> dlq_ids;
+    auto* dlq_list = dlq->add_subcommand("list", "dead letters, newest first");
+    addresses(dlq_list);
+    dlq_list->add_option("--source", dlq_opts.source, "only this source");
+    dlq_list->add_option("--limit", dlq_opts.limit, "at most this many")
+        ->check(CLI::Range(1, 100000));
+    dlq_list->add_flag("--all", dlq_opts.all, "include those already requeued");
+    auto* dlq_show = dlq->add_subcommand("show", "one dead letter, its event and its attempts");
+    addresses(dlq_show);
+    dlq_show->add_option("id", dlq_id, "dead letter id")->required();
+    auto* dlq_retry =
+        dlq->add_subcommand("retry", "put dead letters back on their queue (audited)");
+    addresses(dlq_retry);
+    dlq_retry->add_option("ids", retry_opts.ids, "dead letter ids")->required();
+    dlq_retry->add_option("--queue", retry_opts.queue,
+                          "the queue to push to (default: the source's, from --config)");
+    dlq_retry->add_flag("--dry-run", retry_opts.dry_run,
+                        "show what would be requeued, change nothing");
+    dlq_retry->add_flag("--force", retry_opts.force, "requeue even if already requeued");
+    auto* dlq_delete = dlq->add_subcommand("delete", "remove dead letters (audited)");
+    addresses(dlq_delete);
+    dlq_delete->add_option("ids", dlq_ids, "dead letter ids")->required();
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -140,7 +169,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (*breaker) {
-            auto cfg = hookq::ctl::load_target(target);
+            auto cfg = hookq::ctl::load_target(target, true);
             hookq::RedisConn redis(cfg, "hookqctl");
             hookq::ctl::connect_redis(redis);
             if (*breaker_list) {
@@ -149,6 +178,26 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::breaker_reset(redis, pg, destination, json);
+        }
+        if (*dlq) {
+            bool needs_redis = dlq_retry->parsed();
+            auto cfg = hookq::ctl::load_target(target, needs_redis);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*dlq_list) {
+                dlq_opts.json = json;
+                return hookq::ctl::dlq_list(pg, dlq_opts);
+            }
+            if (*dlq_show) {
+                return hookq::ctl::dlq_show(pg, dlq_id, json);
+            }
+            if (*dlq_delete) {
+                return hookq::ctl::dlq_delete(pg, dlq_ids, json);
+            }
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            retry_opts.json = json;
+            return hookq::ctl::dlq_retry(pg, redis, cfg, retry_opts);
         }
         hookq::Pg pg(resolve_dsn(dsn, config_path));
         if (!pg.connect()) {
