@@ -52,10 +52,8 @@ size_t count_fails(const std::string& fails) {
 
 }  // namespace
 
-int breaker_list(RedisConn& redis, bool json) {
+nlohmann::json breaker_states(RedisConn& redis) {
     auto j = nlohmann::json::array();
-    std::vector<std::vector<std::string>> rows{
-        {"DESTINATION", "STATE", "OPEN_UNTIL", "RECENT_FAILURES", "CHANGED_AT"}};
     for (const auto& key : scan_keys(redis, std::string(kPrefix) + "*")) {
         auto reply = must(redis, {"HGETALL", key});
         std::map<std::string, std::string> h;
@@ -63,24 +61,33 @@ int breaker_list(RedisConn& redis, bool json) {
             h[std::string(reply->element[i]->str, reply->element[i]->len)] =
                 std::string(reply->element[i + 1]->str, reply->element[i + 1]->len);
         }
-        std::string dest = key.substr(kPrefix.size());
         std::string state = h.count("state") ? h["state"] : "closed";
-        size_t fails = count_fails(h["fails"]);
-        j.push_back({{"destination", dest},
+        j.push_back({{"destination", key.substr(kPrefix.size())},
                      {"state", state},
-                     {"open_until", format_ms(h["open_until"])},
-                     {"recent_failures", fails},
+                     {"open_until", state == "open" ? format_ms(h["open_until"]) : ""},
+                     {"recent_failures", count_fails(h["fails"])},
                      {"changed_at", format_ms(h["changed_at"])}});
-        rows.push_back({dest, state, state == "open" ? format_ms(h["open_until"]) : "",
-                        std::to_string(fails), format_ms(h["changed_at"])});
     }
+    return j;
+}
+
+int breaker_list(RedisConn& redis, bool json) {
+    auto j = breaker_states(redis);
     if (json) {
         std::printf("%s\n", j.dump(2).c_str());
-    } else if (rows.size() == 1) {
-        std::printf("no breakers\n");
-    } else {
-        std::fputs(table(rows).c_str(), stdout);
+        return 0;
     }
+    if (j.empty()) {
+        std::printf("no breakers\n");
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"DESTINATION", "STATE", "OPEN_UNTIL", "RECENT_FAILURES", "CHANGED_AT"}};
+    for (const auto& b : j) {
+        rows.push_back({b["destination"], b["state"], b["open_until"],
+                        std::to_string(b["recent_failures"].get<size_t>()), b["changed_at"]});
+    }
+    std::fputs(table(rows).c_str(), stdout);
     return 0;
 }
 

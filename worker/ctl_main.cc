@@ -1,4 +1,4 @@
-// hookqctl: operator commands: migrate, check-config, partitions, sign, breaker, dlq (status).
+// hookqctl: operator commands: migrate, check-config, partitions, sign, status, breaker, dlq.
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -12,6 +12,7 @@
 #include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
 #include "worker/ctl_dlq.h"
+#include "worker/ctl_status.h"
 #include "worker/ctl_sign.h"
 #include "worker/migrations.h"
 #include "worker/pg.h"
@@ -116,6 +117,11 @@ int main(int argc, char** argv) {
     addresses(dlq_delete);
     dlq_delete->add_option("ids", dlq_ids, "dead letter ids")->required();
 
+    auto* status = app.add_subcommand("status", "queues, workers, dead letters, rates, breakers");
+    addresses(status);
+    std::vector<std::string> status_queues;
+    status->add_option("--queue", status_queues, "report on these queues (default: the config's)");
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -178,6 +184,15 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::breaker_reset(redis, pg, destination, json);
+        }
+        if (*status) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            return hookq::ctl::status(redis, pg, status_queues.empty() ? cfg.queues : status_queues,
+                                      json);
         }
         if (*dlq) {
             bool needs_redis = dlq_retry->parsed();

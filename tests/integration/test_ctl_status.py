@@ -1,0 +1,104 @@
+"""`hookqctl status` reports exactly what is in Redis and PostgreSQL."""
+
+import json
+import subprocess
+import time
+
+import envelope
+from worker_fixtures import config_text, route, worker_env, pg_migrated  # noqa: F401 (fixtures)
+
+import harness
+
+
+def fill_redis(r):
+    now = int(time.time() * 1000)
+    for _ in range(3):
+        r.lpush("hookq:{github}:queue", envelope.make("github")[1])
+    r.lpush("hookq:{github}:inflight:wA", b"a", b"b")
+    r.lpush("hookq:{github}:inflight:wB", b"c")
+    r.zadd("hookq:{github}:retry", {b"due1": now - 1000, b"due2": now - 5, b"later": now + 600_000})
+    r.lpush("hookq:{github}:poison", b"garbage")
+    r.sadd("hookq:{github}:workers", "wA", "wB")
+    r.set("hookq:worker:wA", str(now), px=60_000)  # wB's heartbeat has expired: it is dead
+    r.lpush("hookq:{stripe}:queue", envelope.make("stripe")[1])
+    r.hset("hookq:breaker:http://app:8080", mapping={
+        "state": "open", "open_until": str(now + 60_000), "fails": "", "changed_at": str(now)})
+
+
+def fill_pg(pg):
+    conn = pg.connect()
+    with conn, conn.cursor() as cur:
+        def event(status, age_s, source="github"):
+            rid = str(envelope.uuid7())
+            cur.execute("INSERT INTO webhook_events (id, received_at, source, body, status) "
+                        "VALUES (%s, now() - make_interval(secs => %s), %s, '', %s)",
+                        (rid, age_s, source, status))
+            return rid
+        for _ in range(4):
+            event("delivered", 10)
+        event("delivered", 7200)  # older than the hour: not counted
+        event("queued", 120)      # the oldest still pending: the lag
+        event("retrying", 30)
+        dead = [event("dead", 60), event("dead", 50, "stripe"), event("dead", 40)]
+        for i, rid in enumerate(dead):
+            cur.execute("INSERT INTO dead_letters (event_id, received_at, source, route, reason, "
+                        "attempts, failed_at, requeued_at) SELECT id, received_at, source, 'r', "
+                        "'HTTP 400', 1, now(), %s FROM webhook_events WHERE id = %s",
+                        (None if i < 2 else "2024-01-01", rid))
+        for i in range(30):
+            cur.execute("INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
+                        "duration_ms, http_status, outcome) VALUES (%s, 'r', 'http://app', 1, "
+                        "now() - interval '1 minute', 3, %s, %s)",
+                        (str(envelope.uuid7()), 200 if i < 24 else 500,
+                         "delivered" if i < 24 else "retry"))
+        # Outside the five minutes: not in the rate.
+        cur.execute("INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
+                    "duration_ms, outcome) VALUES (%s, 'r', 'http://app', 1, "
+                    "now() - interval '10 minutes', 3, 'delivered')", (str(envelope.uuid7()),))
+    conn.close()
+
+
+def ctl(*args):
+    r = subprocess.run([harness.CTL_PATH, *args], capture_output=True, text=True, env=worker_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_status_numbers(redis_server, pg_migrated, tmp_path):
+    fill_redis(redis_server.client())
+    fill_pg(pg_migrated)
+    cfg = tmp_path / "worker.toml"
+    cfg.write_text(config_text(redis_server, pg_migrated,
+                               route("gh", "github", "http://app:8080/gh") +
+                               route("st", "stripe", "http://app:8080/st")))
+
+    s = json.loads(ctl("--config", str(cfg), "status", "--json"))
+    gh, st = s["queues"]
+    assert gh == {"queue": "github", "depth": 3, "inflight": 3, "retry": 3, "retry_due": 2,
+                  "poison": 1, "workers_live": 1, "workers_registered": 2}
+    assert (st["queue"], st["depth"], st["inflight"]) == ("stripe", 1, 0)
+    d = s["database"]
+    assert d["dead_letters"] == 2 and d["dead_letters_by_source"] == {"github": 1, "stripe": 1}
+    assert d["events_last_hour"] == {"queued": 1, "delivered": 4, "retrying": 1, "parked": 0,
+                                     "dead": 3}
+    assert abs(d["delivered_per_s_5m"] - 24 / 300) < 1e-9
+    assert abs(d["failed_attempts_per_s_5m"] - 6 / 300) < 1e-9
+    assert 119 <= d["lag_s"] < 180
+    assert [(b["destination"], b["state"]) for b in s["breakers"]] == [("http://app:8080", "open")]
+
+    # The overrides alone, without a configuration file; text output.
+    out = ctl("--config", str(tmp_path / "absent.toml"), "status", "--queue", "github",
+              "--dsn", pg_migrated.dsn, "--redis", f"127.0.0.1:{redis_server.port}")
+    lines = out.splitlines()
+    assert lines[0].split() == ["QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "POISON", "WORKERS"]
+    assert lines[1].split() == ["github", "3", "3", "3", "2", "1", "1/2"]
+    assert "dead letters:" in out and "github=1 stripe=1" in out
+    assert "http://app:8080" in out and "open" in out
+    assert pg_migrated.dsn not in out
+
+
+def test_status_of_an_empty_system(redis_server, pg_migrated):
+    s = json.loads(ctl("--config", "/nonexistent.toml", "status", "--json", "--queue", "q",
+                       "--dsn", pg_migrated.dsn, "--redis", f"127.0.0.1:{redis_server.port}"))
+    assert s["queues"][0]["depth"] == 0 and s["database"]["lag_s"] == 0
+    assert s["database"]["dead_letters"] == 0 and s["breakers"] == []

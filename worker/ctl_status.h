@@ -1,0 +1,16 @@
+// hookqctl status: one look at the whole pipeline, from the Redis queues to what PostgreSQL has
+// recorded, for the operator who has just been paged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "worker/pg.h"
+#include "worker/redis_conn.h"
+
+namespace hookq::ctl {
+
+// `queues`: those to report on (the configuration's, unless the operator named some).
+int status(RedisConn& redis, Pg& pg, const std::vector<std::string>& queues, bool json);
+
+}  // namespace hookq::ctl
