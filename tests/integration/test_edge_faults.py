@@ -234,3 +234,27 @@ def test_password_and_db(tmp_path):
     finally:
         nginx.close()
         redis.close()
+
+
+def test_redis_out_of_memory_is_503_and_leaves_nothing():
+    """With maxmemory reached, the ingest script fails at its first write (the dedup SET), so a
+    refused request leaves no dedup key behind: its retry is not mistaken for a duplicate."""
+    redis = harness.RedisServer(["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"])
+    nginx = harness.Nginx(conf(), redis_port=redis.port)
+    try:
+        wait_ready(nginx)
+        filler = os.urandom(150_000).hex().encode()
+        statuses = [edge.post(nginx.port, "/hooks/open", filler + b"%d" % i)[0] for i in range(30)]
+        assert 202 in statuses and statuses[-1] == 503
+        refused = statuses.index(503)
+        assert all(s == 503 for s in statuses[refused:])
+        client = redis.client()
+        accepted = statuses.count(202) + 1  # + wait_ready's
+        assert client.llen("hookq:{none}:queue") == accepted
+        assert len(client.keys("hookq:{none}:dedup:*")) == accepted
+        # The provider's retry of a refused request is refused again, not answered "duplicate".
+        assert edge.post(nginx.port, "/hooks/open", filler + b"%d" % refused)[0] == 503
+        assert edge.status_counters(nginx.port)[("none", "redis_error")] >= 30 - refused
+    finally:
+        nginx.close()
+        redis.close()
