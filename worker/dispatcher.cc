@@ -36,15 +36,12 @@ size_t on_header(char* buf, size_t size, size_t n, void* userp) {
 
 // Header values come from the original request and the configuration; a CR or LF must never let
 // them inject headers of their own.
-std::string header_safe(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
+void append_header_safe(std::string& out, std::string_view v) {
     for (char c : v) {
         if (c != '\r' && c != '\n' && c != '\0') {
             out += c;
         }
     }
-    return out;
 }
 
 Transport transport_of(CURLcode c) {
@@ -170,10 +167,13 @@ void Dispatcher::start(Delivery d) {
     env.request_id.format(id);
     std::string_view rid(id, sizeof id);
     std::string_view ctype = env.header("Content-Type");
+    // One buffer for every header line of this transfer (curl_slist_append copies it).
+    std::string line;
+    line.reserve(128);
     auto add = [&](std::string_view name, std::string_view value) {
-        std::string line(name);
+        line.assign(name);
         line += ": ";
-        line += header_safe(value);
+        append_header_safe(line, value);
         t->headers = curl_slist_append(t->headers, line.c_str());
     };
     add("Content-Type", ctype.empty() ? std::string_view("application/octet-stream") : ctype);
