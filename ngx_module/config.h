@@ -29,7 +29,6 @@ struct MainConf {
     ngx_msec_t redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     // Every hookq location's source name; a source's index is its row in the status counters.
     std::vector<std::string> sources;
-    ngx_shm_zone_t* status_zone = nullptr;
     bool used = false;  // some location runs hookq: connect to Redis in each worker
 
     int source_index(const std::string& name);

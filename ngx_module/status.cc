@@ -108,7 +108,6 @@ ngx_int_t status_init_zone(ngx_conf_t* cf) noexcept {
         return NGX_ERROR;
     zone->init = init_zone;
     zone->data = mcf;
-    mcf->status_zone = zone;
     return NGX_OK;
 }
 
