@@ -41,11 +41,27 @@ return n
 
 }  // namespace claim_scripts
 
+bool ClaimStage::sync_clock() {
+    int64_t sent = RedisClock::mono_us();
+    Reply r = redis_.command({"TIME"});
+    int64_t recv = RedisClock::mono_us();
+    if (is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        return false;
+    }
+    uint64_t secs = std::strtoull(r->element[0]->str ? r->element[0]->str : "0", nullptr, 10);
+    uint64_t usec = std::strtoull(r->element[1]->str ? r->element[1]->str : "0", nullptr, 10);
+    s_.clock.sync(secs * 1000000 + usec, sent, recv);
+    return true;
+}
+
 bool ClaimStage::heartbeat() {
     const auto& c = s_.cfg;
+    if (!sync_clock()) {
+        return false;
+    }
     std::string ttl = std::to_string(c.heartbeat_ttl_ms);
     Reply r = redis_.command(
-        {"SET", keys::worker_heartbeat(c.worker_id), std::to_string(now_ms()), "PX", ttl});
+        {"SET", keys::worker_heartbeat(c.worker_id), std::to_string(s_.clock.now_ms()), "PX", ttl});
     if (is_error(r)) {
         return false;
     }
@@ -91,7 +107,7 @@ void ClaimStage::deregister() {
 }
 
 void ClaimStage::move_due() {
-    std::string now = std::to_string(now_ms());
+    std::string now = std::to_string(s_.clock.now_ms());
     for (const auto& q : s_.cfg.queues) {
         Reply r =
             redis_.eval(claim_scripts::kMoveDue, {keys::retry(q), keys::queue(q)}, {now, "1000"});

@@ -26,6 +26,7 @@ class ClaimStage {
     void deregister();
 
   private:
+    bool sync_clock();  // Shared::clock from Redis TIME
     bool heartbeat();
     void move_due();
     void reap();

@@ -11,6 +11,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/channel.h"
+#include "worker/clock.h"
 #include "worker/config.h"
 #include "worker/messages.h"
 #include "worker/router.h"
@@ -45,6 +46,8 @@ struct Shared {
 
     const Config& cfg;
     Router router;
+    // Redis's clock, for every time that another worker compares: breaker and retry deadlines.
+    RedisClock clock;
 
     // Claimed and not yet acked. Claiming stops at cfg.max_inflight: this is the one bound that
     // keeps memory flat however deep the queue is and however long PostgreSQL is away.

@@ -100,7 +100,7 @@ int breaker_reset(RedisConn& redis, Pg& pg, const std::string& destination, bool
         return 1;
     }
     std::string from(state->str, state->len);
-    uint64_t now = now_ms();
+    uint64_t now = redis_now_ms(redis);
     // The rows go in first and are committed only once Redis has changed: a reset is never done
     // unaudited, nor audited when it did not happen.
     must_query(pg, "BEGIN");

@@ -169,4 +169,13 @@ std::string table(const std::vector<std::vector<std::string>>& rows) {
     return out;
 }
 
+uint64_t redis_now_ms(RedisConn& r) {
+    auto t = must(r, {"TIME"});
+    if (t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+        throw std::runtime_error("Redis: unexpected reply to TIME");
+    }
+    return std::strtoull(t->element[0]->str, nullptr, 10) * 1000 +
+           std::strtoull(t->element[1]->str, nullptr, 10) / 1000;
+}
+
 }  // namespace hookq::ctl

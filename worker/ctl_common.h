@@ -42,6 +42,8 @@ bool is_null(const PgResult& r, int row, int col);
 Reply must(RedisConn& r, const std::vector<std::string_view>& argv);
 // Every key matching `pattern`, by SCAN: KEYS would block a production Redis.
 std::vector<std::string> scan_keys(RedisConn& r, const std::string& pattern);
+// Redis's TIME in unix ms: deadlines in Redis are compared against Redis's clock, not this host's.
+uint64_t redis_now_ms(RedisConn& r);
 
 // $SUDO_USER, else $USER, else "hookqctl": the person behind sudo is who acted.
 std::string actor();

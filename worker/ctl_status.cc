@@ -24,7 +24,7 @@ nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
     for (const auto& key : scan_keys(redis, keys::inflight_pattern(q))) {
         inflight += integer(redis, {"LLEN", key});
     }
-    std::string now = std::to_string(now_ms());
+    std::string now = std::to_string(redis_now_ms(redis));
     long long live = 0, registered = 0;
     auto members = must(redis, {"SMEMBERS", keys::workers(q)});
     for (size_t i = 0; i < members->elements; ++i) {

@@ -298,7 +298,7 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     o.flag_route = dec.flag_route && !d.fallback;
     if (dec.kind == OutcomeKind::retry) {
         o.next_attempt = d.attempt + 1;
-        o.due_ms = end / 1000 + dec.delay_ms;
+        o.due_ms = s_.clock.now_ms() + dec.delay_ms;
     } else if (dec.kind == OutcomeKind::delivered && d.fallback) {
         o.reason = "delivered to fallback_url";
     } else if (dec.kind == OutcomeKind::dead && d.fallback) {

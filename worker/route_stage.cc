@@ -94,7 +94,7 @@ void RouteStage::handle(const JobPtr& job) {
     }
 
     j.event_type = s_.router.event_type(j.env);
-    uint64_t now = now_ms();
+    uint64_t now = s_.clock.now_ms();
     uint32_t attempt = 1;
     std::vector<const Route*> routes;
     if (j.retry) {
@@ -148,7 +148,7 @@ void RouteStage::handle(const BreakerReport& rep) {
         return;
     }
     const BreakerConfig& b = s_.cfg.breaker;
-    uint64_t now = now_ms();
+    uint64_t now = s_.clock.now_ms();
     Reply r = redis_.eval(breaker_scripts::kReport, {keys::breaker(rep.destination)},
                           {std::to_string(now), rep.ok ? "1" : "0", rep.probe ? "1" : "0",
                            std::to_string(b.failure_threshold), std::to_string(b.window_ms),
