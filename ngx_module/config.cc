@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <charconv>
 #include <new>
@@ -34,6 +36,10 @@ char* fail(ngx_conf_t* cf, const char* fmt, std::string_view a, std::string_view
     // nginx's "%*s" takes a size_t length and then the bytes.
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, fmt, a.size(), a.data(), b.size(), b.data());
     return static_cast<char*>(NGX_CONF_ERROR);
+}
+
+void warn(ngx_conf_t* cf, const char* fmt, std::string_view a, std::string_view b = {}) {
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0, fmt, a.size(), a.data(), b.size(), b.data());
 }
 
 std::string_view directive(ngx_conf_t* cf) {
@@ -118,10 +124,12 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
                     return fail(cf, "%*s: invalid \"%*s\"", directive(cf), opt);
                 a.db = static_cast<int>(db);
             } else if (opt.starts_with("password_file=")) {
-                std::string error;
-                auto pw = load_secret("file:" + std::string(opt.substr(14)), error);
+                std::string error, warning;
+                auto pw = load_secret("file:" + std::string(opt.substr(14)), error, &warning);
                 if (!pw)
                     return fail(cf, "%*s: %*s", directive(cf), error);
+                if (!warning.empty())
+                    warn(cf, "%*s: %*s", directive(cf), warning);
                 a.password = std::move(*pw);
             } else {
                 return fail(cf, "%*s: unknown parameter \"%*s\" (want db= or password_file=)",
@@ -264,12 +272,17 @@ char* set_status(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return NGX_CONF_OK;
 }
 
+// hookq_secret file:PATH | env:NAME | literal:VALUE | VALUE. Read here rather than at merge time so
+// that `nginx -t` points at the line of the directive that is wrong.
 char* add_secret(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     try {
-        std::string_view spec = arg(cf, 1);
-        if (spec.empty())
-            return fail(cf, "%*s: empty secret \"%*s\"", directive(cf), spec);
-        static_cast<LocConf*>(conf)->secret_specs.emplace_back(spec);
+        std::string error, warning;
+        auto secret = load_secret(arg(cf, 1), error, &warning);
+        if (!secret)
+            return fail(cf, "%*s: %*s", directive(cf), error);
+        if (!warning.empty())
+            warn(cf, "%*s: %*s", directive(cf), warning);
+        static_cast<LocConf*>(conf)->secrets.push_back(std::move(*secret));
         return NGX_CONF_OK;
     } catch (const std::exception&) {
         return const_cast<char*>("failed: out of memory");
@@ -371,6 +384,48 @@ std::string to_string(std::string_view v) {
     return std::string(v);
 }
 
+// Whether nginx's access module has allow/deny rules for this location (its own or inherited: the
+// access module, compiled into nginx, has merged its configuration before this dynamic module's
+// merge runs). Its configuration struct is private to ngx_http_access_module.c; this mirrors its
+// layout (one rules array per address family, each null until a rule is written), and the module
+// is referenced weakly so that an nginx built without it still loads hookq.
+struct AccessLocConf {
+    ngx_array_t* rules;
+#if (NGX_HAVE_INET6)
+    ngx_array_t* rules6;
+#endif
+#if (NGX_HAVE_UNIX_DOMAIN)
+    ngx_array_t* rules_un;
+#endif
+};
+
+}  // namespace
+}  // namespace hookq::edge
+
+extern "C" {
+extern ngx_module_t ngx_http_access_module __attribute__((weak));
+}
+
+namespace hookq::edge {
+namespace {
+
+bool has_access_rules(ngx_conf_t* cf) {
+    if (&ngx_http_access_module == nullptr)
+        return true;  // cannot tell: stay quiet rather than warn about what may be fine
+    auto* alcf =
+        static_cast<AccessLocConf*>(ngx_http_conf_get_module_loc_conf(cf, ngx_http_access_module));
+    if (alcf == nullptr)
+        return true;
+    bool any = alcf->rules != nullptr;
+#if (NGX_HAVE_INET6)
+    any |= alcf->rules6 != nullptr;
+#endif
+#if (NGX_HAVE_UNIX_DOMAIN)
+    any |= alcf->rules_un != nullptr;
+#endif
+    return any;
+}
+
 // Derives everything the request path needs; fails `nginx -t` with the reason.
 char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     auto* mcf =
@@ -394,15 +449,23 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
         vc.token_header = to_string(ngx::view(conf->token_header));
     if (conf->token_arg.data)
         vc.token_arg = to_string(ngx::view(conf->token_arg));
-    for (const std::string& spec : conf->secret_specs) {
-        std::string error;
-        auto secret = load_secret(spec, error);
-        if (!secret) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq_secret: %s", error.c_str());
-            return static_cast<char*>(NGX_CONF_ERROR);
-        }
-        vc.secrets.push_back(std::move(*secret));
+    if (conf->scheme == Scheme::none && !conf->secrets.empty()) {
+        // It would read as protection in the configuration while every request is accepted.
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq_secret: \"hookq none\" verifies nothing, so a secret there "
+                           "protects nothing (remove it, or choose the provider's profile)");
+        return static_cast<char*>(NGX_CONF_ERROR);
     }
+    vc.secrets = std::move(conf->secrets);
+    conf->secrets.clear();
+    // The verifier keeps what it needs (keys, token digests); wipe these copies on every way out.
+    struct Wipe {
+        std::vector<std::string>& v;
+        ~Wipe() {
+            for (std::string& s : v)
+                OPENSSL_cleanse(s.data(), s.size());
+        }
+    } wipe{vc.secrets};
     bool needs_secret = conf->scheme != Scheme::none && conf->scheme != Scheme::moysklad;
     if (needs_secret && vc.secrets.empty()) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq %*s: no \"hookq_secret\" in this location",
@@ -413,6 +476,11 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hookq hmac: no \"hookq_signature_header\" in this location");
         return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (conf->scheme == Scheme::moysklad && vc.secrets.empty() && !has_access_rules(cf)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "hookq moysklad: no \"hookq_secret\" token and no \"allow\"/\"deny\" "
+                           "in this location: anyone who finds the URL can queue webhooks");
     }
     std::string error;
     conf->verifier = Verifier::create(vc, error);
@@ -495,8 +563,15 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
     ngx_conf_merge_uint_value(conf->accept_status, prev->accept_status, NGX_HTTP_ACCEPTED);
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, kDefaultRetryAfter);
     ngx_conf_merge_value(conf->tolerance, prev->tolerance, kDefaultTolerance);
-    if (!conf->enabled)
+    if (!conf->enabled) {
+        // Would otherwise be ignored without a word, leaving the location unverified.
+        if (!conf->secrets.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "hookq_secret: no \"hookq <profile>\" in this location");
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
         return NGX_CONF_OK;
+    }
     try {
         return finish_ingest_location(cf, conf);
     } catch (const std::exception& e) {

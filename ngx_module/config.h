@@ -41,7 +41,9 @@ struct LocConf {
     Scheme scheme = Scheme::none;
     ngx_str_t source = ngx_null_string;
     ngx_str_t queue = ngx_null_string;
-    std::vector<std::string> secret_specs;
+    // `hookq_secret` values, read as each directive is parsed (so errors point at its line), and
+    // wiped once the verifier holds them.
+    std::vector<std::string> secrets;
     HmacHeaderSpec hmac;
     bool hmac_set = false;
     ngx_http_complex_value_t* dedup_key =

@@ -44,6 +44,7 @@ class Rewriter:
     def text(self, text):
         for name in ETC_PATH.findall(directives(text)):
             (self.secrets / name).write_text(SECRET)
+            (self.secrets / name).chmod(0o600)  # as conf/nginx/README.md says: else nginx -t warns
         for var in ENV_SPEC.findall(directives(text)):
             self.env[var] = SECRET.strip()
         return ETC_PATH.sub(lambda m: str(self.secrets / m.group(1)), text)
