@@ -57,14 +57,17 @@ int main(int argc, char** argv) {
                      "github stripe standard svix shopify slack twilio "
                      "moysklad hmac none")
         ->required();
-    sign->add_option("--secret", secrets, "file:PATH, env:NAME or the value (first one signs)");
+    sign->add_option("--secret", secrets, "file:PATH, env:NAME or literal:VALUE (first one signs)");
     sign->add_option("--url", url, "where the request goes (Twilio signs the URL)")->required();
     sign->add_option("--body", body, "the body (default: a small JSON object)");
     sign->add_option("--body-file", body_file, "read the body from this file");
     sign->add_option("--id", id, "delivery id (default: a fresh UUIDv7)");
     sign->add_option("--header", hmac_header, "hmac: the signature header");
-    sign->add_option("--alg", hmac_alg, "hmac: sha1, sha256 or sha512");
-    sign->add_option("--encoding", hmac_enc, "hmac: hex or base64");
+    // An unknown value would otherwise sign with the default and fail only at the edge.
+    sign->add_option("--alg", hmac_alg, "hmac: sha1, sha256 or sha512")
+        ->check(CLI::IsMember({"sha1", "sha256", "sha512"}));
+    sign->add_option("--encoding", hmac_enc, "hmac: hex or base64")
+        ->check(CLI::IsMember({"hex", "base64"}));
     sign->add_option("--prefix", hmac_prefix, "hmac: prefix before the signature");
     sign->add_option("--token-header", token_header, "moysklad: send the token in this header");
 
@@ -135,12 +138,14 @@ int main(int argc, char** argv) {
             }
             req.verifier.scheme = *scheme;
             for (const auto& spec : secrets) {
-                std::string error;
-                auto s = hookq::load_secret(spec, error);
+                std::string error, warning;
+                auto s = hookq::load_secret(spec, error, &warning);
                 if (!s) {
-                    std::fprintf(stderr, "hookqctl sign: %s\n", error.c_str());
+                    std::fprintf(stderr, "hookqctl sign: --secret: %s\n", error.c_str());
                     return 2;
                 }
+                if (!warning.empty())
+                    std::fprintf(stderr, "hookqctl sign: warning: --secret: %s\n", warning.c_str());
                 req.verifier.secrets.push_back(*s);
             }
             req.verifier.hmac.header = hmac_header;
