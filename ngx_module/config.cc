@@ -449,6 +449,29 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
         vc.token_header = to_string(ngx::view(conf->token_header));
     if (conf->token_arg.data)
         vc.token_arg = to_string(ngx::view(conf->token_arg));
+    // Directives of another profile would be ignored without a word; the operator meant something.
+    if (conf->hmac_set && conf->scheme != Scheme::hmac) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq_signature_header: only \"hookq hmac\" reads it, this location "
+                           "is \"hookq %*s\"",
+                           scheme.size(), scheme.data());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    const bool token_set = conf->token_header.data != nullptr || conf->token_arg.data != nullptr;
+    if (token_set && conf->scheme != Scheme::moysklad) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq_token_header/hookq_token_arg: only \"hookq moysklad\" reads "
+                           "them, this location is \"hookq %*s\"",
+                           scheme.size(), scheme.data());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    if (conf->token_header.data != nullptr && conf->token_arg.data != nullptr) {
+        // The header would win and the argument be ignored.
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq_token_header and hookq_token_arg: the token comes from one "
+                           "place, choose one");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     if (conf->scheme == Scheme::none && !conf->secrets.empty()) {
         // It would read as protection in the configuration while every request is accepted.
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -565,9 +588,14 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
     ngx_conf_merge_value(conf->tolerance, prev->tolerance, kDefaultTolerance);
     if (!conf->enabled) {
         // Would otherwise be ignored without a word, leaving the location unverified.
-        if (!conf->secrets.empty()) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "hookq_secret: no \"hookq <profile>\" in this location");
+        const char* orphan = !conf->secrets.empty()               ? "hookq_secret"
+                             : conf->hmac_set                     ? "hookq_signature_header"
+                             : conf->token_header.data != nullptr ? "hookq_token_header"
+                             : conf->token_arg.data != nullptr    ? "hookq_token_arg"
+                                                                  : nullptr;
+        if (orphan != nullptr) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: no \"hookq <profile>\" in this location",
+                               orphan);
             return static_cast<char*>(NGX_CONF_ERROR);
         }
         return NGX_CONF_OK;

@@ -213,3 +213,21 @@ def test_moysklad_without_token_or_access_rules_warns(private_secret):
     rc, out = harness.nginx_test_config(conf("hookq moysklad;").replace(
         "location = /hooks/x", "allow 127.0.0.1; deny all; location = /hooks/x"))
     assert rc == 0 and "[warn]" not in out, out
+
+
+@pytest.mark.parametrize("loc,needle", [
+    ("hookq github; hookq_secret s; hookq_signature_header X-Sig sha256 hex;",
+     'hookq_signature_header: only "hookq hmac" reads it, this location is "hookq github"'),
+    ("hookq github; hookq_secret s; hookq_token_arg t;",
+     'hookq_token_header/hookq_token_arg: only "hookq moysklad" reads them, this location is '
+     '"hookq github"'),
+    ("hookq none; hookq_token_header X-Token;", 'only "hookq moysklad" reads them'),
+    ("hookq moysklad; hookq_secret s; hookq_token_header X-Token; hookq_token_arg token;",
+     "hookq_token_header and hookq_token_arg: the token comes from one place, choose one"),
+    ("hookq_signature_header X-Sig sha256 hex;",
+     'hookq_signature_header: no "hookq <profile>" in this location'),
+    ("hookq_token_arg token;", 'hookq_token_arg: no "hookq <profile>" in this location'),
+])
+def test_directive_of_another_profile_is_refused(loc, needle):
+    # Each used to be ignored without a word.
+    refused(loc, needle)
