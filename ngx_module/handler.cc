@@ -126,13 +126,13 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
             break;
         case IngestStatus::duplicate: {
             // The reply buffer dies with this callback; the header needs a copy in the pool.
-            auto* id = ngx::palloc<char>(ctx->r->pool, res.original_id.size());
+            auto* id = ngx::palloc<char>(ctx->r->pool, res.detail.size());
             if (id == nullptr) {
                 a = unavailable(Outcome::redis_error);
                 break;
             }
-            ngx_memcpy(id, res.original_id.data(), res.original_id.size());
-            a = {NGX_HTTP_OK, Outcome::duplicate, {}, {id, res.original_id.size()}, true};
+            ngx_memcpy(id, res.detail.data(), res.detail.size());
+            a = {NGX_HTTP_OK, Outcome::duplicate, {}, {id, res.detail.size()}, true};
             break;
         }
         case IngestStatus::queue_full:
@@ -143,6 +143,10 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
                  false,
                  true};
             break;
+        // A queue key of the wrong type is an operator's mistake, fixed in Redis without touching
+        // nginx: 503 with Retry-After makes the provider retry, and its retry succeeds once the
+        // key is fixed (a 500 reads as "this request is bad", which it is not).
+        case IngestStatus::wrong_type:
         case IngestStatus::error:
             a = unavailable(Outcome::redis_error);
             break;

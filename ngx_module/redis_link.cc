@@ -27,7 +27,7 @@ std::string_view reply_text(const redisReply* r) {
     return {r->str, r->len};
 }
 
-// Parses the ingest script's reply: {-1} | {0, id} | {1, length}.
+// Parses the ingest script's reply: {-1} | {-2, type} | {0, id} | {1, length}.
 IngestResult parse_ingest(const redisReply* r) {
     IngestResult res;
     if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -37,10 +37,12 @@ IngestResult parse_ingest(const redisReply* r) {
         case -1:
             res.status = IngestStatus::queue_full;
             break;
+        case -2:
         case 0:
             if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-                res.status = IngestStatus::duplicate;
-                res.original_id = {r->element[1]->str, r->element[1]->len};
+                res.status = r->element[0]->integer == 0 ? IngestStatus::duplicate
+                                                         : IngestStatus::wrong_type;
+                res.detail = {r->element[1]->str, r->element[1]->len};
             }
             break;
         case 1:
@@ -308,6 +310,14 @@ void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privda
                       link->conf_->redis.display.c_str(), why.size(), why.data());
     }
     IngestResult result = parse_ingest(r);
+    if (result.status == IngestStatus::wrong_type) {
+        // argv[3] is KEYS[1], the queue key (see the handler's EVALSHA).
+        ngx_log_error(NGX_LOG_ERR, link->log_, 0,
+                      "hookq: redis %s: queue key \"%*s\" holds a %*s, not a list: nothing was "
+                      "written, requests get 503 until the key is fixed",
+                      link->conf_->redis.display.c_str(), pc->args->argvlen[3], pc->args->argv[3],
+                      result.detail.size(), result.detail.data());
+    }
     void* owner = pc->owner;
     IngestCallback cb = pc->callback;
     link->release(pc);

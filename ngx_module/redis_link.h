@@ -13,11 +13,13 @@ struct redisAsyncContext;
 
 namespace hookq::edge {
 
-enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, error };
+// wrong_type: the queue key holds something other than a list; nothing was written.
+enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, wrong_type, error };
 
 struct IngestResult {
     IngestStatus status = IngestStatus::error;
-    std::string_view original_id;  // duplicate: the first delivery's request id (valid in callback)
+    // duplicate: the first delivery's request id; wrong_type: the key's type (valid in callback)
+    std::string_view detail;
 };
 
 using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcept;

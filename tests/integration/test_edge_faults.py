@@ -258,3 +258,26 @@ def test_redis_out_of_memory_is_503_and_leaves_nothing():
     finally:
         nginx.close()
         redis.close()
+
+
+def test_queue_key_of_wrong_type_writes_nothing(stack):
+    """Someone SET the queue key as a string: the ingest script must refuse before its first write,
+    or the dedup key it left would make the provider's retry a "duplicate" of nothing stored."""
+    nginx, redis = stack
+    client = redis.client()
+    queue = "hookq:{github}:queue"
+    client.set(queue, "not a list")
+    body = b'{"wrong":"type"}'
+    headers = edge.github_headers(body, delivery="wrongtype-1")
+    status, resp_headers, _ = edge.post(nginx.port, "/hooks/github", body, headers)
+    assert status == 503 and resp_headers["retry-after"] == "5"
+    assert client.keys("hookq:{github}:dedup:*") == []
+    assert client.get(queue) == b"not a list"
+    assert f'queue key "{queue}" holds a string' in nginx.log()
+
+    client.delete(queue)  # the operator fixes the key; the provider retries the same delivery
+    status, resp_headers, _ = edge.post(nginx.port, "/hooks/github", body, headers)
+    assert status == 202
+    stored = [edge.decode_envelope(e) for e in client.lrange(queue, 0, -1)]
+    assert [e["request_id"] for e in stored] == [resp_headers["x-request-id"]]
+    assert stored[0]["body"] == body and stored[0]["dedup_key"] == b"wrongtype-1"
