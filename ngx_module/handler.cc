@@ -1,5 +1,6 @@
 #include "ngx_module/handler.h"
 
+#include <algorithm>
 #include <ctime>
 #include <optional>
 
@@ -26,7 +27,15 @@ struct RequestCtx {
     ngx_event_t timer;
     uint64_t started_us;
     char id[Uuid::kTextSize];
+    // A body of unknown length (chunked, or HTTP/2 without Content-Length) is gathered here by
+    // collect_body() as it arrives; see there.
+    bool collect;
+    char* body;
+    size_t body_len;
+    size_t body_cap;
 };
+
+ngx_http_request_body_filter_pt g_next_body_filter = nullptr;
 
 std::optional<Uuid7Generator>& generator() {
     static std::optional<Uuid7Generator> g;
@@ -170,6 +179,82 @@ void on_request_freed(void* data) noexcept {
     ctx->pending = nullptr;
     if (ctx->timer.timer_set)
         ngx_del_timer(&ctx->timer);
+}
+
+constexpr size_t kFirstBodyChunk = 16 * 1024;
+
+bool reserve_body(ngx_http_request_t* r, RequestCtx* ctx, size_t need) noexcept {
+    if (need <= ctx->body_cap)
+        return true;
+    size_t cap = std::max(ctx->body_cap ? ctx->body_cap * 2 : kFirstBodyChunk, need);
+    cap = std::min(cap, std::max(need, ctx->conf->max_body));
+    auto* p = ngx::palloc<char>(r->pool, cap);
+    if (p == nullptr)
+        return false;
+    if (ctx->body_len)
+        ngx_memcpy(p, ctx->body, ctx->body_len);
+    if (ctx->body)
+        ngx_pfree(r->pool, ctx->body);  // a large allocation: really freed
+    ctx->body = p;
+    ctx->body_cap = cap;
+    return true;
+}
+
+// Request body filter, first in nginx's chain. nginx reads a chunked body into one buffer of
+// client_body_buffer_size holding the raw bytes, framing included, and writes that buffer to a temp
+// file whenever it fills before the body ends: a body well within hookq_max_body spills as soon as
+// its framing pushes it over (1 MiB in 8 KiB chunks does), and no buffer size would do for every
+// framing (one-byte chunks take six bytes each). So for a body of unknown length the data is
+// copied out as it arrives, each nginx buffer is marked consumed (nginx then reuses it instead of
+// spilling), and the whole body goes down the chain as one memory buffer once it is complete.
+// Bodies with a Content-Length need none of this: nginx sizes its buffer to them.
+ngx_int_t collect_body(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(ngx_http_get_module_ctx(r, ngx_http_hookq_module));
+    if (ctx == nullptr || !ctx->collect)
+        return g_next_body_filter(r, in);
+    bool last = false;
+    for (ngx_chain_t* cl = in; cl; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (b->in_file) {
+            ngx_log_error(
+                NGX_LOG_ERR, r->connection->log, 0,
+                "hookq: request body buffered to a file; is client_body_in_file_only set?");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        size_t n = static_cast<size_t>(b->last - b->pos);
+        if (n > 0) {
+            // nginx's own client_max_body_size (set to hookq_max_body) refuses larger bodies
+            // first; this keeps the copy bounded should it ever not.
+            if (n > ctx->conf->max_body - std::min(ctx->body_len, ctx->conf->max_body))
+                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            if (!reserve_body(r, ctx, ctx->body_len + n)) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "hookq: out of memory for a %uz byte request body",
+                              ctx->body_len + n);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            ngx_memcpy(ctx->body + ctx->body_len, b->pos, n);
+            ctx->body_len += n;
+            b->pos = b->last;
+        }
+        if (b->last_buf)
+            last = true;
+    }
+    if (!last)
+        return NGX_OK;
+    auto* b = ngx::pcalloc<ngx_buf_t>(r->pool);
+    ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
+    if (b == nullptr || cl == nullptr)
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx->body_len) {
+        b->temporary = 1;
+        b->start = b->pos = reinterpret_cast<u_char*>(ctx->body);
+        b->end = b->last = b->pos + ctx->body_len;
+    }
+    b->last_buf = 1;
+    cl->buf = b;
+    cl->next = nullptr;
+    return g_next_body_filter(r, cl);
 }
 
 // The body as one contiguous view. The location's buffer limits (set at merge) keep it in one
@@ -434,6 +519,11 @@ void on_body_read(ngx_http_request_t* r) noexcept {
 
 }  // namespace
 
+void install_body_filter() noexcept {
+    g_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = collect_body;
+}
+
 void init_request_ids() noexcept {
     try {
         generator().emplace();
@@ -463,6 +553,7 @@ ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     ngx_http_set_ctx(r, ctx, ngx_http_hookq_module);
 
     r->request_body_in_single_buf = 1;
+    ctx->collect = r->headers_in.chunked || r->headers_in.content_length_n < 0;
     ngx_int_t rc = ngx_http_read_client_request_body(r, on_body_read);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)

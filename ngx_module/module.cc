@@ -19,6 +19,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
     if (h == nullptr)
         return NGX_ERROR;
     *h = log_phase_handler;
+    install_body_filter();
     return NGX_OK;
 }
 
