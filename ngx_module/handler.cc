@@ -337,33 +337,73 @@ std::string_view stored_value(const LocConf& conf, const ngx_table_elt_t& h) {
     return is_token_header(conf, h) ? kRedacted : ngx::view(h.value);
 }
 
-std::string_view stored_target(ngx_http_request_t* r, const LocConf& conf) noexcept {
-    std::string_view uri = ngx::view(r->unparsed_uri);
-    if (conf.scheme != Scheme::moysklad || conf.token_header.len != 0)
-        return uri;
-    std::string_view arg = conf.token_arg.len ? ngx::view(conf.token_arg) : "token";
-    size_t q = uri.find('?');
-    if (q == std::string_view::npos)
-        return uri;
-    // Find "<arg>=" at the start of a parameter and blank out its value.
-    for (size_t at = q + 1; at < uri.size();) {
-        size_t end = uri.find('&', at);
-        if (end == std::string_view::npos)
-            end = uri.size();
-        std::string_view param = uri.substr(at, end - at);
-        if (param.size() > arg.size() && param.starts_with(arg) && param[arg.size()] == '=') {
-            size_t value_at = at + arg.size() + 1;
-            size_t len = value_at + kRedacted.size() + (uri.size() - end);
-            auto* p = ngx::palloc<char>(r->pool, len);
-            if (p == nullptr)
-                return {};
-            ngx::append(ngx::append(ngx::append(p, uri.substr(0, value_at)), kRedacted),
-                        uri.substr(end));
-            return {p, len};
-        }
+bool same_name(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           ngx_strncasecmp(reinterpret_cast<u_char*>(const_cast<char*>(a.data())),
+                           reinterpret_cast<u_char*>(const_cast<char*>(b.data())), a.size()) == 0;
+}
+
+// nginx's ngx_http_arg() (what the token check reads) matches names case-insensitively, so every
+// spelling is the token; and a token in the query of a header-token location is no less a secret.
+bool is_token_arg(const LocConf& conf, std::string_view name) {
+    return same_name(name, "token") ||
+           (conf.token_arg.len && same_name(name, ngx::view(conf.token_arg)));
+}
+
+// `text` with the value of every token-named argument in its query text[from, to) replaced by
+// kRedacted: `text` itself when there is none, a pool copy otherwise, {} when out of memory.
+std::string_view redact_query(ngx_pool_t* pool, const LocConf& conf, std::string_view text,
+                              size_t from, size_t to) noexcept {
+    size_t hits = 0;
+    for (size_t at = from; at < to;) {
+        size_t end = std::min(text.find('&', at), to);
+        size_t eq = text.find('=', at);
+        if (eq < end && is_token_arg(conf, text.substr(at, eq - at)))
+            hits++;
         at = end + 1;
     }
-    return uri;
+    if (hits == 0)
+        return text;
+    auto* p = ngx::palloc<char>(pool, text.size() + hits * kRedacted.size());
+    if (p == nullptr)
+        return {};
+    char* e = ngx::append(p, text.substr(0, from));
+    for (size_t at = from; at < to;) {
+        size_t end = std::min(text.find('&', at), to);
+        size_t eq = text.find('=', at);
+        if (eq < end && is_token_arg(conf, text.substr(at, eq - at)))
+            e = ngx::append(ngx::append(e, text.substr(at, eq + 1 - at)), kRedacted);
+        else
+            e = ngx::append(e, text.substr(at, end - at));
+        if (end < to)
+            *e++ = '&';
+        at = end + 1;
+    }
+    e = ngx::append(e, text.substr(to));
+    return {p, static_cast<size_t>(e - p)};
+}
+
+// The request's URI as stored in the envelope: for MoySklad without its token.
+std::string_view stored_target(ngx_http_request_t* r, const LocConf& conf) noexcept {
+    std::string_view uri = ngx::view(r->unparsed_uri);
+    size_t q = uri.find('?');
+    if (conf.scheme != Scheme::moysklad || q == std::string_view::npos)
+        return uri;
+    return redact_query(r->pool, conf, uri, q + 1, uri.size());
+}
+
+// nginx's error log quotes the request line of the request being served (and $request is it):
+// MoySklad's token is taken out of it before anything could be logged about this request.
+void redact_request_line(ngx_http_request_t* r, const LocConf& conf) noexcept {
+    std::string_view line = ngx::view(r->request_line);
+    std::string_view uri = ngx::view(r->unparsed_uri);
+    size_t at = uri.empty() ? std::string_view::npos : line.find(uri);
+    size_t q = uri.find('?');
+    if (at == std::string_view::npos || q == std::string_view::npos)
+        return;
+    std::string_view redacted = redact_query(r->pool, conf, line, at + q + 1, at + uri.size());
+    if (redacted.data() != nullptr && redacted.data() != line.data())
+        r->request_line = ngx::str(redacted);
 }
 
 size_t list_count(const LocConf& conf, const ngx_list_t& list, size_t& bytes) {
@@ -533,6 +573,8 @@ void init_request_ids() noexcept {
 
 ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     auto* conf = static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_hookq_module));
+    if (conf->scheme == Scheme::moysklad)
+        redact_request_line(r, *conf);
     if (!(r->method & NGX_HTTP_POST)) {
         count(conf->source_index, Outcome::method_not_allowed);
         if (!add_header(r, "Allow", "POST"))
