@@ -181,6 +181,12 @@ void on_request_freed(void* data) noexcept {
         ngx_del_timer(&ctx->timer);
 }
 
+// Every 500 the module answers says why in the error log.
+ngx_int_t out_of_memory(ngx_http_request_t* r, const char* what) noexcept {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: out of memory for %s", what);
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
 constexpr size_t kFirstBodyChunk = 16 * 1024;
 
 bool reserve_body(ngx_http_request_t* r, RequestCtx* ctx, size_t need) noexcept {
@@ -245,7 +251,7 @@ ngx_int_t collect_body(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
     auto* b = ngx::pcalloc<ngx_buf_t>(r->pool);
     ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
     if (b == nullptr || cl == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return out_of_memory(r, "the request body");
     if (ctx->body_len) {
         b->temporary = 1;
         b->start = b->pos = reinterpret_cast<u_char*>(ctx->body);
@@ -495,7 +501,12 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     try {
         NginxRequestView view(r, conf, *body);
         verdict = conf.verifier->verify(view, static_cast<int64_t>(ngx_time()));
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: signature check failed: %s",
+                      e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: signature check failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     if (verdict != Verdict::ok)
@@ -506,10 +517,16 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
             if (auto challenge = slack_url_verification_challenge(*body)) {
                 std::string_view text = pool_concat(r->pool, *challenge, {});
                 if (text.data() == nullptr)
-                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    return out_of_memory(r, "the Slack challenge");
                 return send_answer(r, ctx, {NGX_HTTP_OK, Outcome::challenge, text});
             }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hookq: Slack url_verification failed: %s", e.what());
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         } catch (...) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hookq: Slack url_verification failed");
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -523,7 +540,7 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body);
     auto* args = ngx::palloc<IngestArgs>(r->pool);
     if (key.empty() || dedup.empty() || envelope.empty() || args == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return out_of_memory(r, "the envelope");
 
     RedisLink& link = RedisLink::instance();
     std::string_view argv[IngestArgs::kArgc] = {
@@ -564,11 +581,19 @@ void install_body_filter() noexcept {
     ngx_http_top_request_body_filter = collect_body;
 }
 
-void init_request_ids() noexcept {
+bool init_request_ids(ngx_log_t* log) noexcept {
     try {
         generator().emplace();
+        return true;
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "hookq: cannot seed the request id generator (%s): this worker stops",
+                      e.what());
     } catch (...) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "hookq: cannot seed the request id generator: this worker stops");
     }
+    return false;
 }
 
 ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
@@ -578,16 +603,18 @@ ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     if (!(r->method & NGX_HTTP_POST)) {
         count(conf->source_index, Outcome::method_not_allowed);
         if (!add_header(r, "Allow", "POST"))
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return out_of_memory(r, "a response header");
         return NGX_HTTP_NOT_ALLOWED;
     }
-    if (!generator())
+    if (!generator()) {  // init_process failed and this worker should not exist; say so anyway
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "hookq: no request id generator");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     auto* ctx = ngx::pcalloc<RequestCtx>(r->pool);
     ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
     if (ctx == nullptr || cln == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return out_of_memory(r, "the request context");
     ctx->r = r;
     ctx->conf = conf;
     cln->handler = on_request_freed;

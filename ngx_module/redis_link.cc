@@ -62,14 +62,14 @@ RedisLink& RedisLink::instance() noexcept {
     return link;
 }
 
-void RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
+bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     conf_ = &conf;
     log_ = log;
     try {
         script_sha_ = crypto::sha1_hex(scripts::kIngest);
     } catch (...) {
-        ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory");
-        return;
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
+        return false;
     }
     for (ngx_event_t* ev : {&reconnect_timer_, &connect_timer_}) {
         ev->data = this;
@@ -81,6 +81,7 @@ void RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     connect_timer_.handler = on_connect_timer;
     state_ = State::idle;
     connect();
+    return true;
 }
 
 void RedisLink::stop() noexcept {

@@ -46,7 +46,8 @@ class RedisLink {
   public:
     static RedisLink& instance() noexcept;
 
-    void start(const MainConf& conf, ngx_log_t* log) noexcept;
+    // False (logged) when the link cannot even be set up: the worker should not run without it.
+    bool start(const MainConf& conf, ngx_log_t* log) noexcept;
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
     std::string_view script_sha() const noexcept { return script_sha_; }

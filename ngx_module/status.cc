@@ -192,7 +192,11 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             text += "hookq_edge_latency_seconds_count{source=\"" + mcf->sources[s] + "\"} " +
                     std::to_string(cumulative) + "\n";
         }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: cannot build the page");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -204,8 +208,10 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only)
         return rc;
     ngx_chain_t* out = nullptr;
-    if (append(r, &out, text) == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (append(r, &out, text) == nullptr) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: out of memory");
+        return NGX_ERROR;  // the header is out: close the connection
+    }
     out->buf->last_buf = (r == r->main) ? 1 : 0;
     out->buf->last_in_chain = 1;
     return ngx_http_output_filter(r, out);
