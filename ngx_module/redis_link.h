@@ -38,8 +38,8 @@ struct PendingCommand {
     IngestCallback callback = nullptr;
     IngestArgs* args = nullptr;
     ngx_msec_t sent_at = 0;
-    bool retried = false;  // NOSCRIPT is retried once with EVAL
-    PendingCommand* next_free = nullptr;
+    bool retried = false;                 // NOSCRIPT is retried once with EVAL
+    PendingCommand* next_free = nullptr;  // in the free list, or in the list held for the handshake
 };
 
 class RedisLink {
@@ -52,8 +52,8 @@ class RedisLink {
     bool ready() const noexcept { return state_ == State::ready; }
     std::string_view script_sha() const noexcept { return script_sha_; }
 
-    // Queues the command (also while the connection is still being set up); nullptr when there is
-    // no connection at all right now (answer 503 at once).
+    // Sends the command, or holds it while the connection is still being set up; nullptr when there
+    // is no connection at all right now (answer 503 at once).
     PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
@@ -70,6 +70,8 @@ class RedisLink {
     static void on_connect_timer(ngx_event_t* ev) noexcept;
 
     void connect() noexcept;
+    void send_held() noexcept;
+    void fail_held() noexcept;
     void drop(const char* reason) noexcept;
     void schedule_reconnect() noexcept;
     PendingCommand* acquire() noexcept;
@@ -86,6 +88,10 @@ class RedisLink {
     ngx_event_t connect_timer_{};
     std::string script_sha_;
     PendingCommand* free_ = nullptr;
+    // Commands that arrived during the handshake, in order: sent once it has succeeded, never
+    // pipelined behind it (after a failed SELECT they would run in db 0).
+    PendingCommand* held_head_ = nullptr;
+    PendingCommand* held_tail_ = nullptr;
 };
 
 }  // namespace hookq::edge

@@ -281,3 +281,61 @@ def test_queue_key_of_wrong_type_writes_nothing(stack):
     stored = [edge.decode_envelope(e) for e in client.lrange(queue, 0, -1)]
     assert [e["request_id"] for e in stored] == [resp_headers["x-request-id"]]
     assert stored[0]["body"] == body and stored[0]["dedup_key"] == b"wrongtype-1"
+
+
+def test_failed_select_never_runs_commands_in_db0():
+    """hookq_redis db=99 on a Redis with 16 databases: SELECT fails. Commands must not be pipelined
+    behind it, or Redis runs them in db 0. Redis is paused while the worker connects, so requests
+    arrive while the handshake is pending (before the fix they were queued right behind it)."""
+    redis = harness.RedisServer()
+    redis.pause()
+    nginx = None
+    try:
+        nginx = harness.Nginx(conf(redis_extra="db=99").replace("500ms", "5s"), redis_port=redis.port)
+        statuses = [edge.post(nginx.port, "/hooks/open", f"db99-{i}".encode())[0] for i in range(5)]
+        assert statuses == [503] * 5
+        redis.resume()
+        client = redis.client()
+        wait_log(nginx, "handshake failed: ERR DB index is out of range")
+        statuses = [edge.post(nginx.port, "/hooks/open", f"db99-after-{i}".encode())[0] for i in range(5)]
+        assert statuses == [503] * 5
+        assert client.dbsize() == 0, client.keys("*")
+    finally:
+        if nginx:
+            nginx.close()
+        redis.close()
+
+
+def wait_log(nginx, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while text not in nginx.log():
+        assert time.monotonic() < deadline, f"no {text!r} in the error log"
+        time.sleep(0.05)
+
+
+def test_redis_at_maxmemory_logs_a_handful_of_lines():
+    """Every request fails the same way while Redis is at maxmemory: 503 each, but the error log
+    gets at most about one line a second per worker, with a count of the lines held back."""
+    redis = harness.RedisServer(["--maxmemory", "1", "--maxmemory-policy", "noeviction"])
+    nginx = harness.Nginx(conf(), redis_port=redis.port)
+    try:
+        t0 = time.monotonic()
+        statuses = []
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(
+                lambda i: edge.post(nginx.port, "/hooks/open", f"oom-{i}".encode())[0], range(200)))
+        elapsed = time.monotonic() - t0
+        assert statuses == [503] * 200
+        lines = [l for l in nginx.log().splitlines() if "ingest failed" in l]
+        assert lines and "OOM" in lines[0]
+        assert len(lines) <= 2 + int(elapsed), (elapsed, lines)
+        # What was held back is counted on the next line written.
+        edge_deadline = time.monotonic() + 5
+        while time.monotonic() < edge_deadline and "not logged" not in nginx.log():
+            edge.post(nginx.port, "/hooks/open", os.urandom(8).hex().encode())
+            time.sleep(0.1)
+        assert "similar lines not logged" in nginx.log()
+        assert redis.client().dbsize() == 0
+    finally:
+        nginx.close()
+        redis.close()
