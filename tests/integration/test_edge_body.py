@@ -121,6 +121,23 @@ def test_sized_body_at_and_over_the_limit(stack):
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize("size", [LIMIT, 1_040_000])
+def test_http2_bodies_with_length(stack, tmp_path, size):
+    nginx, redis = stack
+    path = tmp_path / "body"
+    body = os.urandom(size)
+    path.write_bytes(body)
+    out = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-D", "-",
+         "--data-binary", f"@{path}", f"http://127.0.0.1:{nginx.h2_port}/hooks/open"],
+        capture_output=True, timeout=30, check=True).stdout.decode()
+    lines = out.split("\r\n")
+    assert lines[0].startswith("HTTP/2 202"), out
+    rid = next(l.split(":", 1)[1].strip() for l in lines if l.lower().startswith("x-request-id:"))
+    assert stored_body(redis, rid) == body
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 @pytest.mark.parametrize("size", [LIMIT, 1_040_000, 5])
 def test_http2_bodies_without_length(stack, tmp_path, size):
     """HTTP/2 with no Content-Length (curl streams stdin): nginx cannot size its buffer up front."""
