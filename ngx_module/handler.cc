@@ -1,5 +1,6 @@
 #include "ngx_module/handler.h"
 
+#include <algorithm>
 #include <ctime>
 #include <optional>
 
@@ -26,7 +27,15 @@ struct RequestCtx {
     ngx_event_t timer;
     uint64_t started_us;
     char id[Uuid::kTextSize];
+    // A body of unknown length (chunked, or HTTP/2 without Content-Length) is gathered here by
+    // collect_body() as it arrives; see there.
+    bool collect;
+    char* body;
+    size_t body_len;
+    size_t body_cap;
 };
+
+ngx_http_request_body_filter_pt g_next_body_filter = nullptr;
 
 std::optional<Uuid7Generator>& generator() {
     static std::optional<Uuid7Generator> g;
@@ -126,13 +135,13 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
             break;
         case IngestStatus::duplicate: {
             // The reply buffer dies with this callback; the header needs a copy in the pool.
-            auto* id = ngx::palloc<char>(ctx->r->pool, res.original_id.size());
+            auto* id = ngx::palloc<char>(ctx->r->pool, res.detail.size());
             if (id == nullptr) {
                 a = unavailable(Outcome::redis_error);
                 break;
             }
-            ngx_memcpy(id, res.original_id.data(), res.original_id.size());
-            a = {NGX_HTTP_OK, Outcome::duplicate, {}, {id, res.original_id.size()}, true};
+            ngx_memcpy(id, res.detail.data(), res.detail.size());
+            a = {NGX_HTTP_OK, Outcome::duplicate, {}, {id, res.detail.size()}, true};
             break;
         }
         case IngestStatus::queue_full:
@@ -143,6 +152,10 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
                  false,
                  true};
             break;
+        // A queue key of the wrong type is an operator's mistake, fixed in Redis without touching
+        // nginx: 503 with Retry-After makes the provider retry, and its retry succeeds once the
+        // key is fixed (a 500 reads as "this request is bad", which it is not).
+        case IngestStatus::wrong_type:
         case IngestStatus::error:
             a = unavailable(Outcome::redis_error);
             break;
@@ -166,6 +179,88 @@ void on_request_freed(void* data) noexcept {
     ctx->pending = nullptr;
     if (ctx->timer.timer_set)
         ngx_del_timer(&ctx->timer);
+}
+
+// Every 500 the module answers says why in the error log.
+ngx_int_t out_of_memory(ngx_http_request_t* r, const char* what) noexcept {
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: out of memory for %s", what);
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+constexpr size_t kFirstBodyChunk = 16 * 1024;
+
+bool reserve_body(ngx_http_request_t* r, RequestCtx* ctx, size_t need) noexcept {
+    if (need <= ctx->body_cap)
+        return true;
+    size_t cap = std::max(ctx->body_cap ? ctx->body_cap * 2 : kFirstBodyChunk, need);
+    cap = std::min(cap, std::max(need, ctx->conf->max_body));
+    auto* p = ngx::palloc<char>(r->pool, cap);
+    if (p == nullptr)
+        return false;
+    if (ctx->body_len)
+        ngx_memcpy(p, ctx->body, ctx->body_len);
+    if (ctx->body)
+        ngx_pfree(r->pool, ctx->body);  // a large allocation: really freed
+    ctx->body = p;
+    ctx->body_cap = cap;
+    return true;
+}
+
+// Request body filter, first in nginx's chain. nginx reads a chunked body into one buffer of
+// client_body_buffer_size holding the raw bytes, framing included, and writes that buffer to a temp
+// file whenever it fills before the body ends: a body well within hookq_max_body spills as soon as
+// its framing pushes it over (1 MiB in 8 KiB chunks does), and no buffer size would do for every
+// framing (one-byte chunks take six bytes each). So for a body of unknown length the data is
+// copied out as it arrives, each nginx buffer is marked consumed (nginx then reuses it instead of
+// spilling), and the whole body goes down the chain as one memory buffer once it is complete.
+// Bodies with a Content-Length need none of this: nginx sizes its buffer to them.
+ngx_int_t collect_body(ngx_http_request_t* r, ngx_chain_t* in) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(ngx_http_get_module_ctx(r, ngx_http_hookq_module));
+    if (ctx == nullptr || !ctx->collect)
+        return g_next_body_filter(r, in);
+    bool last = false;
+    for (ngx_chain_t* cl = in; cl; cl = cl->next) {
+        ngx_buf_t* b = cl->buf;
+        if (b->in_file) {
+            ngx_log_error(
+                NGX_LOG_ERR, r->connection->log, 0,
+                "hookq: request body buffered to a file; is client_body_in_file_only set?");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        size_t n = static_cast<size_t>(b->last - b->pos);
+        if (n > 0) {
+            // nginx's own client_max_body_size (set to hookq_max_body) refuses larger bodies
+            // first; this keeps the copy bounded should it ever not.
+            if (n > ctx->conf->max_body - std::min(ctx->body_len, ctx->conf->max_body))
+                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            if (!reserve_body(r, ctx, ctx->body_len + n)) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "hookq: out of memory for a %uz byte request body",
+                              ctx->body_len + n);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            ngx_memcpy(ctx->body + ctx->body_len, b->pos, n);
+            ctx->body_len += n;
+            b->pos = b->last;
+        }
+        if (b->last_buf)
+            last = true;
+    }
+    if (!last)
+        return NGX_OK;
+    auto* b = ngx::pcalloc<ngx_buf_t>(r->pool);
+    ngx_chain_t* cl = ngx_alloc_chain_link(r->pool);
+    if (b == nullptr || cl == nullptr)
+        return out_of_memory(r, "the request body");
+    if (ctx->body_len) {
+        b->temporary = 1;
+        b->start = b->pos = reinterpret_cast<u_char*>(ctx->body);
+        b->end = b->last = b->pos + ctx->body_len;
+    }
+    b->last_buf = 1;
+    cl->buf = b;
+    cl->next = nullptr;
+    return g_next_body_filter(r, cl);
 }
 
 // The body as one contiguous view. The location's buffer limits (set at merge) keep it in one
@@ -248,33 +343,73 @@ std::string_view stored_value(const LocConf& conf, const ngx_table_elt_t& h) {
     return is_token_header(conf, h) ? kRedacted : ngx::view(h.value);
 }
 
-std::string_view stored_target(ngx_http_request_t* r, const LocConf& conf) noexcept {
-    std::string_view uri = ngx::view(r->unparsed_uri);
-    if (conf.scheme != Scheme::moysklad || conf.token_header.len != 0)
-        return uri;
-    std::string_view arg = conf.token_arg.len ? ngx::view(conf.token_arg) : "token";
-    size_t q = uri.find('?');
-    if (q == std::string_view::npos)
-        return uri;
-    // Find "<arg>=" at the start of a parameter and blank out its value.
-    for (size_t at = q + 1; at < uri.size();) {
-        size_t end = uri.find('&', at);
-        if (end == std::string_view::npos)
-            end = uri.size();
-        std::string_view param = uri.substr(at, end - at);
-        if (param.size() > arg.size() && param.starts_with(arg) && param[arg.size()] == '=') {
-            size_t value_at = at + arg.size() + 1;
-            size_t len = value_at + kRedacted.size() + (uri.size() - end);
-            auto* p = ngx::palloc<char>(r->pool, len);
-            if (p == nullptr)
-                return {};
-            ngx::append(ngx::append(ngx::append(p, uri.substr(0, value_at)), kRedacted),
-                        uri.substr(end));
-            return {p, len};
-        }
+bool same_name(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           ngx_strncasecmp(reinterpret_cast<u_char*>(const_cast<char*>(a.data())),
+                           reinterpret_cast<u_char*>(const_cast<char*>(b.data())), a.size()) == 0;
+}
+
+// nginx's ngx_http_arg() (what the token check reads) matches names case-insensitively, so every
+// spelling is the token; and a token in the query of a header-token location is no less a secret.
+bool is_token_arg(const LocConf& conf, std::string_view name) {
+    return same_name(name, "token") ||
+           (conf.token_arg.len && same_name(name, ngx::view(conf.token_arg)));
+}
+
+// `text` with the value of every token-named argument in its query text[from, to) replaced by
+// kRedacted: `text` itself when there is none, a pool copy otherwise, {} when out of memory.
+std::string_view redact_query(ngx_pool_t* pool, const LocConf& conf, std::string_view text,
+                              size_t from, size_t to) noexcept {
+    size_t hits = 0;
+    for (size_t at = from; at < to;) {
+        size_t end = std::min(text.find('&', at), to);
+        size_t eq = text.find('=', at);
+        if (eq < end && is_token_arg(conf, text.substr(at, eq - at)))
+            hits++;
         at = end + 1;
     }
-    return uri;
+    if (hits == 0)
+        return text;
+    auto* p = ngx::palloc<char>(pool, text.size() + hits * kRedacted.size());
+    if (p == nullptr)
+        return {};
+    char* e = ngx::append(p, text.substr(0, from));
+    for (size_t at = from; at < to;) {
+        size_t end = std::min(text.find('&', at), to);
+        size_t eq = text.find('=', at);
+        if (eq < end && is_token_arg(conf, text.substr(at, eq - at)))
+            e = ngx::append(ngx::append(e, text.substr(at, eq + 1 - at)), kRedacted);
+        else
+            e = ngx::append(e, text.substr(at, end - at));
+        if (end < to)
+            *e++ = '&';
+        at = end + 1;
+    }
+    e = ngx::append(e, text.substr(to));
+    return {p, static_cast<size_t>(e - p)};
+}
+
+// The request's URI as stored in the envelope: for MoySklad without its token.
+std::string_view stored_target(ngx_http_request_t* r, const LocConf& conf) noexcept {
+    std::string_view uri = ngx::view(r->unparsed_uri);
+    size_t q = uri.find('?');
+    if (conf.scheme != Scheme::moysklad || q == std::string_view::npos)
+        return uri;
+    return redact_query(r->pool, conf, uri, q + 1, uri.size());
+}
+
+// nginx's error log quotes the request line of the request being served (and $request is it):
+// MoySklad's token is taken out of it before anything could be logged about this request.
+void redact_request_line(ngx_http_request_t* r, const LocConf& conf) noexcept {
+    std::string_view line = ngx::view(r->request_line);
+    std::string_view uri = ngx::view(r->unparsed_uri);
+    size_t at = uri.empty() ? std::string_view::npos : line.find(uri);
+    size_t q = uri.find('?');
+    if (at == std::string_view::npos || q == std::string_view::npos)
+        return;
+    std::string_view redacted = redact_query(r->pool, conf, line, at + q + 1, at + uri.size());
+    if (redacted.data() != nullptr && redacted.data() != line.data())
+        r->request_line = ngx::str(redacted);
 }
 
 size_t list_count(const LocConf& conf, const ngx_list_t& list, size_t& bytes) {
@@ -366,7 +501,12 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     try {
         NginxRequestView view(r, conf, *body);
         verdict = conf.verifier->verify(view, static_cast<int64_t>(ngx_time()));
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: signature check failed: %s",
+                      e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: signature check failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     if (verdict != Verdict::ok)
@@ -377,10 +517,16 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
             if (auto challenge = slack_url_verification_challenge(*body)) {
                 std::string_view text = pool_concat(r->pool, *challenge, {});
                 if (text.data() == nullptr)
-                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    return out_of_memory(r, "the Slack challenge");
                 return send_answer(r, ctx, {NGX_HTTP_OK, Outcome::challenge, text});
             }
+        } catch (const std::exception& e) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hookq: Slack url_verification failed: %s", e.what());
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         } catch (...) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hookq: Slack url_verification failed");
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -394,7 +540,7 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body);
     auto* args = ngx::palloc<IngestArgs>(r->pool);
     if (key.empty() || dedup.empty() || envelope.empty() || args == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return out_of_memory(r, "the envelope");
 
     RedisLink& link = RedisLink::instance();
     std::string_view argv[IngestArgs::kArgc] = {
@@ -430,28 +576,45 @@ void on_body_read(ngx_http_request_t* r) noexcept {
 
 }  // namespace
 
-void init_request_ids() noexcept {
+void install_body_filter() noexcept {
+    g_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = collect_body;
+}
+
+bool init_request_ids(ngx_log_t* log) noexcept {
     try {
         generator().emplace();
+        return true;
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "hookq: cannot seed the request id generator (%s): this worker stops",
+                      e.what());
     } catch (...) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0,
+                      "hookq: cannot seed the request id generator: this worker stops");
     }
+    return false;
 }
 
 ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     auto* conf = static_cast<LocConf*>(ngx_http_get_module_loc_conf(r, ngx_http_hookq_module));
+    if (conf->scheme == Scheme::moysklad)
+        redact_request_line(r, *conf);
     if (!(r->method & NGX_HTTP_POST)) {
         count(conf->source_index, Outcome::method_not_allowed);
         if (!add_header(r, "Allow", "POST"))
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return out_of_memory(r, "a response header");
         return NGX_HTTP_NOT_ALLOWED;
     }
-    if (!generator())
+    if (!generator()) {  // init_process failed and this worker should not exist; say so anyway
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "hookq: no request id generator");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     auto* ctx = ngx::pcalloc<RequestCtx>(r->pool);
     ngx_pool_cleanup_t* cln = ngx_pool_cleanup_add(r->pool, 0);
     if (ctx == nullptr || cln == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return out_of_memory(r, "the request context");
     ctx->r = r;
     ctx->conf = conf;
     cln->handler = on_request_freed;
@@ -459,6 +622,7 @@ ngx_int_t ingest_handler(ngx_http_request_t* r) noexcept {
     ngx_http_set_ctx(r, ctx, ngx_http_hookq_module);
 
     r->request_body_in_single_buf = 1;
+    ctx->collect = r->headers_in.chunked || r->headers_in.content_length_n < 0;
     ngx_int_t rc = ngx_http_read_client_request_body(r, on_body_read);
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE)

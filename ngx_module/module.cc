@@ -19,6 +19,7 @@ ngx_int_t postconfiguration(ngx_conf_t* cf) noexcept {
     if (h == nullptr)
         return NGX_ERROR;
     *h = log_phase_handler;
+    install_body_filter();
     return NGX_OK;
 }
 
@@ -27,9 +28,15 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
         static_cast<MainConf*>(ngx_http_cycle_get_module_main_conf(cycle, ngx_http_hookq_module));
     if (mcf == nullptr || !mcf->used)
         return NGX_OK;
-    init_request_ids();
-    RedisLink::instance().start(*mcf, cycle->log);
-    return NGX_OK;
+    // nginx runs init_process in its helper processes too (cache manager and loader): they serve
+    // no requests, so they must not hold a Redis connection each.
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE)
+        return NGX_OK;
+    // Without request ids every request would fail: a worker that cannot seed them stops here,
+    // loudly, and nginx does not respawn it (exit code 2), rather than answer 500 forever.
+    if (!init_request_ids(cycle->log))
+        return NGX_ERROR;
+    return RedisLink::instance().start(*mcf, cycle->log) ? NGX_OK : NGX_ERROR;
 }
 
 void exit_process(ngx_cycle_t*) noexcept {

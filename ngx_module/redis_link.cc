@@ -27,7 +27,7 @@ std::string_view reply_text(const redisReply* r) {
     return {r->str, r->len};
 }
 
-// Parses the ingest script's reply: {-1} | {0, id} | {1, length}.
+// Parses the ingest script's reply: {-1} | {-2, type} | {0, id} | {1, length}.
 IngestResult parse_ingest(const redisReply* r) {
     IngestResult res;
     if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -37,10 +37,12 @@ IngestResult parse_ingest(const redisReply* r) {
         case -1:
             res.status = IngestStatus::queue_full;
             break;
+        case -2:
         case 0:
             if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-                res.status = IngestStatus::duplicate;
-                res.original_id = {r->element[1]->str, r->element[1]->len};
+                res.status = r->element[0]->integer == 0 ? IngestStatus::duplicate
+                                                         : IngestStatus::wrong_type;
+                res.detail = {r->element[1]->str, r->element[1]->len};
             }
             break;
         case 1:
@@ -52,6 +54,36 @@ IngestResult parse_ingest(const redisReply* r) {
     return res;
 }
 
+// A failure that every request meets (Redis at maxmemory, a queue key of the wrong type) must not
+// write one line per request: at most one a second per worker, saying how many were held back.
+class LogLimiter {
+  public:
+    // True when a line may be written now; `note` then reads " (N similar lines not logged)" or "".
+    bool allow(char* note, size_t size) noexcept {
+        if (logged_ && ngx_current_msec - last_ < kWindow) {
+            held_back_++;
+            return false;
+        }
+        note[0] = '\0';
+        if (held_back_ > 0)
+            ngx_snprintf(reinterpret_cast<u_char*>(note), size,
+                         " (%ui similar lines not logged in the last second)%Z", held_back_);
+        note[size - 1] = '\0';
+        held_back_ = 0;
+        last_ = ngx_current_msec;
+        logged_ = true;
+        return true;
+    }
+
+  private:
+    static constexpr ngx_msec_t kWindow = 1000;
+    ngx_msec_t last_ = 0;
+    ngx_uint_t held_back_ = 0;
+    bool logged_ = false;
+};
+
+LogLimiter g_ingest_errors;
+
 }  // namespace
 
 RedisLink& RedisLink::instance() noexcept {
@@ -60,14 +92,14 @@ RedisLink& RedisLink::instance() noexcept {
     return link;
 }
 
-void RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
+bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     conf_ = &conf;
     log_ = log;
     try {
         script_sha_ = crypto::sha1_hex(scripts::kIngest);
     } catch (...) {
-        ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory");
-        return;
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
+        return false;
     }
     for (ngx_event_t* ev : {&reconnect_timer_, &connect_timer_}) {
         ev->data = this;
@@ -79,6 +111,7 @@ void RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     connect_timer_.handler = on_connect_timer;
     state_ = State::idle;
     connect();
+    return true;
 }
 
 void RedisLink::stop() noexcept {
@@ -149,6 +182,7 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
     link->ac_ = nullptr;
     if (link->state_ != State::stopped)
         link->state_ = State::idle;
+    link->fail_held();
     link->schedule_reconnect();
 }
 
@@ -162,6 +196,7 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
     link->ac_ = nullptr;
     if (link->state_ != State::stopped)
         link->state_ = State::idle;
+    link->fail_held();
     link->schedule_reconnect();
 }
 
@@ -194,6 +229,7 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) no
     link->last_reply_at_ = ngx_current_msec;
     ngx_log_error(NGX_LOG_INFO, link->log_, 0, "hookq: redis %s: ready",
                   link->conf_->redis.display.c_str());
+    link->send_held();
 }
 
 void RedisLink::on_connect_timer(ngx_event_t* ev) noexcept {
@@ -222,6 +258,7 @@ void RedisLink::drop(const char*) noexcept {
     // right after the current callback returns, when called from one): its request gets 503.
     if (ac != nullptr)
         redisAsyncFree(ac);
+    fail_held();
     schedule_reconnect();
 }
 
@@ -258,9 +295,10 @@ void RedisLink::release(PendingCommand* pc) noexcept {
 }
 
 PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {
-    // While connecting, commands queue behind the handshake on the same pipeline: a freshly started
-    // worker (after a reload) serves its first requests instead of refusing them. If the connect
-    // fails, hiredis answers them with null replies, and their requests get 503.
+    // While connecting, commands are held until the handshake has succeeded: a freshly started
+    // worker (after a reload) serves its first requests instead of refusing them. They are not
+    // pipelined behind the handshake, because Redis runs what follows a failed SELECT in db 0. If
+    // the handshake fails, their requests get 503.
     if (ac_ == nullptr || (state_ != State::ready && state_ != State::connecting))
         return nullptr;
     PendingCommand* pc = acquire();
@@ -271,12 +309,59 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     pc->args = args;
     pc->retried = false;
     pc->sent_at = ngx_current_msec;
+    if (state_ == State::connecting) {
+        pc->next_free = nullptr;
+        if (held_tail_ != nullptr)
+            held_tail_->next_free = pc;
+        else
+            held_head_ = pc;
+        held_tail_ = pc;
+        return pc;
+    }
     if (redisAsyncCommandArgv(ac_, on_ingest_reply, pc, IngestArgs::kArgc, args->argv,
                               args->argvlen) != REDIS_OK) {
         release(pc);
         return nullptr;
     }
     return pc;
+}
+
+void RedisLink::send_held() noexcept {
+    PendingCommand* pc = held_head_;
+    held_head_ = held_tail_ = nullptr;
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next_free;
+        if (pc->owner == nullptr) {  // its request timed out or went away meanwhile
+            release(pc);
+        } else {
+            pc->sent_at = ngx_current_msec;
+            if (ac_ == nullptr ||
+                redisAsyncCommandArgv(ac_, on_ingest_reply, pc, IngestArgs::kArgc, pc->args->argv,
+                                      pc->args->argvlen) != REDIS_OK) {
+                void* owner = pc->owner;
+                IngestCallback cb = pc->callback;
+                release(pc);
+                cb(owner, IngestResult{});
+            }
+        }
+        pc = next;
+    }
+}
+
+// The handshake failed or the connection went away before it ended: every held command's request
+// gets 503 now rather than at its timeout.
+void RedisLink::fail_held() noexcept {
+    PendingCommand* pc = held_head_;
+    held_head_ = held_tail_ = nullptr;
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next_free;
+        void* owner = pc->owner;
+        IngestCallback cb = pc->callback;
+        release(pc);
+        if (owner != nullptr)
+            cb(owner, IngestResult{});
+        pc = next;
+    }
 }
 
 void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
@@ -302,12 +387,25 @@ void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privda
                                   pc->args->argvlen) == REDIS_OK)
             return;
     }
-    if (is_error(r) && r != nullptr) {
-        std::string_view why = reply_text(r);
-        ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s",
-                      link->conf_->redis.display.c_str(), why.size(), why.data());
-    }
     IngestResult result = parse_ingest(r);
+    char note[96];
+    if ((r != nullptr && r->type == REDIS_REPLY_ERROR) ||
+        result.status == IngestStatus::wrong_type) {
+        if (g_ingest_errors.allow(note, sizeof note)) {
+            if (result.status == IngestStatus::wrong_type) {
+                // argv[3] is KEYS[1], the queue key (see the handler's EVALSHA).
+                ngx_log_error(NGX_LOG_ERR, link->log_, 0,
+                              "hookq: redis %s: queue key \"%*s\" holds a %*s, not a list: "
+                              "nothing was written, requests get 503 until the key is fixed%s",
+                              link->conf_->redis.display.c_str(), pc->args->argvlen[3],
+                              pc->args->argv[3], result.detail.size(), result.detail.data(), note);
+            } else {
+                std::string_view why = reply_text(r);
+                ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",
+                              link->conf_->redis.display.c_str(), why.size(), why.data(), note);
+            }
+        }
+    }
     void* owner = pc->owner;
     IngestCallback cb = pc->callback;
     link->release(pc);

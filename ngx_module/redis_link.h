@@ -13,11 +13,13 @@ struct redisAsyncContext;
 
 namespace hookq::edge {
 
-enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, error };
+// wrong_type: the queue key holds something other than a list; nothing was written.
+enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, wrong_type, error };
 
 struct IngestResult {
     IngestStatus status = IngestStatus::error;
-    std::string_view original_id;  // duplicate: the first delivery's request id (valid in callback)
+    // duplicate: the first delivery's request id; wrong_type: the key's type (valid in callback)
+    std::string_view detail;
 };
 
 using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcept;
@@ -36,21 +38,22 @@ struct PendingCommand {
     IngestCallback callback = nullptr;
     IngestArgs* args = nullptr;
     ngx_msec_t sent_at = 0;
-    bool retried = false;  // NOSCRIPT is retried once with EVAL
-    PendingCommand* next_free = nullptr;
+    bool retried = false;                 // NOSCRIPT is retried once with EVAL
+    PendingCommand* next_free = nullptr;  // in the free list, or in the list held for the handshake
 };
 
 class RedisLink {
   public:
     static RedisLink& instance() noexcept;
 
-    void start(const MainConf& conf, ngx_log_t* log) noexcept;
+    // False (logged) when the link cannot even be set up: the worker should not run without it.
+    bool start(const MainConf& conf, ngx_log_t* log) noexcept;
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
     std::string_view script_sha() const noexcept { return script_sha_; }
 
-    // Queues the command (also while the connection is still being set up); nullptr when there is
-    // no connection at all right now (answer 503 at once).
+    // Sends the command, or holds it while the connection is still being set up; nullptr when there
+    // is no connection at all right now (answer 503 at once).
     PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
@@ -67,6 +70,8 @@ class RedisLink {
     static void on_connect_timer(ngx_event_t* ev) noexcept;
 
     void connect() noexcept;
+    void send_held() noexcept;
+    void fail_held() noexcept;
     void drop(const char* reason) noexcept;
     void schedule_reconnect() noexcept;
     PendingCommand* acquire() noexcept;
@@ -83,6 +88,10 @@ class RedisLink {
     ngx_event_t connect_timer_{};
     std::string script_sha_;
     PendingCommand* free_ = nullptr;
+    // Commands that arrived during the handshake, in order: sent once it has succeeded, never
+    // pipelined behind it (after a failed SELECT they would run in db 0).
+    PendingCommand* held_head_ = nullptr;
+    PendingCommand* held_tail_ = nullptr;
 };
 
 }  // namespace hookq::edge

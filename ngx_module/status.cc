@@ -51,34 +51,56 @@ uint64_t layout_hash(const MainConf& mcf) {
     return h;
 }
 
+Counters* allocate(ngx_slab_pool_t* shpool, size_t sources, uint64_t layout) {
+    auto* c = static_cast<Counters*>(ngx_slab_calloc(shpool, counters_size(sources)));
+    if (c == nullptr)
+        return nullptr;
+    c->layout = layout;
+    c->sources = sources;
+    shpool->data = c;
+    return c;
+}
+
 ngx_int_t init_zone(ngx_shm_zone_t* zone, void* old) noexcept {
     auto* mcf = static_cast<MainConf*>(zone->data);
     auto* shpool = reinterpret_cast<ngx_slab_pool_t*>(zone->shm.addr);
     uint64_t layout = layout_hash(*mcf);
-    if (old != nullptr) {  // reload with the same zone size: keep counting where we were
-        auto* prev = static_cast<Counters*>(old);
-        g_counters = prev;
-        zone->data = prev;  // what the next reload is handed as `old`
-        if (prev->layout != layout || prev->sources != mcf->sources.size()) {
-            ngx_memzero(prev, counters_size(mcf->sources.size()));
-            prev->layout = layout;
-            prev->sources = mcf->sources.size();
+    size_t sources = mcf->sources.size();
+    Counters* c = nullptr;
+    if (old != nullptr) {
+        // nginx hands the previous cycle's zone back only when its size is unchanged, and the size
+        // is a function of the number of sources (zone_size()): the block has room for exactly
+        // these sources. Workers of the old cycle still count into it until they exit: they bound
+        // their index by `sources`, read from the block, so they never write past it either.
+        c = static_cast<Counters*>(old);
+        if (c->sources != sources) {
+            // Cannot happen with zone_size(); never write past the old block if it ever does.
+            c = allocate(shpool, sources, layout);
+        } else if (c->layout != layout) {
+            ngx_memzero(c->source, sizeof(SourceCounters) * sources);
+            c->layout = layout;
         }
-        return NGX_OK;
+    } else if (zone->shm.exists) {  // Windows only; kept for form
+        c = static_cast<Counters*>(shpool->data);
+    } else {
+        c = allocate(shpool, sources, layout);
     }
-    if (zone->shm.exists) {  // Windows only; kept for form
-        g_counters = static_cast<Counters*>(shpool->data);
-        return NGX_OK;
-    }
-    auto* c = static_cast<Counters*>(ngx_slab_calloc(shpool, counters_size(mcf->sources.size())));
-    if (c == nullptr)
+    if (c == nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
+                      "hookq: no room for %uz sources' counters in the hookq_status zone", sources);
         return NGX_ERROR;
-    c->layout = layout;
-    c->sources = mcf->sources.size();
-    shpool->data = c;
+    }
     g_counters = c;
-    zone->data = c;
+    zone->data = c;  // what the next reload is handed as `old`
     return NGX_OK;
+}
+
+// Room for the slab allocator's own pages plus the counters, and strictly increasing in the number
+// of sources: a reload that adds or removes one gets a fresh zone from nginx (the old one stays
+// mapped for the old workers until they exit) instead of the old block, sized for fewer sources.
+size_t zone_size(size_t sources) {
+    return 8 * ngx_pagesize + 2 * ngx_align(counters_size(sources), ngx_pagesize) +
+           sources * sizeof(SourceCounters);
 }
 
 ngx_chain_t* append(ngx_http_request_t* r, ngx_chain_t** tail, std::string_view text) {
@@ -101,9 +123,8 @@ ngx_int_t status_init_zone(ngx_conf_t* cf) noexcept {
     auto* mcf =
         static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module));
     static ngx_str_t name = ngx_string("hookq_status");
-    size_t size =
-        8 * ngx_pagesize + ngx_align(counters_size(mcf->sources.size()), ngx_pagesize) * 2;
-    ngx_shm_zone_t* zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_hookq_module);
+    ngx_shm_zone_t* zone =
+        ngx_shared_memory_add(cf, &name, zone_size(mcf->sources.size()), &ngx_http_hookq_module);
     if (zone == nullptr)
         return NGX_ERROR;
     zone->init = init_zone;
@@ -171,7 +192,11 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             text += "hookq_edge_latency_seconds_count{source=\"" + mcf->sources[s] + "\"} " +
                     std::to_string(cumulative) + "\n";
         }
+    } catch (const std::exception& e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: cannot build the page");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -183,8 +208,10 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only)
         return rc;
     ngx_chain_t* out = nullptr;
-    if (append(r, &out, text) == nullptr)
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (append(r, &out, text) == nullptr) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: out of memory");
+        return NGX_ERROR;  // the header is out: close the connection
+    }
     out->buf->last_buf = (r == r->main) ? 1 : 0;
     out->buf->last_in_chain = 1;
     return ngx_http_output_filter(r, out);

@@ -47,10 +47,17 @@ namespace hookq::scripts {
 
 // KEYS[1] queue, KEYS[2] dedup key; ARGV[1] depth limit (0: none), ARGV[2] dedup TTL in seconds,
 // ARGV[3] request id (text), ARGV[4] envelope.
-// Returns {-1} queue full, {0, original request id} duplicate, {1, new queue length} accepted.
-// The depth check comes first so that nothing (not even a dedup key) is written for a request that
-// is refused: the provider's retry must be treated as new, not as a duplicate of a lost request.
+// Returns {-1} queue full, {-2, type} queue key is not a list, {0, original request id} duplicate,
+// {1, new queue length} accepted.
+// Every check comes before the first write, so that nothing (not even a dedup key) is written for a
+// request that is refused: the provider's retry must be treated as new, not as a duplicate of a
+// lost request. Redis keeps a script's earlier writes when a later command fails, so a LPUSH that
+// could fail (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front.
 inline constexpr std::string_view kIngest = R"lua(
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'list' and kind ~= 'none' then
+  return {-2, kind}
+end
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('LLEN', KEYS[1]) >= limit then
   return {-1}
