@@ -148,6 +148,87 @@ void append_header_safe(std::string& out, std::string_view v) {
     }
 }
 
+bool header_name_ok(std::string_view name) {
+    if (name.empty()) {
+        return false;
+    }
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f || c == ':' || c == '"' || c == '(' || c == ')' || c == ',' ||
+            c == '/' || c == ';' || c == '<' || c == '=' || c == '>' || c == '?' || c == '@' ||
+            c == '[' || c == '\\' || c == ']' || c == '{' || c == '}') {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "Connection: close, X-Foo" makes X-Foo hop-by-hop for that one request.
+bool listed_in(std::string_view list, std::string_view name) {
+    while (!list.empty()) {
+        size_t comma = list.find(',');
+        std::string_view tok = list.substr(0, comma);
+        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) {
+            tok.remove_prefix(1);
+        }
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) {
+            tok.remove_suffix(1);
+        }
+        if (CaseInsensitiveEqual{}(tok, name)) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+// The edge stores a secret it checked (MoySklad's token) as this marker: nothing to forward.
+constexpr std::string_view kRedacted = "[redacted]";
+
+bool forwardable(const Route& r, std::string_view name, std::string_view value,
+                 std::string_view connection) {
+    return header_name_ok(name) && value != kRedacted && !never_forwarded(name) &&
+           !r.forward_deny.contains(name) &&
+           (r.forward_allow.empty() || r.forward_allow.contains(name)) &&
+           !listed_in(connection, name);
+}
+
+// The provider's query string, after the route URL's own (before any fragment), minus the
+// arguments that carry secrets and any that curl could not send as they are.
+void append_query(std::string& url, std::string_view query, const NameSet& redact) {
+    size_t hash = url.find('#');
+    std::string_view fragment;
+    std::string frag_copy;
+    if (hash != std::string::npos) {
+        frag_copy = url.substr(hash);
+        fragment = frag_copy;
+        url.resize(hash);
+    }
+    char sep = url.find('?') == std::string::npos ? '?' : '&';
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view arg = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        std::string_view name = arg.substr(0, arg.find('='));
+        std::string_view value =
+            name.size() < arg.size() ? arg.substr(name.size() + 1) : std::string_view{};
+        bool clean = std::none_of(arg.begin(), arg.end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return u <= 0x20 || u == 0x7f || c == '#';
+        });
+        if (arg.empty() || !clean || value == kRedacted || redact.contains(name)) {
+            continue;
+        }
+        url += sep;
+        url.append(arg);
+        sep = '&';
+    }
+    url.append(fragment);
+}
+
 Transport transport_of(CURLcode c) {
     switch (c) {
         case CURLE_OK:
@@ -259,6 +340,9 @@ void Dispatcher::start(Delivery d) {
     t->d = std::move(d);
     t->draining = &draining_;
     t->url = t->d.fallback ? r.fallback_url : r.url;
+    if (size_t q = env.target.find('?'); r.forward_query && q != std::string_view::npos) {
+        append_query(t->url, env.target.substr(q + 1), r.redact_query);
+    }
     if (!idle_handles_.empty()) {
         t->easy = idle_handles_.back();
         idle_handles_.pop_back();
@@ -297,6 +381,22 @@ void Dispatcher::start(Delivery d) {
         add("webhook-timestamp", std::to_string(ts));
         add("webhook-signature", sig);
         add("X-Hookq-Signature", sig);
+    }
+    if (r.forward_headers) {
+        std::string_view connection = env.header("Connection");
+        for (const HeaderField& h : env.headers) {
+            if (!forwardable(r, h.name, h.value, connection)) {
+                continue;
+            }
+            if (h.value.empty()) {
+                // "Name:" would tell curl to drop a header; "Name;" sends it empty.
+                line.assign(h.name);
+                line += ';';
+                t->headers = curl_slist_append(t->headers, line.c_str());
+            } else {
+                add(h.name, h.value);
+            }
+        }
     }
     // No "Expect: 100-continue" round trip: the application is on a short, trusted path.
     t->headers = curl_slist_append(t->headers, "Expect:");

@@ -127,6 +127,49 @@ TEST(WorkerConfig, RefusesBracesBadPortsAndControlCharacters) {
               std::string::npos);
 }
 
+TEST(WorkerConfig, ForwardingOptions) {
+    const Route d = load_config_string(kBase, "w.toml").routes[0];
+    EXPECT_TRUE(d.forward_headers);
+    EXPECT_TRUE(d.forward_query);
+    EXPECT_TRUE(d.forward_allow.empty());
+    EXPECT_TRUE(d.forward_deny.empty());  // unsigned: the provider's webhook-* headers pass
+    EXPECT_TRUE(d.redact_query.contains("TOKEN"));
+    EXPECT_TRUE(d.redact_query.contains("access_token"));
+
+    Config c = load_config_string(std::string(kBase) + R"(
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+forward_headers_allow = ["X-Hub-Signature-256", "x-github-event"]
+forward_headers_deny = ["Cookie"]
+forward_query = false
+redact_query = ["requestId"]
+)",
+                                  "w.toml");
+    const Route& r = c.routes[0];
+    EXPECT_TRUE(r.forward_allow.contains("x-hub-signature-256"));
+    EXPECT_TRUE(r.forward_allow.contains("X-GITHUB-EVENT"));
+    EXPECT_TRUE(r.forward_deny.contains("cookie"));
+    EXPECT_TRUE(r.forward_deny.contains("Webhook-Signature"));  // hookq signs this route
+    EXPECT_FALSE(r.forward_query);
+    EXPECT_TRUE(r.redact_query.contains("requestid"));
+    EXPECT_FALSE(r.redact_query.contains("token"));  // the list replaces the default
+
+    for (const char* name : {"Host", "connection", "Proxy-Authorization", "X-Hookq-Source",
+                             "X-Request-ID", "Content-Length", "Transfer-Encoding", "Expect"}) {
+        EXPECT_TRUE(never_forwarded(name)) << name;
+    }
+    for (const char* name : {"X-Hub-Signature-256", "User-Agent", "Stripe-Signature", "X-Proxy"}) {
+        EXPECT_FALSE(never_forwarded(name)) << name;
+    }
+    EXPECT_EQ(error_of(std::string(kBase) + "forward_headers_allow = [\"Host\"]\n"),
+              "w.toml:9:25: [[routes]] 'gh': 'forward_headers_allow': Host is never forwarded "
+              "(hop-by-hop, or set by hookq)");
+    EXPECT_NE(error_of(std::string(kBase) + "forward_headers_deny = [\"X Bad\"]\n")
+                  .find("'forward_headers_deny' entries must be header names"),
+              std::string::npos);
+    EXPECT_NE(error_of(std::string(kBase) + "forward_headers = \"yes\"\n").find("true or false"),
+              std::string::npos);
+}
+
 TEST(WorkerConfig, UrlDestination) {
     EXPECT_EQ(url_destination("http://Example.com/x?y"), "http://example.com:80");
     EXPECT_EQ(url_destination("https://example.com"), "https://example.com:443");
