@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -188,6 +189,99 @@ RetryPolicy read_retry(const Reader& r, const toml::table& t, RetryPolicy p, std
     return p;
 }
 
+// A control character or a space in a URL is either a typo or an attempt to smuggle a header line
+// into the request; curl would refuse it at delivery time, turning every webhook into a dead
+// letter.
+std::optional<size_t> bad_url_byte(std::string_view url) {
+    for (size_t i = 0; i < url.size(); ++i) {
+        auto c = static_cast<unsigned char>(url[i]);
+        if (c <= 0x20 || c == 0x7f) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string url_byte_error(std::string_view key, std::string_view url, size_t at) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(url[at]));
+    // The URL itself is not echoed: it may carry credentials.
+    return "'" + std::string(key) + "' must not contain spaces or control characters (byte " + hex +
+           " at offset " + std::to_string(at) + ")";
+}
+
+// Strict: digits only, 1-65535. atoi() took "6379abc" as 6379.
+std::optional<int> parse_port(std::string_view p) {
+    if (p.empty() || p.size() > 5) {
+        return std::nullopt;
+    }
+    int v = 0;
+    for (char c : p) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        v = v * 10 + (c - '0');
+    }
+    if (v < 1 || v > 65535) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+bool header_token(std::string_view name) {
+    if (name.empty()) {
+        return false;
+    }
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+NameSet header_names(const Reader& r, const toml::table& rt, std::string_view key,
+                     const std::string& ctx) {
+    NameSet out;
+    for (const auto& n : r.strings(rt, key)) {
+        if (!header_token(n)) {
+            r.fail(r.where(rt, key), ctx + ": '" + std::string(key) + "' entries must be header " +
+                                         "names, not \"" + n + "\"");
+        }
+        if (never_forwarded(n)) {
+            r.fail(r.where(rt, key), ctx + ": '" + std::string(key) + "': " + n +
+                                         " is never forwarded (hop-by-hop, or set by hookq)");
+        }
+        out.insert(n);
+    }
+    return out;
+}
+
+void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const std::string& ctx) {
+    route.forward_headers = r.boolean(rt, "forward_headers").value_or(true);
+    route.forward_allow = header_names(r, rt, "forward_headers_allow", ctx);
+    route.forward_deny = header_names(r, rt, "forward_headers_deny", ctx);
+    if (!route.signing_key.empty()) {
+        // hookq's own Standard Webhooks signature replaces the provider's.
+        route.forward_deny.insert({"webhook-id", "webhook-timestamp", "webhook-signature"});
+    }
+    route.forward_query = r.boolean(rt, "forward_query").value_or(true);
+    if (rt.get("redact_query")) {
+        for (const auto& a : r.strings(rt, "redact_query")) {
+            if (a.empty() || a.find_first_of("&=#?") != std::string::npos) {
+                r.fail(r.where(rt, "redact_query"),
+                       ctx + ": 'redact_query' entries must be query argument names");
+            }
+            route.redact_query.insert(a);
+        }
+    } else {
+        route.redact_query = {"token",   "access_token", "secret",  "signature",
+                              "api_key", "apikey",       "password"};
+    }
+}
+
 std::string hostname_pid() {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
@@ -195,6 +289,19 @@ std::string hostname_pid() {
 }
 
 }  // namespace
+
+bool never_forwarded(std::string_view name) noexcept {
+    static const NameSet fixed = {"connection",     "keep-alive",        "te",
+                                  "trailer",        "transfer-encoding", "upgrade",
+                                  "host",           "content-length",    "expect",
+                                  "http2-settings", "content-type",      "accept-encoding",
+                                  "x-request-id",   "x-retry-attempt",   "x-max-attempts",
+                                  "x-timeout-ms"};
+    auto prefixed = [&](std::string_view p) {
+        return name.size() >= p.size() && CaseInsensitiveEqual{}(name.substr(0, p.size()), p);
+    };
+    return prefixed("proxy-") || prefixed("x-hookq-") || fixed.count(name) != 0;
+}
 
 std::optional<std::string> url_destination(std::string_view url) {
     std::string_view scheme;
@@ -339,14 +446,22 @@ Config load_config_string(std::string_view text, const std::string& path) {
                 c.redis_unix = a->substr(5);
             } else {
                 size_t colon = a->rfind(':');
-                c.redis_host = a->substr(0, colon);
-                int port = 0;
-                if (colon == std::string::npos || c.redis_host.empty() ||
-                    (port = std::atoi(a->c_str() + colon + 1)) <= 0 || port > 65535) {
-                    r.fail(r.where(*redis, "address"),
-                           "'address' must be host:port or unix:/path/to/socket");
+                std::optional<int> port;
+                if (colon != std::string::npos) {
+                    c.redis_host = a->substr(0, colon);
+                    port = parse_port(std::string_view(*a).substr(colon + 1));
                 }
-                c.redis_port = port;
+                // "[::1]:6379": the brackets only delimit the address from the port.
+                if (c.redis_host.size() > 2 && c.redis_host.front() == '[' &&
+                    c.redis_host.back() == ']') {
+                    c.redis_host = c.redis_host.substr(1, c.redis_host.size() - 2);
+                }
+                if (!port || c.redis_host.empty() ||
+                    c.redis_host.find_first_of("[] \t\r\n") != std::string::npos) {
+                    r.fail(r.where(*redis, "address"),
+                           "'address' must be host:port (port 1-65535) or unix:/path/to/socket");
+                }
+                c.redis_port = *port;
             }
         }
         if (auto p = r.str(*redis, "password")) {
@@ -421,7 +536,8 @@ Config load_config_string(std::string_view text, const std::string& path) {
         std::string ctx = "[[routes]] '" + route.name + "'";
         r.only_keys(rt, ctx,
                     {"name", "source", "events", "url", "timeout", "retry", "rate_limit",
-                     "fallback_url", "secret"});
+                     "fallback_url", "secret", "forward_headers", "forward_headers_allow",
+                     "forward_headers_deny", "forward_query", "redact_query"});
         if (route.name.empty()) {
             r.fail(rt.source(), "[[routes]] needs a non-empty 'name'");
         }
@@ -432,14 +548,26 @@ Config load_config_string(std::string_view text, const std::string& path) {
         if (route.source.empty()) {
             r.fail(rt.source(), ctx + " needs 'source'");
         }
+        // The source names the default queue, whose keys carry it as the hash tag {Q}: a brace
+        // would end the tag early and put the queue's keys in different slots.
+        if (route.source.find_first_of("{}") != std::string::npos) {
+            r.fail(r.where(rt, "source"), ctx + ": 'source' must not contain '{' or '}'");
+        }
         route.events = r.strings(rt, "events");
         route.url = r.str(rt, "url").value_or("");
+        if (auto at = bad_url_byte(route.url)) {
+            r.fail(r.where(rt, "url"), ctx + ": " + url_byte_error("url", route.url, *at));
+        }
         auto dest = url_destination(route.url);
         if (!dest) {
             r.fail(r.where(rt, "url"), ctx + ": 'url' must be an http:// or https:// URL");
         }
         route.destination = *dest;
         route.fallback_url = r.str(rt, "fallback_url").value_or("");
+        if (auto at = bad_url_byte(route.fallback_url)) {
+            r.fail(r.where(rt, "fallback_url"),
+                   ctx + ": " + url_byte_error("fallback_url", route.fallback_url, *at));
+        }
         if (!route.fallback_url.empty() && !url_destination(route.fallback_url)) {
             r.fail(r.where(rt, "fallback_url"),
                    ctx + ": 'fallback_url' must be an http:// or https:// URL");
@@ -474,6 +602,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
             }
             route.signing_key = *key;
         }
+        read_forwarding(r, rt, route, ctx);
         c.routes.push_back(std::move(route));
     }
 

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace hookq {
@@ -43,6 +44,40 @@ struct SourceConfig {
     std::string event_field;   // JSON path in the body, e.g. "type" or "events[].action"
 };
 
+// Header names compare case-insensitively; lookups take a string_view without allocating.
+struct CaseInsensitiveHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+        size_t h = 14695981039346656037ull;
+        for (char c : s) {
+            h = (h ^ static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c)) *
+                1099511628211ull;
+        }
+        return h;
+    }
+};
+struct CaseInsensitiveEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept {
+        if (a.size() != b.size()) {
+            return false;
+        }
+        for (size_t i = 0; i < a.size(); ++i) {
+            char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+            char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
+            if (x != y) {
+                return false;
+            }
+        }
+        return true;
+    }
+};
+using NameSet = std::unordered_set<std::string, CaseInsensitiveHash, CaseInsensitiveEqual>;
+
+// Headers never forwarded from the provider's request: hop-by-hop ones, those that describe the
+// provider's connection to the edge, and those hookq sets itself (X-Hookq-* and Proxy-* by prefix).
+bool never_forwarded(std::string_view name) noexcept;
+
 struct Route {
     size_t index = 0;
     std::string name;
@@ -55,6 +90,14 @@ struct Route {
     RetryPolicy retry;
     std::optional<RateLimit> rate_limit;
     std::string signing_key;  // base64-decoded whsec_ secret; empty: deliveries are unsigned
+
+    // The provider's own headers and query string travel with the delivery, so an application
+    // moves behind hookq unchanged. Sets are built at load: the delivery loop only looks up.
+    bool forward_headers = true;
+    NameSet forward_allow;  // empty: every header that is not denied
+    NameSet forward_deny;   // the operator's, plus webhook-* when the route signs
+    bool forward_query = true;
+    NameSet redact_query;  // query arguments never forwarded (secrets)
 };
 
 struct Config {

@@ -50,6 +50,34 @@ std::string queue_for(const Config& cfg, const std::string& source, const std::s
                              "' is consumed from; name it with --queue");
 }
 
+// --queue overrides the guess, so a typo would requeue to a list nobody reads while the letter is
+// marked requeued. A name is accepted when the configuration consumes it or Redis shows it in use.
+void check_queue(RedisConn& redis, const Config& cfg, const std::string& q) {
+    std::vector<std::string> known = cfg.queues;
+    for (const Route& r : cfg.routes) {
+        if (std::find(known.begin(), known.end(), r.source) == known.end()) {
+            known.push_back(r.source);
+        }
+    }
+    if (std::find(known.begin(), known.end(), q) != known.end()) {
+        return;
+    }
+    if (!q.empty() && q.find_first_of("{}") == std::string::npos) {
+        auto n = must(redis, {"EXISTS", keys::queue(q), keys::retry(q), keys::workers(q)});
+        if (n->type == REDIS_REPLY_INTEGER && n->integer > 0) {
+            return;
+        }
+    }
+    std::string list;
+    for (const auto& k : known) {
+        list += (list.empty() ? "" : ", ") + k;
+    }
+    throw std::runtime_error("unknown queue '" + q +
+                             "': not consumed by the configuration and not in use in Redis "
+                             "(known queues: " +
+                             (list.empty() ? std::string("none") : list) + ")");
+}
+
 void print_json(const nlohmann::json& j) {
     std::printf("%s\n", j.dump(2).c_str());
 }
@@ -167,6 +195,9 @@ int dlq_show(Pg& pg, const std::string& id, bool json) {
 
 int dlq_retry(Pg& pg, RedisConn& redis, const Config& cfg, const DlqRetryOptions& o) {
     check_ids(o.ids);
+    if (!o.queue.empty()) {
+        check_queue(redis, cfg, o.queue);
+    }
     auto results = nlohmann::json::array();
     int failed = 0;
     for (const auto& id : o.ids) {

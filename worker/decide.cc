@@ -24,6 +24,39 @@ bool retryable_status(int s) noexcept {
     return s == 408 || s == 425 || s == 429 || (s >= 500 && s <= 599);
 }
 
+AttemptResult attempt_result(Transport transport, int final_status, std::string transport_error) {
+    AttemptResult r;
+    if (final_status > 0) {
+        r.http_status = final_status;
+        return r;
+    }
+    r.transport = transport == Transport::ok ? Transport::other_error : transport;
+    r.error = std::move(transport_error);
+    return r;
+}
+
+std::string body_excerpt(std::string_view body, size_t max) {
+    if (body.size() > max) {
+        size_t cut = max;
+        // Back off continuation bytes, then the lead byte whose sequence no longer fits.
+        while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) {
+            --cut;
+        }
+        body = body.substr(0, cut);
+    }
+    std::string out(body);
+    for (char& c : out) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            c = ' ';
+        }
+    }
+    while (!out.empty() && out.back() == ' ') {
+        out.pop_back();
+    }
+    return out;
+}
+
 Decision decide(const AttemptResult& r, uint32_t attempt, const RetryPolicy& p, double u01) {
     Decision d;
     if (r.transport == Transport::ok && r.http_status >= 200 && r.http_status <= 299) {

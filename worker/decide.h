@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "worker/config.h"
 
@@ -30,6 +31,15 @@ struct Decision {
 };
 
 bool retryable_status(int status) noexcept;
+
+// What one transfer amounts to. The status line and headers decide: once a final status has been
+// read, whatever happens to the body afterwards (cut short on purpose, slow past the timeout, the
+// connection dropped) does not change the outcome. final_status: 0 when none was read.
+AttemptResult attempt_result(Transport transport, int final_status, std::string transport_error);
+
+// At most `max` bytes of a response body, fit for an attempt row: control characters become
+// spaces, and the cut never splits a UTF-8 sequence.
+std::string body_excerpt(std::string_view body, size_t max);
 
 // attempt: 1-based number of the attempt that produced `r`; u01: the jitter draw.
 Decision decide(const AttemptResult& r, uint32_t attempt, const RetryPolicy& p, double u01);

@@ -1,5 +1,6 @@
 #include "worker/dispatcher.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "shared/signature.h"
@@ -7,6 +8,19 @@
 #include "worker/retry.h"
 
 namespace hookq {
+
+namespace {
+
+// The status line and headers decide an attempt; the body is only read while that is cheap. Up to
+// kDrainBytes arriving within kDrainGraceMs of the headers are read, so that the connection stays
+// reusable for the next delivery; a bigger, unbounded or slow body is cut (curl then closes the
+// connection rather than reuse it mid-response). Of a non-2xx body the first kErrorPrefix bytes are
+// kept for the attempt row.
+constexpr size_t kDrainBytes = 64 * 1024;
+constexpr uint64_t kDrainGraceMs = 200;
+constexpr size_t kErrorPrefix = 1024;
+
+}  // namespace
 
 struct Dispatcher::Transfer {
     Delivery d;
@@ -16,22 +30,112 @@ struct Dispatcher::Transfer {
     std::string retry_after;
     char errbuf[CURL_ERROR_SIZE] = {};
     uint64_t started_us = 0;
+
+    std::vector<Transfer*>* draining = nullptr;  // the dispatcher's, for the header callback
+    int line_status = 0;  // of the response whose header block is being read (1xx included)
+    int status = 0;       // the final status, once its header block is complete
+    int64_t content_length = -1;
+    bool chunked = false;
+    bool reusable = false;  // the body is small and delimited: worth reading to keep the connection
+    size_t body_bytes = 0;
+    std::string body_prefix;      // non-2xx only
+    uint64_t drain_deadline = 0;  // mono ms; non-zero while on the draining list
 };
 
 namespace {
 
-size_t discard_body(char*, size_t size, size_t n, void*) {
-    return size * n;
+int parse_status(std::string_view line) {
+    size_t sp = line.find(' ');
+    if (sp == std::string_view::npos || line.size() < sp + 4) {
+        return 0;
+    }
+    int v = 0;
+    for (size_t i = sp + 1; i < sp + 4; ++i) {
+        if (line[i] < '0' || line[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (line[i] - '0');
+    }
+    return v;
+}
+
+bool has_name(std::string_view line, std::string_view name) {
+    return line.size() > name.size() && strncasecmp(line.data(), name.data(), name.size()) == 0;
+}
+
+std::string_view trimmed(std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+        v.remove_prefix(1);
+    }
+    while (!v.empty() &&
+           (v.back() == '\r' || v.back() == '\n' || v.back() == ' ' || v.back() == '\t')) {
+        v.remove_suffix(1);
+    }
+    return v;
+}
+
+size_t on_body(char* buf, size_t size, size_t n, void* userp) {
+    auto* t = static_cast<Dispatcher::Transfer*>(userp);
+    size_t len = size * n;
+    bool ok = t->status >= 200 && t->status <= 299;
+    if (!ok && t->body_prefix.size() < kErrorPrefix) {
+        t->body_prefix.append(buf, std::min(len, kErrorPrefix - t->body_prefix.size()));
+    }
+    t->body_bytes += len;
+    // Returning less than len aborts the transfer (CURLE_WRITE_ERROR); finish() goes by the status.
+    if (t->body_bytes > kDrainBytes || (!t->reusable && (ok || t->body_bytes >= kErrorPrefix))) {
+        return 0;
+    }
+    return len;
 }
 
 size_t on_header(char* buf, size_t size, size_t n, void* userp) {
-    auto* t = static_cast<std::string*>(userp);
-    std::string_view line(buf, size * n);
-    constexpr std::string_view kName = "retry-after:";
-    if (line.size() > kName.size() && strncasecmp(line.data(), kName.data(), kName.size()) == 0) {
-        *t = std::string(line.substr(kName.size()));
+    auto* t = static_cast<Dispatcher::Transfer*>(userp);
+    size_t len = size * n;
+    std::string_view line(buf, len);
+    if (line.starts_with("HTTP/")) {
+        // A new response: an interim 1xx or the final one.
+        t->line_status = parse_status(line);
+        t->retry_after.clear();
+        t->content_length = -1;
+        t->chunked = false;
+        return len;
     }
-    return size * n;
+    if (line == "\r\n" || line == "\n") {
+        if (t->line_status < 200 || t->status != 0) {
+            // The end of an interim response (or of garbage curl refuses itself), or of the
+            // trailers of a chunked body, which come through here too.
+            return len;
+        }
+        t->status = t->line_status;
+        if (t->content_length == 0 || t->status == 204 || t->status == 304) {
+            return len;
+        }
+        t->reusable = t->chunked || (t->content_length > 0 &&
+                                     t->content_length <= static_cast<int64_t>(kDrainBytes));
+        if (!t->reusable && t->status >= 200 && t->status <= 299) {
+            return 0;  // delivered; the body is not worth a single read
+        }
+        t->drain_deadline = mono_ms() + kDrainGraceMs;
+        t->draining->push_back(t);
+        return len;
+    }
+    if (has_name(line, "retry-after:")) {
+        t->retry_after = std::string(trimmed(line.substr(12)));
+    } else if (has_name(line, "content-length:")) {
+        std::string_view v = trimmed(line.substr(15));
+        int64_t cl = 0;
+        bool digits = !v.empty() && v.size() <= 18;
+        for (char c : v) {
+            digits = digits && c >= '0' && c <= '9';
+            cl = cl * 10 + (c - '0');
+        }
+        t->content_length = digits ? cl : -1;
+    } else if (has_name(line, "transfer-encoding:")) {
+        std::string_view v = trimmed(line.substr(18));
+        t->chunked = v.size() >= 7 && strncasecmp(v.data() + v.size() - 7, "chunked", 7) == 0;
+    }
+    return len;
 }
 
 // Header values come from the original request and the configuration; a CR or LF must never let
@@ -42,6 +146,87 @@ void append_header_safe(std::string& out, std::string_view v) {
             out += c;
         }
     }
+}
+
+bool header_name_ok(std::string_view name) {
+    if (name.empty()) {
+        return false;
+    }
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f || c == ':' || c == '"' || c == '(' || c == ')' || c == ',' ||
+            c == '/' || c == ';' || c == '<' || c == '=' || c == '>' || c == '?' || c == '@' ||
+            c == '[' || c == '\\' || c == ']' || c == '{' || c == '}') {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "Connection: close, X-Foo" makes X-Foo hop-by-hop for that one request.
+bool listed_in(std::string_view list, std::string_view name) {
+    while (!list.empty()) {
+        size_t comma = list.find(',');
+        std::string_view tok = list.substr(0, comma);
+        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) {
+            tok.remove_prefix(1);
+        }
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) {
+            tok.remove_suffix(1);
+        }
+        if (CaseInsensitiveEqual{}(tok, name)) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+// The edge stores a secret it checked (MoySklad's token) as this marker: nothing to forward.
+constexpr std::string_view kRedacted = "[redacted]";
+
+bool forwardable(const Route& r, std::string_view name, std::string_view value,
+                 std::string_view connection) {
+    return header_name_ok(name) && value != kRedacted && !never_forwarded(name) &&
+           !r.forward_deny.contains(name) &&
+           (r.forward_allow.empty() || r.forward_allow.contains(name)) &&
+           !listed_in(connection, name);
+}
+
+// The provider's query string, after the route URL's own (before any fragment), minus the
+// arguments that carry secrets and any that curl could not send as they are.
+void append_query(std::string& url, std::string_view query, const NameSet& redact) {
+    size_t hash = url.find('#');
+    std::string_view fragment;
+    std::string frag_copy;
+    if (hash != std::string::npos) {
+        frag_copy = url.substr(hash);
+        fragment = frag_copy;
+        url.resize(hash);
+    }
+    char sep = url.find('?') == std::string::npos ? '?' : '&';
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view arg = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+        std::string_view name = arg.substr(0, arg.find('='));
+        std::string_view value =
+            name.size() < arg.size() ? arg.substr(name.size() + 1) : std::string_view{};
+        bool clean = std::none_of(arg.begin(), arg.end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return u <= 0x20 || u == 0x7f || c == '#';
+        });
+        if (arg.empty() || !clean || value == kRedacted || redact.contains(name)) {
+            continue;
+        }
+        url += sep;
+        url.append(arg);
+        sep = '&';
+    }
+    url.append(fragment);
 }
 
 Transport transport_of(CURLcode c) {
@@ -153,7 +338,11 @@ void Dispatcher::start(Delivery d) {
     const EnvelopeView& env = d.job->env;
     auto* t = new Transfer;
     t->d = std::move(d);
+    t->draining = &draining_;
     t->url = t->d.fallback ? r.fallback_url : r.url;
+    if (size_t q = env.target.find('?'); r.forward_query && q != std::string_view::npos) {
+        append_query(t->url, env.target.substr(q + 1), r.redact_query);
+    }
     if (!idle_handles_.empty()) {
         t->easy = idle_handles_.back();
         idle_handles_.pop_back();
@@ -193,6 +382,22 @@ void Dispatcher::start(Delivery d) {
         add("webhook-signature", sig);
         add("X-Hookq-Signature", sig);
     }
+    if (r.forward_headers) {
+        std::string_view connection = env.header("Connection");
+        for (const HeaderField& h : env.headers) {
+            if (!forwardable(r, h.name, h.value, connection)) {
+                continue;
+            }
+            if (h.value.empty()) {
+                // "Name:" would tell curl to drop a header; "Name;" sends it empty.
+                line.assign(h.name);
+                line += ';';
+                t->headers = curl_slist_append(t->headers, line.c_str());
+            } else {
+                add(h.name, h.value);
+            }
+        }
+    }
     // No "Expect: 100-continue" round trip: the application is on a short, trusted path.
     t->headers = curl_slist_append(t->headers, "Expect:");
 
@@ -208,9 +413,10 @@ void Dispatcher::start(Delivery d) {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "hookq-worker/0.1");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t->retry_after);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     t->started_us = now_us();
@@ -230,15 +436,16 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     Job& job = *d.job;
     uint64_t end = now_us();
 
-    AttemptResult ar;
-    ar.transport = transport_of(res);
-    long status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (ar.transport == Transport::ok) {
-        ar.http_status = static_cast<int>(status);
-    } else {
-        ar.error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(res);
+    if (t->drain_deadline != 0) {
+        draining_.erase(std::find(draining_.begin(), draining_.end(), t));
     }
+    long status = t->status;
+    if (status == 0 && res == CURLE_OK) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
+    AttemptResult ar =
+        attempt_result(transport_of(res), static_cast<int>(status),
+                       res == CURLE_OK ? "" : (t->errbuf[0] ? t->errbuf : curl_easy_strerror(res)));
     if (!t->retry_after.empty()) {
         ar.retry_after_ms =
             parse_retry_after_ms(t->retry_after, static_cast<int64_t>(end / 1000000));
@@ -249,9 +456,11 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
         dec.kind = OutcomeKind::dead;  // the fallback gets one try: it is the last resort
     }
 
-    job.attempts.push_back(AttemptRow{r.name, t->url, d.attempt, t->started_us, end - t->started_us,
-                                      ar.http_status, dec.kind,
-                                      ar.transport == Transport::ok ? "" : ar.error});
+    job.attempts.push_back(AttemptRow{
+        r.name, t->url, d.attempt, t->started_us, end - t->started_us, ar.http_status, dec.kind,
+        ar.transport != Transport::ok        ? ar.error
+        : dec.kind == OutcomeKind::delivered ? std::string()
+                                             : body_excerpt(t->body_prefix, kErrorPrefix)});
     if (log::enabled(spdlog::level::debug)) {
         log::debug("attempt", {{"request_id", job.env.request_id.str()},
                                {"source", job.env.source},
@@ -308,6 +517,21 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     complete(d.job);
 }
 
+void Dispatcher::cut_slow_bodies(uint64_t now) {
+    for (size_t i = 0; i < draining_.size();) {
+        Transfer* t = draining_[i];
+        if (t->drain_deadline > now) {
+            ++i;
+            continue;
+        }
+        draining_[i] = draining_.back();
+        draining_.pop_back();
+        t->drain_deadline = 0;
+        // Removed from the multi handle mid-response: curl closes that connection.
+        finish(t, CURLE_OK);
+    }
+}
+
 void Dispatcher::run() {
     std::vector<Delivery> batch;
     while (!stop_.load()) {
@@ -338,7 +562,11 @@ void Dispatcher::run() {
                 finish(t, m->data.result);
             }
         }
+        cut_slow_bodies(mono_ms());
         int timeout = wait_ms >= 0 ? static_cast<int>(std::min<long>(wait_ms, 100)) : 100;
+        if (!draining_.empty()) {
+            timeout = std::min(timeout, static_cast<int>(kDrainGraceMs / 2));
+        }
         curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
     }
     // Abandon what is still running: the jobs stay in inflight and come back after restart.
@@ -352,6 +580,7 @@ void Dispatcher::run() {
         delete t;
     }
     active_.clear();
+    draining_.clear();
 }
 
 }  // namespace hookq

@@ -28,8 +28,9 @@ class Dispatcher {
     // are redelivered later, which is what at-least-once allows).
     void stop();
 
+    struct Transfer;  // public for curl's callbacks
+
   private:
-    struct Transfer;
     struct Bucket {
         double tokens = 0;
         uint64_t last_ms = 0;
@@ -50,6 +51,8 @@ class Dispatcher {
     void complete(const JobPtr& job);
     bool take_token(const Route& r, uint64_t now);
     long release_waiting(uint64_t now);  // returns ms until the next token, or -1
+    // Finishes the transfers whose outcome is known but whose body has not arrived in time.
+    void cut_slow_bodies(uint64_t now);
 
     Shared& s_;
     CURLM* multi_ = nullptr;
@@ -59,6 +62,7 @@ class Dispatcher {
     std::vector<Bucket> buckets_;
     std::vector<CURL*> idle_handles_;
     std::unordered_set<Transfer*> active_;
+    std::vector<Transfer*> draining_;  // final status in, body still being read (a few at most)
     std::unordered_map<std::string, Dest> dests_;
     std::mt19937_64 rng_{std::random_device{}()};
 };

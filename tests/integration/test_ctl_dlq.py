@@ -126,3 +126,32 @@ def test_no_route_dead_letter_is_routed_afresh(redis_server, pg_migrated, sink, 
     assert dec["id"] == rid and dec["source"] == "stray" and dec["body"] == b'{"hello":"world"}'
     assert dict((k.lower(), v) for k, v in dec["headers"])[b"content-type"] == b"application/json"
     assert dec["received_at_us"] == envelope.decode(env)["received_at_us"]
+
+
+def test_retry_refuses_an_unknown_queue(redis_server, pg_migrated, sink, workers):
+    """A mistyped --queue would requeue to a list nobody reads and mark the letter requeued."""
+    r = redis_server.client()
+    sink.set("/app", "400")
+    w = workers(config_text(redis_server, pg_migrated, route("app", Q, sink.url("/app"))))
+    rid, env = envelope.make(Q)
+    r.lpush(f"hookq:{{{Q}}}:queue", env)
+    wait_until(lambda: dead_letter(pg_migrated, rid), 20, what="dead letter")
+    dl_id = dead_letter(pg_migrated, rid)[0]
+    assert w.stop() == 0
+
+    bad = ctl(w, "dlq", "retry", str(dl_id), "--queue", "githb", check=False)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "unknown queue 'githb'" in bad.stderr and "known queues: github" in bad.stderr
+    assert r.exists("hookq:{githb}:queue") == 0
+    assert dead_letter(pg_migrated, rid)[2] is None
+    assert rows(pg_migrated, "SELECT count(*) FROM audit_log") == [(0,)]
+
+    # A queue the configuration does not name but a worker elsewhere consumes is accepted.
+    r.sadd("hookq:{github-eu}:workers", "w9")
+    out = json.loads(ctl(w, "dlq", "retry", str(dl_id), "--queue", "github-eu", "--json").stdout)
+    assert [(o["result"], o["queue"]) for o in out] == [("requeued", "github-eu")]
+    assert r.llen("hookq:{github-eu}:queue") == 1
+    assert dead_letter(pg_migrated, rid)[2] is not None
+    # The configured queue, named explicitly, is accepted too.
+    out = json.loads(ctl(w, "dlq", "retry", str(dl_id), "--queue", Q, "--force", "--json").stdout)
+    assert [o["queue"] for o in out] == [Q]

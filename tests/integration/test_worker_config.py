@@ -70,6 +70,23 @@ def test_bad_url_and_syntax(tmp_path):
     assert "%%%" not in r.stderr  # secrets never echoed
 
 
+def test_hash_tag_port_and_url_characters_are_refused(tmp_path):
+    """Accepted before: a brace in a source (a Redis hash tag), a port with trailing garbage, and a
+    CR/LF in a URL (refused by curl at every delivery instead)."""
+    bad = {
+        GOOD.replace('source = "github"', 'source = "git{hub}"'):
+            (":9:10: ", "'source' must not contain '{' or '}'"),
+        GOOD.replace('id = "w1"', 'id = "w1"\n[redis]\naddress = "127.0.0.1:6379abc"'):
+            (":4:11: ", "'address' must be host:port (port 1-65535)"),
+        GOOD.replace("/hooks/github", "/hooks/github\\r\\nX-Injected: 1"):
+            (":10:7: ", "'url' must not contain spaces or control characters"),
+    }
+    for text, (where, msg) in bad.items():
+        path, r = run_worker(tmp_path, text)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.startswith(path + where) and msg in r.stderr, r.stderr
+
+
 def test_migrate_is_idempotent_and_partitioned(postgres):
     out = migrate(postgres)
     assert "applied 0001_init.sql" in out

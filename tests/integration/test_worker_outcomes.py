@@ -174,3 +174,63 @@ def test_event_type_routing(redis_server, pg_migrated, sink, workers):
     assert st[other] == "dead" and st[paid] == "delivered" and st[push] == "delivered"
     types = dict(rows(pg_migrated, "SELECT id::text, event_type FROM webhook_events"))
     assert types[ms] == "CREATE" and types[paid] == "invoice.paid" and types[issue] == "issues"
+
+
+def test_status_line_decides_and_bodies_are_not_read(redis_server, pg_migrated, sink, workers):
+    """A 2xx is delivered once its headers are in: a body trickling past the timeout used to turn it
+    into a timeout (a duplicate delivery, then a false dead letter), and a 1 GiB body was read to
+    the end. Of a non-2xx body only a bounded prefix is kept, for the attempt row."""
+    from sink import BODY_PREFIX
+    r = redis_server.client()
+    gib = 1 << 30
+    routes = "".join([
+        route("trickle", "strickle", sink.url("/trickle"), 'timeout = "1s"\n' + fast_retry(2)),
+        route("huge", "shuge", sink.url("/huge"), 'timeout = "5s"\n' + fast_retry(2)),
+        route("err", "serr", sink.url("/err"), fast_retry(1)),
+        # Same destination as the others: a cut connection must not be reused for it.
+        route("after", "safter", sink.url("/after"), fast_retry(1)),
+    ])
+    cfg = config_text(redis_server, pg_migrated, routes, worker_extra='queues = ["bodies"]',
+                      breaker="failure_threshold = 1000")
+    sink.set("/trickle", "trickle:100")  # 100 bytes over 10 s
+    sink.set("/huge", f"body:200:{gib}")
+    sink.set("/err", f"body:500:{64 << 20}")
+    workers(cfg)
+
+    ids = {src: enqueue(r, "bodies", 1, source=src)[0] for src in ("strickle", "shuge", "serr")}
+    want = {"strickle": "delivered", "shuge": "delivered", "serr": "dead"}
+    wait_until(lambda: all(event_status(pg_migrated).get(ids[s]) == st for s, st in want.items()),
+               30, what="outcomes recorded")
+
+    def attempts(src):
+        return rows(pg_migrated, "SELECT attempt, http_status, outcome, error, duration_ms "
+                    "FROM delivery_attempts WHERE event_id = %s ORDER BY attempt", ids[src])
+
+    [(n, status, outcome, error, ms)] = attempts("strickle")
+    assert (n, status, outcome, error) == (1, 200, "delivered", None)
+    assert ms < 1000, ms  # decided without waiting for the route's timeout
+    assert len(sink.received("/trickle")) == 1
+
+    [(n, status, outcome, error, _)] = attempts("shuge")
+    assert (n, status, outcome, error) == (1, 200, "delivered", None)
+    assert len(sink.received("/huge")) == 1
+    [(_, sent, done)] = wait_until(lambda: [s for s in sink.sent if s[0] == "/huge"], 30,
+                                   what="sink saw the transfer end")
+    assert not done and sent < 64 << 20, sent
+
+    [(n, status, outcome, error, _)] = attempts("serr")
+    assert (n, status, outcome) == (1, 500, "dead")
+    assert error.startswith("oops: backend exploded <db=primary>"), error
+    assert len(error.encode()) <= 1024 and "\r" not in error and "\x01" not in error
+    [(_, sent, done)] = wait_until(lambda: [s for s in sink.sent if s[0] == "/err"], 30,
+                                   what="sink saw the transfer end")
+    assert not done and sent < 64 << 20, sent
+    dead = dict(rows(pg_migrated, "SELECT route, reason FROM dead_letters"))
+    assert dead == {"err": "attempts exhausted (1), last: HTTP 500"}
+
+    # The destination's cut connections were closed, not reused: the next delivery is clean.
+    [after] = enqueue(r, "bodies", 1, source="safter")
+    wait_until(lambda: event_status(pg_migrated).get(after) == "delivered", 20, what="after")
+    assert rows(pg_migrated, "SELECT attempt, http_status, outcome FROM delivery_attempts "
+                "WHERE event_id = %s", after) == [(1, 200, "delivered")]
+    wait_until(lambda: r.llen("hookq:{bodies}:inflight:w1") == 0, 5, what="all acked")

@@ -86,6 +86,90 @@ TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
               std::string::npos);
 }
 
+// Each of these was accepted before: a brace splits a queue's keys over hash slots, "6379abc" was
+// read as 6379, and a CR/LF in a URL only failed at delivery, as a dead letter per webhook.
+TEST(WorkerConfig, RefusesBracesBadPortsAndControlCharacters) {
+    std::string redis_at = "[redis]\naddress = \"ADDR\"\n";
+    auto with_redis = [&](const std::string& addr) {
+        std::string r = redis_at;
+        r.replace(r.find("ADDR"), 4, addr);
+        return error_of(r + kBase);
+    };
+    for (const char* bad : {"127.0.0.1:6379abc", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:",
+                            "127.0.0.1", ":6379", "127.0.0.1: 6379", "127.0.0.1:+6379"}) {
+        EXPECT_EQ(with_redis(bad),
+                  "w.toml:2:11: 'address' must be host:port (port 1-65535) or "
+                  "unix:/path/to/socket")
+            << bad;
+    }
+    EXPECT_EQ(with_redis("127.0.0.1:65535"), "");
+    Config v6 =
+        load_config_string("[redis]\naddress = \"[::1]:6380\"\n" + std::string(kBase), "w.toml");
+    EXPECT_EQ(v6.redis_host, "::1");
+    EXPECT_EQ(v6.redis_port, 6380);
+
+    std::string braces = kBase;
+    braces.replace(braces.find("\"github\""), 8, "\"git{hub}\"");
+    EXPECT_EQ(error_of(braces),
+              "w.toml:7:10: [[routes]] 'gh': 'source' must not contain '{' or '}'");
+    EXPECT_NE(error_of("[worker]\nqueues = [\"a}\"]\n" + std::string(kBase)).find("w.toml:2:"),
+              std::string::npos);
+
+    std::string crlf = kBase;
+    crlf.replace(crlf.find("/hooks/github"), 13, "/hooks/github\\r\\nX-Evil: 1");
+    EXPECT_EQ(error_of(crlf),
+              "w.toml:8:7: [[routes]] 'gh': 'url' must not contain spaces or control characters "
+              "(byte 0x0d at offset 32)");
+    EXPECT_NE(error_of(std::string(kBase) + "fallback_url = \"http://b/\\u0001\"\n")
+                  .find("w.toml:9:16: [[routes]] 'gh': 'fallback_url' must not contain"),
+              std::string::npos);
+    EXPECT_NE(error_of(std::string(kBase) + "fallback_url = \"http://b/a b\"\n").find("0x20"),
+              std::string::npos);
+}
+
+TEST(WorkerConfig, ForwardingOptions) {
+    const Route d = load_config_string(kBase, "w.toml").routes[0];
+    EXPECT_TRUE(d.forward_headers);
+    EXPECT_TRUE(d.forward_query);
+    EXPECT_TRUE(d.forward_allow.empty());
+    EXPECT_TRUE(d.forward_deny.empty());  // unsigned: the provider's webhook-* headers pass
+    EXPECT_TRUE(d.redact_query.contains("TOKEN"));
+    EXPECT_TRUE(d.redact_query.contains("access_token"));
+
+    Config c = load_config_string(std::string(kBase) + R"(
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+forward_headers_allow = ["X-Hub-Signature-256", "x-github-event"]
+forward_headers_deny = ["Cookie"]
+forward_query = false
+redact_query = ["requestId"]
+)",
+                                  "w.toml");
+    const Route& r = c.routes[0];
+    EXPECT_TRUE(r.forward_allow.contains("x-hub-signature-256"));
+    EXPECT_TRUE(r.forward_allow.contains("X-GITHUB-EVENT"));
+    EXPECT_TRUE(r.forward_deny.contains("cookie"));
+    EXPECT_TRUE(r.forward_deny.contains("Webhook-Signature"));  // hookq signs this route
+    EXPECT_FALSE(r.forward_query);
+    EXPECT_TRUE(r.redact_query.contains("requestid"));
+    EXPECT_FALSE(r.redact_query.contains("token"));  // the list replaces the default
+
+    for (const char* name : {"Host", "connection", "Proxy-Authorization", "X-Hookq-Source",
+                             "X-Request-ID", "Content-Length", "Transfer-Encoding", "Expect"}) {
+        EXPECT_TRUE(never_forwarded(name)) << name;
+    }
+    for (const char* name : {"X-Hub-Signature-256", "User-Agent", "Stripe-Signature", "X-Proxy"}) {
+        EXPECT_FALSE(never_forwarded(name)) << name;
+    }
+    EXPECT_EQ(error_of(std::string(kBase) + "forward_headers_allow = [\"Host\"]\n"),
+              "w.toml:9:25: [[routes]] 'gh': 'forward_headers_allow': Host is never forwarded "
+              "(hop-by-hop, or set by hookq)");
+    EXPECT_NE(error_of(std::string(kBase) + "forward_headers_deny = [\"X Bad\"]\n")
+                  .find("'forward_headers_deny' entries must be header names"),
+              std::string::npos);
+    EXPECT_NE(error_of(std::string(kBase) + "forward_headers = \"yes\"\n").find("true or false"),
+              std::string::npos);
+}
+
 TEST(WorkerConfig, UrlDestination) {
     EXPECT_EQ(url_destination("http://Example.com/x?y"), "http://example.com:80");
     EXPECT_EQ(url_destination("https://example.com"), "https://example.com:443");

@@ -68,6 +68,34 @@ TEST(WorkerDecide, Classification) {
     EXPECT_TRUE(last.breaker_failure);
 }
 
+// A 2xx whose body is then cut short (on purpose, by the timeout or by the peer) was delivered: the
+// application answered. Counting it as a timeout meant duplicate deliveries and a false dead
+// letter.
+TEST(WorkerDecide, StatusLineDecidesWhateverHappensToTheBody) {
+    RetryPolicy p;
+    for (Transport t : {Transport::ok, Transport::timeout, Transport::other_error}) {
+        AttemptResult r = attempt_result(t, 200, "Failure writing output to destination");
+        EXPECT_EQ(r.transport, Transport::ok);
+        EXPECT_EQ(r.http_status, 200);
+        EXPECT_EQ(decide(r, 1, p, 0.5).kind, OutcomeKind::delivered);
+        AttemptResult e = attempt_result(t, 503, "Operation timed out");
+        EXPECT_EQ(decide(e, 1, p, 0.5).reason, "HTTP 503");
+    }
+    AttemptResult none = attempt_result(Transport::timeout, 0, "Operation timed out");
+    EXPECT_EQ(none.transport, Transport::timeout);
+    EXPECT_EQ(decide(none, 1, p, 0.5).reason, "timeout: Operation timed out");
+}
+
+TEST(WorkerDecide, BodyExcerptIsBoundedAndClean) {
+    EXPECT_EQ(body_excerpt("db down\r\n\x01x\t", 1024), "db down   x");
+    EXPECT_EQ(body_excerpt(std::string(5000, 'a'), 1024), std::string(1024, 'a'));
+    // "é" is two bytes: a cut between them drops the whole character.
+    EXPECT_EQ(body_excerpt("ab\xc3\xa9", 3), "ab");
+    EXPECT_EQ(body_excerpt("ab\xc3\xa9", 4), "ab\xc3\xa9");
+    EXPECT_EQ(body_excerpt("a\xe2\x82\xac", 3), "a");
+    EXPECT_EQ(body_excerpt("", 10), "");
+}
+
 TEST(WorkerDecide, RetryAfterHonouredAndCapped) {
     RetryPolicy p;
     EXPECT_EQ(decide(http(429, 5000), 1, p, 0.0).delay_ms, 5000u);
