@@ -24,7 +24,7 @@ constexpr std::string_view kReset = R"lua(
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return '' end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'fails', '', 'successes', '0', 'probe_until', '0',
-           'open_until', '0', 'changed_at', ARGV[1])
+           'probe_owner', '', 'open_until', '0', 'changed_at', ARGV[1])
 return st
 )lua";
 

@@ -63,7 +63,7 @@ struct Delivery {
     JobPtr job;
     const Route* route = nullptr;
     uint32_t attempt = 1;
-    bool probe = false;     // this delivery holds the half-open breaker's probe lease
+    uint64_t probe = 0;     // non-zero: the id of the half-open probe lease this delivery holds
     bool fallback = false;  // sent to route->fallback_url after the primary gave up
 };
 

@@ -35,7 +35,7 @@ void RouteStage::transition(const std::string& dest, std::string_view t, std::st
     s_.to_record.push(std::move(tr));
 }
 
-AcquireResult RouteStage::gate(const std::string& dest, uint64_t now) {
+AcquireResult RouteStage::gate(const std::string& dest, uint64_t now, uint64_t probe_id) {
     AcquireResult res;
     uint64_t until = 0;
     switch (cache_.check(dest, now, until)) {
@@ -49,9 +49,13 @@ AcquireResult RouteStage::gate(const std::string& dest, uint64_t now) {
         case BreakerCache::Local::ask_redis:
             break;
     }
-    // Probe lease: long enough for the slowest allowed delivery, then it lapses by itself.
-    Reply r = redis_.eval(breaker_scripts::kAcquire, {keys::breaker(dest)},
-                          {std::to_string(now), "35000"});
+    // Probe lease: long enough for the slowest delivery to this destination, then it lapses by
+    // itself (the probe's report releases it sooner).
+    auto lease = leases_.find(dest);
+    uint64_t lease_ms = lease != leases_.end() ? lease->second : 10000 + kProbeLeaseMarginMs;
+    Reply r = redis_.eval(
+        breaker_scripts::kAcquire, {keys::breaker(dest)},
+        {std::to_string(now), std::to_string(lease_ms), probe_token(s_.cfg.worker_id, probe_id)});
     if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
         // Fail open: Redis trouble must not stop deliveries (the claim stage will notice too).
         return res;
@@ -120,7 +124,7 @@ void RouteStage::handle(const JobPtr& job) {
 
     std::vector<Delivery> deliveries;
     for (const Route* r : routes) {
-        AcquireResult g = gate(r->destination, now);
+        AcquireResult g = gate(r->destination, now, probe_seq_ + 1);
         if (g.action == AcquireResult::park) {
             // Parked deliveries keep their attempt number: an open breaker is the destination's
             // state, not this webhook's failure. A little jitter spreads the return.
@@ -133,7 +137,8 @@ void RouteStage::handle(const JobPtr& job) {
                                   "breaker " + std::string(to_string(g.state)), false});
             continue;
         }
-        deliveries.push_back(Delivery{job, r, attempt, g.action == AcquireResult::probe, false});
+        uint64_t probe = g.action == AcquireResult::probe ? ++probe_seq_ : 0;
+        deliveries.push_back(Delivery{job, r, attempt, probe, false});
     }
     j.pending = static_cast<int>(deliveries.size());
     if (deliveries.empty()) {
@@ -144,7 +149,7 @@ void RouteStage::handle(const JobPtr& job) {
 }
 
 void RouteStage::handle(const BreakerReport& rep) {
-    if (!cache_.report_needed(rep.destination, rep.ok, rep.probe)) {
+    if (!cache_.report_needed(rep.destination, rep.ok, rep.probe != 0)) {
         return;
     }
     const BreakerConfig& b = s_.cfg.breaker;
@@ -152,8 +157,9 @@ void RouteStage::handle(const BreakerReport& rep) {
     Reply r = redis_.eval(breaker_scripts::kReport, {keys::breaker(rep.destination)},
                           {std::to_string(now), rep.ok ? "1" : "0", rep.probe ? "1" : "0",
                            std::to_string(b.failure_threshold), std::to_string(b.window_ms),
-                           std::to_string(b.open_ms), std::to_string(b.close_after)});
-    if (is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+                           std::to_string(b.open_ms), std::to_string(b.close_after),
+                           rep.probe ? probe_token(s_.cfg.worker_id, rep.probe) : ""});
+    if (is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
         return;
     }
     auto str = [&](size_t i) {
@@ -161,6 +167,10 @@ void RouteStage::handle(const BreakerReport& rep) {
         return e->type == REDIS_REPLY_INTEGER ? std::to_string(e->integer)
                                               : std::string(e->str ? e->str : "", e->len);
     };
+    if (str(3) == "stale") {
+        log::info("late probe result ignored: its lease had passed to another probe",
+                  {{"destination", rep.destination}, {"ok", rep.ok}});
+    }
     BreakerState st = breaker_state_from(str(0));
     uint64_t until = std::strtoull(str(2).c_str(), nullptr, 10);
     cache_.update(rep.destination, st, until, now);

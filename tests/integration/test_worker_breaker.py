@@ -15,6 +15,28 @@ def transitions(pg):
                                         "ORDER BY id")]
 
 
+def dest_key(sink):
+    return "hookq:breaker:http://127.0.0.1:%d" % sink.port
+
+
+def redis_ms(r):
+    sec, usec = r.time()
+    return sec * 1000 + usec // 1000
+
+
+def open_until(r, sink, delay_ms):
+    """Opens the destination's breaker by hand, to half-open `delay_ms` from now (Redis's clock)."""
+    now = redis_ms(r)
+    r.hset(dest_key(sink), mapping={
+        "state": "open", "open_until": str(now + delay_ms), "fails": "", "successes": "0",
+        "probe_until": "0", "changed_at": str(now)})
+
+
+def all_delivered(pg, ids):
+    st = event_status(pg)
+    return all(st.get(i) == "delivered" for i in ids)
+
+
 def test_open_half_open_reopen_close(redis_server, pg_migrated, sink, workers):
     r = redis_server.client()
     retry = '[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
@@ -74,3 +96,50 @@ def test_half_open_single_probe_across_workers(redis_server, pg_migrated, sink, 
     assert probes[1].at - probes[0].at >= 0.25 and probes[2].at - probes[1].at >= 0.25
     wait_until(lambda: all(event_status(pg_migrated).get(i) == "delivered" for i in ids), 40)
     assert transitions(pg_migrated).count(("closed", "open")) == 1
+
+
+def test_probe_lease_of_a_killed_worker_lapses_after_the_route_timeout(
+        redis_server, pg_migrated, sink, workers):
+    """A worker killed mid-probe holds the lease for the route's timeout plus a margin (4 s here),
+    not a fixed 35 s: another worker probes and delivers soon after."""
+    r = redis_server.client()
+    rt = 'timeout = "2s"\n[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
+    br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "30s"\nclose_after = 1'
+    sink.set("/k", "hang")
+    open_until(r, sink, 300)
+    a = workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/k"), rt),
+                            worker_id="wa", breaker=br), name="wa")
+    ids = enqueue(r, Q, 5)
+    wait_until(lambda: len(sink.received("/k")) == 1, 20, what="the probe at the sink")
+    owner = r.hget(dest_key(sink), "probe_owner")
+    assert owner.startswith(b"wa:"), owner
+    lease = int(r.hget(dest_key(sink), "probe_until")) - redis_ms(r)
+    assert 0 < lease <= 4000, lease  # 2 s timeout + 2 s margin
+    a.kill9()
+    sink.set("/k", "200")
+    workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/k"), rt),
+                        worker_id="wb", breaker=br), name="wb")
+    # The lease lapses within 4 s and wa's heartbeat within 3 s; 15 s is generous for that and
+    # far below the old fixed 35 s lease.
+    wait_until(lambda: all_delivered(pg_migrated, ids), 15, what="delivery resumed by wb")
+    assert ("half_open", "closed") in transitions(pg_migrated)
+    assert r.hget(dest_key(sink), "state") == b"closed"
+
+
+def test_successful_probe_releases_the_lease_at_once(redis_server, pg_migrated, sink, workers):
+    """Each successful probe hands the lease back in its report, so three probes in a row close the
+    breaker in about three deliveries' time, although the lease (12 s) and the open period (30 s)
+    are long."""
+    r = redis_server.client()
+    br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "30s"\nclose_after = 3'
+    sink.set("/s", "200")
+    open_until(r, sink, 300)
+    w = workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/s")),
+                            breaker=br))
+    ids = enqueue(r, Q, 10)
+    wait_until(lambda: ("half_open", "closed") in transitions(pg_migrated), 10,
+               what="three probes and the close")
+    wait_until(lambda: all_delivered(pg_migrated, ids), 10, what="all delivered")
+    h = r.hgetall(dest_key(sink))
+    assert h[b"state"] == b"closed" and h[b"probe_owner"] == b"" and h[b"probe_until"] == b"0"
+    assert w.stop() == 0
