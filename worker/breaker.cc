@@ -165,6 +165,11 @@ void BreakerCache::update(const std::string& dest, BreakerState s, uint64_t unti
     entries_[dest] = Entry{s, until_ms, now_ms};
 }
 
+BreakerState BreakerCache::state(const std::string& dest) const {
+    auto it = entries_.find(dest);
+    return it == entries_.end() ? BreakerState::closed : it->second.state;
+}
+
 bool BreakerCache::report_needed(const std::string& dest, bool ok, bool probe) const {
     if (probe || !ok) {
         return true;

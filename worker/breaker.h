@@ -56,6 +56,8 @@ class BreakerCache {
 
     Local check(const std::string& dest, uint64_t now_ms, uint64_t& until_ms) const;
     void update(const std::string& dest, BreakerState s, uint64_t until_ms, uint64_t now_ms);
+    // The last state seen; closed when never seen.
+    BreakerState state(const std::string& dest) const;
     // Successes while closed change nothing in Redis: they need no round trip.
     bool report_needed(const std::string& dest, bool ok, bool probe) const;
 

@@ -36,6 +36,8 @@ struct RouteOutcome {
     uint64_t at_us = 0;
     std::string reason;
     bool flag_route = false;
+    // parked: when the breaker said so (Redis ms). A close after that makes the decision stale.
+    uint64_t decided_ms = 0;
 };
 
 struct Job {

@@ -2,6 +2,7 @@
 
 #include "worker/dispatcher.h"
 #include "worker/log.h"
+#include "worker/park.h"
 
 namespace hookq {
 
@@ -9,6 +10,9 @@ void RouteStage::run() {
     RouteMsg msg;
     for (;;) {
         s_.tick_route.store(mono_ms());
+        if (!lease_ends_.empty()) {
+            check_leases();
+        }
         if (!s_.to_route.pop(msg, std::chrono::milliseconds(100))) {
             if (s_.to_route.closed_and_empty()) {
                 return;
@@ -33,6 +37,35 @@ void RouteStage::transition(const std::string& dest, std::string_view t, std::st
     log::warn("breaker transition",
               {{"destination", dest}, {"from", tr.from}, {"to", tr.to}, {"reason", tr.reason}});
     s_.to_record.push(std::move(tr));
+}
+
+void RouteStage::release_parked(const std::string& dest, std::string_view why) {
+    long long n = park::release_all(redis_, s_.cfg.queues, dest, s_.clock.now_ms());
+    if (n > 0) {
+        log::info("parked deliveries back in the queue",
+                  {{"destination", dest}, {"count", n}, {"reason", why}});
+    } else if (n < 0) {
+        // They come back anyway when their score passes (move_due).
+        log::warn("cannot move parked deliveries back yet",
+                  {{"destination", dest}, {"error", redis_.last_error()}});
+    }
+}
+
+// A probe's lease ended without this worker hearing of its result (its owner may have died): bring
+// back one parked delivery to be the next probe, rather than leaving them all an open period away.
+void RouteStage::check_leases() {
+    uint64_t now = s_.clock.now_ms();
+    for (auto it = lease_ends_.begin(); it != lease_ends_.end();) {
+        if (it->second > now) {
+            ++it;
+            continue;
+        }
+        if (park::release_one(redis_, s_.cfg.queues, it->first)) {
+            log::debug("probe lease lapsed: one parked delivery back as the next probe",
+                       {{"destination", it->first}});
+        }
+        it = lease_ends_.erase(it);
+    }
 }
 
 AcquireResult RouteStage::gate(const std::string& dest, uint64_t now, uint64_t probe_id) {
@@ -68,9 +101,14 @@ AcquireResult RouteStage::gate(const std::string& dest, uint64_t now, uint64_t p
                                : std::string(e->str ? e->str : "", e->len));
     }
     res = parse_acquire(parts);
+    BreakerState before = cache_.state(dest);
     cache_.update(dest, res.state, res.state == BreakerState::open ? res.until_ms : 0, now);
     if (!res.transition.empty()) {
         transition(dest, res.transition, "open period elapsed");
+    }
+    if (res.state == BreakerState::closed && before != BreakerState::closed) {
+        // Closed by someone else (another worker's probe, or hookqctl breaker reset).
+        release_parked(dest, "breaker closed");
     }
     return res;
 }
@@ -127,14 +165,21 @@ void RouteStage::handle(const JobPtr& job) {
         AcquireResult g = gate(r->destination, now, probe_seq_ + 1);
         if (g.action == AcquireResult::park) {
             // Parked deliveries keep their attempt number: an open breaker is the destination's
-            // state, not this webhook's failure. A little jitter spreads the return.
+            // state, not this webhook's failure. While open they are needed when it may
+            // half-open; while half-open (a probe is out) not before an open period from now,
+            // unless it closes (all come back) or a probe succeeds (the next one comes back).
+            // A little jitter spreads the return.
             uint64_t due = std::max(g.until_ms, now + 50);
             if (g.state == BreakerState::half_open) {
-                due = std::min(due, now + 1000);
+                due = now + s_.cfg.breaker.open_ms;
+                if (g.until_ms > now) {
+                    lease_ends_[r->destination] = g.until_ms;
+                }
             }
             due += std::uniform_int_distribution<uint64_t>(0, 250)(rng_);
             j.outcomes.push_back({r->name, OutcomeKind::parked, attempt - 1, attempt, due, now_us(),
                                   "breaker " + std::string(to_string(g.state)), false});
+            j.outcomes.back().decided_ms = now;
             continue;
         }
         uint64_t probe = g.action == AcquireResult::probe ? ++probe_seq_ : 0;
@@ -175,6 +220,13 @@ void RouteStage::handle(const BreakerReport& rep) {
     uint64_t until = std::strtoull(str(2).c_str(), nullptr, 10);
     cache_.update(rep.destination, st, until, now);
     std::string t = str(1);
+    if (str(3) == "accepted" && rep.ok) {
+        // The lease is free again: the next probe should not wait for a parked delivery's score.
+        lease_ends_.erase(rep.destination);
+        if (st == BreakerState::half_open) {
+            park::release_one(redis_, s_.cfg.queues, rep.destination);
+        }
+    }
     if (!t.empty()) {
         std::string reason;
         if (t == "closed>open") {
@@ -185,6 +237,9 @@ void RouteStage::handle(const BreakerReport& rep) {
             reason = std::to_string(b.close_after) + " consecutive probe successes";
         }
         transition(rep.destination, t, reason);
+        if (st == BreakerState::closed) {
+            release_parked(rep.destination, reason);
+        }
     }
 }
 

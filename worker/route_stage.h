@@ -24,6 +24,8 @@ class RouteStage {
     void handle(const JobPtr& job);
     void handle(const BreakerReport& r);
     AcquireResult gate(const std::string& dest, uint64_t now, uint64_t probe_id);
+    void release_parked(const std::string& dest, std::string_view why);
+    void check_leases();
     void transition(const std::string& dest, std::string_view t, std::string_view reason);
 
     Shared& s_;
@@ -31,6 +33,8 @@ class RouteStage {
     RedisConn redis_;
     BreakerCache cache_;
     std::unordered_map<std::string, uint64_t> leases_;  // destination -> probe lease ms
+    // Destination -> when the probe lease that made us park its deliveries ends (Redis ms).
+    std::unordered_map<std::string, uint64_t> lease_ends_;
     // Probe ids start at this process's start time so that a restarted worker with the same id
     // never reuses the token of a lease its previous run may still hold.
     uint64_t probe_seq_ = now_us();

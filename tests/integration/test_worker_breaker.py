@@ -143,3 +143,39 @@ def test_successful_probe_releases_the_lease_at_once(redis_server, pg_migrated, 
     h = r.hgetall(dest_key(sink))
     assert h[b"state"] == b"closed" and h[b"probe_owner"] == b"" and h[b"probe_until"] == b"0"
     assert w.stop() == 0
+
+
+def parked_count(r, queue=Q):
+    return sum(r.zcard(f"hookq:{{{queue}}}:parked:" + d.decode())
+               for d in r.smembers(f"hookq:{{{queue}}}:parked_destinations"))
+
+
+def test_parked_deliveries_cost_one_park_per_open_period(redis_server, pg_migrated, sink, workers):
+    """While half-open with a slowly recovering application (each probe takes 1.5 s), parked
+    webhooks wait an open period (20 s) instead of coming back every second: about one park while
+    open and one when it half-opens, not one per second. The close brings them all back at once."""
+    r = redis_server.client()
+    br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "20s"\nclose_after = 3'
+    sink.set("/c", "sleep:1500")
+    w = workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/c")), breaker=br))
+    n = 30
+    open_until(r, sink, 800)
+    ids = enqueue(r, Q, n)
+    wait_until(lambda: ("open", "half_open") in transitions(pg_migrated), 20, what="half-open")
+    wait_until(lambda: ("half_open", "closed") in transitions(pg_migrated), 20,
+               what="three slow probes and the close")
+    # What was parked while half-open is scored 20 s ahead: only the close can bring it back now.
+    wait_until(lambda: all_delivered(pg_migrated, ids), 6, what="all delivered after the close")
+    assert w.find("parked deliveries back in the queue")
+    parks = collections.Counter(l["request_id"] for l in w.find("parked"))
+    # Every webhook but the probes: once while open, once when it half-opened (a kicked one may be
+    # parked once more if a new probe got the lease first). Re-parking every ~1.25 s during the
+    # 4.5 s half-open phase would make it ~4-5 each.
+    assert sum(parks.values()) <= 2 * n + 6, parks
+    assert max(parks.values()) <= 3, parks
+    # Nothing lost, nothing left behind.
+    assert sink.ids("/c") >= set(ids)
+    assert parked_count(r) == 0 and r.zcard(f"hookq:{{{Q}}}:retry") == 0
+    assert r.llen(f"hookq:{{{Q}}}:queue") == 0
+    assert r.scard(f"hookq:{{{Q}}}:parked_destinations") == 0
+    assert w.stop() == 0

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "shared/redis_keys.h"
 #include "worker/breaker.h"
 
 namespace hookq {
@@ -44,6 +45,11 @@ TEST(BreakerAcquire, ParsesProbeAndPark) {
     EXPECT_EQ(k.until_ms, 1700000000123u);
     // A malformed reply fails open.
     EXPECT_EQ(parse_acquire({"park"}).action, AcquireResult::allow);
+}
+
+TEST(BreakerParked, KeysKeepTheQueueHashTag) {
+    EXPECT_EQ(keys::parked("github", "https://app:443"), "hookq:{github}:parked:https://app:443");
+    EXPECT_EQ(keys::parked_destinations("github"), "hookq:{github}:parked_destinations");
 }
 
 }  // namespace
