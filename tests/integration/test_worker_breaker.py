@@ -3,6 +3,7 @@ without using up their attempts, half-opens for one probe at a time, reopens on 
 closes after consecutive successes; every transition is recorded."""
 
 import collections
+import threading
 
 from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
                              pg_migrated, sink, workers)  # noqa: F401 (fixtures)
@@ -76,24 +77,56 @@ def test_open_half_open_reopen_close(redis_server, pg_migrated, sink, workers):
     assert w.stop() == 0
 
 
+def count_in_flight(sink, path):
+    """For each request to `path`, how many others were in flight at the sink when it arrived: the
+    sink's own count, so no clock is involved. Valid for answering modes ("200", "sleep:..."),
+    where the sink records a request just before answering it."""
+    at_arrival = []
+    state = {"n": 0}
+    lock = threading.Lock()
+    next_mode, record = sink.next_mode, sink.record
+
+    def counting_next_mode(p):
+        mode = next_mode(p)
+        if p == path:
+            with lock:
+                at_arrival.append(state["n"])
+                state["n"] += 1
+        return mode
+
+    def counting_record(req):
+        if req.path == path:
+            with lock:
+                state["n"] -= 1
+        record(req)
+
+    sink.next_mode, sink.record = counting_next_mode, counting_record
+    return at_arrival
+
+
 def test_half_open_single_probe_across_workers(redis_server, pg_migrated, sink, workers):
     """Two workers share one breaker: while half-open only one probe is outstanding."""
     r = redis_server.client()
     retry = '[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
-    br = 'failure_threshold = 2\nwindow = "1m"\nopen_for = "1s"\nclose_after = 3'
+    br = 'failure_threshold = 2\nwindow = "1m"\nopen_for = "2s"\nclose_after = 3'
     sink.set("/p", "500")
+    at_arrival = count_in_flight(sink, "/p")
     for wid in ("w1", "w2"):
         workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/p"), retry),
                             worker_id=wid, breaker=br), name=wid)
     ids = enqueue(r, Q, 20)
     wait_until(lambda: ("closed", "open") in transitions(pg_migrated), 20)
+    # Every webhook parked while open: none is on its way to the sink, so from here every request
+    # is a probe until the breaker closes.
+    wait_until(lambda: parked_count(r) == 20, 10, what="all 20 parked")
+    assert r.hget(dest_key(sink), "state") == b"open"
     sink.set("/p", "sleep:300")
-    n_before = len(sink.received("/p"))
+    n_before = len(at_arrival)
     wait_until(lambda: ("half_open", "closed") in transitions(pg_migrated), 30)
-    # 3 probes, strictly one after another: no two requests overlapped in the half-open phase.
-    probes = sink.received("/p")[n_before:n_before + 3]
-    assert len(probes) == 3
-    assert probes[1].at - probes[0].at >= 0.25 and probes[2].at - probes[1].at >= 0.25
+    # The three probes (the close comes only after the third one's answer): each arrived when
+    # nothing else was in flight at the sink.
+    probes = at_arrival[n_before:n_before + 3]
+    assert probes == [0, 0, 0], at_arrival[n_before:]
     wait_until(lambda: all(event_status(pg_migrated).get(i) == "delivered" for i in ids), 40)
     assert transitions(pg_migrated).count(("closed", "open")) == 1
 
