@@ -3,8 +3,13 @@ without using up their attempts, half-opens for one probe at a time, reopens on 
 closes after consecutive successes; every transition is recorded."""
 
 import collections
+import os
+import re
+import struct
 import threading
 
+import envelope
+import harness
 from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
                              pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
@@ -212,3 +217,85 @@ def test_parked_deliveries_cost_one_park_per_open_period(redis_server, pg_migrat
     assert r.llen(f"hookq:{{{Q}}}:queue") == 0
     assert r.scard(f"hookq:{{{Q}}}:parked_destinations") == 0
     assert w.stop() == 0
+
+
+def script(path, name):
+    """The Lua text of a script constant, as compiled into the worker, to run it with chosen clocks."""
+    with open(os.path.join(harness.SOURCE_DIR, path)) as f:
+        return re.search(name + r' = R"lua\((.*?)\)lua"', f.read(), re.S).group(1)
+
+
+def test_report_from_a_probe_whose_lease_passed_on_is_ignored(redis_server):
+    """The breaker scripts with explicit times: a lease lapses by itself, only its owner's report
+    counts, and the owner's success frees the lease at once."""
+    r = redis_server.client()
+    acquire = r.register_script(script("worker/breaker.cc", "kAcquire"))
+    report = r.register_script(script("worker/breaker.cc", "kReport"))
+    k = "hookq:breaker:http://app:80"
+    r.hset(k, mapping={"state": "open", "open_until": "1000", "fails": "", "successes": "0",
+                       "probe_until": "0"})
+    cfg = ["3", "60000", "5000", "3"]  # threshold, window, open ms, close_after
+
+    def rep(now, ok, token):
+        return [x.decode() if isinstance(x, bytes) else x
+                for x in report(keys=[k], args=[now, "1" if ok else "0", "1", *cfg, token])]
+
+    assert acquire(keys=[k], args=[1000, 4000, "wa:1"])[0] == b"probe"
+    assert acquire(keys=[k], args=[4999, 4000, "wb:1"])[0] == b"park"  # wa's lease holds
+    assert acquire(keys=[k], args=[5001, 4000, "wb:1"])[0] == b"probe"  # it lapsed: wb probes
+    # wa answers late, failed or not: its lease is gone, nothing changes.
+    assert rep(5100, False, "wa:1") == ["half_open", "", "0", "stale"]
+    assert rep(5100, True, "wa:1")[3] == "stale"
+    assert r.hmget(k, "state", "successes", "probe_owner", "probe_until") == [
+        b"half_open", b"0", b"wb:1", b"9001"]
+    # wb's success counts and frees the lease: the next probe may start at once.
+    assert rep(5200, True, "wb:1") == ["half_open", "", "0", "accepted"]
+    assert r.hmget(k, "successes", "probe_owner", "probe_until") == [b"1", b"", b"0"]
+    assert acquire(keys=[k], args=[5201, 4000, "wa:2"])[0] == b"probe"
+    # A failed probe from its owner reopens.
+    assert rep(5300, False, "wa:2")[:2] == ["open", "half_open>open"]
+    assert r.hget(k, "probe_owner") == b""
+
+
+def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
+    """The ack of a parked job: the inflight element leaves only together with its records, which
+    are built from it (header + its envelope); a park decided before the destination's last release
+    goes to the queue instead; an element no longer in inflight writes nothing."""
+    r = redis_server.client()
+    ack = r.register_script(script("worker/park.cc", "kAck"))
+    q, d = "{pq}", "http://app:80"
+    inflight, retry, dests, queue = (f"hookq:{q}:inflight:w1", f"hookq:{q}:retry",
+                                     f"hookq:{q}:parked_destinations", f"hookq:{q}:queue")
+    parked, released = f"hookq:{q}:parked:{d}", f"hookq:{q}:parked_released:{d}"
+    env = envelope.make("pq")[1]
+
+    def header(route, attempt):
+        return b"HQR1" + struct.pack("<IQI", attempt, 7, len(route)) + route
+
+    # A retry record claimed again: its envelope part is what goes into the new record.
+    raw = header(b"old", 3) + env
+    r.lpush(inflight, b"other", raw)
+    assert ack(keys=[inflight, retry, dests, queue, parked, released],
+               args=[raw, len(raw) - len(env), "p", 5000, header(b"r", 3), d, 100,
+                     "r", 6000, header(b"s", 2), "", 0]) == 1
+    assert r.lrange(inflight, 0, -1) == [b"other"]
+    assert r.zrange(parked, 0, -1, withscores=True) == [(header(b"r", 3) + env, 5000.0)]
+    assert r.zrange(retry, 0, -1, withscores=True) == [(header(b"s", 2) + env, 6000.0)]
+    assert r.smembers(dests) == {d.encode()}
+    # Acked again (a retried pipeline): the element is gone, so nothing is written twice.
+    assert ack(keys=[inflight, retry, dests, queue, parked, released],
+               args=[raw, len(raw) - len(env), "p", 9000, header(b"r", 3), d, 100]) == 0
+    assert r.zcard(parked) == 1 and r.llen(queue) == 0
+
+    # The breaker closed (released at 200) after this park was decided (at 150): to the queue.
+    r.set(released, 200)
+    r.lpush(inflight, env)
+    assert ack(keys=[inflight, retry, dests, queue, parked, released],
+               args=[env, 0, "p", 5000, header(b"r", 1), d, 150]) == 1
+    assert r.lrange(queue, 0, -1) == [header(b"r", 1) + env]
+    assert r.zcard(parked) == 1 and r.llen(inflight) == 1
+    # Decided after the release: parked as usual.
+    r.lpush(inflight, env)
+    assert ack(keys=[inflight, retry, dests, queue, parked, released],
+               args=[env, 0, "p", 5000, header(b"r", 1), d, 250]) == 1
+    assert r.zcard(parked) == 2 and r.llen(queue) == 1
