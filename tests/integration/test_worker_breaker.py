@@ -141,7 +141,8 @@ def test_probe_lease_of_a_killed_worker_lapses_after_the_route_timeout(
     """A worker killed mid-probe holds the lease for the route's timeout plus a margin (4 s here),
     not a fixed 35 s: another worker probes and delivers soon after."""
     r = redis_server.client()
-    rt = 'timeout = "2s"\n[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\nmax_delay = "100ms"\n'
+    rt = ('timeout = "2s"\n[routes.retry]\nmax_attempts = 20\ninitial = "50ms"\n'
+          'max_delay = "100ms"\n')
     br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "30s"\nclose_after = 1'
     sink.set("/k", "hang")
     open_until(r, sink, 300)
@@ -220,7 +221,7 @@ def test_parked_deliveries_cost_one_park_per_open_period(redis_server, pg_migrat
 
 
 def script(path, name):
-    """The Lua text of a script constant, as compiled into the worker, to run it with chosen clocks."""
+    """The Lua text of a script constant as compiled into the worker, to run with chosen clocks."""
     with open(os.path.join(harness.SOURCE_DIR, path)) as f:
         return re.search(name + r' = R"lua\((.*?)\)lua"', f.read(), re.S).group(1)
 
