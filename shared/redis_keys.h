@@ -30,6 +30,19 @@ inline std::string workers(std::string_view q) {
 inline std::string poison(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:poison";
 }
+// Deliveries held back by the breaker of one destination, scored by when to look at them again.
+inline std::string parked(std::string_view q, std::string_view destination) {
+    return "hookq:{" + std::string(q) + "}:parked:" + std::string(destination);
+}
+// When the destination's parked deliveries were last sent back (its breaker closed): a park decided
+// before that is stale, and its ack sends the delivery back to the queue instead.
+inline std::string parked_released(std::string_view q, std::string_view destination) {
+    return "hookq:{" + std::string(q) + "}:parked_released:" + std::string(destination);
+}
+// The destinations that have a parked set in this queue.
+inline std::string parked_destinations(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:parked_destinations";
+}
 inline std::string worker_heartbeat(std::string_view worker) {
     return "hookq:worker:" + std::string(worker);
 }

@@ -1,5 +1,6 @@
 #include "worker/breaker.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace hookq {
@@ -28,8 +29,10 @@ BreakerState breaker_state_from(std::string_view s) noexcept {
 
 namespace breaker_scripts {
 
-// The probe lease expires by itself, so a worker that dies mid-probe cannot wedge the breaker in
-// half-open forever.
+// The probe lease is owned (probe_owner: the token of the delivery holding it) and lasts as long as
+// the slowest delivery to this destination may take plus a margin, so a worker that dies mid-probe
+// blocks the destination for about one timeout, not longer. A report from its owner ends it at
+// once.
 const std::string_view kAcquire = R"lua(
 local now = tonumber(ARGV[1])
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -38,12 +41,14 @@ local trans = ''
 if st == 'open' then
   local untl = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
   if now < untl then return {'park', 'open', untl, ''} end
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', '0', 'probe_until', '0')
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', '0', 'probe_until', '0',
+             'probe_owner', '')
   trans = 'open>half_open'
 end
 local pu = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
 if pu > now then return {'park', 'half_open', pu, trans} end
-redis.call('HSET', KEYS[1], 'probe_until', string.format('%d', now + tonumber(ARGV[2])))
+redis.call('HSET', KEYS[1], 'probe_until', string.format('%d', now + tonumber(ARGV[2])),
+           'probe_owner', ARGV[3])
 return {'probe', 'half_open', 0, trans}
 )lua";
 
@@ -57,15 +62,16 @@ local threshold = tonumber(ARGV[4])
 local window = tonumber(ARGV[5])
 local open_ms = tonumber(ARGV[6])
 local close_after = tonumber(ARGV[7])
+local token = ARGV[8]
 local st = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local function open(from)
   local untl = string.format('%d', now + open_ms)
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', untl, 'fails', '',
-             'successes', '0', 'probe_until', '0', 'changed_at', ARGV[1])
-  return {'open', from .. '>open', untl}
+             'successes', '0', 'probe_until', '0', 'probe_owner', '', 'changed_at', ARGV[1])
+  return {'open', from .. '>open', untl, 'accepted'}
 end
 if st == 'closed' then
-  if ok then return {'closed', '', '0'} end
+  if ok then return {'closed', '', '0', ''} end
   local fails = {}
   local s = redis.call('HGET', KEYS[1], 'fails')
   if s then
@@ -77,20 +83,24 @@ if st == 'closed' then
   while #fails > threshold do table.remove(fails, 1) end
   if #fails >= threshold then return open('closed') end
   redis.call('HSET', KEYS[1], 'state', 'closed', 'fails', table.concat(fails, ' '))
-  return {'closed', '', '0'}
+  return {'closed', '', '0', ''}
 elseif st == 'half_open' then
-  if not probe then return {st, '', '0'} end
+  if not probe then return {st, '', '0', ''} end
+  -- Only the lease's owner speaks for the probe: a report that arrives after its lease lapsed and
+  -- another probe took over (or after the breaker moved on) is stale and changes nothing.
+  if redis.call('HGET', KEYS[1], 'probe_owner') ~= token then return {st, '', '0', 'stale'} end
   if not ok then return open('half_open') end
   local n = redis.call('HINCRBY', KEYS[1], 'successes', 1)
-  redis.call('HSET', KEYS[1], 'probe_until', '0')
+  -- Released at once: the next probe need not wait for the lease to lapse.
+  redis.call('HSET', KEYS[1], 'probe_until', '0', 'probe_owner', '')
   if n >= close_after then
     redis.call('HSET', KEYS[1], 'state', 'closed', 'fails', '', 'successes', '0',
                'changed_at', ARGV[1])
-    return {'closed', 'half_open>closed', '0'}
+    return {'closed', 'half_open>closed', '0', 'accepted'}
   end
-  return {st, '', '0'}
+  return {st, '', '0', 'accepted'}
 end
-return {st, '', redis.call('HGET', KEYS[1], 'open_until') or '0'}
+return {st, '', redis.call('HGET', KEYS[1], 'open_until') or '0', probe and 'stale' or ''}
 )lua";
 
 }  // namespace breaker_scripts
@@ -102,6 +112,20 @@ uint64_t to_u64(const std::string& s) {
     return v;
 }
 }  // namespace
+
+std::unordered_map<std::string, uint64_t> probe_leases(const std::vector<Route>& routes,
+                                                       uint64_t margin_ms) {
+    std::unordered_map<std::string, uint64_t> out;
+    for (const Route& r : routes) {
+        uint64_t& lease = out[r.destination];
+        lease = std::max(lease, r.timeout_ms + margin_ms);
+    }
+    return out;
+}
+
+std::string probe_token(std::string_view worker_id, uint64_t probe_id) {
+    return std::string(worker_id) + ":" + std::to_string(probe_id);
+}
 
 AcquireResult parse_acquire(const std::vector<std::string>& reply) {
     AcquireResult r;
@@ -139,6 +163,11 @@ BreakerCache::Local BreakerCache::check(const std::string& dest, uint64_t now_ms
 void BreakerCache::update(const std::string& dest, BreakerState s, uint64_t until_ms,
                           uint64_t now_ms) {
     entries_[dest] = Entry{s, until_ms, now_ms};
+}
+
+BreakerState BreakerCache::state(const std::string& dest) const {
+    auto it = entries_.find(dest);
+    return it == entries_.end() ? BreakerState::closed : it->second.state;
 }
 
 bool BreakerCache::report_needed(const std::string& dest, bool ok, bool probe) const {

@@ -18,11 +18,14 @@ std::string_view to_string(BreakerState s) noexcept;
 BreakerState breaker_state_from(std::string_view s) noexcept;
 
 namespace breaker_scripts {
-// KEYS[1] breaker hash; ARGV[1] now ms, ARGV[2] probe lease ms.
-// -> {action ('allow'|'park'|'probe'), state, until ms, transition ('' or 'from>to')}
+// KEYS[1] breaker hash; ARGV[1] now ms, ARGV[2] probe lease ms, ARGV[3] probe token (the owner).
+// -> {action ('allow'|'park'|'probe'), state, until ms (park: open_until, or the lease's end),
+//     transition ('' or 'from>to')}
 extern const std::string_view kAcquire;
-// KEYS[1]; ARGV: now ms, ok 1|0, probe 1|0, threshold, window ms, open ms, close_after.
-// -> {state, transition ('' or 'from>to'), open_until ms}
+// KEYS[1]; ARGV: now ms, ok 1|0, probe 1|0, threshold, window ms, open ms, close_after, probe
+// token.
+// -> {state, transition ('' or 'from>to'), open_until ms,
+//     probe: 'accepted' | 'stale' (not the lease's owner: ignored) | '' (not a probe)}
 extern const std::string_view kReport;
 }  // namespace breaker_scripts
 
@@ -32,6 +35,14 @@ struct AcquireResult {
     uint64_t until_ms = 0;  // park: when to try again
     std::string transition;
 };
+// How long a probe may hold the half-open lease: the longest timeout among the routes that share
+// the destination plus `margin_ms` (for the report's way back). Keyed by destination.
+inline constexpr uint64_t kProbeLeaseMarginMs = 2000;
+std::unordered_map<std::string, uint64_t> probe_leases(const std::vector<Route>& routes,
+                                                       uint64_t margin_ms = kProbeLeaseMarginMs);
+// The owner token stored with a lease: which worker, and which of its probes.
+std::string probe_token(std::string_view worker_id, uint64_t probe_id);
+
 // From the script's reply elements; a malformed reply allows the delivery (fail open: a broken
 // breaker must not stop deliveries).
 AcquireResult parse_acquire(const std::vector<std::string>& reply);
@@ -45,6 +56,8 @@ class BreakerCache {
 
     Local check(const std::string& dest, uint64_t now_ms, uint64_t& until_ms) const;
     void update(const std::string& dest, BreakerState s, uint64_t until_ms, uint64_t now_ms);
+    // The last state seen; closed when never seen.
+    BreakerState state(const std::string& dest) const;
     // Successes while closed change nothing in Redis: they need no round trip.
     bool report_needed(const std::string& dest, bool ok, bool probe) const;
 

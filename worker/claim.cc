@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "worker/log.h"
+#include "worker/park.h"
 
 namespace hookq {
 
@@ -114,6 +115,7 @@ void ClaimStage::move_due() {
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             log::debug("due retries moved to queue", {{"queue", q}, {"count", r->integer}});
         }
+        park::move_due(redis_, q, s_.clock.now_ms());  // in case a breaker's close was missed
     }
 }
 

@@ -35,7 +35,7 @@ inline uint64_t mono_ms() {
 struct BreakerReport {
     std::string destination;
     bool ok = true;
-    bool probe = false;
+    uint64_t probe = 0;  // Delivery::probe: non-zero when this was the half-open probe
 };
 
 using RouteMsg = std::variant<JobPtr, BreakerReport>;

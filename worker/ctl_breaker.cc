@@ -9,6 +9,7 @@
 #include "shared/redis_keys.h"
 #include "worker/context.h"
 #include "worker/ctl_common.h"
+#include "worker/park.h"
 #include "worker/sql.h"
 
 namespace hookq::ctl {
@@ -24,7 +25,7 @@ constexpr std::string_view kReset = R"lua(
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return '' end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'fails', '', 'successes', '0', 'probe_until', '0',
-           'open_until', '0', 'changed_at', ARGV[1])
+           'probe_owner', '', 'open_until', '0', 'changed_at', ARGV[1])
 return st
 )lua";
 
@@ -37,6 +38,39 @@ std::string format_ms(const std::string& ms) {
     } catch (const std::exception&) {
         return ms;
     }
+}
+
+std::string glob_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out;
+}
+
+// Every queue's parked deliveries for `destination`, back to the consuming end of their queue: the
+// workers would otherwise keep them until the open period they were parked for has passed. The
+// queues are found in Redis rather than in a configuration hookqctl may not have.
+long long release_parked(RedisConn& redis, const std::string& destination, uint64_t now_ms) {
+    const std::string suffix = "}:parked:" + destination;
+    long long total = 0;
+    for (const auto& key : scan_keys(redis, "hookq:{*" + glob_escape(suffix))) {
+        constexpr std::string_view kHead = "hookq:{";
+        if (key.size() < kHead.size() + suffix.size() || !key.ends_with(suffix)) {
+            continue;
+        }
+        std::string q = key.substr(kHead.size(), key.size() - kHead.size() - suffix.size());
+        long long n = park::release_all(redis, {q}, destination, now_ms);
+        if (n < 0) {
+            throw std::runtime_error("Redis: cannot move parked deliveries of " + destination +
+                                     " back to queue " + q + ": " + redis.last_error());
+        }
+        total += n;
+    }
+    return total;
 }
 
 size_t count_fails(const std::string& fails) {
@@ -124,11 +158,16 @@ int breaker_reset(RedisConn& redis, Pg& pg, const std::string& destination, bool
         pg.exec("ROLLBACK");
         throw;
     }
+    long long released = release_parked(redis, destination, redis_now_ms(redis));
     if (json) {
-        nlohmann::json j{{"destination", destination}, {"from_state", from}, {"state", "closed"}};
+        nlohmann::json j{{"destination", destination},
+                         {"from_state", from},
+                         {"state", "closed"},
+                         {"parked_released", released}};
         std::printf("%s\n", j.dump().c_str());
     } else {
-        std::printf("%s: %s -> closed\n", destination.c_str(), from.c_str());
+        std::printf("%s: %s -> closed; %lld parked deliveries back in their queues\n",
+                    destination.c_str(), from.c_str(), released);
     }
     return 0;
 }

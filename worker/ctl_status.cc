@@ -8,6 +8,7 @@
 #include "worker/context.h"
 #include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
+#include "worker/park.h"
 
 namespace hookq::ctl {
 
@@ -39,6 +40,7 @@ nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
     j["inflight"] = inflight;
     j["retry"] = integer(redis, {"ZCARD", keys::retry(q)});
     j["retry_due"] = integer(redis, {"ZCOUNT", keys::retry(q), "-inf", now});
+    j["parked"] = park::count(redis, q);  // held back by open or half-open breakers
     j["poison"] = integer(redis, {"LLEN", keys::poison(q)});
     j["workers_live"] = live;
     j["workers_registered"] = registered;
@@ -110,12 +112,13 @@ int status(RedisConn& redis, Pg& pg, const std::vector<std::string>& queues, boo
     }
 
     std::vector<std::vector<std::string>> rows{
-        {"QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "POISON", "WORKERS"}};
+        {"QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "PARKED", "POISON", "WORKERS"}};
     for (const auto& q : j["queues"]) {
         rows.push_back({q["queue"], std::to_string(q["depth"].get<long long>()),
                         std::to_string(q["inflight"].get<long long>()),
                         std::to_string(q["retry"].get<long long>()),
                         std::to_string(q["retry_due"].get<long long>()),
+                        std::to_string(q["parked"].get<long long>()),
                         std::to_string(q["poison"].get<long long>()),
                         std::to_string(q["workers_live"].get<long long>()) + "/" +
                             std::to_string(q["workers_registered"].get<long long>())});

@@ -36,6 +36,8 @@ struct RouteOutcome {
     uint64_t at_us = 0;
     std::string reason;
     bool flag_route = false;
+    // parked: when the breaker said so (Redis ms). A close after that makes the decision stale.
+    uint64_t decided_ms = 0;
 };
 
 struct Job {
@@ -63,7 +65,7 @@ struct Delivery {
     JobPtr job;
     const Route* route = nullptr;
     uint32_t attempt = 1;
-    bool probe = false;     // this delivery holds the half-open breaker's probe lease
+    uint64_t probe = 0;     // non-zero: the id of the half-open probe lease this delivery holds
     bool fallback = false;  // sent to route->fallback_url after the primary gave up
 };
 

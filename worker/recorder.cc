@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "worker/log.h"
+#include "worker/park.h"
 
 namespace hookq {
 
@@ -124,6 +125,10 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     std::vector<std::string> records;
     for (const JobPtr& jp : jobs) {
         const Job& j = *jp;
+        if (park::has_parked(j)) {
+            park::append_ack(redis_, s_, j);  // one script: inflight -> parked set(s), atomically
+            continue;
+        }
         const std::string& q = c.queues[j.queue];
         std::string inflight = keys::inflight(q, c.worker_id);
         bool multi = !j.decoded;
@@ -162,6 +167,7 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     }
     for (const Reply& r : replies) {
         if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
+            park::note_ack_error(r);
             log::error("ack failed; retrying",
                        {{"error", r && r->str ? std::string(r->str, r->len) : "nil reply"}});
             return false;

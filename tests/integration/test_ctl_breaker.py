@@ -67,3 +67,28 @@ def test_reset_unknown_destination_changes_nothing(redis_server, pg_migrated):
     assert r.returncode == 1 and "no breaker" in r.stderr
     assert rows(pg_migrated, "SELECT count(*) FROM audit_log") == [(0,)]
     assert redis_server.client().exists("hookq:breaker:http://nowhere:1") == 0
+
+
+def test_reset_moves_parked_deliveries_back_to_their_queues(redis_server, pg_migrated):
+    """Parked deliveries of the destination, in every queue, go back to the consuming end of their
+    queue (earliest parked first) at the reset, not an open period later; other destinations'
+    stay parked."""
+    r = redis_server.client()
+    open_breaker(r)
+    far = int(time.time() * 1000) + 600_000
+    r.zadd(f"hookq:{{qa}}:parked:{DEST}", {b"a2": far + 2, b"a1": far + 1, b"a3": far + 3})
+    r.sadd("hookq:{qa}:parked_destinations", DEST, "http://other:80")
+    r.zadd("hookq:{qa}:parked:http://other:80", {b"o1": far})
+    r.zadd(f"hookq:{{qb}}:parked:{DEST}", {b"b1": far})
+    r.sadd("hookq:{qb}:parked_destinations", DEST)
+    r.rpush("hookq:{qa}:queue", b"older")
+
+    out = ctl(redis_server, pg_migrated, "breaker", "reset", DEST).stdout
+    assert "open -> closed" in out and "4 parked deliveries" in out, out
+    # The queue is consumed from the right: a1 first, then a2, a3, and only then what waited there.
+    assert r.lrange("hookq:{qa}:queue", 0, -1) == [b"older", b"a3", b"a2", b"a1"]
+    assert r.lrange("hookq:{qb}:queue", 0, -1) == [b"b1"]
+    assert r.exists(f"hookq:{{qa}}:parked:{DEST}", f"hookq:{{qb}}:parked:{DEST}") == 0
+    assert r.smembers("hookq:{qa}:parked_destinations") == {b"http://other:80"}
+    assert r.smembers("hookq:{qb}:parked_destinations") == set()
+    assert r.zcard("hookq:{qa}:parked:http://other:80") == 1

@@ -18,6 +18,8 @@ def fill_redis(r):
     r.lpush("hookq:{github}:inflight:wB", b"c")
     r.zadd("hookq:{github}:retry", {b"due1": now - 1000, b"due2": now - 5, b"later": now + 600_000})
     r.lpush("hookq:{github}:poison", b"garbage")
+    r.zadd("hookq:{github}:parked:http://app:8080", {b"p1": now + 60_000, b"p2": now + 60_000})
+    r.sadd("hookq:{github}:parked_destinations", "http://app:8080")
     r.sadd("hookq:{github}:workers", "wA", "wB")
     r.set("hookq:worker:wA", str(now), px=60_000)  # wB's heartbeat has expired: it is dead
     r.lpush("hookq:{stripe}:queue", envelope.make("stripe")[1])
@@ -75,7 +77,7 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     s = json.loads(ctl("--config", str(cfg), "status", "--json"))
     gh, st = s["queues"]
     assert gh == {"queue": "github", "depth": 3, "inflight": 3, "retry": 3, "retry_due": 2,
-                  "poison": 1, "workers_live": 1, "workers_registered": 2}
+                  "parked": 2, "poison": 1, "workers_live": 1, "workers_registered": 2}
     assert (st["queue"], st["depth"], st["inflight"]) == ("stripe", 1, 0)
     d = s["database"]
     assert d["dead_letters"] == 2 and d["dead_letters_by_source"] == {"github": 1, "stripe": 1}
@@ -90,8 +92,9 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     out = ctl("--config", str(tmp_path / "absent.toml"), "status", "--queue", "github",
               "--dsn", pg_migrated.dsn, "--redis", f"127.0.0.1:{redis_server.port}")
     lines = out.splitlines()
-    assert lines[0].split() == ["QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "POISON", "WORKERS"]
-    assert lines[1].split() == ["github", "3", "3", "3", "2", "1", "1/2"]
+    assert lines[0].split() == ["QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "PARKED", "POISON",
+                                "WORKERS"]
+    assert lines[1].split() == ["github", "3", "3", "3", "2", "2", "1", "1/2"]
     assert "dead letters:" in out and "github=1 stripe=1" in out
     assert "http://app:8080" in out and "open" in out
     assert pg_migrated.dsn not in out
