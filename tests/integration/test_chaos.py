@@ -136,15 +136,35 @@ def final_rows(pg):
     return out
 
 
-def settled(pg, r, want):
-    """True once every accepted webhook is delivered and Redis holds nothing but dedup keys."""
+def progress(pg, r, want):
+    """(settled, a fingerprint of the state): settled once every accepted webhook is delivered and
+    Redis holds nothing but dedup keys."""
     try:
-        if leftovers(r):
-            return False
+        left = leftovers(r)
         got = final_rows(pg)
-        return all(len(got.get(rid, ())) == 1 and got[rid][0][0] == "delivered" for rid in want)
-    except Exception:  # a server still coming back: not settled yet
-        return False
+    except Exception as e:  # a server still coming back: not settled yet
+        return False, repr(e)
+    delivered = sum(1 for rid in want if len(got.get(rid, ())) == 1 and got[rid][0][0] == "delivered")
+    statuses = collections.Counter(s for v in got.values() for s, _ in v)
+    return (not left and delivered == len(want),
+            (delivered, sorted(statuses.items()), sorted((k, len(v)) for k, v in left.items())))
+
+
+def settle(pg, r, want, timeout, quiet_for=60.0):
+    """Polls until settled; gives up at `timeout`, or sooner once nothing at all has changed for
+    `quiet_for` seconds (every retry, reap and breaker timer here is far shorter than that)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        done, state = progress(pg, r, want)
+        if done:
+            return "settled"
+        if state != last:
+            last, since = state, time.monotonic()
+        elif time.monotonic() - since > quiet_for:
+            return f"stuck: no change for {quiet_for:.0f}s in {last}"
+        time.sleep(1)
+    return f"not settled within {timeout:.0f}s: {last}"
 
 
 def sample(items, n=8):
@@ -184,11 +204,8 @@ def test_chaos(pg_migrated, workers, tmp_path):  # noqa: F811
 
         want = {rid: digest for rid, digest, _ in provider.accepted.values()}
         r = redis.client(socket_timeout=5)
-        deadline = time.monotonic() + 120 + COUNT / 100
-        while time.monotonic() < deadline and not settled(pg_migrated, r, want):
-            time.sleep(1)
-        t_settled = time.monotonic() - t0
-        print(f"settled (or gave up) at {t_settled:.1f}s", flush=True)
+        verdict = settle(pg_migrated, r, want, 120 + COUNT / 100)
+        print(f"{verdict} at {time.monotonic() - t0:.1f}s", flush=True)
 
         # --- the evidence, all of it, then one verdict ------------------------------------------
         problems = []
@@ -219,6 +236,7 @@ def test_chaos(pg_migrated, workers, tmp_path):  # noqa: F811
 
         left = leftovers(r)
         registered = {m.decode() for m in r.smembers(f"hookq:{{{Q}}}:workers")}
+        logged = {l.get("request_id") for w in stack.all_workers for l in w.lines(all_runs=True)}
         running = {w.name for w in stack.live_workers()}
         for key, ids in sorted(left.items()):
             owner = ""
@@ -227,7 +245,9 @@ def test_chaos(pg_migrated, workers, tmp_path):  # noqa: F811
                 owner = (f" (worker {wid}: process {'running' if wid in running else 'gone'}, "
                          f"heartbeat {'present' if r.exists(f'hookq:worker:{wid}') else 'expired'}, "
                          f"{'still' if wid in registered else 'not'} in the workers set)")
-            problems.append(f"left in {key}{owner} {sample(ids)}")
+            unseen = sum(1 for i in ids if i not in logged)
+            problems.append(f"left in {key}{owner}, {unseen} of them never in any worker's log: "
+                            f"{sample(ids)}")
 
         never = [rid for rid in want if app.ok[rid] == 0]
         if never:
@@ -248,7 +268,7 @@ def test_chaos(pg_migrated, workers, tmp_path):  # noqa: F811
 
         if problems:
             print("\n".join(injector.log))
-        assert not problems, f"seed {SEED}:\n" + "\n".join(problems)
+        assert not problems, f"seed {SEED}, {verdict}:\n" + "\n".join(problems)
 
         # A clean drain of every worker still running, and a crash of none (checked at teardown).
         for w in stack.live_workers():
