@@ -104,11 +104,13 @@ class Stack:
 
 
 def leftovers(r):
-    """Everything still in Redis for the queue except dedup keys: {key: [request ids]}."""
+    """What is still waiting in Redis — queue, retry set, poison list, every inflight list:
+    {key: [request ids]}. (Dedup keys, the workers set, heartbeats and breakers are state, not
+    work.)"""
     left = {}
     for key in r.scan_iter(match=f"hookq:{{{Q}}}:*", count=1000):
         name = key.decode()
-        if ":dedup:" in name or name.endswith(":workers"):
+        if not (name.rsplit(":", 1)[1] in ("queue", "retry", "poison") or ":inflight:" in name):
             continue
         kind = r.type(key).decode()
         if kind == "list":
