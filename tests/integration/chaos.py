@@ -246,19 +246,21 @@ FAULTS = ("kill_worker_same_id", "kill_worker_new_id", "kill_redis", "stop_postg
 
 
 def plan(rng, window_s):
-    """A fault plan filling about `window_s` seconds: every kind once (in a seeded order), then
-    seeded picks. Each entry: (pause before it in seconds, fault, how long it lasts)."""
+    """A fault plan for while webhooks flow (about `window_s` seconds): every kind once (in a
+    seeded order), then seeded picks while they fit. Each entry: (pause before it in seconds,
+    fault, how long it lasts). Restarts take some time too, hence the margin."""
     kinds = list(FAULTS)
     rng.shuffle(kinds)
     out = []
     total = 0.0
-    while kinds or total < window_s:
+    while True:
         kind = kinds.pop() if kinds else rng.choice(FAULTS)
-        gap = rng.uniform(1.0, 4.0)
+        gap = rng.uniform(0.5, 3.0)
         length = rng.uniform(0.3, 2.5)
+        total += gap + length + 0.5
+        if total > 0.9 * window_s and len(out) >= len(FAULTS):
+            return out
         out.append((gap, kind, length))
-        total += gap + length
-    return out
 
 
 class Injector:
