@@ -242,7 +242,7 @@ class Provider:
 # --- the faults ----------------------------------------------------------------------------------
 
 FAULTS = ("kill_worker_same_id", "kill_worker_new_id", "kill_redis", "stop_postgres",
-          "sigstop_redis", "app_outage")
+          "sigstop_redis", "app_outage", "drain_worker")
 
 
 def plan(rng, window_s):
@@ -317,6 +317,21 @@ class Injector:
         new = self.stack.new_worker()
         self.note(f"kill -9 worker {w.name} ({pending} inflight), replaced by {new.name}; "
                   f"the old id is left for a reaper")
+
+    def drain_worker(self, length):
+        """A deploy: SIGTERM, which must drain and exit 0 while the others go on (and must not
+        reap the draining one's work from under it), then the same id starts again."""
+        w = self.rng.choice(self.stack.live_workers())
+        pending = self.stack.redis_llen_inflight(w.name)
+        self.note(f"SIGTERM worker {w.name} ({pending} inflight); restart same id {length:.1f}s "
+                  f"after it exits")
+        rc = w.stop()
+        if rc != 0:
+            raise AssertionError(f"worker {w.name} exited {rc} after SIGTERM:\n{w.stderr()[-2000:]}")
+        self.note(f"worker {w.name} drained and exited 0")
+        time.sleep(length)
+        self.stack.restart_worker(w)
+        self.note(f"worker {w.name} ready again")
 
     def kill_redis(self, length):
         self.stack.redis.proc.kill()

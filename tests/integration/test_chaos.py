@@ -1,8 +1,8 @@
 """Chaos: the whole path — nginx with the module, Redis (AOF, fsync always), PostgreSQL, several
 workers, a flaky application — while signed webhooks flow and faults hit every part: workers
-killed -9 (restarted with the same id, or replaced by a new one), Redis killed -9 and restarted from
-its AOF, PostgreSQL stopped with `-m immediate`, Redis frozen (SIGSTOP) past the worker's Redis
-timeout, the application down. Then, once everything has settled, what hookq promises:
+killed -9 (restarted with the same id, or replaced by a new one) or drained with SIGTERM, Redis
+killed -9 and restarted from its AOF, PostgreSQL stopped with `-m immediate`, Redis frozen
+(SIGSTOP) past the worker's Redis timeout, the application down. Then, once everything has settled, what hookq promises:
 
   every webhook nginx answered 2xx is exactly one webhook_events row, 'delivered', with the body
   byte for byte as sent; the application got every one of them (at least once, with that body);
@@ -174,7 +174,7 @@ def sample(items, n=8):
     return f"{len(items)}: {items[:n]}{' ...' if len(items) > n else ''}"
 
 
-def test_chaos(pg_migrated, workers, tmp_path):  # noqa: F811
+def test_chaos(pg_migrated, workers):  # noqa: F811
     print(f"chaos seed {SEED} (HOOKQ_CHAOS_SEED={SEED} replays it): {COUNT} webhooks at "
           f"{RATE:.0f}/s, {WORKERS} workers, sanitize={harness.SANITIZE}", flush=True)
     rng = random.Random(SEED)
