@@ -327,7 +327,8 @@ class Injector:
                   f"after it exits")
         rc = w.stop()
         if rc != 0:
-            raise AssertionError(f"worker {w.name} exited {rc} after SIGTERM:\n{w.stderr()[-2000:]}")
+            raise AssertionError(f"worker {w.name} exited {rc} after SIGTERM:\n"
+                                 f"{w.stderr()[-2000:]}")
         self.note(f"worker {w.name} drained and exited 0")
         time.sleep(length)
         self.stack.restart_worker(w)

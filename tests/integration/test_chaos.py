@@ -2,7 +2,8 @@
 workers, a flaky application — while signed webhooks flow and faults hit every part: workers
 killed -9 (restarted with the same id, or replaced by a new one) or drained with SIGTERM, Redis
 killed -9 and restarted from its AOF, PostgreSQL stopped with `-m immediate`, Redis frozen
-(SIGSTOP) past the worker's Redis timeout, the application down. Then, once everything has settled, what hookq promises:
+(SIGSTOP) past the worker's Redis timeout, the application down. Then, once everything has
+settled, what hookq promises:
 
   every webhook nginx answered 2xx is exactly one webhook_events row, 'delivered', with the body
   byte for byte as sent; the application got every one of them (at least once, with that body);
@@ -81,7 +82,8 @@ class Stack:
                            worker_id=worker_id, breaker=BREAKER,
                            worker_extra="max_inflight = 400\nclaim_batch = 100")
         address = f'address = "127.0.0.1:{self.redis.port}"'
-        return text.replace(address, f'{address}\ntimeout = "{int(WORKER_REDIS_TIMEOUT_S * 1000)}ms"')
+        timeout = f'timeout = "{int(WORKER_REDIS_TIMEOUT_S * 1000)}ms"'
+        return text.replace(address, f"{address}\n{timeout}")
 
     def new_worker(self):
         self.serial += 1
@@ -146,7 +148,8 @@ def progress(pg, r, want):
         got = final_rows(pg)
     except Exception as e:  # a server still coming back: not settled yet
         return False, repr(e)
-    delivered = sum(1 for rid in want if len(got.get(rid, ())) == 1 and got[rid][0][0] == "delivered")
+    delivered = sum(1 for rid in want
+                    if len(got.get(rid, ())) == 1 and got[rid][0][0] == "delivered")
     statuses = collections.Counter(s for v in got.values() for s, _ in v)
     return (not left and delivered == len(want),
             (delivered, sorted(statuses.items()), sorted((k, len(v)) for k, v in left.items())))
@@ -244,8 +247,9 @@ def test_chaos(pg_migrated, workers):  # noqa: F811
             owner = ""
             if ":inflight:" in key:
                 wid = key.rsplit(":", 1)[1]
+                beat = "present" if r.exists(f"hookq:worker:{wid}") else "expired"
                 owner = (f" (worker {wid}: process {'running' if wid in running else 'gone'}, "
-                         f"heartbeat {'present' if r.exists(f'hookq:worker:{wid}') else 'expired'}, "
+                         f"heartbeat {beat}, "
                          f"{'still' if wid in registered else 'not'} in the workers set)")
             unseen = sum(1 for i in ids if i not in logged)
             problems.append(f"left in {key}{owner}, {unseen} of them never in any worker's log: "

@@ -50,7 +50,7 @@ def test_two_workers_one_queue(redis_server, pg_migrated, sink, workers):
     assert set(per_id) == wanted and set(per_id.values()) == {1}
     # Duplicates are allowed by the design, but only as redeliveries: the atomic claim never hands
     # one envelope to both workers, so with no retry (the sink always answers 200) an extra
-    # delivery needs an envelope put back into the queue — logged with its count by whoever did it.
+    # delivery needs an envelope put back into the queue, which whoever did it logs with a count.
     extra = sum(got.values()) - len(wanted)
     assert extra <= redeliveries_logged(ws), (
         f"{extra} duplicate deliveries but only {redeliveries_logged(ws)} envelopes requeued: "
