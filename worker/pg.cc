@@ -33,7 +33,11 @@ bool Pg::check(PgResult& r) {
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         return true;
     }
-    error_ = conn_ ? PQerrorMessage(conn_) : "not connected";
+    // The primary message only: the DETAIL of a constraint violation quotes the failing row
+    // ("Failing row contains (...)"), headers and body included, and errors end up in logs and
+    // in dead_letters.
+    const char* primary = r ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    error_ = primary ? primary : conn_ ? PQerrorMessage(conn_) : "not connected";
     const char* code = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
     sqlstate_ = code ? code : "";
     while (!error_.empty() && (error_.back() == '\n' || error_.back() == ' ')) {
@@ -66,6 +70,13 @@ PgResult Pg::query(std::string_view sql) {
 bool Pg::exec(const Statement& st) {
     if (!conn_) {
         error_ = "not connected";
+        return false;
+    }
+    if (st.params.size() > kMaxParams) {
+        // libpq would refuse it too, with no SQLSTATE; say what is wrong.
+        error_ = "statement has " + std::to_string(st.params.size()) +
+                 " parameters; PostgreSQL takes at most " + std::to_string(kMaxParams);
+        sqlstate_.clear();
         return false;
     }
     std::vector<const char*> values;
