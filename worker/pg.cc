@@ -67,17 +67,17 @@ PgResult Pg::query(std::string_view sql) {
     return r;
 }
 
-bool Pg::exec(const Statement& st) {
+PgResult Pg::query(const Statement& st) {
     if (!conn_) {
         error_ = "not connected";
-        return false;
+        return nullptr;
     }
     if (st.params.size() > kMaxParams) {
         // libpq would refuse it too, with no SQLSTATE; say what is wrong.
         error_ = "statement has " + std::to_string(st.params.size()) +
                  " parameters; PostgreSQL takes at most " + std::to_string(kMaxParams);
         sqlstate_.clear();
-        return false;
+        return nullptr;
     }
     std::vector<const char*> values;
     std::vector<int> lengths;
@@ -89,7 +89,14 @@ bool Pg::exec(const Statement& st) {
     }
     PgResult r(PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
                             values.data(), lengths.data(), st.formats.data(), 0));
-    return check(r);
+    if (!check(r)) {
+        return nullptr;
+    }
+    return r;
+}
+
+bool Pg::exec(const Statement& st) {
+    return query(st) != nullptr;
 }
 
 }  // namespace hookq

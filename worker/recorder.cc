@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <unordered_set>
 
 #include "worker/log.h"
 
@@ -76,7 +77,28 @@ Recorder::Write Recorder::write(const std::vector<const Job*>& jobs,
     // the batch is acked only once all of it is committed.
     bool ok = pg_.exec("BEGIN");
     for (size_t i = 0; ok && i < stmts.size(); ++i) {
-        ok = pg_.exec(stmts[i]);
+        if (stmts[i].jobs.empty()) {
+            ok = pg_.exec(stmts[i]);
+            continue;
+        }
+        PgResult r = pg_.query(stmts[i]);
+        ok = r != nullptr;
+        if (!ok || static_cast<size_t>(PQntuples(r.get())) == stmts[i].jobs.size()) {
+            continue;
+        }
+        std::unordered_set<std::string> found;
+        for (int k = 0; k < PQntuples(r.get()); ++k) {
+            found.emplace(PQgetvalue(r.get(), k, 0));
+        }
+        std::vector<const Job*> missing;
+        for (const Job* j : stmts[i].jobs) {
+            if (!found.count(j->env.request_id.str())) {
+                missing.push_back(j);
+            }
+        }
+        for (const auto& st : event_inserts(missing)) {
+            ok = ok && pg_.exec(st);
+        }
     }
     ok = ok && pg_.exec("COMMIT");
     if (ok) {

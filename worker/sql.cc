@@ -197,61 +197,34 @@ struct EventRow {
     bool insert = false;  // some claim of it came from the queue itself: the row may not exist yet
 };
 
+struct Summary {
+    uint32_t attempts = 0;
+    std::optional<std::string> delivered_at;
+    std::optional<std::string> last_error;
+};
+Summary summary(const Job& j) {
+    Summary s;
+    uint64_t delivered_us = 0;
+    std::string last_error;
+    for (const auto& o : j.outcomes) {
+        s.attempts = std::max(s.attempts, o.attempt);
+        if (o.kind == OutcomeKind::delivered) {
+            delivered_us = std::max(delivered_us, o.at_us);
+        } else if (!o.reason.empty()) {
+            last_error = o.route + ": " + o.reason;
+        }
+    }
+    if (delivered_us) {
+        s.delivered_at = format_timestamp_us(delivered_us);
+    }
+    s.last_error = nullable(sanitize_text(last_error));
+    return s;
+}
+
 }  // namespace
 
-std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
-                                   const std::vector<const Transition*>& transitions,
-                                   std::string_view worker_id, size_t max_params) {
+std::vector<Statement> event_inserts(const std::vector<const Job*>& inserts, size_t max_params) {
     std::vector<Statement> out;
-
-    // A crash between commit and ack redelivers; a batch can even hold the same webhook twice.
-    // ON CONFLICT DO UPDATE may not touch a row twice in one statement, so keep the last.
-    std::vector<EventRow> events;
-    std::unordered_map<std::string, size_t> seen;
-    for (const Job* j : jobs) {
-        if (!j->decoded || writes_nothing(*j)) {
-            continue;
-        }
-        std::string id = j->env.request_id.str();
-        auto [it, fresh] = seen.emplace(id, events.size());
-        if (fresh) {
-            events.push_back({j, !j->retry});
-        } else {
-            events[it->second].job = j;
-            events[it->second].insert |= !j->retry;
-        }
-    }
-
-    struct Summary {
-        uint32_t attempts = 0;
-        std::optional<std::string> delivered_at;
-        std::optional<std::string> last_error;
-    };
-    auto summary = [](const Job& j) {
-        Summary s;
-        uint64_t delivered_us = 0;
-        std::string last_error;
-        for (const auto& o : j.outcomes) {
-            s.attempts = std::max(s.attempts, o.attempt);
-            if (o.kind == OutcomeKind::delivered) {
-                delivered_us = std::max(delivered_us, o.at_us);
-            } else if (!o.reason.empty()) {
-                last_error = o.route + ": " + o.reason;
-            }
-        }
-        if (delivered_us) {
-            s.delivered_at = format_timestamp_us(delivered_us);
-        }
-        s.last_error = nullable(sanitize_text(last_error));
-        return s;
-    };
-
-    // The body and headers are written once, by the first claim; a claim from a retry record
-    // updates only the small columns, so a webhook retried for days is not rewritten each time.
-    std::vector<const Job*> inserts, updates;
-    for (const EventRow& e : events) {
-        (e.insert ? inserts : updates).push_back(e.job);
-    }
     emit_rows(
         out, inserts.size(),
         "INSERT INTO webhook_events (id, received_at, source, dedup_key, event_type, method, "
@@ -283,6 +256,43 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             s.add(sum.delivered_at);
             s.add(sum.last_error);
         });
+    return out;
+}
+
+std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
+                                   const std::vector<const Transition*>& transitions,
+                                   std::string_view worker_id, size_t max_params) {
+    std::vector<Statement> out;
+
+    // A crash between commit and ack redelivers; a batch can even hold the same webhook twice.
+    // ON CONFLICT DO UPDATE may not touch a row twice in one statement, so keep the last.
+    std::vector<EventRow> events;
+    std::unordered_map<std::string, size_t> seen;
+    for (const Job* j : jobs) {
+        if (!j->decoded || writes_nothing(*j)) {
+            continue;
+        }
+        std::string id = j->env.request_id.str();
+        auto [it, fresh] = seen.emplace(id, events.size());
+        if (fresh) {
+            events.push_back({j, !j->retry});
+        } else {
+            events[it->second].job = j;
+            events[it->second].insert |= !j->retry;
+        }
+    }
+
+    // The body and headers are written once, by the first claim; a claim from a retry record
+    // updates only the small columns, so a webhook retried for days is not sent again each time.
+    // Should its row be missing (a forged or very old retry record), the recorder inserts it
+    // from event_inserts(), told by the UPDATE's RETURNING which ones exist.
+    std::vector<const Job*> inserts, updates;
+    for (const EventRow& e : events) {
+        (e.insert ? inserts : updates).push_back(e.job);
+    }
+    for (auto& st : event_inserts(inserts, max_params)) {
+        out.push_back(std::move(st));
+    }
     emit_rows(out, updates.size(),
               "UPDATE webhook_events AS e SET status = v.status, "
               "event_type = COALESCE(v.event_type, e.event_type), "
@@ -291,9 +301,10 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
               "last_error = COALESCE(v.last_error, e.last_error), updated_at = now() FROM (VALUES ",
               {"::uuid", "::timestamptz", "", "", "::int", "::timestamptz", ""},
               ") AS v (id, received_at, event_type, status, attempts, delivered_at, last_error) "
-              "WHERE e.received_at = v.received_at AND e.id = v.id",
+              "WHERE e.received_at = v.received_at AND e.id = v.id RETURNING e.id::text",
               max_params, [&](Statement& s, size_t i) {
                   const Job* j = updates[i];
+                  s.jobs.push_back(j);
                   Summary sum = summary(*j);
                   s.add(j->env.request_id.str());
                   s.add(format_timestamp_us(j->env.received_at_us));

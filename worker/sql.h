@@ -17,6 +17,10 @@ struct Statement {
     std::vector<std::optional<std::string>> params;
     std::vector<int> formats;  // 1 = binary (bytea), 0 = text
     size_t rows = 0;
+    // An UPDATE of webhook_events for claims from retry records, RETURNING the ids it found: the
+    // rows of these jobs that do not exist are then inserted (event_inserts) in the same
+    // transaction.
+    std::vector<const Job*> jobs;
 
     void add(std::optional<std::string> v, bool binary = false) {
         params.push_back(std::move(v));
@@ -54,6 +58,10 @@ bool writes_nothing(const Job& j);
 std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
                                    const std::vector<const Transition*>& transitions,
                                    std::string_view worker_id, size_t max_params = kMaxParams);
+
+// Full webhook_events upserts (body and headers included) for these jobs.
+std::vector<Statement> event_inserts(const std::vector<const Job*>& jobs,
+                                     size_t max_params = kMaxParams);
 
 // The dead_letters row that makes a webhook sent to the poison list visible (route kPoisonRoute).
 Statement poison_trace(const Job& j, std::string_view reason);

@@ -152,6 +152,13 @@ TEST(WorkerSql, RetryClaimNeverRewritesBodyOrHeaders) {
         }
     }
     EXPECT_EQ(ev->params.size(), 7u);
+    // The recorder inserts the rows this UPDATE does not find (it returns the ids it found).
+    EXPECT_NE(ev->sql.find("RETURNING e.id"), std::string::npos);
+    ASSERT_EQ(ev->jobs.size(), 1u);
+    EXPECT_EQ(ev->jobs[0], j.get());
+    auto full = event_inserts(ev->jobs);
+    ASSERT_EQ(full.size(), 1u);
+    EXPECT_EQ(full[0].params[9], std::string(j->env.body));
     // And the first claim's upsert of an existing row leaves them alone too.
     std::string s2;
     auto first = job_for(sample(), s2);
