@@ -286,6 +286,14 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
     // updates only the small columns, so a webhook retried for days is not sent again each time.
     // Should its row be missing (a forged or very old retry record), the recorder inserts it
     // from event_inserts(), told by the UPDATE's RETURNING which ones exist.
+    //
+    // These statements also lock each webhook's row until COMMIT, before its route rows are
+    // written: two workers finishing different routes of one webhook at once are serialized, so
+    // the second one's status derivation sees the first one's route row. Locking in id order
+    // keeps two batches from deadlocking on each other.
+    std::sort(events.begin(), events.end(), [](const EventRow& a, const EventRow& b) {
+        return a.job->env.request_id.bytes < b.job->env.request_id.bytes;
+    });
     std::vector<const Job*> inserts, updates;
     for (const EventRow& e : events) {
         (e.insert ? inserts : updates).push_back(e.job);
