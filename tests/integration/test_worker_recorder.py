@@ -139,3 +139,14 @@ def test_watchdog_sees_a_wedged_recorder(redis_server, pg_migrated, sink, tmp_pa
             proc.wait()
         s.close()
         log.close()
+
+
+def test_route_rows_partitioned_like_events(pg_migrated):
+    """Retention drops webhook_routes' monthly partitions along with webhook_events' ones."""
+    def parts(table):
+        return {name.replace(table, "") for (name,) in rows(
+            pg_migrated, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s", table)}
+    rows(pg_migrated, "SELECT hookq_ensure_partitions(3)")
+    assert parts("webhook_routes") == parts("webhook_events")
+    assert len(parts("webhook_routes")) == 5  # this month, the next three, default
