@@ -17,6 +17,14 @@ bool row_error(const std::string& sqlstate) {
     return sqlstate.empty() || sqlstate.starts_with("22") || sqlstate.starts_with("23") ||
            sqlstate.starts_with("54");
 }
+
+// The server is there but cannot take writes now (shutting down or starting up, out of
+// connections or disk, a read-only standby after a failover): like an outage, a restart of the
+// worker would not help, so waiting for it keeps the watchdog fed.
+bool server_unavailable(const std::string& sqlstate) {
+    return sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57") ||
+           sqlstate == "25006";
+}
 }  // namespace
 
 void Recorder::backoff(uint64_t& ms) {
@@ -214,7 +222,7 @@ bool Recorder::commit(std::vector<const Job*>& jobs, std::vector<const Transitio
     }
     jobs.swap(jr);
     trs.swap(tr);
-    failing_ = res == Write::other;
+    failing_ = res == Write::other && !server_unavailable(sqlstate_);
     if (failing_) {
         log::error("recording batch failed; retrying",
                    {{"error", error_}, {"sqlstate", sqlstate_}});
