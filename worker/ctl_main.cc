@@ -1,4 +1,5 @@
-// hookqctl: operator commands: migrate, check-config, partitions, sign, status, breaker, dlq.
+// hookqctl: operator commands: migrate, check-config, partitions, sign, status, breaker, dlq,
+// poison.
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
 #include "worker/ctl_dlq.h"
+#include "worker/ctl_poison.h"
 #include "worker/ctl_status.h"
 #include "worker/ctl_sign.h"
 #include "worker/migrations.h"
@@ -120,6 +122,32 @@ int main(int argc, char** argv) {
     addresses(dlq_delete);
     dlq_delete->add_option("ids", dlq_ids, "dead letter ids")->required();
 
+    auto* poison = app.add_subcommand("poison", "elements set aside in the poison lists");
+    poison->require_subcommand(1);
+    std::vector<std::string> poison_queues, poison_ids;
+    std::string poison_id;
+    int poison_limit = 50;
+    auto poison_common = [&](CLI::App* cmd) {
+        addresses(cmd);
+        cmd->add_option("--queue", poison_queues, "only these queues (default: the config's)");
+    };
+    auto* poison_list = poison->add_subcommand("list", "poison elements, newest first");
+    poison_common(poison_list);
+    poison_list->add_option("--limit", poison_limit, "at most this many per queue")
+        ->check(CLI::Range(1, 100000));
+    auto* poison_show = poison->add_subcommand("show", "one element, decoded if it can be");
+    poison_common(poison_show);
+    poison_show->add_option("id", poison_id, "element id (as listed) or request id")->required();
+    auto* poison_retry =
+        poison->add_subcommand("retry", "put elements back on their queue (audited)");
+    poison_common(poison_retry);
+    poison_retry->add_option("ids", poison_ids, "element ids (as listed) or request ids")
+        ->required();
+    auto* poison_delete = poison->add_subcommand("delete", "drop elements for good (audited)");
+    poison_common(poison_delete);
+    poison_delete->add_option("ids", poison_ids, "element ids (as listed) or request ids")
+        ->required();
+
     auto* status = app.add_subcommand("status", "queues, workers, dead letters, rates, breakers");
     addresses(status);
     std::vector<std::string> status_queues;
@@ -198,6 +226,29 @@ int main(int argc, char** argv) {
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::status(redis, pg, status_queues.empty() ? cfg.queues : status_queues,
                                       json);
+        }
+        if (*poison) {
+            bool needs_pg = poison_retry->parsed() || poison_delete->parsed();
+            auto cfg = hookq::ctl::load_target(target, true);
+            const auto& queues = poison_queues.empty() ? cfg.queues : poison_queues;
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            if (*poison_list) {
+                return hookq::ctl::poison_list(redis, queues, poison_limit, json);
+            }
+            hookq::Pg pg(cfg.postgres_dsn);
+            if (*poison_show) {
+                // The reason PostgreSQL recorded is a bonus: show works with Redis alone.
+                return hookq::ctl::poison_show(redis, pg.connect() ? &pg : nullptr, queues,
+                                               poison_id, json);
+            }
+            if (needs_pg) {
+                hookq::ctl::connect_pg(pg);
+            }
+            if (*poison_retry) {
+                return hookq::ctl::poison_retry(pg, redis, queues, poison_ids, json);
+            }
+            return hookq::ctl::poison_delete(pg, redis, queues, poison_ids, json);
         }
         if (*dlq) {
             bool needs_redis = dlq_retry->parsed();

@@ -33,7 +33,11 @@ bool Pg::check(PgResult& r) {
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         return true;
     }
-    error_ = conn_ ? PQerrorMessage(conn_) : "not connected";
+    // The primary message only: the DETAIL of a constraint violation quotes the failing row
+    // ("Failing row contains (...)"), headers and body included, and errors end up in logs and
+    // in dead_letters.
+    const char* primary = r ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    error_ = primary ? primary : conn_ ? PQerrorMessage(conn_) : "not connected";
     const char* code = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
     sqlstate_ = code ? code : "";
     while (!error_.empty() && (error_.back() == '\n' || error_.back() == ' ')) {
@@ -63,10 +67,17 @@ PgResult Pg::query(std::string_view sql) {
     return r;
 }
 
-bool Pg::exec(const Statement& st) {
+PgResult Pg::query(const Statement& st) {
     if (!conn_) {
         error_ = "not connected";
-        return false;
+        return nullptr;
+    }
+    if (st.params.size() > kMaxParams) {
+        // libpq would refuse it too, with no SQLSTATE; say what is wrong.
+        error_ = "statement has " + std::to_string(st.params.size()) +
+                 " parameters; PostgreSQL takes at most " + std::to_string(kMaxParams);
+        sqlstate_.clear();
+        return nullptr;
     }
     std::vector<const char*> values;
     std::vector<int> lengths;
@@ -78,7 +89,14 @@ bool Pg::exec(const Statement& st) {
     }
     PgResult r(PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
                             values.data(), lengths.data(), st.formats.data(), 0));
-    return check(r);
+    if (!check(r)) {
+        return nullptr;
+    }
+    return r;
+}
+
+bool Pg::exec(const Statement& st) {
+    return query(st) != nullptr;
 }
 
 }  // namespace hookq

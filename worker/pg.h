@@ -31,6 +31,7 @@ class Pg {
     bool exec(std::string_view sql);
     bool exec(const Statement& st);
     PgResult query(std::string_view sql);
+    PgResult query(const Statement& st);  // nullptr with error() set
     bool broken() const { return !ok(); }
     const std::string& error() const { return error_; }
     const std::string& sqlstate() const { return sqlstate_; }

@@ -1,6 +1,8 @@
 #include "worker/recorder.h"
 
+#include <algorithm>
 #include <thread>
+#include <unordered_set>
 
 #include "worker/log.h"
 #include "worker/park.h"
@@ -8,10 +10,21 @@
 namespace hookq {
 
 namespace {
-// Errors that are about the rows themselves rather than the server or the schema: class 22
-// (data exception) and 23 (integrity constraint violation). Anything else is retried as a whole.
+// Errors about the rows themselves rather than the server or the schema: class 22 (data
+// exception), 23 (integrity constraint violation), 54 (program limit exceeded: an index row too
+// large, a value too long), and an error libpq raised on a live connection without asking the
+// server (no SQLSTATE). Such a batch is split to find the rows; anything else is retried whole.
 bool row_error(const std::string& sqlstate) {
-    return sqlstate.starts_with("22") || sqlstate.starts_with("23");
+    return sqlstate.empty() || sqlstate.starts_with("22") || sqlstate.starts_with("23") ||
+           sqlstate.starts_with("54");
+}
+
+// The server is there but cannot take writes now (shutting down or starting up, out of
+// connections or disk, a read-only standby after a failover): like an outage, a restart of the
+// worker would not help, so waiting for it keeps the watchdog fed.
+bool server_unavailable(const std::string& sqlstate) {
+    return sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57") ||
+           sqlstate == "25006";
 }
 }  // namespace
 
@@ -19,7 +32,12 @@ void Recorder::backoff(uint64_t& ms) {
     ms = ms ? std::min<uint64_t>(ms * 2, 2000) : 50;
     uint64_t until = mono_ms() + ms;
     while (mono_ms() < until && !abandon_.load()) {
-        s_.tick_record.store(mono_ms());
+        // Waiting for a server that is away keeps the watchdog fed: a restart would not bring it
+        // back. Retrying an error the server keeps giving does not: after the watchdog's limit
+        // without a batch written, systemd should see a wedged recorder.
+        if (!failing_) {
+            s_.tick_record.store(mono_ms());
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
 }
@@ -58,62 +76,158 @@ bool Recorder::ensure_pg() {
     return pg_.ok();
 }
 
-bool Recorder::commit(const std::vector<const Job*>& jobs,
-                      const std::vector<const Transition*>& trs) {
-    if (!ensure_pg()) {
-        return false;
-    }
+Recorder::Write Recorder::write(const std::vector<const Job*>& jobs,
+                                const std::vector<const Transition*>& trs) {
     auto stmts = build_batch(jobs, trs, s_.cfg.worker_id);
     if (stmts.empty()) {
-        return true;
+        return Write::ok;
     }
+    // Several statements when the parameter limit splits a table, one transaction all the same:
+    // the batch is acked only once all of it is committed.
     bool ok = pg_.exec("BEGIN");
     for (size_t i = 0; ok && i < stmts.size(); ++i) {
-        ok = pg_.exec(stmts[i]);
+        if (stmts[i].jobs.empty()) {
+            ok = pg_.exec(stmts[i]);
+            continue;
+        }
+        PgResult r = pg_.query(stmts[i]);
+        ok = r != nullptr;
+        if (!ok || static_cast<size_t>(PQntuples(r.get())) == stmts[i].jobs.size()) {
+            continue;
+        }
+        std::unordered_set<std::string> found;
+        for (int k = 0; k < PQntuples(r.get()); ++k) {
+            found.emplace(PQgetvalue(r.get(), k, 0));
+        }
+        std::vector<const Job*> missing;
+        for (const Job* j : stmts[i].jobs) {
+            if (!found.count(j->env.request_id.str())) {
+                missing.push_back(j);
+            }
+        }
+        for (const auto& st : event_inserts(missing)) {
+            ok = ok && pg_.exec(st);
+        }
     }
     ok = ok && pg_.exec("COMMIT");
     if (ok) {
-        return true;
+        return Write::ok;
     }
-    std::string err = pg_.error();
-    std::string state = pg_.sqlstate();
+    error_ = pg_.error();
+    sqlstate_ = pg_.sqlstate();
     if (pg_.ok()) {
         pg_.exec("ROLLBACK");
     }
     if (!pg_.ok()) {
         pg_.close();
         if (!pg_down_logged_) {
-            log::error("postgresql connection lost: not acking until it is back", {{"error", err}});
+            log::error("postgresql connection lost: not acking until it is back",
+                       {{"error", error_}});
             pg_down_logged_ = true;
         }
+        return Write::lost;
+    }
+    return row_error(sqlstate_) ? Write::rows : Write::other;
+}
+
+void Recorder::poison(const Job& job) {
+    // A single webhook PostgreSQL refuses: keep it safe in Redis (poison list) and go on.
+    auto* j = const_cast<Job*>(&job);
+    log::error("cannot record webhook; moving it to the poison list",
+               {{"request_id", j->env.request_id.str()},
+                {"source", sanitize_text(j->env.source.substr(0, 200))},
+                {"error", error_},
+                {"sqlstate", sqlstate_}});
+    // A trace for the dashboard and `hookqctl dlq list`, in its own transaction: the refused
+    // event row is not part of it. If even this is refused, the poison list and the log remain.
+    Statement trace = poison_trace(*j, error_);
+    if (!pg_.exec("BEGIN") || !pg_.exec(trace) || !pg_.exec("COMMIT")) {
+        log::warn("cannot record the poison trace",
+                  {{"request_id", j->env.request_id.str()}, {"error", pg_.error()}});
+        if (pg_.ok()) {
+            pg_.exec("ROLLBACK");
+        }
+    }
+    j->decoded = false;
+    j->poison_reason = "postgresql refused the row: " + error_;
+    j->outcomes.clear();
+}
+
+bool Recorder::commit(std::vector<const Job*>& jobs, std::vector<const Transition*>& trs) {
+    if (!ensure_pg()) {
+        failing_ = false;
         return false;
     }
-    if (row_error(state) && jobs.size() + trs.size() > 1) {
-        // One bad row must not hold the whole batch hostage: record them one at a time.
-        for (const Job* j : jobs) {
-            if (!commit({j}, {})) {
-                return false;
+    // Jobs then transitions, as one list of items to bisect.
+    size_t n = jobs.size() + trs.size();
+    std::vector<char> done(n, 0);
+    std::vector<std::pair<size_t, size_t>> todo{{0, n}};
+    bool splitting = false;
+    Write res = Write::ok;
+    while (!todo.empty()) {
+        auto [b, e] = todo.back();
+        todo.pop_back();
+        std::vector<const Job*> js;
+        std::vector<const Transition*> ts;
+        for (size_t i = b; i < e; ++i) {
+            if (i < jobs.size()) {
+                js.push_back(jobs[i]);
+            } else {
+                ts.push_back(trs[i - jobs.size()]);
             }
         }
-        for (const Transition* t : trs) {
-            if (!commit({}, {t})) {
-                return false;
+        res = write(js, ts);
+        if (res == Write::rows && e - b > 1) {
+            // One bad row must not hold the whole batch hostage: halve until it stands alone;
+            // every half that goes in is committed (and acked with the rest).
+            if (!splitting) {
+                log::warn("postgresql refused a batch; isolating the rows it refuses",
+                          {{"error", error_}, {"sqlstate", sqlstate_}, {"items", e - b}});
+                splitting = true;
+            }
+            size_t mid = b + (e - b) / 2;
+            todo.emplace_back(mid, e);
+            todo.emplace_back(b, mid);
+            continue;
+        }
+        if (res == Write::rows) {
+            if (b < jobs.size()) {
+                poison(*jobs[b]);
+            } else {
+                log::error("cannot record breaker transition; dropping it",
+                           {{"destination", trs[b - jobs.size()]->destination}, {"error", error_}});
+            }
+            res = Write::ok;
+        }
+        if (res != Write::ok) {
+            break;
+        }
+        std::fill(done.begin() + static_cast<ptrdiff_t>(b),
+                  done.begin() + static_cast<ptrdiff_t>(e), 1);
+    }
+    if (res == Write::ok) {
+        failing_ = false;
+        return true;
+    }
+    // Keep only what is not committed yet for the next try.
+    std::vector<const Job*> jr;
+    std::vector<const Transition*> tr;
+    for (size_t i = 0; i < n; ++i) {
+        if (!done[i]) {
+            if (i < jobs.size()) {
+                jr.push_back(jobs[i]);
+            } else {
+                tr.push_back(trs[i - jobs.size()]);
             }
         }
-        return true;
     }
-    if (row_error(state) && jobs.size() == 1) {
-        // A single webhook PostgreSQL refuses: keep it safe in Redis (poison list) and go on.
-        auto* j = const_cast<Job*>(jobs[0]);
-        log::error(
-            "cannot record webhook; moving it to the poison list",
-            {{"request_id", j->env.request_id.str()}, {"source", j->env.source}, {"error", err}});
-        j->decoded = false;
-        j->poison_reason = "postgresql refused the row: " + err;
-        j->outcomes.clear();
-        return true;
+    jobs.swap(jr);
+    trs.swap(tr);
+    failing_ = res == Write::other && !server_unavailable(sqlstate_);
+    if (failing_) {
+        log::error("recording batch failed; retrying",
+                   {{"error", error_}, {"sqlstate", sqlstate_}});
     }
-    log::error("recording batch failed; retrying", {{"error", err}, {"sqlstate", state}});
     return false;
 }
 
@@ -178,10 +292,9 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
 
 void Recorder::log_outcomes(const Job& j) {
     if (!j.decoded) {
-        log::error("undecodable element moved to the poison list",
-                   {{"queue", s_.cfg.queues[j.queue]},
-                    {"reason", j.poison_reason},
-                    {"bytes", j.raw.size()}});
+        log::error("element moved to the poison list", {{"queue", s_.cfg.queues[j.queue]},
+                                                        {"reason", j.poison_reason},
+                                                        {"bytes", j.raw.size()}});
         return;
     }
     if (!log::enabled(spdlog::level::info)) {

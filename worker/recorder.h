@@ -20,8 +20,15 @@ class Recorder {
     void abandon() { abandon_.store(true); }
 
   private:
+    enum class Write { ok, lost, rows, other };
+
     void process(std::vector<RecordMsg>& batch);
-    bool commit(const std::vector<const Job*>& jobs, const std::vector<const Transition*>& trs);
+    // Writes what is left of a batch; true once all of it is committed or set aside as poison.
+    // On false, `jobs` and `trs` keep only what is not committed yet.
+    bool commit(std::vector<const Job*>& jobs, std::vector<const Transition*>& trs);
+    // One transaction; error_/sqlstate_ say why it failed.
+    Write write(const std::vector<const Job*>& jobs, const std::vector<const Transition*>& trs);
+    void poison(const Job& j);
     bool ack(const std::vector<JobPtr>& jobs);
     bool ensure_pg();
     void log_outcomes(const Job& j);
@@ -32,6 +39,10 @@ class Recorder {
     RedisConn redis_;
     std::atomic<bool> abandon_{false};
     bool pg_down_logged_ = false;
+    // The last batch failed with an error from a live server (not an outage): the backoff stops
+    // feeding the watchdog.
+    bool failing_ = false;
+    std::string error_, sqlstate_;
     uint64_t next_partition_check_ms_ = 0;
 };
 

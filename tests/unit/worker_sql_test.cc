@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "worker/router.h"
 #include "worker/sql.h"
 
@@ -49,6 +51,24 @@ TEST(WorkerSql, HeadersJsonJoinsRepeats) {
     EXPECT_EQ(headers_json(j->env), R"({"X-GitHub-Event":"push","Accept":"a","accept":"b"})");
 }
 
+size_t count_placeholders(const std::string& sql) {
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < sql.size(); ++i) {
+        n += sql[i] == '$' && sql[i + 1] >= '0' && sql[i + 1] <= '9' &&
+             (i == 0 || sql[i - 1] < '0' || sql[i - 1] > '9');
+    }
+    return n;
+}
+
+const Statement* find_stmt(const std::vector<Statement>& st, std::string_view prefix) {
+    for (const auto& s : st) {
+        if (s.sql.starts_with(prefix)) {
+            return &s;
+        }
+    }
+    return nullptr;
+}
+
 TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     std::string s1, s2;
     auto a = job_for(sample(), s1);
@@ -58,7 +78,7 @@ TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     b->outcomes.push_back({"r", OutcomeKind::delivered, 2, 0, 0, 1714564801000000, "", false});
     b->attempts.push_back({"r", "http://x/", 2, 20, 900, 200, OutcomeKind::delivered, ""});
     auto st = build_batch({a.get(), b.get()}, {}, "w1");
-    ASSERT_EQ(st.size(), 2u);
+    ASSERT_EQ(st.size(), 4u);
     EXPECT_EQ(st[0].rows, 1u);
     EXPECT_NE(st[0].sql.find("ON CONFLICT (received_at, id) DO UPDATE"), std::string::npos);
     EXPECT_EQ(st[0].params.size(), 14u);
@@ -68,10 +88,131 @@ TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     EXPECT_EQ(st[0].formats[9], 1);
     EXPECT_EQ(st[0].params[10], "delivered");
     EXPECT_EQ(st[0].params[11], "2");
-    EXPECT_EQ(st[1].rows, 2u);
-    EXPECT_EQ(st[1].params.size(), 20u);
-    EXPECT_NE(st[1].sql.find("$20"), std::string::npos);
-    EXPECT_EQ(st[1].params[6], "500");
+    EXPECT_NE(st[1].sql.find("INSERT INTO webhook_routes"), std::string::npos);
+    EXPECT_EQ(st[1].rows, 1u);
+    EXPECT_EQ(st[1].params[3], "delivered");
+    EXPECT_NE(st[2].sql.find("UPDATE webhook_events"), std::string::npos);
+    EXPECT_EQ(st[2].params[0], "{\"2024-05-01 12:00:00.123456+00\"}");
+    EXPECT_EQ(st[2].params[1], "{\"018f3c2a-7b1e-7000-8000-000000000001\"}");
+    EXPECT_EQ(st[3].rows, 2u);
+    EXPECT_EQ(st[3].params.size(), 20u);
+    EXPECT_NE(st[3].sql.find("$20"), std::string::npos);
+    EXPECT_EQ(st[3].params[6], "500");
+}
+
+TEST(WorkerSql, StatementsStayUnderTheParameterLimit) {
+    // 500 webhooks x 14 attempts: 7,000 attempt rows x 10 columns would be 70,000 parameters in
+    // one statement, which libpq cannot send at all.
+    std::vector<std::string> storage(500);
+    std::vector<JobPtr> jobs;
+    std::vector<const Job*> jp;
+    for (size_t i = 0; i < storage.size(); ++i) {
+        Envelope e = sample();
+        e.request_id.bytes[15] = static_cast<uint8_t>(i);
+        e.request_id.bytes[14] = static_cast<uint8_t>(i >> 8);
+        auto j = job_for(e, storage[i]);
+        for (uint32_t a = 1; a <= 14; ++a) {
+            j->attempts.push_back({"r", "http://x/", a, a, 1000, 500, OutcomeKind::retry, "x"});
+        }
+        j->outcomes.push_back({"r", OutcomeKind::dead, 14, 0, 0, 10, "HTTP 500", false});
+        jobs.push_back(j);
+        jp.push_back(j.get());
+    }
+    std::map<std::string, size_t> rows;
+    for (size_t limit : {kMaxParams, size_t{1000}}) {
+        rows.clear();
+        for (const auto& s : build_batch(jp, {}, "w1", limit)) {
+            EXPECT_LE(s.params.size(), limit);
+            EXPECT_EQ(s.params.size(), s.formats.size());
+            EXPECT_EQ(count_placeholders(s.sql), s.params.size());
+            rows[s.sql.substr(0, s.sql.find('('))] += s.rows;
+        }
+        EXPECT_EQ(rows["INSERT INTO delivery_attempts "], 7000u) << limit;
+        EXPECT_EQ(rows["INSERT INTO webhook_events "], 500u) << limit;
+        EXPECT_EQ(rows["INSERT INTO webhook_routes "], 500u) << limit;
+        EXPECT_EQ(rows["INSERT INTO dead_letters "], 500u) << limit;
+    }
+}
+
+TEST(WorkerSql, RetryClaimNeverRewritesBodyOrHeaders) {
+    std::string s;
+    auto j = job_for(sample(), s);
+    j->retry = RetryRecord{"r", 2, 5, s};
+    j->outcomes.push_back({"r", OutcomeKind::retry, 2, 3, 5, 10, "HTTP 503", false});
+    j->attempts.push_back({"r", "http://x/", 2, 10, 1500, 503, OutcomeKind::retry, ""});
+    auto st = build_batch({j.get()}, {}, "w1");
+    const Statement* ev = find_stmt(st, "UPDATE webhook_events AS e SET status = v.status");
+    ASSERT_NE(ev, nullptr);
+    EXPECT_EQ(find_stmt(st, "INSERT INTO webhook_events"), nullptr);
+    for (const auto& x : st) {
+        EXPECT_EQ(x.sql.find("body"), std::string::npos) << x.sql;
+        EXPECT_EQ(x.sql.find("headers"), std::string::npos) << x.sql;
+        for (const auto& p : x.params) {
+            EXPECT_NE(p, std::string(j->env.body));
+        }
+    }
+    EXPECT_EQ(ev->params.size(), 7u);
+    // The recorder inserts the rows this UPDATE does not find (it returns the ids it found).
+    EXPECT_NE(ev->sql.find("RETURNING e.id"), std::string::npos);
+    ASSERT_EQ(ev->jobs.size(), 1u);
+    EXPECT_EQ(ev->jobs[0], j.get());
+    auto full = event_inserts(ev->jobs);
+    ASSERT_EQ(full.size(), 1u);
+    EXPECT_EQ(full[0].params[9], std::string(j->env.body));
+    // And the first claim's upsert of an existing row leaves them alone too.
+    std::string s2;
+    auto first = job_for(sample(), s2);
+    first->outcomes.push_back({"r", OutcomeKind::retry, 1, 2, 5, 10, "HTTP 500", false});
+    auto st2 = build_batch({first.get()}, {}, "w1");
+    const Statement* ins = find_stmt(st2, "INSERT INTO webhook_events");
+    ASSERT_NE(ins, nullptr);
+    std::string set = ins->sql.substr(ins->sql.find("DO UPDATE SET"));
+    EXPECT_EQ(set.find("body"), std::string::npos);
+    EXPECT_EQ(set.find("headers"), std::string::npos);
+}
+
+TEST(WorkerSql, ParkedAgainWritesNothing) {
+    std::string s;
+    auto j = job_for(sample(), s);
+    j->retry = RetryRecord{"r", 2, 5, s};
+    j->outcomes.push_back({"r", OutcomeKind::parked, 1, 2, 5, 10, "breaker open", false});
+    EXPECT_TRUE(build_batch({j.get()}, {}, "w1").empty());
+    // The first claim that parks is written: the webhook has no row yet.
+    std::string s2;
+    auto first = job_for(sample(), s2);
+    first->outcomes.push_back({"r", OutcomeKind::parked, 0, 1, 5, 10, "breaker open", false});
+    EXPECT_FALSE(build_batch({first.get()}, {}, "w1").empty());
+}
+
+TEST(WorkerSql, StatusDerivedFromEveryRoute) {
+    std::string s;
+    auto j = job_for(sample(), s);
+    j->outcomes.push_back({"a", OutcomeKind::retry, 1, 2, 5, 10, "HTTP 500", false});
+    j->outcomes.push_back({"b", OutcomeKind::delivered, 1, 0, 0, 10, "", false});
+    auto st = build_batch({j.get()}, {}, "w1");
+    const Statement* routes = find_stmt(st, "INSERT INTO webhook_routes");
+    ASSERT_NE(routes, nullptr);
+    EXPECT_EQ(routes->rows, 2u);
+    EXPECT_EQ(routes->params[3], "retrying");
+    EXPECT_EQ(routes->params[9], "delivered");
+    // The derivation runs after the route rows, in the same batch.
+    size_t ri = static_cast<size_t>(routes - st.data());
+    const Statement* derive = find_stmt(st, "UPDATE webhook_events AS e SET status = d.status");
+    ASSERT_NE(derive, nullptr);
+    EXPECT_GT(static_cast<size_t>(derive - st.data()), ri);
+    EXPECT_NE(derive->sql.find("bool_and(status = 'delivered')"), std::string::npos);
+}
+
+TEST(WorkerSql, PoisonTraceIsShortAndNamesNoRoute) {
+    std::string s;
+    Envelope e = sample();
+    std::string long_source(5000, 'x');
+    e.source = long_source;
+    auto j = job_for(e, s);
+    Statement t = poison_trace(*j, "value too long");
+    EXPECT_EQ(t.params[2]->size(), 200u);
+    EXPECT_EQ(t.params[3], std::string(kPoisonRoute));
+    EXPECT_EQ(t.params[4], "poison: value too long");
 }
 
 TEST(WorkerSql, DeadLettersFlagsAndTransitions) {
@@ -80,12 +221,12 @@ TEST(WorkerSql, DeadLettersFlagsAndTransitions) {
     a->outcomes.push_back({"r", OutcomeKind::dead, 1, 0, 0, 10, "HTTP 410", true});
     Transition t{"http://x:80", "closed", "open", 10, "5 failures"};
     auto st = build_batch({a.get()}, {&t}, "w1");
-    ASSERT_EQ(st.size(), 4u);
+    ASSERT_EQ(st.size(), 6u);
     EXPECT_EQ(event_status(*a), "dead");
-    EXPECT_NE(st[1].sql.find("INSERT INTO dead_letters"), std::string::npos);
-    EXPECT_NE(st[2].sql.find("INSERT INTO route_flags"), std::string::npos);
-    EXPECT_NE(st[3].sql.find("INSERT INTO breaker_transitions"), std::string::npos);
-    EXPECT_EQ(st[3].params[2], "closed");
+    EXPECT_NE(st[3].sql.find("INSERT INTO dead_letters"), std::string::npos);
+    EXPECT_NE(st[4].sql.find("INSERT INTO route_flags"), std::string::npos);
+    EXPECT_NE(st[5].sql.find("INSERT INTO breaker_transitions"), std::string::npos);
+    EXPECT_EQ(st[5].params[2], "closed");
 }
 
 TEST(WorkerRouter, JsonField) {
