@@ -3,15 +3,36 @@
 // inflight lists of workers whose heartbeat expired.
 #pragma once
 
+#include <optional>
+
 #include "worker/context.h"
 #include "worker/redis_conn.h"
 
 namespace hookq {
 
+// Keys of the claim protocol that only the worker reads. All carry the queue's hash tag.
+namespace claim_keys {
+// Where the idle path's BLMOVE puts what it takes from the queue; the next claim script moves it
+// on into inflight and returns it. A BLMOVE whose reply is lost therefore leaves its element where
+// the next claim picks it up, instead of in inflight where nobody would deliver it.
+inline std::string landing(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:claiming:" + std::string(worker);
+}
+// Sequence number and size of the last claim script that ran, so that a claim whose reply was lost
+// can be recovered (it ran) or fenced off (it has not run yet, and now never will).
+inline std::string claim_seq(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:claimseq:" + std::string(worker);
+}
+}  // namespace claim_keys
+
 namespace claim_scripts {
-extern const std::string_view kClaim;    // KEYS queue, inflight; ARGV n -> claimed elements
+// KEYS queue, inflight, landing, claimseq; ARGV n, seq -> claimed elements
+extern const std::string_view kClaim;
+// KEYS inflight, claimseq; ARGV seq -> the elements claim `seq` moved, if it ran
+extern const std::string_view kRecover;
 extern const std::string_view kMoveDue;  // KEYS retry, queue; ARGV now_ms, limit -> count
-extern const std::string_view kRequeue;  // KEYS inflight, queue, workers; ARGV id -> count
+// KEYS inflight, queue, workers, landing, claimseq; ARGV id ('' for our own) -> count
+extern const std::string_view kRequeue;
 }  // namespace claim_scripts
 
 class ClaimStage {
@@ -22,6 +43,9 @@ class ClaimStage {
     // false while Redis is unreachable (the caller retries).
     bool startup();
     void run();
+    // Elements still in our inflight (and landing) lists, as Redis has them; -1 if it cannot say.
+    // Only once run() has returned.
+    int64_t left_inflight();
     // After a complete drain: deregister so the reaper has nothing to look at.
     void deregister();
 
@@ -31,10 +55,22 @@ class ClaimStage {
     void move_due();
     void reap();
     size_t claim_batch(size_t qi, size_t n);
+    bool recover();
+    size_t accept(size_t qi, const redisReply& items);
+
+    // A claim script sent without an answer (timeout, dropped connection): it may have run, or may
+    // still run when Redis reads it. Nothing is claimed until it is settled, so that what it moved
+    // is still at the head of the inflight list.
+    struct Unknown {
+        size_t queue;
+        uint64_t seq;
+    };
 
     Shared& s_;
     RedisConn redis_;
     size_t rr_ = 0;
+    uint64_t seq_ = 0;
+    std::optional<Unknown> unknown_;
 };
 
 }  // namespace hookq

@@ -153,7 +153,11 @@ int run_worker(const Config& cfg) {
     if (left == 0) {
         claim.deregister();
     }
-    log::info("stopped", {{"worker", cfg.worker_id}, {"left_inflight", left}});
+    // What Redis holds, not what this process knows of: a claim whose answer was lost leaves work
+    // in inflight that no Job here stands for.
+    log::info("stopped", {{"worker", cfg.worker_id},
+                          {"left_in_process", left},
+                          {"left_inflight", claim.left_inflight()}});
     return 0;
 }
 

@@ -1,0 +1,72 @@
+"""The claim protocol under faults: a claim whose answer is lost, a drain that outlasts the heartbeat
+TTL next to another worker, and the byte budget on what a worker holds."""
+
+import time
+
+from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
+                             pg_migrated, sink, workers)  # noqa: F401 (fixtures)
+
+Q = "claims"
+INFLIGHT = "hookq:{claims}:inflight:"
+
+
+def cfg(redis, pg, sink, worker_id="w1", extra="", redis_extra="", path="/in"):
+    text = config_text(redis, pg, route("r", Q, sink.url(path)), worker_id=worker_id,
+                       worker_extra=extra)
+    return text.replace("[redis]\n", "[redis]\n" + redis_extra + "\n", 1)
+
+
+def all_delivered(pg, sink, ids, timeout):
+    wanted = set(ids)
+    wait_until(lambda: wanted <= sink.ids("/in"), timeout, interval=0.2,
+               what="every id delivered to the sink")
+
+    def recorded():
+        st = event_status(pg)
+        return sum(1 for i in wanted if st.get(i) == "delivered")
+
+    wait_until(lambda: recorded() == len(wanted), timeout, interval=0.2, what="every id recorded")
+
+
+def stopped_line(w):
+    lines = w.find("stopped")
+    assert lines, w.lines()
+    return lines[-1]
+
+
+def test_claim_lost_while_redis_stopped_is_settled(redis_server, pg_migrated, sink, workers):
+    """Redis stopped longer than the worker's Redis timeout in the middle of claiming: the claim
+    sent then is answered to nobody but runs when Redis resumes. What it moved must still be
+    delivered, by this worker, within seconds, and leave nothing in inflight."""
+    r = redis_server.client()
+    ids = enqueue(r, Q, 3000)
+    # One element per claim and room for all: the claim thread does nothing but claim for a while.
+    w = workers(cfg(redis_server, pg_migrated, sink,
+                    extra="max_inflight = 5000\nclaim_batch = 1",
+                    redis_extra='timeout = "300ms"'), name="w1")
+    wait_until(lambda: r.llen(INFLIGHT + "w1") >= 100, 20, interval=0.002, what="claiming")
+    redis_server.pause()
+    time.sleep(1.5)  # five times the worker's Redis timeout
+    redis_server.resume()
+    all_delivered(pg_migrated, sink, ids, 30)
+    wait_until(lambda: r.llen(INFLIGHT + "w1") == 0 and
+               r.llen("hookq:{claims}:claiming:w1") == 0, 10, what="inflight empty")
+    assert r.llen("hookq:{claims}:queue") == 0
+    assert w.find("claim sent without an answer; settling it before claiming more"), \
+        "the pause should have caught a claim in flight"
+    assert w.find("claim without an answer settled")
+    assert w.stop() == 0
+    assert stopped_line(w)["left_inflight"] == 0
+
+
+def test_stop_reports_what_redis_still_holds(redis_server, pg_migrated, sink, workers):
+    """left_inflight is read from Redis: an element this process holds no Job for still counts."""
+    r = redis_server.client()
+    w = workers(cfg(redis_server, pg_migrated, sink), name="w1")
+    r.lpush(INFLIGHT + "w1", b"stranded")
+    assert w.stop() == 0
+    line = stopped_line(w)
+    assert line["left_inflight"] == 1
+    assert line["left_in_process"] == 0
+    # Not deregistered: the reaper (or this id's next start) returns it to the queue.
+    assert b"w1" in r.smembers("hookq:{claims}:workers")
