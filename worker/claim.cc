@@ -58,6 +58,7 @@ return #due
 // Newest inflight element first onto the consuming end, so the oldest ends up consumed first.
 // What they moved is no longer at the head of inflight: the claim record must not point there.
 const std::string_view kRequeue = R"lua(
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then return -1 end
 local n = 0
 for _, key in ipairs({KEYS[1], KEYS[4]}) do
   while true do
@@ -77,7 +78,7 @@ return n
 
 }  // namespace claim_scripts
 
-bool ClaimStage::sync_clock() {
+bool Heartbeat::sync_clock() {
     int64_t sent = RedisClock::mono_us();
     Reply r = redis_.command({"TIME"});
     int64_t recv = RedisClock::mono_us();
@@ -90,8 +91,9 @@ bool ClaimStage::sync_clock() {
     return true;
 }
 
-bool ClaimStage::heartbeat() {
+bool Heartbeat::beat() {
     const auto& c = s_.cfg;
+    uint64_t sent = mono_ms();
     if (!sync_clock()) {
         return false;
     }
@@ -102,23 +104,65 @@ bool ClaimStage::heartbeat() {
         return false;
     }
     for (const auto& q : c.queues) {
-        if (is_error(redis_.command({"SADD", keys::workers(q), c.worker_id}))) {
+        if (is_error(
+                redis_.command({"SET", claim_keys::heartbeat(q, c.worker_id), "1", "PX", ttl})) ||
+            is_error(redis_.command({"SADD", keys::workers(q), c.worker_id}))) {
             return false;
         }
     }
+    lease_until_ms_.store(sent + c.heartbeat_ttl_ms);
     return true;
 }
 
-bool ClaimStage::startup() {
-    if (!heartbeat()) {
-        return false;
+void Heartbeat::run() {
+    const auto& c = s_.cfg;
+    uint64_t next = mono_ms() + c.heartbeat_ttl_ms / 3;
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+        s_.tick_heartbeat.store(mono_ms());
+        cv_.wait_for(lock, std::chrono::milliseconds(100));
+        if (stopping_ || mono_ms() < next) {
+            continue;
+        }
+        lock.unlock();
+        // A third of the TTL: two heartbeats can be lost before anyone reaps us.
+        bool ok = beat();
+        next = mono_ms() + (ok ? c.heartbeat_ttl_ms / 3 : 200);
+        lock.lock();
     }
+}
+
+void Heartbeat::start() {
+    s_.tick_heartbeat.store(mono_ms());
+    thread_ = std::thread([this] { run(); });
+}
+
+void Heartbeat::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void Heartbeat::remove() {
+    const auto& c = s_.cfg;
+    for (const auto& q : c.queues) {
+        redis_.command({"DEL", claim_keys::heartbeat(q, c.worker_id)});
+    }
+    redis_.command({"DEL", keys::worker_heartbeat(c.worker_id)});
+}
+
+bool ClaimStage::startup() {
     const std::string& id = s_.cfg.worker_id;
     for (const auto& q : s_.cfg.queues) {
         std::string seq_key = claim_keys::claim_seq(q, id);
         Reply r = redis_.eval(claim_scripts::kRequeue,
                               {keys::inflight(q, id), keys::queue(q), keys::workers(q),
-                               claim_keys::landing(q, id), seq_key},
+                               claim_keys::landing(q, id), seq_key, claim_keys::heartbeat(q, id)},
                               {""});
         if (is_error(r)) {
             return false;
@@ -156,16 +200,16 @@ int64_t ClaimStage::left_inflight() {
     return left;
 }
 
-void ClaimStage::deregister() {
+bool ClaimStage::deregister() {
     const auto& c = s_.cfg;
     if (left_inflight() != 0) {
-        return;  // something is left (or Redis cannot tell): stay registered for the reaper
+        return false;  // something is left (or Redis cannot tell): stay registered for the reaper
     }
     for (const auto& q : c.queues) {
         redis_.command({"SREM", keys::workers(q), c.worker_id});
         redis_.command({"DEL", claim_keys::claim_seq(q, c.worker_id)});
     }
-    redis_.command({"DEL", keys::worker_heartbeat(c.worker_id)});
+    return true;
 }
 
 void ClaimStage::move_due() {
@@ -191,15 +235,19 @@ void ClaimStage::reap() {
             if (id == c.worker_id) {
                 continue;
             }
+            // Decided inside the script, against the queue's copy of the heartbeat: a check made
+            // before it could be stale by the time the requeue runs. The global key is still
+            // looked at first for workers that do not write the per-queue copy.
             Reply alive = redis_.command({"EXISTS", keys::worker_heartbeat(id)});
             if (is_error(alive) || alive->integer != 0) {
                 continue;
             }
             Reply r = redis_.eval(claim_scripts::kRequeue,
                                   {keys::inflight(q, id), keys::queue(q), keys::workers(q),
-                                   claim_keys::landing(q, id), claim_keys::claim_seq(q, id)},
+                                   claim_keys::landing(q, id), claim_keys::claim_seq(q, id),
+                                   claim_keys::heartbeat(q, id)},
                                   {id});
-            if (!is_error(r)) {
+            if (!is_error(r) && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
                 log::warn("reaped inflight of dead worker",
                           {{"queue", q}, {"dead_worker", id}, {"count", r->integer}});
             }
@@ -259,7 +307,7 @@ bool ClaimStage::recover() {
 
 void ClaimStage::run() {
     const auto& c = s_.cfg;
-    uint64_t next_hb = 0, next_due = 0, next_reap = mono_ms() + c.reaper_interval_ms;
+    uint64_t next_due = 0, next_reap = mono_ms() + c.reaper_interval_ms;
     const size_t nq = c.queues.size();
     while (!s_.stop_claiming.load()) {
         uint64_t now = mono_ms();
@@ -267,10 +315,6 @@ void ClaimStage::run() {
         if (!redis_.ensure()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             continue;
-        }
-        if (now >= next_hb) {
-            // A third of the TTL: two heartbeats can be lost before anyone reaps us.
-            next_hb = heartbeat() ? now + c.heartbeat_ttl_ms / 3 : now + 200;
         }
         if (now >= next_due) {
             move_due();

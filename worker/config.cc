@@ -387,6 +387,20 @@ Config load_config_string(std::string_view text, const std::string& path) {
         c.default_retry = read_retry(r, *t, c.default_retry, "[retry]");
     }
 
+    // The heartbeat goes out every third of its TTL; one that hangs for the whole Redis timeout
+    // must still leave time for the next before the TTL runs out, or another worker requeues (and
+    // delivers again) what this one is delivering.
+    if (c.redis_timeout_ms * 3 > c.heartbeat_ttl_ms * 2) {
+        const toml::node* at = root.at_path("worker.heartbeat_ttl").node();
+        if (!at) {
+            at = root.at_path("redis.timeout").node();
+        }
+        r.fail(at ? at->source() : root.source(),
+               "[worker] 'heartbeat_ttl' must be at least 1.5 times [redis] 'timeout' (" +
+                   std::to_string(c.heartbeat_ttl_ms) + "ms against " +
+                   std::to_string(c.redis_timeout_ms) + "ms)");
+    }
+
     if (const toml::table* s = r.table(root, "sources")) {
         for (auto&& [name, node] : *s) {
             if (!node.is_table()) {

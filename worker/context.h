@@ -62,7 +62,8 @@ struct Shared {
     std::atomic<bool> stop_claiming{false};
 
     // Liveness for the systemd watchdog: each stage stamps its loop.
-    std::atomic<uint64_t> tick_claim{0}, tick_route{0}, tick_dispatch{0}, tick_record{0};
+    std::atomic<uint64_t> tick_claim{0}, tick_route{0}, tick_dispatch{0}, tick_record{0},
+        tick_heartbeat{0};
 
     Channel<RouteMsg> to_route;
     Channel<RecordMsg> to_record;

@@ -70,3 +70,31 @@ def test_stop_reports_what_redis_still_holds(redis_server, pg_migrated, sink, wo
     assert line["left_in_process"] == 0
     # Not deregistered: the reaper (or this id's next start) returns it to the queue.
     assert b"w1" in r.smembers("hookq:{claims}:workers")
+
+
+def test_draining_worker_is_not_reaped(redis_server, pg_migrated, sink, workers):
+    """A drain that outlasts the heartbeat TTL (3 s) while another worker's reaper runs every
+    500 ms: the draining worker still holds its inflight list, so nothing is reaped and no request
+    id reaches the sink twice."""
+    r = redis_server.client()
+    sink.set("/in", "sleep:4500")
+    w1 = workers(cfg(redis_server, pg_migrated, sink, "w1"), name="w1")
+    ids = enqueue(r, Q, 5)
+    wait_until(lambda: len(sink.received("/in")) == 0 and r.llen(INFLIGHT + "w1") == 5, 10,
+               what="w1 holds all five")
+    w2 = workers(cfg(redis_server, pg_migrated, sink, "w2"), name="w2")
+    t0 = time.monotonic()
+    assert w1.stop(timeout=30) == 0
+    # The drain took longer than the TTL: the heartbeat had every chance to expire.
+    assert time.monotonic() - t0 > 3.5
+    assert stopped_line(w1)["left_inflight"] == 0
+    all_delivered(pg_migrated, sink, ids, 10)
+    assert not w2.find("reaped inflight of dead worker")
+    per_id = {}
+    for req in sink.received("/in"):
+        rid = req.headers.get("x-request-id")
+        per_id[rid] = per_id.get(rid, 0) + 1
+    assert per_id == {i: 1 for i in ids}
+    assert r.llen(INFLIGHT + "w1") == 0 and r.llen(INFLIGHT + "w2") == 0
+    assert r.exists("hookq:worker:w1", "hookq:{claims}:heartbeat:w1") == 0
+    assert w2.stop() == 0
