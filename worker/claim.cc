@@ -19,11 +19,15 @@ if seq <= tonumber(redis.call('HGET', KEYS[4], 'seq') or '0') then return {} end
 local items = redis.call('LRANGE', KEYS[3], 0, -1)
 if #items > 0 then redis.call('DEL', KEYS[3]) end
 local want = tonumber(ARGV[1]) - #items
-if want > 0 then
-  local got = redis.call('RPOP', KEYS[1], want)
-  if got then
-    for i = 1, #got do items[#items + 1] = got[i] end
-  end
+local room = tonumber(ARGV[3])
+local bytes = 0
+for i = 1, #items do bytes = bytes + #items[i] end
+while want > 0 and bytes < room do
+  local v = redis.call('RPOP', KEYS[1])
+  if not v then break end
+  items[#items + 1] = v
+  bytes = bytes + #v
+  want = want - 1
 end
 for i = 1, #items, 500 do
   redis.call('LPUSH', KEYS[2], unpack(items, i, math.min(i + 499, #items)))
@@ -259,23 +263,20 @@ size_t ClaimStage::accept(size_t qi, const redisReply& items) {
     uint64_t t = now_us();
     s_.in_process.fetch_add(static_cast<int64_t>(items.elements));
     for (size_t i = 0; i < items.elements; ++i) {
-        auto job = std::make_shared<Job>();
-        job->queue = qi;
-        job->raw.assign(items.element[i]->str, items.element[i]->len);
-        job->claimed_us = t;
-        s_.to_route.push(std::move(job));
+        s_.to_route.push(
+            s_.new_job(qi, std::string_view(items.element[i]->str, items.element[i]->len), t));
     }
     return items.elements;
 }
 
-size_t ClaimStage::claim_batch(size_t qi, size_t n) {
+size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
     const std::string& q = s_.cfg.queues[qi];
     const std::string& id = s_.cfg.worker_id;
     uint64_t seq = ++seq_;
     Reply r = redis_.eval(claim_scripts::kClaim,
                           {keys::queue(q), keys::inflight(q, id), claim_keys::landing(q, id),
                            claim_keys::claim_seq(q, id)},
-                          {std::to_string(n), std::to_string(seq)});
+                          {std::to_string(n), std::to_string(seq), std::to_string(room_bytes)});
     if (!r) {
         unknown_ = Unknown{qi, seq};
         log::warn("claim sent without an answer; settling it before claiming more",
@@ -329,21 +330,26 @@ void ClaimStage::run() {
             continue;
         }
 
+        const auto max_bytes = static_cast<int64_t>(c.max_inflight_bytes);
         int64_t room = static_cast<int64_t>(c.max_inflight) - s_.in_process.load();
-        if (room <= 0) {
+        int64_t room_bytes = max_bytes - s_.in_process_bytes.load();
+        if (room <= 0 || room_bytes <= 0) {
             std::unique_lock lock(s_.cap_mu);
             s_.cap_cv.wait_for(lock, std::chrono::milliseconds(50), [&] {
-                return s_.in_process.load() < static_cast<int64_t>(c.max_inflight) ||
+                return (s_.in_process.load() < static_cast<int64_t>(c.max_inflight) &&
+                        s_.in_process_bytes.load() < max_bytes) ||
                        s_.stop_claiming.load();
             });
             continue;
         }
         size_t got = 0;
-        for (size_t k = 0; k < nq && room > 0 && !unknown_; ++k) {
+        for (size_t k = 0; k < nq && room > 0 && room_bytes > 0 && !unknown_; ++k) {
             size_t qi = (rr_ + k) % nq;
-            size_t n = claim_batch(qi, std::min<size_t>(c.claim_batch, static_cast<size_t>(room)));
+            size_t n = claim_batch(qi, std::min<size_t>(c.claim_batch, static_cast<size_t>(room)),
+                                   room_bytes);
             got += n;
             room -= static_cast<int64_t>(n);
+            room_bytes = max_bytes - s_.in_process_bytes.load();
         }
         rr_ = (rr_ + 1) % nq;
         if (got > 0 || unknown_) {

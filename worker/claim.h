@@ -35,7 +35,8 @@ inline std::string heartbeat(std::string_view q, std::string_view worker) {
 }  // namespace claim_keys
 
 namespace claim_scripts {
-// KEYS queue, inflight, landing, claimseq; ARGV n, seq -> claimed elements
+// KEYS queue, inflight, landing, claimseq; ARGV n, seq, room_bytes -> claimed elements: at most
+// n, and no more once their bytes reach room_bytes (but at least one)
 extern const std::string_view kClaim;
 // KEYS inflight, claimseq; ARGV seq -> the elements claim `seq` moved, if it ran
 extern const std::string_view kRecover;
@@ -94,7 +95,7 @@ class ClaimStage {
   private:
     void move_due();
     void reap();
-    size_t claim_batch(size_t qi, size_t n);
+    size_t claim_batch(size_t qi, size_t n, int64_t room_bytes);
     bool recover();
     size_t accept(size_t qi, const redisReply& items);
 

@@ -98,7 +98,8 @@ int run_worker(const Config& cfg) {
     log::info("starting", {{"worker", cfg.worker_id},
                            {"queues", cfg.queues},
                            {"routes", cfg.routes.size()},
-                           {"max_inflight", cfg.max_inflight}});
+                           {"max_inflight", cfg.max_inflight},
+                           {"max_inflight_bytes", cfg.max_inflight_bytes}});
     while (!heartbeat.beat() || !claim.startup()) {
         if (wait_signal(500)) {
             log::info("stopped before start-up completed");
@@ -173,6 +174,7 @@ int run_worker(const Config& cfg) {
     // in inflight that no Job here stands for.
     log::info("stopped", {{"worker", cfg.worker_id},
                           {"left_in_process", left},
+                          {"peak_in_process_bytes", s.peak_in_process_bytes.load()},
                           {"left_inflight", claim.left_inflight()}});
     return 0;
 }

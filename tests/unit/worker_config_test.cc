@@ -79,6 +79,22 @@ TEST(WorkerConfig, HeartbeatOutlivesOneRedisTimeout) {
     EXPECT_EQ(c.drain_timeout_ms, 60000u);
 }
 
+TEST(WorkerConfig, MaxInflightBytes) {
+    EXPECT_EQ(load_config_string(kBase, "w.toml").max_inflight_bytes, 256u << 20);
+    EXPECT_EQ(load_config_string("[worker]\nmax_inflight_bytes = \"64k\"\n" + std::string(kBase),
+                                 "w.toml")
+                  .max_inflight_bytes,
+              64u * 1024);
+    EXPECT_EQ(
+        load_config_string("[worker]\nmax_inflight_bytes = 4096\n" + std::string(kBase), "w.toml")
+            .max_inflight_bytes,
+        4096u);
+    EXPECT_EQ(error_of("[worker]\nmax_inflight_bytes = \"lots\"\n" + std::string(kBase)),
+              "w.toml:2:22: 'max_inflight_bytes' must be a size such as \"256m\"");
+    EXPECT_EQ(error_of("[worker]\nmax_inflight_bytes = 10\n" + std::string(kBase)),
+              "w.toml:2:22: 'max_inflight_bytes' must be between 1024 and 1099511627776 bytes");
+}
+
 TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
     EXPECT_EQ(error_of(std::string(kBase) + "timout = \"3s\"\n"),
               "w.toml:9:1: unknown key 'timout' in [[routes]] 'gh'");
