@@ -1,6 +1,7 @@
 """The claim protocol under faults: a claim whose answer is lost, a drain that outlasts the heartbeat
 TTL next to another worker, and the byte budget on what a worker holds."""
 
+import signal
 import time
 
 from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
@@ -134,3 +135,34 @@ def test_element_larger_than_the_budget_is_delivered(redis_server, pg_migrated, 
     all_delivered(pg_migrated, sink, ids, 20)
     assert w.stop() == 0
     assert size <= stopped_line(w)["peak_in_process_bytes"] <= size + 1024
+
+
+def test_drain_ends_before_an_unrenewed_heartbeat_expires(redis_server, pg_migrated, sink,
+                                                           workers):
+    """Redis stops answering during a drain: the heartbeat cannot be renewed, so the drain must end
+    before it expires (3 s) rather than run to drain_timeout (20 s) delivering work that another
+    worker may already have requeued. What it leaves is requeued and delivered."""
+    r = redis_server.client()
+    sink.set("/in", "hang")
+    w1 = workers(cfg(redis_server, pg_migrated, sink, "w1", redis_extra='timeout = "500ms"'),
+                 name="w1")
+    ids = enqueue(r, Q, 3)
+    wait_until(lambda: len(sink.received("/in")) == 3, 10, what="three deliveries hanging")
+    w1.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: w1.find("draining"), 5, what="w1 draining")
+    redis_server.pause()
+    try:
+        t0 = time.monotonic()
+        wait_until(lambda: w1.proc.poll() is not None, 15, what="w1 exit")
+        elapsed = time.monotonic() - t0
+    finally:
+        redis_server.resume()
+    assert w1.proc.returncode == 0
+    assert w1.find("heartbeat not renewed in time; unfinished webhooks stay in inflight for "
+                   "redelivery")
+    assert elapsed < 10, elapsed  # the drain deadline (20 s) was not what ended it
+    sink.set("/in", "200")
+    workers(cfg(redis_server, pg_migrated, sink, "w2"), name="w2")
+    wait_until(lambda: set(ids) <= {q.headers.get("x-request-id") for q in
+                                    sink.received("/in")[3:]}, 30, what="redelivered by w2")
+    all_delivered(pg_migrated, sink, ids, 30)
