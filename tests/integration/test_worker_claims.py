@@ -1,5 +1,5 @@
-"""The claim protocol under faults: a claim whose answer is lost, a drain that outlasts the heartbeat
-TTL next to another worker, and the byte budget on what a worker holds."""
+"""The claim protocol under faults: a claim whose answer is lost, a drain that outlasts the
+heartbeat TTL next to another worker, and the byte budget on what a worker holds."""
 
 import signal
 import time
