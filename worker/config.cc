@@ -116,6 +116,29 @@ class Reader {
         return n->as_boolean()->get();
     }
 
+    // Sizes as in nginx ("512k", "256m"); a bare integer means bytes.
+    std::optional<uint64_t> size(const toml::table& t, std::string_view key, uint64_t lo,
+                                 uint64_t hi) const {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            return std::nullopt;
+        }
+        std::optional<uint64_t> v;
+        if (n->is_integer() && n->as_integer()->get() >= 0) {
+            v = static_cast<uint64_t>(n->as_integer()->get());
+        } else if (n->is_string()) {
+            v = parse_size(n->as_string()->get());
+        }
+        if (!v) {
+            fail(n->source(), "'" + std::string(key) + "' must be a size such as \"256m\"");
+        }
+        if (*v < lo || *v > hi) {
+            fail(n->source(), "'" + std::string(key) + "' must be between " + std::to_string(lo) +
+                                  " and " + std::to_string(hi) + " bytes");
+        }
+        return v;
+    }
+
     // Durations as in nginx ("250ms", "10s", "5m"); a bare integer means seconds.
     std::optional<uint64_t> duration(const toml::table& t, std::string_view key, uint64_t lo_ms,
                                      uint64_t hi_ms) const {
@@ -398,14 +421,16 @@ Config load_config_string(std::string_view text, const std::string& path) {
                 {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes"});
 
     if (const toml::table* w = r.table(root, "worker")) {
-        r.only_keys(
-            *w, "[worker]",
-            {"id", "queues", "max_inflight", "claim_batch", "heartbeat_ttl", "reaper_interval",
-             "retry_poll", "drain_timeout", "max_connections_per_host", "log_level"});
+        r.only_keys(*w, "[worker]",
+                    {"id", "queues", "max_inflight", "max_inflight_bytes", "claim_batch",
+                     "heartbeat_ttl", "reaper_interval", "retry_poll", "drain_timeout",
+                     "max_connections_per_host", "log_level"});
         c.worker_id = r.str(*w, "id").value_or("");
         c.queues = r.strings(*w, "queues");
         c.max_inflight = static_cast<uint32_t>(
             r.integer(*w, "max_inflight", 1, 100000).value_or(c.max_inflight));
+        c.max_inflight_bytes = r.size(*w, "max_inflight_bytes", 1024, uint64_t{1} << 40)
+                                   .value_or(c.max_inflight_bytes);
         c.claim_batch =
             static_cast<uint32_t>(r.integer(*w, "claim_batch", 1, 5000).value_or(c.claim_batch));
         c.heartbeat_ttl_ms =
@@ -500,6 +525,20 @@ Config load_config_string(std::string_view text, const std::string& path) {
     }
     if (const toml::table* t = r.table(root, "retry")) {
         c.default_retry = read_retry(r, *t, c.default_retry, "[retry]");
+    }
+
+    // The heartbeat goes out every third of its TTL; one that hangs for the whole Redis timeout
+    // must still leave time for the next before the TTL runs out, or another worker requeues (and
+    // delivers again) what this one is delivering.
+    if (c.redis_timeout_ms * 3 > c.heartbeat_ttl_ms * 2) {
+        const toml::node* at = root.at_path("worker.heartbeat_ttl").node();
+        if (!at) {
+            at = root.at_path("redis.timeout").node();
+        }
+        r.fail(at ? at->source() : root.source(),
+               "[worker] 'heartbeat_ttl' must be at least 1.5 times [redis] 'timeout' (" +
+                   std::to_string(c.heartbeat_ttl_ms) + "ms against " +
+                   std::to_string(c.redis_timeout_ms) + "ms)");
     }
 
     if (const toml::table* s = r.table(root, "sources")) {

@@ -106,6 +106,7 @@ struct Config {
     std::string worker_id;
     std::vector<std::string> queues;
     uint32_t max_inflight = 2000;
+    uint64_t max_inflight_bytes = 256ull << 20;
     uint32_t claim_batch = 200;
     uint64_t heartbeat_ttl_ms = 15000;
     uint64_t reaper_interval_ms = 5000;

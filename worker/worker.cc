@@ -64,7 +64,7 @@ class Watchdog {
         uint64_t limit = std::max<uint64_t>(interval_ms_ * 2, 10000);
         auto fresh = [&](const std::atomic<uint64_t>& t) { return now - t.load() < limit; };
         if ((!claim_running || fresh(s_.tick_claim)) && fresh(s_.tick_route) &&
-            fresh(s_.tick_dispatch) && fresh(s_.tick_record)) {
+            fresh(s_.tick_dispatch) && fresh(s_.tick_record) && fresh(s_.tick_heartbeat)) {
             sd_notify(0, "WATCHDOG=1");
         }
     }
@@ -93,12 +93,14 @@ int run_worker(const Config& cfg) {
     Shared s(cfg);
     Watchdog wd(s);
     ClaimStage claim(s);
+    Heartbeat heartbeat(s);
 
     log::info("starting", {{"worker", cfg.worker_id},
                            {"queues", cfg.queues},
                            {"routes", cfg.routes.size()},
-                           {"max_inflight", cfg.max_inflight}});
-    while (!claim.startup()) {
+                           {"max_inflight", cfg.max_inflight},
+                           {"max_inflight_bytes", cfg.max_inflight_bytes}});
+    while (!heartbeat.beat() || !claim.startup()) {
         if (wait_signal(500)) {
             log::info("stopped before start-up completed");
             return 0;
@@ -106,6 +108,7 @@ int run_worker(const Config& cfg) {
     }
     uint64_t t0 = mono_ms();
     s.tick_claim = s.tick_route = s.tick_dispatch = s.tick_record = t0;
+    heartbeat.start();
 
     Dispatcher dispatcher(s);
     RouteStage route(s, dispatcher);
@@ -131,8 +134,17 @@ int run_worker(const Config& cfg) {
     s.stop_claiming = true;
     s.cap_cv.notify_all();
     t_claim.join();
+    // The heartbeat thread keeps our claim on the inflight list alive meanwhile. Should it fail to
+    // (Redis away), the drain ends before the heartbeat can expire: once another worker may have
+    // requeued our list, finishing a delivery here would only deliver it twice.
     uint64_t deadline = mono_ms() + cfg.drain_timeout_ms;
+    uint64_t margin = std::max<uint64_t>(200, cfg.heartbeat_ttl_ms / 10);
+    bool lease_lost = false;
     while (s.in_process.load() > 0 && mono_ms() < deadline) {
+        if (mono_ms() + margin >= heartbeat.lease_until_ms()) {
+            lease_lost = true;
+            break;
+        }
         if (wait_signal(100) == SIGINT) {
             break;  // a second, impatient signal: stop now, everything unacked stays in inflight
         }
@@ -140,7 +152,11 @@ int run_worker(const Config& cfg) {
     }
     int64_t left = s.in_process.load();
     if (left > 0) {
-        log::warn("drain deadline reached; unfinished webhooks stay in inflight for redelivery",
+        log::warn(lease_lost
+                      ? "heartbeat not renewed in time; unfinished webhooks stay in inflight "
+                        "for redelivery"
+                      : "drain deadline reached; unfinished webhooks stay in inflight for "
+                        "redelivery",
                   {{"left", left}});
         recorder.abandon();
     }
@@ -150,10 +166,16 @@ int run_worker(const Config& cfg) {
     t_dispatch.join();
     s.to_record.close();
     t_record.join();
-    if (left == 0) {
-        claim.deregister();
+    heartbeat.stop();
+    if (left == 0 && claim.deregister()) {
+        heartbeat.remove();
     }
-    log::info("stopped", {{"worker", cfg.worker_id}, {"left_inflight", left}});
+    // What Redis holds, not what this process knows of: a claim whose answer was lost leaves work
+    // in inflight that no Job here stands for.
+    log::info("stopped", {{"worker", cfg.worker_id},
+                          {"left_in_process", left},
+                          {"peak_in_process_bytes", s.peak_in_process_bytes.load()},
+                          {"left_inflight", claim.left_inflight()}});
     return 0;
 }
 

@@ -65,6 +65,36 @@ initial = "250ms"
     EXPECT_EQ(r.events, std::vector<std::string>{"push"});
 }
 
+TEST(WorkerConfig, HeartbeatOutlivesOneRedisTimeout) {
+    EXPECT_EQ(error_of("[worker]\nheartbeat_ttl = \"2s\"\n" + std::string(kBase)),
+              "w.toml:2:17: [worker] 'heartbeat_ttl' must be at least 1.5 times [redis] 'timeout' "
+              "(2000ms against 2000ms)");
+    EXPECT_EQ(error_of("[redis]\ntimeout = \"11s\"\n" + std::string(kBase)),
+              "w.toml:2:11: [worker] 'heartbeat_ttl' must be at least 1.5 times [redis] 'timeout' "
+              "(15000ms against 11000ms)");
+    Config c = load_config_string(
+        "[worker]\nheartbeat_ttl = \"3s\"\ndrain_timeout = \"1m\"\n" + std::string(kBase),
+        "w.toml");
+    EXPECT_EQ(c.heartbeat_ttl_ms, 3000u);
+    EXPECT_EQ(c.drain_timeout_ms, 60000u);
+}
+
+TEST(WorkerConfig, MaxInflightBytes) {
+    EXPECT_EQ(load_config_string(kBase, "w.toml").max_inflight_bytes, 256u << 20);
+    EXPECT_EQ(load_config_string("[worker]\nmax_inflight_bytes = \"64k\"\n" + std::string(kBase),
+                                 "w.toml")
+                  .max_inflight_bytes,
+              64u * 1024);
+    EXPECT_EQ(
+        load_config_string("[worker]\nmax_inflight_bytes = 4096\n" + std::string(kBase), "w.toml")
+            .max_inflight_bytes,
+        4096u);
+    EXPECT_EQ(error_of("[worker]\nmax_inflight_bytes = \"lots\"\n" + std::string(kBase)),
+              "w.toml:2:22: 'max_inflight_bytes' must be a size such as \"256m\"");
+    EXPECT_EQ(error_of("[worker]\nmax_inflight_bytes = 10\n" + std::string(kBase)),
+              "w.toml:2:22: 'max_inflight_bytes' must be between 1024 and 1099511627776 bytes");
+}
+
 TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
     EXPECT_EQ(error_of(std::string(kBase) + "timout = \"3s\"\n"),
               "w.toml:9:1: unknown key 'timout' in [[routes]] 'gh'");
