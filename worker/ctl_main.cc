@@ -196,8 +196,8 @@ int main(int argc, char** argv) {
             hookq::ctl::connect_redis(redis);
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
-            return hookq::ctl::status(redis, pg, status_queues.empty() ? cfg.queues : status_queues,
-                                      json);
+            return hookq::ctl::status(redis, pg, cfg,
+                                      status_queues.empty() ? cfg.queues : status_queues, json);
         }
         if (*dlq) {
             bool needs_redis = dlq_retry->parsed();
