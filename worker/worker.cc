@@ -11,6 +11,7 @@
 
 #include <thread>
 
+#include "worker/admin/server.h"
 #include "worker/claim.h"
 #include "worker/dispatcher.h"
 #include "worker/log.h"
@@ -116,6 +117,8 @@ int run_worker(const Config& cfg) {
     std::thread t_claim([&] { claim.run(); });
 
     sd_notify(0, "READY=1\nSTATUS=delivering");
+    admin::Server admin(cfg);
+    admin.start();
     log::info("ready", {{"worker", cfg.worker_id}});
 
     int sig = 0;
@@ -153,6 +156,7 @@ int run_worker(const Config& cfg) {
     if (left == 0) {
         claim.deregister();
     }
+    admin.stop();
     log::info("stopped", {{"worker", cfg.worker_id}, {"left_inflight", left}});
     return 0;
 }
