@@ -37,7 +37,7 @@ class Api:
         return self.call("GET", path, token, **kw)
 
 
-def admin_config(redis, pg, routes, tmp_path, port, extra=""):
+def admin_config(redis, pg, routes, tmp_path, port, extra="", listen=None):
     def token_file(name, value):
         p = tmp_path / f"{name}.token"
         p.write_text(value + "\n")
@@ -45,7 +45,7 @@ def admin_config(redis, pg, routes, tmp_path, port, extra=""):
         return f"file:{p}"
     return config_text(redis, pg, routes) + f"""
 [admin]
-listen = "127.0.0.1:{port}"
+listen = "{listen or f'127.0.0.1:{port}'}"
 [[admin.tokens]]
 name = "ops-admin"
 role = "admin"
@@ -307,3 +307,40 @@ def test_slow_clients_do_not_block_others(redis_server, pg_migrated, sink, worke
             pass
         s.close()
     assert w.stop() == 0
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def test_unix_socket(redis_server, pg_migrated, sink, workers, tmp_path):
+    path = str(tmp_path / "admin.sock")
+    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    w = workers(admin_config(redis_server, pg_migrated, routes, tmp_path, 0,
+                             listen=f"unix:{path}"))
+    wait_until(lambda: os.path.exists(path), 15, what="admin socket")
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o660)
+    _, dl_id = make_dead(redis_server, pg_migrated, sink)
+
+    def call(method, target, token=None):
+        conn = UnixConnection(path)
+        conn.request(method, target,
+                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        resp = conn.getresponse()
+        out = resp.status, json.loads(resp.read())
+        conn.close()
+        return out
+
+    assert call("GET", "/healthz") == (200, {"status": "alive"})
+    assert call("GET", "/api/v1/status")[0] == 401
+    assert call("POST", f"/api/v1/dead-letters/{dl_id}/retry", ADMIN)[0] == 200
+    assert rows(pg_migrated, "SELECT actor, remote_addr FROM audit_log") == [("ops-admin", "unix")]
+    assert w.stop() == 0
+    # The socket goes with the worker, so the next start can bind it.
+    assert not os.path.exists(path)

@@ -2,6 +2,7 @@
 
 #include "shared/crypto.h"
 #include "worker/admin/auth.h"
+#include "worker/ops/common.h"
 
 namespace hookq::admin {
 namespace {
@@ -50,3 +51,22 @@ TEST(AdminAuth, WritesFromOtherSitesAreRefused) {
 
 }  // namespace
 }  // namespace hookq::admin
+
+namespace hookq::ops {
+namespace {
+
+TEST(OpsScope, SourcesBecomeAQuotedTextArray) {
+    EXPECT_EQ(pg_text_array({}), "{}");
+    EXPECT_EQ(pg_text_array({"github", "a\"b", "c\\d", "x,y"}),
+              R"({"github","a\"b","c\\d","x,y"})");
+    Scope all;
+    EXPECT_FALSE(all.sql_array().has_value());
+    EXPECT_TRUE(all.allows("anything"));
+    Scope some{std::vector<std::string>{"stripe"}};
+    EXPECT_EQ(some.sql_array(), std::optional<std::string>("{\"stripe\"}"));
+    EXPECT_TRUE(some.allows("stripe"));
+    EXPECT_FALSE(some.allows("github"));
+}
+
+}  // namespace
+}  // namespace hookq::ops

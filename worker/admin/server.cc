@@ -410,6 +410,9 @@ HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std
     std::string authz = header(c, "Authorization");
     const AdminToken* token = authenticate(cfg.admin.tokens, authz);
     if (!token) {
+        // Logged without the header: a wrong token may be a real one pasted into the wrong place.
+        log::info("admin API request refused",
+                  {{"path", url}, {"status", 401}, {"remote_addr", client_address(c)}});
         HttpReply r = error(401, "unauthorized",
                             authz.empty() ? "send Authorization: Bearer <token>"
                                           : "the bearer token is not one of [admin]'s tokens");
