@@ -344,3 +344,24 @@ def test_unix_socket(redis_server, pg_migrated, sink, workers, tmp_path):
     assert w.stop() == 0
     # The socket goes with the worker, so the next start can bind it.
     assert not os.path.exists(path)
+
+
+def test_hung_redis_costs_a_request_a_bounded_wait(redis_server, pg_migrated, sink, workers,
+                                                   tmp_path):
+    """A Redis that accepts but never answers: the API's own short timeout turns each request
+    into a 503 instead of pinning the server's threads."""
+    w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
+    assert api.get("/api/v1/status", VIEWER).status_code == 200
+    redis_server.pause()
+    try:
+        for _ in range(3):  # more requests than threads, one after another
+            t0 = time.monotonic()
+            assert_json_error(api.get("/api/v1/status", VIEWER), 503, "Redis")
+            assert time.monotonic() - t0 < 5
+        assert api.get("/healthz").status_code == 200
+        assert api.get("/readyz").status_code == 503
+    finally:
+        redis_server.resume()
+    wait_until(lambda: api.get("/api/v1/status", VIEWER).status_code == 200, 15,
+               what="status again")
+    assert w.stop() == 0
