@@ -42,8 +42,9 @@ std::string queue_for(const Config& cfg, const std::string& source, const std::s
     if (cfg.queues.size() == 1) {
         return cfg.queues.front();
     }
-    throw Error(Error::bad_request, "cannot tell which queue source '" + source +
-                                        "' is consumed from; name the queue (--queue)");
+    throw Error(Error::bad_request,
+                "cannot tell which queue source '" + source +
+                    "' is consumed from; name the queue (--queue, or \"queue\" in the API)");
 }
 
 }  // namespace
@@ -183,7 +184,7 @@ RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const
             skip = "its event row is gone (cleaned up?)";
             outcome = RetryOutcome::gone;
         } else if (cell(r, 0, 2) == "t" && !req.force) {
-            skip = "already requeued (--force to requeue again)";
+            skip = "already requeued (force to requeue again: --force, or \"force\": true)";
             outcome = RetryOutcome::already_requeued;
         }
         if (!skip.empty()) {
