@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev clang-format
   nginx-core nginx-dev libpcre2-dev zlib1g-dev libnginx-mod-nchan
   libhiredis-dev libssl-dev libpq-dev libcurl4-openssl-dev libtomlplusplus-dev nlohmann-json3-dev
-  libspdlog-dev libfmt-dev libcli11-dev libsystemd-dev
+  libspdlog-dev libfmt-dev libcli11-dev libsystemd-dev libmicrohttpd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql postgresql-contrib wrk curl
   python3 python3-pytest python3-redis python3-psycopg2 python3-requests

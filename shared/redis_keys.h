@@ -43,6 +43,24 @@ inline std::string parked_released(std::string_view q, std::string_view destinat
 inline std::string parked_destinations(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:parked_destinations";
 }
+// The claim protocol (worker only).
+// Where the idle path's BLMOVE puts what it takes from the queue; the next claim script moves it
+// on into inflight and returns it. A BLMOVE whose reply is lost therefore leaves its element where
+// the next claim picks it up, instead of in inflight where nobody would deliver it.
+inline std::string claiming(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:claiming:" + std::string(worker);
+}
+// Sequence number and size of the last claim script that ran, so that a claim whose reply was lost
+// can be recovered (it ran) or fenced off (it has not run yet, and now never will).
+inline std::string claim_seq(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:claimseq:" + std::string(worker);
+}
+// The heartbeat again, once per queue the worker consumes, so that the reaper's script can check
+// it in the same atomic step as the requeue: hookq:worker:<id> carries no hash tag and on Redis
+// Cluster lives in another slot than the queue's keys.
+inline std::string queue_heartbeat(std::string_view q, std::string_view worker) {
+    return "hookq:{" + std::string(q) + "}:heartbeat:" + std::string(worker);
+}
 inline std::string worker_heartbeat(std::string_view worker) {
     return "hookq:worker:" + std::string(worker);
 }

@@ -110,7 +110,7 @@ bool Heartbeat::beat() {
     }
     for (const auto& q : c.queues) {
         if (is_error(
-                redis_.command({"SET", claim_keys::heartbeat(q, c.worker_id), "1", "PX", ttl})) ||
+                redis_.command({"SET", keys::queue_heartbeat(q, c.worker_id), "1", "PX", ttl})) ||
             is_error(redis_.command({"SADD", keys::workers(q), c.worker_id}))) {
             return false;
         }
@@ -156,7 +156,7 @@ void Heartbeat::stop() {
 void Heartbeat::remove() {
     const auto& c = s_.cfg;
     for (const auto& q : c.queues) {
-        redis_.command({"DEL", claim_keys::heartbeat(q, c.worker_id)});
+        redis_.command({"DEL", keys::queue_heartbeat(q, c.worker_id)});
     }
     redis_.command({"DEL", keys::worker_heartbeat(c.worker_id)});
 }
@@ -164,10 +164,10 @@ void Heartbeat::remove() {
 bool ClaimStage::startup() {
     const std::string& id = s_.cfg.worker_id;
     for (const auto& q : s_.cfg.queues) {
-        std::string seq_key = claim_keys::claim_seq(q, id);
+        std::string seq_key = keys::claim_seq(q, id);
         Reply r = redis_.eval(claim_scripts::kRequeue,
                               {keys::inflight(q, id), keys::queue(q), keys::workers(q),
-                               claim_keys::landing(q, id), seq_key, claim_keys::heartbeat(q, id)},
+                               keys::claiming(q, id), seq_key, keys::queue_heartbeat(q, id)},
                               {""});
         if (is_error(r)) {
             return false;
@@ -194,7 +194,7 @@ int64_t ClaimStage::left_inflight() {
     int64_t left = 0;
     for (const auto& q : c.queues) {
         for (const std::string& key :
-             {keys::inflight(q, c.worker_id), claim_keys::landing(q, c.worker_id)}) {
+             {keys::inflight(q, c.worker_id), keys::claiming(q, c.worker_id)}) {
             Reply n = redis_.command({"LLEN", key});
             if (is_error(n) || n->type != REDIS_REPLY_INTEGER) {
                 return -1;
@@ -212,7 +212,7 @@ bool ClaimStage::deregister() {
     }
     for (const auto& q : c.queues) {
         redis_.command({"SREM", keys::workers(q), c.worker_id});
-        redis_.command({"DEL", claim_keys::claim_seq(q, c.worker_id)});
+        redis_.command({"DEL", keys::claim_seq(q, c.worker_id)});
     }
     return true;
 }
@@ -250,8 +250,8 @@ void ClaimStage::reap() {
             }
             Reply r = redis_.eval(claim_scripts::kRequeue,
                                   {keys::inflight(q, id), keys::queue(q), keys::workers(q),
-                                   claim_keys::landing(q, id), claim_keys::claim_seq(q, id),
-                                   claim_keys::heartbeat(q, id)},
+                                   keys::claiming(q, id), keys::claim_seq(q, id),
+                                   keys::queue_heartbeat(q, id)},
                                   {id});
             if (!is_error(r) && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
                 log::warn("reaped inflight of dead worker",
@@ -276,8 +276,8 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
     const std::string& id = s_.cfg.worker_id;
     uint64_t seq = ++seq_;
     Reply r = redis_.eval(claim_scripts::kClaim,
-                          {keys::queue(q), keys::inflight(q, id), claim_keys::landing(q, id),
-                           claim_keys::claim_seq(q, id)},
+                          {keys::queue(q), keys::inflight(q, id), keys::claiming(q, id),
+                           keys::claim_seq(q, id)},
                           {std::to_string(n), std::to_string(seq), std::to_string(room_bytes)});
     if (!r) {
         unknown_ = Unknown{qi, seq};
@@ -296,7 +296,7 @@ bool ClaimStage::recover() {
     const std::string& q = s_.cfg.queues[unknown_->queue];
     const std::string& id = s_.cfg.worker_id;
     Reply r =
-        redis_.eval(claim_scripts::kRecover, {keys::inflight(q, id), claim_keys::claim_seq(q, id)},
+        redis_.eval(claim_scripts::kRecover, {keys::inflight(q, id), keys::claim_seq(q, id)},
                     {std::to_string(unknown_->seq)});
     if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
         return false;  // still unknown: asked again next turn
@@ -367,7 +367,7 @@ void ClaimStage::run() {
                 0.01, std::min({0.5, static_cast<double>(c.retry_poll_ms) / 1000.0,
                                 static_cast<double>(c.redis_timeout_ms) / 2000.0}));
             std::string timeout = std::to_string(secs);
-            redis_.command({"BLMOVE", keys::queue(q), claim_keys::landing(q, c.worker_id), "RIGHT",
+            redis_.command({"BLMOVE", keys::queue(q), keys::claiming(q, c.worker_id), "RIGHT",
                             "LEFT", timeout});
         } else {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -13,27 +13,6 @@
 
 namespace hookq {
 
-// Keys of the claim protocol that only the worker reads. All carry the queue's hash tag.
-namespace claim_keys {
-// Where the idle path's BLMOVE puts what it takes from the queue; the next claim script moves it
-// on into inflight and returns it. A BLMOVE whose reply is lost therefore leaves its element where
-// the next claim picks it up, instead of in inflight where nobody would deliver it.
-inline std::string landing(std::string_view q, std::string_view worker) {
-    return "hookq:{" + std::string(q) + "}:claiming:" + std::string(worker);
-}
-// Sequence number and size of the last claim script that ran, so that a claim whose reply was lost
-// can be recovered (it ran) or fenced off (it has not run yet, and now never will).
-inline std::string claim_seq(std::string_view q, std::string_view worker) {
-    return "hookq:{" + std::string(q) + "}:claimseq:" + std::string(worker);
-}
-// The heartbeat again, once per queue the worker consumes, so that the reaper's script can check
-// it in the same atomic step as the requeue: hookq:worker:<id> carries no hash tag and on Redis
-// Cluster lives in another slot than the queue's keys.
-inline std::string heartbeat(std::string_view q, std::string_view worker) {
-    return "hookq:{" + std::string(q) + "}:heartbeat:" + std::string(worker);
-}
-}  // namespace claim_keys
-
 namespace claim_scripts {
 // KEYS queue, inflight, landing, claimseq; ARGV n, seq, room_bytes -> claimed elements: at most
 // n, and no more once their bytes reach room_bytes (but at least one)

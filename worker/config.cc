@@ -1,5 +1,6 @@
 #include "worker/config.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -305,6 +306,127 @@ void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const
     }
 }
 
+constexpr uint64_t kMinTokenBytes = 16;
+
+// [admin] and its [[admin.tokens]]. After the routes: a token's sources are checked against them.
+void read_admin(const Reader& r, const toml::table& root, Config& c) {
+    const toml::table* a = r.table(root, "admin");
+    if (!a) {
+        return;
+    }
+    r.only_keys(*a, "[admin]", {"listen", "tokens"});
+    AdminConfig& ad = c.admin;
+    ad.listen = r.str(*a, "listen").value_or("127.0.0.1:9187");
+    if (ad.listen.starts_with("unix:")) {
+        ad.unix_path = ad.listen.substr(5);
+        if (ad.unix_path.empty() || ad.unix_path[0] != '/') {
+            r.fail(r.where(*a, "listen"), "'listen' unix: needs an absolute path");
+        }
+    } else if (!ad.listen.empty()) {
+        // An IP literal, not a name: what the server binds to is then exactly what the file says.
+        std::string_view l = ad.listen;
+        size_t colon = l.rfind(':');
+        std::string host(l.substr(0, colon == std::string_view::npos ? 0 : colon));
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+            host = host.substr(1, host.size() - 2);
+        }
+        unsigned char buf[16];
+        int port = 0;
+        bool ok = colon != std::string_view::npos && colon + 1 < l.size() && colon + 6 >= l.size();
+        for (size_t i = colon + 1; ok && i < l.size(); ++i) {
+            ok = l[i] >= '0' && l[i] <= '9';
+            port = port * 10 + (l[i] - '0');
+        }
+        if (host == "localhost") {
+            host = "127.0.0.1";
+        }
+        if (!ok || port < 1 || port > 65535 ||
+            (inet_pton(AF_INET, host.c_str(), buf) != 1 &&
+             inet_pton(AF_INET6, host.c_str(), buf) != 1)) {
+            r.fail(r.where(*a, "listen"),
+                   "'listen' must be IP:port (\"127.0.0.1:9187\", \"[::1]:9187\"), "
+                   "unix:/path, or \"\" to disable the admin API");
+        }
+        ad.host = host;
+        ad.port = port;
+    }
+
+    const toml::node* tn = a->get("tokens");
+    if (!tn) {
+        return;
+    }
+    if (!tn->is_array_of_tables()) {
+        r.fail(tn->source(), "'admin.tokens' must be an array of tables ([[admin.tokens]])");
+    }
+    std::set<std::string> known_sources;
+    for (const auto& rt : c.routes) {
+        known_sources.insert(rt.source);
+    }
+    for (const auto& [name, sc] : c.sources) {
+        known_sources.insert(name);
+    }
+    std::set<std::string> names, digests;
+    for (const toml::node& n : *tn->as_array()) {
+        const toml::table& t = *n.as_table();
+        AdminToken tok;
+        tok.name = r.str(t, "name").value_or("");
+        std::string ctx = "[[admin.tokens]] '" + tok.name + "'";
+        r.only_keys(t, ctx, {"name", "role", "token", "sources"});
+        if (tok.name.empty() || tok.name.size() > 64 ||
+            tok.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789._-@") != std::string::npos) {
+            r.fail(t.source(),
+                   "[[admin.tokens]] needs a 'name' of letters, digits and . _ - @ "
+                   "(at most 64): it is the actor in the audit log");
+        }
+        if (!names.insert(tok.name).second) {
+            r.fail(r.where(t, "name"), "duplicate admin token name '" + tok.name + "'");
+        }
+        tok.role = r.str(t, "role").value_or("");
+        if (tok.role != "viewer" && tok.role != "admin") {
+            r.fail(r.where(t, "role"), ctx + ": 'role' must be \"viewer\" or \"admin\"");
+        }
+        auto spec = r.str(t, "token");
+        if (!spec) {
+            r.fail(t.source(), ctx + " needs 'token' (file:/path or env:NAME)");
+        }
+        std::string err;
+        auto secret = load_secret(*spec, err);
+        if (!secret) {
+            r.fail(r.where(t, "token"), ctx + ": 'token': " + err);
+        }
+        // A bearer token is the whole credential: short ones can be guessed over the network.
+        if (secret->size() < kMinTokenBytes) {
+            r.fail(r.where(t, "token"), ctx + ": 'token' must be at least " +
+                                            std::to_string(kMinTokenBytes) +
+                                            " characters (e.g. openssl rand -hex 32)");
+        }
+        unsigned char d[32];
+        crypto::sha256(*secret, d);
+        tok.sha256.assign(reinterpret_cast<const char*>(d), sizeof d);
+        if (!digests.insert(tok.sha256).second) {
+            r.fail(r.where(t, "token"),
+                   ctx +
+                       ": the same token as another entry (the audit log could not tell them "
+                       "apart)");
+        }
+        if (t.get("sources")) {
+            tok.sources = r.strings(t, "sources");
+            if (tok.sources.empty()) {
+                r.fail(r.where(t, "sources"),
+                       ctx + ": 'sources' is empty (omit it for every source)");
+            }
+            for (const auto& s : tok.sources) {
+                if (!known_sources.count(s)) {
+                    r.fail(r.where(t, "sources"),
+                           ctx + ": unknown source '" + s + "' (no route or [sources] names it)");
+                }
+            }
+        }
+        ad.tokens.push_back(std::move(tok));
+    }
+}
+
 std::string hostname_pid() {
     char host[256] = {};
     gethostname(host, sizeof host - 1);
@@ -418,7 +540,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
     Config c;
     c.path = path;
     r.only_keys(root, "the top level",
-                {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes"});
+                {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes", "admin"});
 
     if (const toml::table* w = r.table(root, "worker")) {
         r.only_keys(*w, "[worker]",
@@ -644,6 +766,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
         read_forwarding(r, rt, route, ctx);
         c.routes.push_back(std::move(route));
     }
+    read_admin(r, root, c);
 
     if (c.queues.empty()) {
         std::set<std::string> seen;

@@ -100,6 +100,24 @@ struct Route {
     NameSet redact_query;  // query arguments never forwarded (secrets)
 };
 
+// One bearer token of the admin API. Only its SHA-256 is kept: the server compares digests, so the
+// token itself is not held in memory after start.
+struct AdminToken {
+    std::string name;  // who acted, in audit_log
+    std::string role;  // "viewer" (reads) or "admin" (reads and writes)
+    std::string sha256;
+    std::vector<std::string> sources;  // empty: every source
+};
+
+// [admin]: the HTTP admin API inside hookq-worker. listen empty: no server.
+struct AdminConfig {
+    std::string listen;  // as written, for messages
+    std::string host;    // an IP literal; empty with unix_path set
+    int port = 0;
+    std::string unix_path;  // "unix:/run/hookq/admin.sock"
+    std::vector<AdminToken> tokens;
+};
+
 struct Config {
     std::string path;
 
@@ -130,6 +148,7 @@ struct Config {
     RetryPolicy default_retry;
     std::map<std::string, SourceConfig> sources;
     std::vector<Route> routes;
+    AdminConfig admin;
 };
 
 Config load_config_file(const std::string& path);

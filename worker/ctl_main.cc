@@ -224,8 +224,8 @@ int main(int argc, char** argv) {
             hookq::ctl::connect_redis(redis);
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
-            return hookq::ctl::status(redis, pg, status_queues.empty() ? cfg.queues : status_queues,
-                                      json);
+            return hookq::ctl::status(redis, pg, cfg,
+                                      status_queues.empty() ? cfg.queues : status_queues, json);
         }
         if (*poison) {
             bool needs_pg = poison_retry->parsed() || poison_delete->parsed();

@@ -4,91 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "shared/redis_keys.h"
-#include "worker/context.h"
-#include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
-#include "worker/park.h"
+#include "worker/ops/status.h"
 
 namespace hookq::ctl {
 
 namespace {
-
-long long integer(RedisConn& redis, const std::vector<std::string_view>& argv) {
-    auto r = must(redis, argv);
-    return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-}
-
-nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
-    long long inflight = 0;
-    // One inflight list per worker, dead ones included until the reaper returns their work.
-    for (const auto& key : scan_keys(redis, keys::inflight_pattern(q))) {
-        inflight += integer(redis, {"LLEN", key});
-    }
-    std::string now = std::to_string(redis_now_ms(redis));
-    long long live = 0, registered = 0;
-    auto members = must(redis, {"SMEMBERS", keys::workers(q)});
-    for (size_t i = 0; i < members->elements; ++i) {
-        std::string id(members->element[i]->str, members->element[i]->len);
-        ++registered;
-        // A worker that died keeps its membership until the reaper runs; its heartbeat key expired.
-        live += integer(redis, {"EXISTS", keys::worker_heartbeat(id)});
-    }
-    nlohmann::ordered_json j;
-    j["queue"] = q;
-    j["depth"] = integer(redis, {"LLEN", keys::queue(q)});
-    j["inflight"] = inflight;
-    j["retry"] = integer(redis, {"ZCARD", keys::retry(q)});
-    j["retry_due"] = integer(redis, {"ZCOUNT", keys::retry(q), "-inf", now});
-    j["parked"] = park::count(redis, q);  // held back by open or half-open breakers
-    j["poison"] = integer(redis, {"LLEN", keys::poison(q)});
-    j["workers_live"] = live;
-    j["workers_registered"] = registered;
-    return j;
-}
-
-nlohmann::ordered_json pg_status(Pg& pg) {
-    nlohmann::ordered_json j;
-    auto dead = must_query(pg,
-                           "SELECT source, count(*) FROM dead_letters WHERE requeued_at IS NULL "
-                           "GROUP BY source ORDER BY source");
-    nlohmann::ordered_json by_source = nlohmann::ordered_json::object();
-    long long dead_total = 0;
-    for (int i = 0; i < PQntuples(dead.get()); ++i) {
-        long long n = std::stoll(cell(dead, i, 1));
-        by_source[cell(dead, i, 0)] = n;
-        dead_total += n;
-    }
-    j["dead_letters"] = dead_total;
-    j["dead_letters_by_source"] = by_source;
-
-    auto st = must_query(pg,
-                         "SELECT status, count(*) FROM webhook_events "
-                         "WHERE received_at > now() - interval '1 hour' GROUP BY status");
-    nlohmann::ordered_json events = nlohmann::ordered_json::object();
-    for (const char* s : {"queued", "delivered", "retrying", "parked", "dead"}) {
-        events[s] = 0;
-    }
-    for (int i = 0; i < PQntuples(st.get()); ++i) {
-        events[cell(st, i, 0)] = std::stoll(cell(st, i, 1));
-    }
-    j["events_last_hour"] = events;
-
-    auto rate = must_query(pg,
-                           "SELECT count(*) FILTER (WHERE outcome = 'delivered'), "
-                           "count(*) FILTER (WHERE outcome <> 'delivered') FROM delivery_attempts "
-                           "WHERE started_at > now() - interval '5 minutes'");
-    j["delivered_per_s_5m"] = std::stod(cell(rate, 0, 0)) / 300.0;
-    j["failed_attempts_per_s_5m"] = std::stod(cell(rate, 0, 1)) / 300.0;
-
-    // The oldest webhook still on its way: how far behind delivery is.
-    auto lag = must_query(pg,
-                          "SELECT extract(epoch FROM now() - min(received_at))::float8 "
-                          "FROM webhook_events WHERE status IN ('queued', 'retrying', 'parked')");
-    j["lag_s"] = is_null(lag, 0, 0) ? nlohmann::ordered_json(0.0)
-                                    : nlohmann::ordered_json(std::stod(cell(lag, 0, 0)));
-    return j;
-}
 
 std::string fixed(double v, int decimals) {
     char buf[64];
@@ -98,14 +19,9 @@ std::string fixed(double v, int decimals) {
 
 }  // namespace
 
-int status(RedisConn& redis, Pg& pg, const std::vector<std::string>& queues, bool json) {
-    nlohmann::ordered_json j;
-    j["queues"] = nlohmann::ordered_json::array();
-    for (const auto& q : queues) {
-        j["queues"].push_back(queue_status(redis, q));
-    }
-    j["database"] = pg_status(pg);
-    j["breakers"] = breaker_states(redis);
+int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::string>& queues,
+           bool json) {
+    nlohmann::ordered_json j = ops::status(redis, pg, cfg, queues);
     if (json) {
         std::printf("%s\n", j.dump(2).c_str());
         return 0;

@@ -5,12 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "worker/config.h"
 #include "worker/pg.h"
 #include "worker/redis_conn.h"
 
 namespace hookq::ctl {
 
-// `queues`: those to report on (the configuration's, unless the operator named some).
-int status(RedisConn& redis, Pg& pg, const std::vector<std::string>& queues, bool json);
+// Prints ops::status (worker/ops/status.h): `queues` are those to report on (the configuration's,
+// unless the operator named some).
+int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::string>& queues,
+           bool json);
 
 }  // namespace hookq::ctl

@@ -11,6 +11,7 @@
 
 #include <thread>
 
+#include "worker/admin/server.h"
 #include "worker/claim.h"
 #include "worker/dispatcher.h"
 #include "worker/log.h"
@@ -119,6 +120,8 @@ int run_worker(const Config& cfg) {
     std::thread t_claim([&] { claim.run(); });
 
     sd_notify(0, "READY=1\nSTATUS=delivering");
+    admin::Server admin(cfg);
+    admin.start();
     log::info("ready", {{"worker", cfg.worker_id}});
 
     int sig = 0;
@@ -170,6 +173,7 @@ int run_worker(const Config& cfg) {
     if (left == 0 && claim.deregister()) {
         heartbeat.remove();
     }
+    admin.stop();
     // What Redis holds, not what this process knows of: a claim whose answer was lost leaves work
     // in inflight that no Job here stands for.
     log::info("stopped", {{"worker", cfg.worker_id},

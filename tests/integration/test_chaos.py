@@ -106,13 +106,14 @@ class Stack:
 
 
 def leftovers(r):
-    """What is still waiting in Redis — queue, retry set, poison list, every inflight list:
-    {key: [request ids]}. (Dedup keys, the workers set, heartbeats and breakers are state, not
-    work.)"""
+    """What is still waiting in Redis — queue, retry set, poison list, every inflight, landing
+    (claiming) and parked list: {key: [request ids]}. (Dedup keys, the workers set, heartbeats,
+    claim sequence numbers and breakers are state, not work.)"""
     left = {}
     for key in r.scan_iter(match=f"hookq:{{{Q}}}:*", count=1000):
         name = key.decode()
-        if not (name.rsplit(":", 1)[1] in ("queue", "retry", "poison") or ":inflight:" in name):
+        work = (":inflight:", ":claiming:", ":parked:")
+        if not (name.rsplit(":", 1)[1] in ("queue", "retry", "poison") or any(w in name for w in work)):
             continue
         kind = r.type(key).decode()
         if kind == "list":

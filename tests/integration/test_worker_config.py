@@ -118,6 +118,9 @@ def test_example_config_is_valid(tmp_path):
     import re
     text = re.sub(r'secret = "(file|env):[^"]*"',
                   'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"', text)
+    tokens = iter(range(100))
+    text = re.sub(r'token = "(file|env):[^"]*"',
+                  lambda m: f'token = "literal:example-admin-token-{next(tokens):04d}"', text)
     path = os.path.join(str(tmp_path), "worker.toml")
     with open(path, "w") as f:
         f.write(text)

@@ -1,0 +1,668 @@
+#include "worker/admin/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstdarg>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/admin/auth.h"
+#include "worker/log.h"
+#include "worker/ops/dead_letters.h"
+#include "worker/ops/status.h"
+#include "worker/pg.h"
+#include "worker/redis_conn.h"
+
+namespace hookq::admin {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// Nothing the API accepts comes near this: a retry's options are a few dozen bytes.
+constexpr size_t kMaxBody = 64 * 1024;
+constexpr unsigned kThreads = 2;
+constexpr unsigned kMaxConnections = 64;
+// Idle seconds before a connection is closed: a client that sends half a request and waits holds a
+// connection (not a thread: the threads multiplex with epoll) for at most this long.
+constexpr unsigned kConnectionTimeoutS = 10;
+constexpr size_t kConnectionMemory = 32 * 1024;  // headers and read buffer per connection
+// A slow database must not pin both threads for long.
+constexpr uint64_t kRedisTimeoutMs = 1000;
+constexpr const char* kPgSessionSettings =
+    "SET statement_timeout = '5s'; SET lock_timeout = '2s'; "
+    "SET idle_in_transaction_session_timeout = '10s'";
+
+struct HttpReply {
+    unsigned status = 200;
+    Json body;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+HttpReply error(unsigned status, std::string err, std::string detail) {
+    HttpReply r;
+    r.status = status;
+    r.body["error"] = std::move(err);
+    r.body["detail"] = std::move(detail);
+    return r;
+}
+
+// One pair of connections, used by one request at a time.
+struct Session {
+    explicit Session(const Config& cfg) : pg(cfg.postgres_dsn), redis(cfg, "admin") {}
+    Pg pg;
+    RedisConn redis;
+
+    bool ensure_pg(std::string& err) {
+        if (pg.ok()) {
+            return true;
+        }
+        if (!pg.connect()) {
+            err = pg.error();
+            return false;
+        }
+        if (!pg.exec(kPgSessionSettings)) {
+            err = pg.error();
+            pg.close();
+            return false;
+        }
+        return true;
+    }
+};
+
+std::string client_address(MHD_Connection* c) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!info || !info->client_addr) {
+        return "";
+    }
+    char buf[INET6_ADDRSTRLEN] = {};
+    const sockaddr* sa = info->client_addr;
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+    } else if (sa->sa_family == AF_UNIX) {
+        return "unix";
+    }
+    return buf;
+}
+
+std::string header(MHD_Connection* c, const char* name) {
+    const char* v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    return v ? v : "";
+}
+
+enum MHD_Result collect_arg(void* cls, enum MHD_ValueKind, const char* key, const char* value) {
+    auto* args = static_cast<std::map<std::string, std::string>*>(cls);
+    (*args)[key ? key : ""] = value ? value : "";
+    return MHD_YES;
+}
+
+struct Request {
+    std::string body;
+    bool answered = false;
+};
+
+// "/api/v1/dead-letters/42/retry" -> {"api", "v1", "dead-letters", "42", "retry"}
+std::vector<std::string> segments(std::string_view path) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i < path.size()) {
+        size_t j = path.find('/', i);
+        if (j == std::string_view::npos) {
+            j = path.size();
+        }
+        if (j > i) {
+            out.emplace_back(path.substr(i, j - i));
+        }
+        i = j + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+struct Server::Impl {
+    explicit Impl(const Config& c) : cfg(c), backend_cfg(c) {
+        backend_cfg.redis_timeout_ms = std::min(c.redis_timeout_ms, kRedisTimeoutMs);
+    }
+
+    const Config& cfg;
+    Config backend_cfg;  // the worker's, with the admin connections' shorter Redis timeout
+    MHD_Daemon* daemon = nullptr;
+
+    std::mutex pool_mu;
+    std::vector<std::unique_ptr<Session>> idle;
+
+    std::unique_ptr<Session> take() {
+        {
+            std::lock_guard lock(pool_mu);
+            if (!idle.empty()) {
+                auto s = std::move(idle.back());
+                idle.pop_back();
+                return s;
+            }
+        }
+        return std::make_unique<Session>(backend_cfg);
+    }
+    void give(std::unique_ptr<Session> s) {
+        std::lock_guard lock(pool_mu);
+        if (idle.size() < kThreads) {
+            idle.push_back(std::move(s));
+        }
+    }
+
+    bool listen();
+    HttpReply dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
+                       const std::string& body);
+    HttpReply readyz();
+    HttpReply api(MHD_Connection* c, const AdminToken& token, std::string_view method,
+                  const std::vector<std::string>& seg,
+                  const std::map<std::string, std::string>& args, const std::string& body);
+    void send(MHD_Connection* c, HttpReply r);
+
+    static enum MHD_Result on_request(void* cls, MHD_Connection* c, const char* url,
+                                      const char* method, const char* version,
+                                      const char* upload_data, size_t* upload_data_size,
+                                      void** con_cls);
+    static void on_completed(void* cls, MHD_Connection* c, void** con_cls,
+                             enum MHD_RequestTerminationCode);
+    static void on_log(void* cls, const char* fmt, va_list ap);
+};
+
+namespace {
+
+int bind_listen(const AdminConfig& a, std::string& err) {
+    int fd = -1;
+    if (!a.unix_path.empty()) {
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        if (a.unix_path.size() >= sizeof sa.sun_path) {
+            err = "unix socket path too long";
+            return -1;
+        }
+        std::memcpy(sa.sun_path, a.unix_path.c_str(), a.unix_path.size() + 1);
+        fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        // A socket left by a previous run would make bind fail; only a socket is removed.
+        struct stat st {};
+        if (::lstat(a.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+            ::unlink(a.unix_path.c_str());
+        }
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+            ::chmod(a.unix_path.c_str(), 0660) != 0) {
+            err = std::strerror(errno);
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            return -1;
+        }
+    } else {
+        sockaddr_storage ss{};
+        socklen_t len;
+        if (a.host.find(':') != std::string::npos) {
+            auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons(static_cast<uint16_t>(a.port));
+            inet_pton(AF_INET6, a.host.c_str(), &s6->sin6_addr);
+            len = sizeof *s6;
+        } else {
+            auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons(static_cast<uint16_t>(a.port));
+            inet_pton(AF_INET, a.host.c_str(), &s4->sin_addr);
+            len = sizeof *s4;
+        }
+        fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd >= 0) {
+            ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        }
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+            err = std::strerror(errno);
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            return -1;
+        }
+    }
+    if (::listen(fd, 128) != 0) {
+        err = std::strerror(errno);
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+}  // namespace
+
+bool Server::Impl::listen() {
+    std::string err;
+    int fd = bind_listen(cfg.admin, err);
+    if (fd < 0) {
+        log::error("admin API cannot listen", {{"listen", cfg.admin.listen}, {"error", err}});
+        return false;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+    daemon = MHD_start_daemon(
+        flags, 0, nullptr, nullptr, &Impl::on_request, this, MHD_OPTION_EXTERNAL_LOGGER,
+        &Impl::on_log, this, MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
+        MHD_OPTION_THREAD_POOL_SIZE, kThreads, MHD_OPTION_CONNECTION_LIMIT, kMaxConnections,
+        MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        kConnectionMemory, MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, this, MHD_OPTION_END);
+    if (!daemon) {
+        ::close(fd);
+        log::error("admin API cannot start", {{"listen", cfg.admin.listen}});
+        return false;
+    }
+    log::info("admin API listening",
+              {{"listen", cfg.admin.listen}, {"tokens", cfg.admin.tokens.size()}});
+    return true;
+}
+
+void Server::Impl::on_log(void*, const char* fmt, va_list ap) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = std::strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) {
+        buf[--n] = '\0';
+    }
+    log::warn("admin API", {{"detail", buf}});
+}
+
+void Server::Impl::on_completed(void*, MHD_Connection*, void** con_cls,
+                                enum MHD_RequestTerminationCode) {
+    delete static_cast<Request*>(*con_cls);
+    *con_cls = nullptr;
+}
+
+void Server::Impl::send(MHD_Connection* c, HttpReply r) {
+    std::string text = r.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text += '\n';
+    MHD_Response* resp =
+        MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    // JSON only, never rendered: payloads are attacker-controlled, so a browser must neither sniff
+    // them into HTML nor frame or cache them.
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    for (const auto& [k, v] : r.headers) {
+        MHD_add_response_header(resp, k.c_str(), v.c_str());
+    }
+    MHD_queue_response(c, r.status, resp);
+    MHD_destroy_response(resp);
+}
+
+enum MHD_Result Server::Impl::on_request(void* cls, MHD_Connection* c, const char* url,
+                                         const char* method, const char*, const char* upload_data,
+                                         size_t* upload_data_size, void** con_cls) {
+    auto* self = static_cast<Impl*>(cls);
+    auto* rq = static_cast<Request*>(*con_cls);
+    if (!rq) {
+        rq = new Request;
+        *con_cls = rq;
+        // Refused before a byte of the body is read.
+        std::string cl = header(c, "Content-Length");
+        if (!cl.empty() && (cl.size() > 12 || std::strtoull(cl.c_str(), nullptr, 10) > kMaxBody)) {
+            rq->answered = true;
+            self->send(c, error(413, "request body too large",
+                                "at most " + std::to_string(kMaxBody) + " bytes"));
+        }
+        return MHD_YES;
+    }
+    if (rq->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (rq->body.size() + *upload_data_size > kMaxBody) {
+            // A chunked body past the limit: no answer can be queued mid-upload, so hang up.
+            return MHD_NO;
+        }
+        rq->body.append(upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    rq->answered = true;
+    HttpReply r;
+    try {
+        r = self->dispatch(c, method, url, rq->body);
+    } catch (const std::exception& e) {
+        log::error("admin API request failed", {{"path", url}, {"error", e.what()}});
+        r = error(500, "internal error", "see the worker's log");
+    }
+    self->send(c, std::move(r));
+    return MHD_YES;
+}
+
+HttpReply Server::Impl::readyz() {
+    auto s = take();
+    Json j;
+    std::string err;
+    bool pg_ok = s->ensure_pg(err);
+    if (pg_ok) {
+        PgResult r = s->pg.query("SELECT 1");
+        if (!r && !s->pg.ok() && s->ensure_pg(err)) {
+            r = s->pg.query("SELECT 1");  // the pooled connection was stale: one fresh try
+        }
+        pg_ok = r != nullptr;
+        err = pg_ok ? "" : s->pg.error();
+    }
+    auto ping = [&] {
+        hookq::Reply rp = s->redis.command({"PING"});
+        return rp && rp->type == REDIS_REPLY_STATUS;
+    };
+    bool redis_ok = ping() || (!s->redis.connected() && ping());
+    if (!pg_ok) {
+        log::warn("admin readyz: PostgreSQL unavailable", {{"error", err}});
+    }
+    if (!redis_ok) {
+        log::warn("admin readyz: Redis unavailable", {{"error", s->redis.last_error()}});
+    }
+    give(std::move(s));
+    // No error text here: /readyz answers without a token, and the reasons are in the log.
+    j["status"] = pg_ok && redis_ok ? "ready" : "not ready";
+    j["redis"] = redis_ok ? "ok" : "unavailable";
+    j["postgres"] = pg_ok ? "ok" : "unavailable";
+    HttpReply r;
+    r.status = pg_ok && redis_ok ? 200 : 503;
+    r.body = j;
+    return r;
+}
+
+HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
+                                 const std::string& body) {
+    bool get = method == "GET" || method == "HEAD";
+    if (url == "/healthz" || url == "/readyz") {
+        if (!get) {
+            HttpReply r = error(405, "method not allowed", "use GET");
+            r.headers.emplace_back("Allow", "GET, HEAD");
+            return r;
+        }
+        if (url == "/healthz") {
+            HttpReply r;
+            r.body["status"] = "alive";
+            return r;
+        }
+        return readyz();
+    }
+    auto seg = segments(url);
+    if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1") {
+        return error(404, "not found", "the API is under /api/v1/");
+    }
+    std::string authz = header(c, "Authorization");
+    const AdminToken* token = authenticate(cfg.admin.tokens, authz);
+    if (!token) {
+        // Logged without the header: a wrong token may be a real one pasted into the wrong place.
+        log::info("admin API request refused",
+                  {{"path", url}, {"status", 401}, {"remote_addr", client_address(c)}});
+        HttpReply r = error(401, "unauthorized",
+                            authz.empty() ? "send Authorization: Bearer <token>"
+                                          : "the bearer token is not one of [admin]'s tokens");
+        r.headers.emplace_back("WWW-Authenticate", authz.empty() ? "Bearer realm=\"hookq\""
+                                                                 : "Bearer realm=\"hookq\", "
+                                                                   "error=\"invalid_token\"");
+        return r;
+    }
+    std::map<std::string, std::string> args;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, &collect_arg, &args);
+    HttpReply r = api(c, *token, method, seg, args, body);
+    bool write = !get;
+    if (write || r.status >= 400) {
+        log::info("admin API request", {{"method", method},
+                                        {"path", url},
+                                        {"status", r.status},
+                                        {"token", token->name},
+                                        {"remote_addr", client_address(c)}});
+    }
+    return r;
+}
+
+HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::string_view method,
+                            const std::vector<std::string>& seg,
+                            const std::map<std::string, std::string>& args,
+                            const std::string& body) {
+    // Which endpoint, and which methods it has.
+    enum { status, dl_list, dl_one, dl_retry } ep;
+    std::string allow;
+    if (seg.size() == 3 && seg[2] == "status") {
+        ep = status;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "dead-letters") {
+        ep = dl_list;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 4 && seg[2] == "dead-letters") {
+        ep = dl_one;
+        allow = "GET, HEAD, DELETE";
+    } else if (seg.size() == 5 && seg[2] == "dead-letters" && seg[4] == "retry") {
+        ep = dl_retry;
+        allow = "POST";
+    } else {
+        return error(404, "not found", "no such endpoint");
+    }
+    std::string m(method);
+    if (m == "HEAD") {
+        m = "GET";
+    }
+    if (allow.find(m) == std::string::npos) {
+        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    }
+    bool write = m != "GET";
+    if (write) {
+        std::string why;
+        if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
+                                why)) {
+            return error(403, "cross-site request refused", why);
+        }
+        if (token.role != "admin") {
+            return error(403, "forbidden",
+                         "token '" + token.name + "' has the role " + token.role +
+                             ", which only reads; writes need an admin token");
+        }
+    }
+    auto allowed_args = [&](std::initializer_list<std::string_view> names) -> std::string {
+        for (const auto& [k, v] : args) {
+            bool ok = false;
+            for (auto n : names) {
+                ok = ok || k == n;
+            }
+            if (!ok) {
+                return k;
+            }
+        }
+        return "";
+    };
+    ops::Scope scope;
+    if (!token.sources.empty()) {
+        scope.sources = token.sources;
+    }
+    ops::Actor actor{token.name, token.role, client_address(c), header(c, "User-Agent"), "api"};
+
+    auto session = take();
+    HttpReply r;
+    try {
+        std::string err;
+        if (!session->ensure_pg(err)) {
+            log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+            give(std::move(session));
+            return error(503, "PostgreSQL unavailable", "see the worker's log");
+        }
+        switch (ep) {
+            case status: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                r.body = ops::status(session->redis, session->pg, cfg, cfg.queues, scope);
+                break;
+            }
+            case dl_list: {
+                if (auto bad =
+                        allowed_args({"source", "route", "cursor", "limit", "include_requeued"});
+                    !bad.empty()) {
+                    r = error(400, "bad request",
+                              "unknown parameter '" + bad +
+                                  "' (source, route, cursor, limit, include_requeued)");
+                    break;
+                }
+                ops::DeadLetterQuery q;
+                auto get = [&](const char* k) {
+                    auto it = args.find(k);
+                    return it == args.end() ? std::string() : it->second;
+                };
+                q.source = get("source");
+                q.route = get("route");
+                q.cursor = get("cursor");
+                std::string limit = get("limit");
+                if (!limit.empty()) {
+                    if (limit.size() > 6 ||
+                        limit.find_first_not_of("0123456789") != std::string::npos) {
+                        r = error(400, "bad request",
+                                  "limit must be a number from 1 to " +
+                                      std::to_string(ops::kMaxDeadLetterPage));
+                        break;
+                    }
+                    q.limit = std::stoi(limit);
+                }
+                std::string inc = get("include_requeued");
+                if (!inc.empty() && inc != "true" && inc != "false") {
+                    r = error(400, "bad request", "include_requeued must be true or false");
+                    break;
+                }
+                q.include_requeued = inc == "true";
+                if (!q.source.empty() && !scope.allows(q.source)) {
+                    r = error(403, "forbidden",
+                              "token '" + token.name + "' may not see source '" + q.source + "'");
+                    break;
+                }
+                r.body = ops::list_dead_letters(session->pg, q, scope);
+                break;
+            }
+            case dl_one: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                if (m == "GET") {
+                    r.body = ops::get_dead_letter(session->pg, seg[3], scope);
+                } else {
+                    bool found = false;
+                    r.body = ops::delete_dead_letter(session->pg, seg[3], actor, found, scope);
+                    if (!found) {
+                        r = error(404, "not found", "no dead letter " + seg[3]);
+                    }
+                }
+                break;
+            }
+            case dl_retry: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                ops::RetryRequest req;
+                if (!body.empty()) {
+                    std::string ct = header(c, "Content-Type");
+                    if (!ct.starts_with("application/json")) {
+                        r = error(415, "unsupported media type",
+                                  "the body, when given, is JSON (Content-Type: "
+                                  "application/json)");
+                        break;
+                    }
+                    nlohmann::json o = nlohmann::json::parse(body, nullptr, false);
+                    if (!o.is_object()) {
+                        r = error(400, "bad request", "the body must be a JSON object");
+                        break;
+                    }
+                    for (const auto& [k, v] : o.items()) {
+                        if (k == "queue" && v.is_string()) {
+                            req.queue = v.get<std::string>();
+                        } else if (k == "force" && v.is_boolean()) {
+                            req.force = v.get<bool>();
+                        } else if (k == "dry_run" && v.is_boolean()) {
+                            req.dry_run = v.get<bool>();
+                        } else {
+                            r = error(400, "bad request",
+                                      "unknown or mistyped field '" + k +
+                                          "' (queue: string, force: bool, dry_run: bool)");
+                            break;
+                        }
+                    }
+                    if (r.status != 200) {
+                        break;
+                    }
+                }
+                auto res = ops::retry_dead_letter(session->pg, session->redis, cfg, seg[3], req,
+                                                  actor, scope);
+                switch (res.outcome) {
+                    case ops::RetryOutcome::requeued:
+                    case ops::RetryOutcome::would_requeue:
+                        r.body = res.json;
+                        break;
+                    case ops::RetryOutcome::not_found:
+                        r = error(404, "not found", "no dead letter " + seg[3]);
+                        break;
+                    case ops::RetryOutcome::gone:
+                    case ops::RetryOutcome::already_requeued:
+                        r = error(409, "conflict", res.json.value("why", ""));
+                        break;
+                }
+                break;
+            }
+        }
+    } catch (const ops::Error& e) {
+        unsigned st = e.kind == ops::Error::not_found  ? 404
+                      : e.kind == ops::Error::conflict ? 409
+                                                       : 400;
+        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+    } catch (const std::runtime_error& e) {
+        // Redis or PostgreSQL failed mid-operation (ctl::must / must_query).
+        log::warn("admin API: backend failed", {{"error", e.what()}});
+        r = error(503, "backend unavailable", e.what());
+    }
+    give(std::move(session));
+    return r;
+}
+
+Server::Server(const Config& cfg) : impl_(std::make_unique<Impl>(cfg)) {}
+
+Server::~Server() {
+    stop();
+}
+
+bool Server::start() {
+    if (impl_->daemon || impl_->cfg.admin.listen.empty()) {
+        return impl_->daemon != nullptr;
+    }
+    return impl_->listen();
+}
+
+void Server::stop() {
+    if (impl_->daemon) {
+        MHD_stop_daemon(impl_->daemon);
+        impl_->daemon = nullptr;
+        if (!impl_->cfg.admin.unix_path.empty()) {
+            ::unlink(impl_->cfg.admin.unix_path.c_str());
+        }
+    }
+}
+
+}  // namespace hookq::admin

@@ -1,0 +1,60 @@
+// Dead letters in PostgreSQL, and putting them back on the queue they came from: the one
+// implementation behind `hookqctl dlq ...` and /api/v1/dead-letters. Writes audit in the same
+// transaction as the change.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/config.h"
+#include "worker/ops/common.h"
+#include "worker/pg.h"
+#include "worker/redis_conn.h"
+
+namespace hookq::ops {
+
+struct DeadLetterQuery {
+    std::string source;  // empty: any
+    std::string route;   // empty: any
+    bool include_requeued = false;
+    std::string cursor;  // next_cursor of the previous page; empty: from the newest
+    int limit = 50;      // 1..kMaxDeadLetterPage
+};
+inline constexpr int kMaxDeadLetterPage = 1000;
+
+// Newest first (by id): {"items": [...], "next_cursor": "<id>" or null}. Error::bad_request for a
+// bad cursor or limit.
+nlohmann::ordered_json list_dead_letters(Pg& pg, const DeadLetterQuery& q, const Scope& scope = {});
+
+// One dead letter with its event (headers, body size) and the event's delivery attempts.
+// Error::not_found when it does not exist or is outside the scope; bad_request for a bad id.
+nlohmann::ordered_json get_dead_letter(Pg& pg, const std::string& id, const Scope& scope = {});
+
+struct RetryRequest {
+    // The queue to push to; empty: derived from the letter's source and cfg.queues.
+    std::string queue;
+    bool dry_run = false;
+    bool force = false;  // requeue even if already requeued
+};
+enum class RetryOutcome { requeued, would_requeue, not_found, gone, already_requeued };
+struct RetryResult {
+    RetryOutcome outcome;
+    // {"id", "result": "requeued" | "would requeue" | "skipped", ["why"], ["event_id", "route",
+    // "queue"]}
+    nlohmann::ordered_json json;
+};
+// Pushes one dead letter back (a retry record for its route, or the bare envelope when no route
+// had matched). Throws Error::bad_request for a bad id or an undecidable queue; a letter outside
+// the scope is not_found.
+RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const std::string& id,
+                              const RetryRequest& req, const Actor& actor, const Scope& scope = {});
+
+// {"id", "result": "deleted" | "not found"}; `found` tells which.
+nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const Actor& actor,
+                                          bool& found, const Scope& scope = {});
+
+// Throws Error::bad_request unless `id` is a dead letter id (digits).
+void check_dead_letter_id(const std::string& id);
+
+}  // namespace hookq::ops

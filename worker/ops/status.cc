@@ -1,0 +1,146 @@
+#include "worker/ops/status.h"
+
+#include <set>
+
+#include "shared/redis_keys.h"
+#include "worker/ctl_breaker.h"
+#include "worker/ctl_common.h"
+#include "worker/park.h"
+
+namespace hookq::ops {
+
+namespace {
+
+using ctl::cell;
+using ctl::is_null;
+using ctl::must;
+using ctl::must_query;
+
+long long integer(RedisConn& redis, const std::vector<std::string_view>& argv) {
+    auto r = must(redis, argv);
+    return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+}
+
+nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
+    long long inflight = 0;
+    // One inflight list per worker, dead ones included until the reaper returns their work.
+    for (const auto& key : ctl::scan_keys(redis, keys::inflight_pattern(q))) {
+        inflight += integer(redis, {"LLEN", key});
+    }
+    // Taken by an idle worker's BLMOVE and not yet moved on by its next claim: in flight too.
+    for (const auto& key : ctl::scan_keys(redis, keys::claiming(q, "*"))) {
+        inflight += integer(redis, {"LLEN", key});
+    }
+    std::string now = std::to_string(ctl::redis_now_ms(redis));
+    long long live = 0, registered = 0;
+    auto members = must(redis, {"SMEMBERS", keys::workers(q)});
+    for (size_t i = 0; i < members->elements; ++i) {
+        std::string id(members->element[i]->str, members->element[i]->len);
+        ++registered;
+        // A worker that died keeps its membership until the reaper runs; its heartbeat key expired.
+        live += integer(redis, {"EXISTS", keys::worker_heartbeat(id)});
+    }
+    nlohmann::ordered_json j;
+    j["queue"] = q;
+    j["depth"] = integer(redis, {"LLEN", keys::queue(q)});
+    j["inflight"] = inflight;
+    j["retry"] = integer(redis, {"ZCARD", keys::retry(q)});
+    j["retry_due"] = integer(redis, {"ZCOUNT", keys::retry(q), "-inf", now});
+    j["parked"] = park::count(redis, q);  // held back by open or half-open breakers
+    j["poison"] = integer(redis, {"LLEN", keys::poison(q)});
+    j["workers_live"] = live;
+    j["workers_registered"] = registered;
+    return j;
+}
+
+// `sources`/`routes`: text[] literals, or nullopt for everything.
+nlohmann::ordered_json pg_status(Pg& pg, const std::optional<std::string>& sources,
+                                 const std::optional<std::string>& routes) {
+    nlohmann::ordered_json j;
+    auto dead = must_query(pg,
+                           "SELECT source, count(*) FROM dead_letters WHERE requeued_at IS NULL "
+                           "AND ($1::text[] IS NULL OR source = ANY($1::text[])) "
+                           "GROUP BY source ORDER BY source",
+                           {sources});
+    nlohmann::ordered_json by_source = nlohmann::ordered_json::object();
+    long long dead_total = 0;
+    for (int i = 0; i < PQntuples(dead.get()); ++i) {
+        long long n = std::stoll(cell(dead, i, 1));
+        by_source[cell(dead, i, 0)] = n;
+        dead_total += n;
+    }
+    j["dead_letters"] = dead_total;
+    j["dead_letters_by_source"] = by_source;
+
+    auto st = must_query(pg,
+                         "SELECT status, count(*) FROM webhook_events "
+                         "WHERE received_at > now() - interval '1 hour' "
+                         "AND ($1::text[] IS NULL OR source = ANY($1::text[])) GROUP BY status",
+                         {sources});
+    nlohmann::ordered_json events = nlohmann::ordered_json::object();
+    for (const char* s : {"queued", "delivered", "retrying", "parked", "dead"}) {
+        events[s] = 0;
+    }
+    for (int i = 0; i < PQntuples(st.get()); ++i) {
+        events[cell(st, i, 0)] = std::stoll(cell(st, i, 1));
+    }
+    j["events_last_hour"] = events;
+
+    auto rate = must_query(pg,
+                           "SELECT count(*) FILTER (WHERE outcome = 'delivered'), "
+                           "count(*) FILTER (WHERE outcome <> 'delivered') FROM delivery_attempts "
+                           "WHERE started_at > now() - interval '5 minutes' "
+                           "AND ($1::text[] IS NULL OR route = ANY($1::text[]))",
+                           {routes});
+    j["delivered_per_s_5m"] = std::stod(cell(rate, 0, 0)) / 300.0;
+    j["failed_attempts_per_s_5m"] = std::stod(cell(rate, 0, 1)) / 300.0;
+
+    // The oldest webhook still on its way: how far behind delivery is.
+    auto lag = must_query(pg,
+                          "SELECT extract(epoch FROM now() - min(received_at))::float8 "
+                          "FROM webhook_events WHERE status IN ('queued', 'retrying', 'parked') "
+                          "AND ($1::text[] IS NULL OR source = ANY($1::text[]))",
+                          {sources});
+    j["lag_s"] = is_null(lag, 0, 0) ? nlohmann::ordered_json(0.0)
+                                    : nlohmann::ordered_json(std::stod(cell(lag, 0, 0)));
+    return j;
+}
+
+}  // namespace
+
+nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
+                              const std::vector<std::string>& queues, const Scope& scope) {
+    std::optional<std::string> routes;
+    std::set<std::string> destinations;
+    if (scope.sources) {
+        std::vector<std::string> names;
+        for (const auto& r : cfg.routes) {
+            if (scope.allows(r.source)) {
+                names.push_back(r.name);
+                destinations.insert(r.destination);
+                if (!r.fallback_url.empty()) {
+                    destinations.insert(url_destination(r.fallback_url).value_or(""));
+                }
+            }
+        }
+        routes = pg_text_array(names);
+    }
+    nlohmann::ordered_json j;
+    j["queues"] = nlohmann::ordered_json::array();
+    for (const auto& q : queues) {
+        if (scope.allows(q)) {
+            j["queues"].push_back(queue_status(redis, q));
+        }
+    }
+    j["database"] = pg_status(pg, scope.sql_array(), routes);
+    nlohmann::ordered_json breakers = nlohmann::ordered_json::array();
+    for (const auto& b : ctl::breaker_states(redis)) {
+        if (!scope.sources || destinations.count(b["destination"].get<std::string>())) {
+            breakers.push_back(nlohmann::ordered_json(b));
+        }
+    }
+    j["breakers"] = breakers;
+    return j;
+}
+
+}  // namespace hookq::ops

@@ -1,0 +1,23 @@
+// One look at the whole pipeline, from the Redis queues to what PostgreSQL has recorded: what
+// `hookqctl status --json` prints and GET /api/v1/status returns, byte for byte the same JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/config.h"
+#include "worker/ops/common.h"
+#include "worker/pg.h"
+#include "worker/redis_conn.h"
+
+namespace hookq::ops {
+
+// `queues`: those to report on (the configuration's, unless the operator named some). A scope
+// limited to some sources sees the queues named after them, their dead letters, events, attempts
+// (by the routes of `cfg` that serve them) and the breakers of those routes' destinations.
+nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
+                              const std::vector<std::string>& queues, const Scope& scope = {});
+
+}  // namespace hookq::ops
