@@ -248,11 +248,11 @@ void ClaimStage::reap() {
             if (is_error(alive) || alive->integer != 0) {
                 continue;
             }
-            Reply r = redis_.eval(claim_scripts::kRequeue,
-                                  {keys::inflight(q, id), keys::queue(q), keys::workers(q),
-                                   keys::claiming(q, id), keys::claim_seq(q, id),
-                                   keys::queue_heartbeat(q, id)},
-                                  {id});
+            Reply r = redis_.eval(
+                claim_scripts::kRequeue,
+                {keys::inflight(q, id), keys::queue(q), keys::workers(q), keys::claiming(q, id),
+                 keys::claim_seq(q, id), keys::queue_heartbeat(q, id)},
+                {id});
             if (!is_error(r) && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
                 log::warn("reaped inflight of dead worker",
                           {{"queue", q}, {"dead_worker", id}, {"count", r->integer}});
@@ -275,10 +275,10 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
     const std::string& q = s_.cfg.queues[qi];
     const std::string& id = s_.cfg.worker_id;
     uint64_t seq = ++seq_;
-    Reply r = redis_.eval(claim_scripts::kClaim,
-                          {keys::queue(q), keys::inflight(q, id), keys::claiming(q, id),
-                           keys::claim_seq(q, id)},
-                          {std::to_string(n), std::to_string(seq), std::to_string(room_bytes)});
+    Reply r = redis_.eval(
+        claim_scripts::kClaim,
+        {keys::queue(q), keys::inflight(q, id), keys::claiming(q, id), keys::claim_seq(q, id)},
+        {std::to_string(n), std::to_string(seq), std::to_string(room_bytes)});
     if (!r) {
         unknown_ = Unknown{qi, seq};
         log::warn("claim sent without an answer; settling it before claiming more",
@@ -295,9 +295,8 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
 bool ClaimStage::recover() {
     const std::string& q = s_.cfg.queues[unknown_->queue];
     const std::string& id = s_.cfg.worker_id;
-    Reply r =
-        redis_.eval(claim_scripts::kRecover, {keys::inflight(q, id), keys::claim_seq(q, id)},
-                    {std::to_string(unknown_->seq)});
+    Reply r = redis_.eval(claim_scripts::kRecover, {keys::inflight(q, id), keys::claim_seq(q, id)},
+                          {std::to_string(unknown_->seq)});
     if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
         return false;  // still unknown: asked again next turn
     }

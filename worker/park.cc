@@ -59,9 +59,9 @@ constexpr std::string_view kReleasedTtlMs = "3600000";
 thread_local bool g_ack_needs_eval = true;
 }  // namespace
 
-bool has_parked(const Job& j) {
+bool needs_records(const Job& j) {
     for (const auto& o : j.outcomes) {
-        if (o.kind == OutcomeKind::parked) {
+        if (o.kind == OutcomeKind::parked || o.kind == OutcomeKind::retry) {
             return true;
         }
     }

@@ -36,8 +36,9 @@ extern const std::string_view kAck;
 extern const std::string_view kMove;
 }  // namespace scripts
 
-bool has_parked(const Job& j);
-// Pipelines the ack of `j` (which has_parked): one script that takes the element out of inflight
+// Whether acking `j` writes retry or parked records (then append_ack does it in one script).
+bool needs_records(const Job& j);
+// Pipelines the ack of `j` (which needs_records): one script that takes the element out of inflight
 // and puts every retry/parked record built from it in place, atomically.
 void append_ack(RedisConn& redis, const Shared& s, const Job& j);
 // The ack pipelines EVALSHA: after Redis lost its script cache the reply is NOSCRIPT; this makes

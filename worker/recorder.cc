@@ -236,44 +236,38 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
         return false;
     }
     const Config& c = s_.cfg;
-    std::vector<std::string> records;
+    // For each job, the reply that says whether its element was still in inflight: the LREM count,
+    // or the park script's 0/1; inside an EXEC, the last element of its array.
+    struct Check {
+        size_t reply;
+        bool in_exec;
+    };
+    std::vector<Check> checks;
+    checks.reserve(jobs.size());
+    size_t n = 0;
     for (const JobPtr& jp : jobs) {
         const Job& j = *jp;
-        if (park::has_parked(j)) {
-            park::append_ack(redis_, s_, j);  // one script: inflight -> parked set(s), atomically
+        if (j.decoded && park::needs_records(j)) {
+            // One script: out of inflight and into the retry or parked set in the same step, with
+            // the envelope sent once.
+            park::append_ack(redis_, s_, j);
+            checks.push_back({n++, false});
             continue;
         }
         const std::string& q = c.queues[j.queue];
         std::string inflight = keys::inflight(q, c.worker_id);
-        bool multi = !j.decoded;
-        for (const auto& o : j.outcomes) {
-            multi = multi || o.kind == OutcomeKind::retry || o.kind == OutcomeKind::parked;
-        }
-        // A retry record and the removal from inflight go in one MULTI (all keys share the
-        // queue's hash tag, so this also holds on Redis Cluster); a plain ack is one LREM.
-        if (multi) {
-            redis_.append({"MULTI"});
-        }
         if (!j.decoded) {
+            // All keys share the queue's hash tag, so this MULTI also holds on Redis Cluster.
+            redis_.append({"MULTI"});
             redis_.append({"LPUSH", keys::poison(q), j.raw});
-        }
-        for (const auto& o : j.outcomes) {
-            if (o.kind != OutcomeKind::retry && o.kind != OutcomeKind::parked) {
-                continue;
-            }
-            RetryRecord rec;
-            rec.route = o.route;
-            rec.attempt = o.next_attempt;
-            rec.first_attempt_us = j.first_attempt_us;
-            rec.envelope = std::string(j.envelope_bytes());
-            records.push_back(rec.encode());
-            std::string score = std::to_string(o.due_ms);
-            redis_.append({"ZADD", keys::retry(q), score, records.back()});
+            redis_.append({"LREM", inflight, "-1", j.raw});
+            redis_.append({"EXEC"});
+            n += 4;
+            checks.push_back({n - 1, true});
+            continue;
         }
         redis_.append({"LREM", inflight, "-1", j.raw});
-        if (multi) {
-            redis_.append({"EXEC"});
-        }
+        checks.push_back({n++, false});
     }
     std::vector<Reply> replies;
     if (!redis_.read_replies(replies)) {
@@ -285,6 +279,25 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
             log::error("ack failed; retrying",
                        {{"error", r && r->str ? std::string(r->str, r->len) : "nil reply"}});
             return false;
+        }
+    }
+    for (size_t i = 0; i < jobs.size() && i < checks.size(); ++i) {
+        const redisReply* r = replies[checks[i].reply].get();
+        if (checks[i].in_exec) {
+            r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[r->elements - 1] : nullptr;
+        }
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            // The element had already left our inflight list: another worker reaped it (our
+            // heartbeat lapsed) and it will be delivered again. At-least-once still holds, but an
+            // operator should know a route may have seen this webhook twice.
+            uint64_t total = s_.acks_removed_nothing.fetch_add(1) + 1;
+            const Job& j = *jobs[i];
+            log::warn(
+                "ack removed nothing: the webhook left inflight before its outcome was "
+                "recorded and may be delivered again",
+                {{"request_id", j.decoded ? j.env.request_id.str() : std::string("-")},
+                 {"queue", c.queues[j.queue]},
+                 {"total", total}});
         }
     }
     return true;

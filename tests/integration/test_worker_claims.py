@@ -166,3 +166,44 @@ def test_drain_ends_before_an_unrenewed_heartbeat_expires(redis_server, pg_migra
     wait_until(lambda: set(ids) <= {q.headers.get("x-request-id") for q in
                                     sink.received("/in")[3:]}, 30, what="redelivered by w2")
     all_delivered(pg_migrated, sink, ids, 30)
+
+
+def test_ack_that_removed_nothing_is_counted_and_logged(redis_server, pg_migrated, sink, workers):
+    """While a delivery is under way its element is taken out of the worker's inflight list, as a
+    reaper would after a lapsed heartbeat: the ack that follows removes nothing. That must not pass
+    unnoticed: a warning names the request id and the stop line counts it."""
+    r = redis_server.client()
+    sink.set("/in", "sleep:1500")
+    w = workers(cfg(redis_server, pg_migrated, sink), name="w1")
+    ids = enqueue(r, Q, 1)
+    wait_until(lambda: sink.ids("/in") or r.llen(INFLIGHT + "w1") == 1, 10, interval=0.01,
+               what="claimed")
+    wait_until(lambda: r.llen(INFLIGHT + "w1") == 1, 10, interval=0.01, what="in inflight")
+    # Taken away behind the worker's back (to a list nobody consumes, so it is not redelivered).
+    assert r.lmove(INFLIGHT + "w1", "hookq:{claims}:elsewhere", "RIGHT", "LEFT")
+    msg = ("ack removed nothing: the webhook left inflight before its outcome was recorded and "
+           "may be delivered again")
+    wait_until(lambda: w.find(msg), 15, what="the warning")
+    line = w.find(msg)[-1]
+    assert line["request_id"] == ids[0]
+    assert line["total"] == 1
+    assert w.stop() == 0
+    assert stopped_line(w)["acks_removed_nothing"] == 1
+
+
+def test_retry_ack_sends_the_envelope_once_and_keeps_it_whole(redis_server, pg_migrated, sink,
+                                                              workers):
+    """A retry's ack moves the element from inflight into the retry set in one script, with the
+    envelope named once; the record in the retry set still carries the whole envelope."""
+    r = redis_server.client()
+    sink.script("/in", ["500"])
+    w = workers(cfg(redis_server, pg_migrated, sink), name="w1")
+    ids = enqueue(r, Q, 1)
+    all_delivered(pg_migrated, sink, ids, 30)
+    stats = r.info("commandstats")
+    # The retry went through the script (EVAL/EVALSHA), never as a MULTI of ZADD + LREM that
+    # carries the envelope twice.
+    assert "cmdstat_multi" not in stats, stats["cmdstat_multi"]
+    assert "cmdstat_evalsha" in stats or "cmdstat_eval" in stats
+    assert len(sink.ids("/in")) == 1 and len([q for q in sink.requests if q.path == "/in"]) == 2
+    assert w.stop() == 0
