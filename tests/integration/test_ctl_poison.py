@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import envelope
-from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
+from worker_fixtures import (config_text, enqueue, event_status, route, rows, sql, wait_until,
                              worker_env, pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
 import harness
@@ -26,16 +26,6 @@ def ctl(worker, *args, check=True):
         assert r.returncode == 0, r.stdout + r.stderr
     assert SIGNATURE not in r.stdout + r.stderr
     return r
-
-
-def sql(pg, statement):
-    conn = pg.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def test_refused_row_to_poison_and_back(redis_server, pg_migrated, sink, workers):

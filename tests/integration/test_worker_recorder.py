@@ -7,22 +7,12 @@ import subprocess
 import time
 
 import harness
-from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
+from worker_fixtures import (config_text, enqueue, event_status, route, rows, sql, wait_until,
                              worker_env, Worker, pg_migrated, sink, workers)  # noqa: F401
 
 
 def fast_retry(max_attempts=100):
     return f'[routes.retry]\nmax_attempts = {max_attempts}\ninitial = "50ms"\nmax_delay = "200ms"\n'
-
-
-def sql(pg, statement):
-    conn = pg.connect()
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def test_batch_beyond_the_parameter_limit(redis_server, pg_migrated, sink, workers):

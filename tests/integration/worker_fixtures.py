@@ -213,5 +213,16 @@ def rows(pg, sql, *args):
         conn.close()
 
 
+def sql(pg, statement):
+    """Runs one statement outside any transaction (DDL a test uses to provoke a fault)."""
+    conn = pg.connect()
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
 def event_status(pg):
     return dict(rows(pg, "SELECT id::text, status FROM webhook_events"))
