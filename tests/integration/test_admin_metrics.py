@@ -217,6 +217,48 @@ def client_parse(text):
     assert families["hookq_worker_attempt_duration_seconds"].type == "histogram"
 
 
+def test_metrics_breaker_transitions_and_parked(redis_server, pg_migrated, sink, workers,
+                                                tmp_path):
+    port = harness.free_port()
+    # st (stripe) only for the test API's stripe-team token; nothing is sent to it.
+    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    cfg = admin_config(redis_server, pg_migrated, routes, tmp_path, port)
+    listen = f'listen = "127.0.0.1:{port}"\n'
+    cfg = cfg.replace(listen, listen + 'metrics_refresh = "200ms"\n')
+    cfg = cfg.replace("[breaker]\n", '[breaker]\nfailure_threshold = 2\nopen_for = "60s"\n')
+    cfg = cfg.replace("[retry]\n", '[retry]\ninitial = "50ms"\njitter = false\n')
+    workers(cfg)
+    api = Api(port)
+    wait_until(lambda: _alive(api), 15, what="admin API listening")
+    sink.set("/app", "500")
+    r = redis_server.client()
+    for _ in range(3):
+        r.lpush("hookq:{github}:queue", envelope.make("github")[1])
+    dest = sink.url("").rstrip("/")
+
+    def parked_in_redis():
+        return sum(r.zcard(b"hookq:{github}:parked:" + d)
+                   for d in r.smembers("hookq:{github}:parked_destinations"))
+    wait_until(lambda: parked_in_redis() == 3, 20, what="all 3 parked behind the open breaker")
+
+    def settled():
+        g = parse(scrape(api))
+        ok = (value(g, "hookq_worker_deliveries_total", route="app", outcome="parked") == 3 and
+              value(g, "hookq_queue_parked", queue="github") == 3 and
+              value(g, "hookq_breaker_state", destination=dest) == 2)
+        return g if ok else None
+    g = wait_until(settled, 15, what="parked and breaker state in /metrics")
+    # Open for 60 s: one transition, and every attempt made was a 500 scheduled for a retry.
+    assert value(g, "hookq_worker_breaker_transitions_total", destination=dest, **{
+        "from": "closed", "to": "open"}) == 1
+    assert value(g, "hookq_worker_breaker_transitions_total", destination=dest, **{
+        "from": "open", "to": "half_open"}) == 0
+    attempts = value(g, "hookq_worker_attempts_total", route="app")
+    assert attempts >= 2
+    assert value(g, "hookq_worker_deliveries_total", route="app", outcome="retry") == attempts
+    assert value(g, "hookq_worker_deliveries_total", route="app", outcome="delivered") == 0
+
+
 def test_metrics_public_and_before_a_snapshot(redis_server, pg_migrated, sink, workers, tmp_path):
     port = harness.free_port()
     cfg = _config(redis_server, pg_migrated, sink, tmp_path, port, "metrics_public = true")
