@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <algorithm>
+#include <optional>
+
+#include "shared/envelope.h"
 
 namespace hookq::metrics {
 
@@ -278,6 +281,25 @@ std::string Registry::render() const {
     return out;
 }
 
+double oldest_age_s(std::string_view raw, uint64_t now_us) {
+    if (raw.empty()) {
+        return 0;
+    }
+    std::optional<RetryRecord> rec;
+    if (raw.starts_with("HQR1")) {
+        rec = RetryRecord::decode(raw);
+        if (!rec) {
+            return -1;
+        }
+        raw = rec->envelope;
+    }
+    EnvelopeView env;
+    if (decode_envelope(raw, env) != DecodeError::ok) {
+        return -1;
+    }
+    return now_us > env.received_at_us ? static_cast<double>(now_us - env.received_at_us) / 1e6 : 0;
+}
+
 std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info) {
     std::string out;
     auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
@@ -322,6 +344,14 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
         for (const auto& q : queues) {
             line(g.name, label("queue", q.value("queue", "")),
                  std::to_string(q.value(g.field, 0LL)));
+        }
+    }
+    header(out, "hookq_queue_oldest_age_seconds", "gauge",
+           "Age of the element claimed next from the queue (0: empty; -1: undecodable).");
+    for (const auto& q : queues) {
+        if (q.contains("oldest_age_s")) {
+            line("hookq_queue_oldest_age_seconds", label("queue", q.value("queue", "")),
+                 number(q.value("oldest_age_s", 0.0)));
         }
     }
     header(out, "hookq_breaker_state", "gauge",

@@ -156,4 +156,9 @@ struct SnapshotInfo {
 };
 std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info);
 
+// Seconds since the edge received the oldest element waiting in `raw` (the queue's tail, which is
+// claimed next): 0 when the queue is empty, -1 when the element cannot be decoded. A due retry
+// record counts from the webhook's first reception.
+double oldest_age_s(std::string_view raw, uint64_t now_us);
+
 }  // namespace hookq::metrics

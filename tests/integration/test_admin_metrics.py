@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -187,6 +188,7 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     # Depth and inflight: the sink holds 3 (max_inflight), the other 5 wait in the queue.
     sink.set("/app", "hang")
     before = len(sink.received("/app"))
+    enqueued = time.time() - 0.001
     for _ in range(8):
         r.lpush("hookq:{github}:queue", envelope.make("github")[1])
     wait_until(lambda: len(sink.received("/app")) == before + 3, 15, what="3 held by the sink")
@@ -194,10 +196,14 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     def held():
         g = parse(scrape(api))
         depth = value(g, "hookq_queue_depth", queue="github")
-        return (depth == r.llen("hookq:{github}:queue") == 5 and
-                value(g, "hookq_queue_inflight", queue="github") == 3 and
-                value(g, "hookq_worker_in_process") == 3)
-    wait_until(held, 15, what="depth 5 and inflight 3 in /metrics and in Redis")
+        ok = (depth == r.llen("hookq:{github}:queue") == 5 and
+              value(g, "hookq_queue_inflight", queue="github") == 3 and
+              value(g, "hookq_worker_in_process") == 3)
+        return g if ok else None
+    g = wait_until(held, 15, what="depth 5 and inflight 3 in /metrics and in Redis")
+    # The next one to be claimed was received (stamped by envelope.make) after `enqueued`.
+    assert 0 < value(g, "hookq_queue_oldest_age_seconds", queue="github") < time.time() - enqueued
+    assert value(g, "hookq_queue_oldest_age_seconds", queue="shop") == 0
     text = scrape(api)
     promtool_check(text)
     client_parse(text)

@@ -3,6 +3,7 @@
 #include <map>
 #include <sstream>
 
+#include "shared/envelope.h"
 #include "worker/config.h"
 #include "worker/metrics.h"
 
@@ -168,6 +169,33 @@ TEST(MetricsConfig, PublicAndRefresh) {
     EXPECT_EQ(c.admin.metrics_refresh_ms, 250u);
     EXPECT_THROW(load_config_string(base + "metrics_refresh = \"1ms\"\n", "w.toml"), ConfigError);
     EXPECT_THROW(load_config_string(base + "metrics_public = \"yes\"\n", "w.toml"), ConfigError);
+}
+
+}  // namespace
+}  // namespace hookq
+
+namespace hookq {
+namespace {
+
+TEST(MetricsSnapshot, OldestAgeFromTheQueuesTail) {
+    Envelope e;
+    e.received_at_us = 1'700'000'000'000'000ULL;
+    e.source = "github";
+    e.method = "POST";
+    e.target = "/hooks/github";
+    std::string raw = e.encode();
+    EXPECT_DOUBLE_EQ(metrics::oldest_age_s(raw, e.received_at_us + 2'500'000), 2.5);
+    // A due retry record counts from the webhook's reception.
+    RetryRecord rec;
+    rec.route = "app";
+    rec.attempt = 2;
+    rec.envelope = raw;
+    EXPECT_DOUBLE_EQ(metrics::oldest_age_s(rec.encode(), e.received_at_us + 60'000'000), 60.0);
+    EXPECT_EQ(metrics::oldest_age_s("", 1), 0.0);
+    EXPECT_EQ(metrics::oldest_age_s("garbage", 1), -1.0);
+    EXPECT_EQ(metrics::oldest_age_s("HQR1garbage", 1), -1.0);
+    // A clock behind the edge's: never negative.
+    EXPECT_EQ(metrics::oldest_age_s(raw, e.received_at_us - 1000), 0.0);
 }
 
 }  // namespace
