@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql postgresql-contrib wrk curl
   python3 python3-pytest python3-redis python3-psycopg2 python3-requests
+  prometheus python3-prometheus-client
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/park.h"
 
 namespace hookq {
@@ -264,6 +265,7 @@ void ClaimStage::reap() {
 size_t ClaimStage::accept(size_t qi, const redisReply& items) {
     uint64_t t = now_us();
     s_.in_process.fetch_add(static_cast<int64_t>(items.elements));
+    metrics::global().claimed(qi, items.elements);
     for (size_t i = 0; i < items.elements; ++i) {
         s_.to_route.push(
             s_.new_job(qi, std::string_view(items.element[i]->str, items.element[i]->len), t));

@@ -314,7 +314,7 @@ void read_admin(const Reader& r, const toml::table& root, Config& c) {
     if (!a) {
         return;
     }
-    r.only_keys(*a, "[admin]", {"listen", "tokens"});
+    r.only_keys(*a, "[admin]", {"listen", "tokens", "metrics_public", "metrics_refresh"});
     AdminConfig& ad = c.admin;
     ad.listen = r.str(*a, "listen").value_or("127.0.0.1:9187");
     if (ad.listen.starts_with("unix:")) {
@@ -350,6 +350,9 @@ void read_admin(const Reader& r, const toml::table& root, Config& c) {
         ad.host = host;
         ad.port = port;
     }
+    ad.metrics_public = r.boolean(*a, "metrics_public").value_or(false);
+    ad.metrics_refresh_ms =
+        r.duration(*a, "metrics_refresh", 100, 3600 * 1000).value_or(ad.metrics_refresh_ms);
 
     const toml::node* tn = a->get("tokens");
     if (!tn) {

@@ -116,6 +116,11 @@ struct AdminConfig {
     int port = 0;
     std::string unix_path;  // "unix:/run/hookq/admin.sock"
     std::vector<AdminToken> tokens;
+    // /metrics without a token: for a Prometheus on the same host that has no token to send.
+    bool metrics_public = false;
+    // metrics_refresh: how often the queue and database gauges of /metrics are refreshed while it
+    // is scraped.
+    uint64_t metrics_refresh_ms = 5000;
 };
 
 struct Config {

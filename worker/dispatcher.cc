@@ -5,6 +5,7 @@
 
 #include "shared/signature.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/retry.h"
 
 namespace hookq {
@@ -456,6 +457,7 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
         dec.kind = OutcomeKind::dead;  // the fallback gets one try: it is the last resort
     }
 
+    metrics::global().attempt(r.index, end - t->started_us);
     job.attempts.push_back(AttemptRow{
         r.name, t->url, d.attempt, t->started_us, end - t->started_us, ar.http_status, dec.kind,
         ar.transport != Transport::ok        ? ar.error
@@ -513,6 +515,7 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     } else if (dec.kind == OutcomeKind::dead && d.fallback) {
         o.reason = "fallback failed: " + dec.reason;
     }
+    metrics::global().outcome(r.index, dec.kind, job.env.received_at_us, end);
     job.outcomes.push_back(std::move(o));
     complete(d.job);
 }

@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/park.h"
 
 namespace hookq {
@@ -368,13 +369,14 @@ void Recorder::process(std::vector<RecordMsg>& batch) {
     for (const auto& t : trs) {
         tp.push_back(&t);
     }
-    uint64_t delay = 0;
+    uint64_t delay = 0, t0 = now_us();
     while (!commit(jp, tp)) {
         if (abandon_.load()) {
             return;
         }
         backoff(delay);
     }
+    metrics::global().recorded(now_us() - t0, jobs.size(), trs.size());
     delay = 0;
     while (!jobs.empty() && !ack(jobs)) {
         if (abandon_.load()) {
@@ -385,6 +387,7 @@ void Recorder::process(std::vector<RecordMsg>& batch) {
     for (const auto& j : jobs) {
         log_outcomes(*j);
     }
+    metrics::global().acked(jobs);
     s_.release(static_cast<int64_t>(jobs.size()));
 }
 

@@ -2,6 +2,7 @@
 
 #include "worker/dispatcher.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/park.h"
 
 namespace hookq {
@@ -34,6 +35,7 @@ void RouteStage::transition(const std::string& dest, std::string_view t, std::st
     tr.to = std::string(t.substr(gt + 1));
     tr.at_us = now_us();
     tr.reason = std::string(reason);
+    metrics::global().transition(dest, tr.from, tr.to);
     log::warn("breaker transition",
               {{"destination", dest}, {"from", tr.from}, {"to", tr.to}, {"reason", tr.reason}});
     s_.to_record.push(std::move(tr));
@@ -147,6 +149,7 @@ void RouteStage::handle(const JobPtr& job) {
         } else {
             j.outcomes.push_back({j.retry->route, OutcomeKind::dead, attempt - 1, 0, 0, now_us(),
                                   "route no longer configured", false});
+            metrics::global().unrouted_dead();
         }
     } else {
         j.first_attempt_us = now_us();
@@ -157,6 +160,7 @@ void RouteStage::handle(const JobPtr& job) {
                 why += " and event type '" + j.event_type + "'";
             }
             j.outcomes.push_back({"-", OutcomeKind::dead, 0, 0, 0, now_us(), why, false});
+            metrics::global().unrouted_dead();
         }
     }
 
@@ -180,6 +184,7 @@ void RouteStage::handle(const JobPtr& job) {
             j.outcomes.push_back({r->name, OutcomeKind::parked, attempt - 1, attempt, due, now_us(),
                                   "breaker " + std::string(to_string(g.state)), false});
             j.outcomes.back().decided_ms = now;
+            metrics::global().outcome(r->index, OutcomeKind::parked);
             continue;
         }
         uint64_t probe = g.action == AcquireResult::probe ? ++probe_seq_ : 0;

@@ -15,6 +15,7 @@
 #include "worker/claim.h"
 #include "worker/dispatcher.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/recorder.h"
 #include "worker/route_stage.h"
 
@@ -92,6 +93,8 @@ void install_signal_handlers() {
 int run_worker(const Config& cfg) {
     install_signal_handlers();
     Shared s(cfg);
+    metrics::global().init(cfg, cfg.worker_id);
+    metrics::global().attach(&s.in_process, &s.in_process_bytes);
     Watchdog wd(s);
     ClaimStage claim(s);
     Heartbeat heartbeat(s);

@@ -10,18 +10,23 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstdarg>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "shared/redis_keys.h"
 #include "worker/admin/auth.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/status.h"
 #include "worker/pg.h"
@@ -50,6 +55,7 @@ constexpr const char* kPgSessionSettings =
 struct HttpReply {
     unsigned status = 200;
     Json body;
+    std::optional<std::string> text;  // sent as it is (text/plain) instead of the JSON body
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
@@ -165,6 +171,23 @@ struct Server::Impl {
             idle.push_back(std::move(s));
         }
     }
+
+    // /metrics: the counters live, the gauges from a snapshot a thread of ours refreshes with its
+    // own connections, so a scrape never waits on Redis or PostgreSQL.
+    struct Snapshot {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool stop = false;
+        uint64_t last_scrape_ms = 0;  // steady clock; the refresh pauses when nobody scrapes
+        uint64_t done_ms = 0;         // the last refresh, successful or not
+        uint64_t ok_ms = 0;           // the last successful one
+        Json status;                  // of the last successful refresh
+        metrics::SnapshotInfo info;
+        std::thread thread;
+    } snap;
+    void snapshot_loop();
+    void refresh_snapshot(Session& s);
+    HttpReply metrics_page(MHD_Connection* c);
 
     bool listen();
     HttpReply dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
@@ -291,11 +314,14 @@ void Server::Impl::on_completed(void*, MHD_Connection*, void** con_cls,
 }
 
 void Server::Impl::send(MHD_Connection* c, HttpReply r) {
-    std::string text = r.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    text += '\n';
+    std::string text =
+        r.text ? std::move(*r.text)
+               : r.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     MHD_Response* resp =
         MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(
+        resp, "Content-Type",
+        r.text ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
     // JSON only, never rendered: payloads are attacker-controlled, so a browser must neither sniff
     // them into HTML nor frame or cache them.
     MHD_add_response_header(resp, "Content-Security-Policy",
@@ -390,6 +416,14 @@ HttpReply Server::Impl::readyz() {
 HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
                                  const std::string& body) {
     bool get = method == "GET" || method == "HEAD";
+    if (url == "/metrics") {
+        if (!get) {
+            HttpReply r = error(405, "method not allowed", "use GET");
+            r.headers.emplace_back("Allow", "GET, HEAD");
+            return r;
+        }
+        return metrics_page(c);
+    }
     if (url == "/healthz" || url == "/readyz") {
         if (!get) {
             HttpReply r = error(405, "method not allowed", "use GET");
@@ -642,6 +676,131 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
     return r;
 }
 
+namespace {
+uint64_t steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+// A refresh runs only while someone scrapes: an unwatched worker puts no load on PostgreSQL.
+constexpr uint64_t kScrapeIdleMs = 120 * 1000;
+}  // namespace
+
+HttpReply Server::Impl::metrics_page(MHD_Connection* c) {
+    if (!cfg.admin.metrics_public) {
+        std::string authz = header(c, "Authorization");
+        const AdminToken* token = authenticate(cfg.admin.tokens, authz);
+        if (!token) {
+            log::info("admin API request refused",
+                      {{"path", "/metrics"}, {"status", 401}, {"remote_addr", client_address(c)}});
+            HttpReply r = error(401, "unauthorized",
+                                authz.empty() ? "send Authorization: Bearer <token> (any role), "
+                                                "or set [admin] metrics_public = true"
+                                              : "the bearer token is not one of [admin]'s tokens");
+            r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"hookq\"");
+            return r;
+        }
+        if (!token->sources.empty()) {
+            // Metrics name every route, destination and queue: more than a limited token may see.
+            return error(
+                403, "forbidden",
+                "token '" + token->name + "' is limited to some sources; /metrics covers them all");
+        }
+    }
+    HttpReply r;
+    std::string text = metrics::global().render();
+    {
+        std::lock_guard lock(snap.mu);
+        uint64_t now = steady_ms();
+        bool first = snap.last_scrape_ms == 0 || now - snap.last_scrape_ms >= kScrapeIdleMs;
+        snap.last_scrape_ms = now;
+        metrics::SnapshotInfo info = snap.info;
+        info.age_s = snap.ok_ms ? static_cast<double>(now - snap.ok_ms) / 1000.0 : -1;
+        text += metrics::render_snapshot(snap.status, info);
+        if (first) {
+            snap.cv.notify_all();  // the refresh was paused: start it now
+        }
+    }
+    r.text = std::move(text);
+    return r;
+}
+
+void Server::Impl::refresh_snapshot(Session& s) {
+    uint64_t t0 = steady_ms();
+    std::string err;
+    bool pg_ok = s.ensure_pg(err);
+    if (pg_ok) {
+        PgResult pr = s.pg.query("SELECT 1");
+        if (!pr && !s.pg.ok() && s.ensure_pg(err)) {
+            pr = s.pg.query("SELECT 1");  // the connection was stale: one fresh try
+        }
+        pg_ok = pr != nullptr;
+        err = pg_ok ? "" : s.pg.error();
+    }
+    auto ping = [&] {
+        hookq::Reply rp = s.redis.command({"PING"});
+        return rp && rp->type == REDIS_REPLY_STATUS;
+    };
+    bool redis_ok = ping() || (!s.redis.connected() && ping());
+    Json st;
+    bool ok = false;
+    if (pg_ok && redis_ok) {
+        try {
+            st = ops::status(s.redis, s.pg, cfg, cfg.queues);
+            for (auto& q : st["queues"]) {
+                std::string key = keys::queue(q.value("queue", ""));
+                hookq::Reply tail = s.redis.command({"LINDEX", key, "-1"});
+                std::string_view raw = tail && tail->type == REDIS_REPLY_STRING
+                                           ? std::string_view(tail->str, tail->len)
+                                           : std::string_view();
+                q["oldest_age_s"] = metrics::oldest_age_s(
+                    raw,
+                    static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count()));
+            }
+            ok = true;
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+    } else if (!redis_ok) {
+        err = s.redis.last_error();
+    }
+    uint64_t now = steady_ms();
+    std::lock_guard lock(snap.mu);
+    if (!ok && (snap.info.ok || snap.done_ms == 0)) {
+        log::warn("metrics snapshot failed; /metrics keeps the last one",
+                  {{"error", err}, {"redis", redis_ok}, {"postgres", pg_ok}});
+    }
+    snap.info.ok = ok;
+    snap.info.redis_up = redis_ok;
+    snap.info.postgres_up = pg_ok;
+    snap.info.duration_s = static_cast<double>(now - t0) / 1000.0;
+    snap.done_ms = now;
+    if (ok) {
+        snap.status = std::move(st);
+        snap.ok_ms = now;
+    }
+}
+
+void Server::Impl::snapshot_loop() {
+    Session s(backend_cfg);
+    std::unique_lock lock(snap.mu);
+    while (!snap.stop) {
+        uint64_t now = steady_ms();
+        bool watched = snap.last_scrape_ms != 0 && now - snap.last_scrape_ms < kScrapeIdleMs;
+        uint64_t due = snap.done_ms + cfg.admin.metrics_refresh_ms;
+        if (!watched || (snap.done_ms != 0 && now < due)) {
+            uint64_t wait = watched ? due - now : 1000;
+            snap.cv.wait_for(lock, std::chrono::milliseconds(std::min<uint64_t>(wait, 1000)));
+            continue;
+        }
+        lock.unlock();
+        refresh_snapshot(s);
+        lock.lock();
+    }
+}
+
 Server::Server(const Config& cfg) : impl_(std::make_unique<Impl>(cfg)) {}
 
 Server::~Server() {
@@ -652,10 +811,23 @@ bool Server::start() {
     if (impl_->daemon || impl_->cfg.admin.listen.empty()) {
         return impl_->daemon != nullptr;
     }
-    return impl_->listen();
+    if (!impl_->listen()) {
+        return false;
+    }
+    impl_->snap.stop = false;
+    impl_->snap.thread = std::thread([this] { impl_->snapshot_loop(); });
+    return true;
 }
 
 void Server::stop() {
+    if (impl_->snap.thread.joinable()) {
+        {
+            std::lock_guard lock(impl_->snap.mu);
+            impl_->snap.stop = true;
+        }
+        impl_->snap.cv.notify_all();
+        impl_->snap.thread.join();
+    }
     if (impl_->daemon) {
         MHD_stop_daemon(impl_->daemon);
         impl_->daemon = nullptr;

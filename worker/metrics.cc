@@ -1,0 +1,381 @@
+#include "worker/metrics.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "shared/envelope.h"
+
+namespace hookq::metrics {
+
+namespace {
+
+constexpr std::array<std::string_view, kOutcomes> kOutcomeNames = {"delivered", "retry", "dead",
+                                                                   "parked"};
+constexpr std::array<std::string_view, kBreakerStates> kStateNames = {"closed", "half_open",
+                                                                      "open"};
+
+size_t state_index(std::string_view s) {
+    for (size_t i = 0; i < kStateNames.size(); ++i) {
+        if (kStateNames[i] == s) {
+            return i;
+        }
+    }
+    return kStateNames.size();
+}
+
+std::string seconds(uint64_t us) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", static_cast<double>(us) / 1e6);
+    return buf;
+}
+
+// "0.005", "30": as a bucket is usually written.
+std::string bound(uint64_t us) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(us) / 1e6);
+    return buf;
+}
+
+std::string number(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", v);
+    return buf;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+template <const auto& Bounds>
+void histogram(std::string& out, std::string_view name, const std::string& labels,
+               const Histogram<Bounds>& h) {
+    uint64_t cumulative = 0;
+    std::string sep = labels.empty() ? "" : ",";
+    for (size_t b = 0; b <= Bounds.size(); ++b) {
+        cumulative += h.buckets[b].load(std::memory_order_relaxed);
+        out += name;
+        out += "_bucket{" + labels + sep + "le=\"";
+        out += b < Bounds.size() ? bound(Bounds[b]) : "+Inf";
+        out += "\"} " + std::to_string(cumulative) + "\n";
+    }
+    std::string braces = labels.empty() ? "" : "{" + labels + "}";
+    out += std::string(name) + "_sum" + braces + " " +
+           seconds(h.sum_us.load(std::memory_order_relaxed)) + "\n";
+    // The buckets' total rather than a separate counter: _count always equals the +Inf bucket,
+    // even when a scrape lands between two increments of one observation.
+    out += std::string(name) + "_count" + braces + " " + std::to_string(cumulative) + "\n";
+}
+
+std::string label(std::string_view name, std::string_view value) {
+    return std::string(name) + "=\"" + escape_label(value) + "\"";
+}
+
+}  // namespace
+
+std::string escape_label(std::string_view v) {
+    std::string out;
+    out.reserve(v.size());
+    for (char c : v) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+Registry& global() {
+    static Registry r;
+    return r;
+}
+
+void Registry::init(const Config& cfg, std::string worker_id) {
+    n_routes_ = cfg.routes.size();
+    routes_ = std::make_unique<RouteCounters[]>(n_routes_ + 1);
+    route_names_.clear();
+    destinations_.clear();
+    for (const Route& r : cfg.routes) {
+        route_names_.push_back(r.name);
+        // Breakers are kept for primary destinations only (the fallback gets one try).
+        if (std::find(destinations_.begin(), destinations_.end(), r.destination) ==
+            destinations_.end()) {
+            destinations_.push_back(r.destination);
+        }
+    }
+    route_names_.push_back("-");
+    dest_counters_ = std::make_unique<DestinationCounters[]>(destinations_.size());
+    queues_ = cfg.queues;
+    queue_counters_ = std::make_unique<QueueCounters[]>(queues_.size());
+    worker_id_ = std::move(worker_id);
+    start_time_s_ =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    // Last: the stages test routes_size_ before touching a slot.
+    routes_size_ = n_routes_ + 1;
+}
+
+void Registry::attach(const std::atomic<int64_t>* in_process,
+                      const std::atomic<int64_t>* in_process_bytes) {
+    in_process_ = in_process;
+    in_process_bytes_ = in_process_bytes;
+}
+
+void Registry::transition(std::string_view destination, std::string_view from,
+                          std::string_view to) noexcept {
+    size_t f = state_index(from), t = state_index(to);
+    if (f >= kBreakerStates || t >= kBreakerStates || !dest_counters_) {
+        return;
+    }
+    for (size_t i = 0; i < destinations_.size(); ++i) {
+        if (destinations_[i] == destination) {
+            dest_counters_[i].transitions[f * kBreakerStates + t].fetch_add(
+                1, std::memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+void Registry::acked(const std::vector<JobPtr>& jobs) noexcept {
+    uint64_t poison = 0;
+    for (const JobPtr& j : jobs) {
+        poison += j->decoded ? 0 : 1;
+    }
+    acks_.fetch_add(jobs.size(), std::memory_order_relaxed);
+    poison_.fetch_add(poison, std::memory_order_relaxed);
+}
+
+void Registry::recorded(uint64_t us, size_t jobs, size_t transitions) noexcept {
+    commit_.observe(us);
+    recorded_jobs_.fetch_add(jobs, std::memory_order_relaxed);
+    recorded_transitions_.fetch_add(transitions, std::memory_order_relaxed);
+}
+
+std::string Registry::render() const {
+    std::string out;
+    out.reserve(4096 + routes_size_ * 4096);
+    auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
+        out += name;
+        if (!labels.empty()) {
+            out += "{" + labels + "}";
+        }
+        out += " " + value + "\n";
+    };
+    auto relaxed = [](const std::atomic<uint64_t>& a) {
+        return std::to_string(a.load(std::memory_order_relaxed));
+    };
+
+    header(out, "hookq_worker_info", "gauge", "This worker: its version and id.");
+    line("hookq_worker_info",
+         label("version", HOOKQ_VERSION) + "," + label("worker_id", worker_id_), "1");
+    header(out, "hookq_worker_start_time_seconds", "gauge",
+           "When this worker started, in seconds since the Unix epoch.");
+    line("hookq_worker_start_time_seconds", "", number(start_time_s_));
+    long pages = 0, resident = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
+            resident = 0;
+        }
+        std::fclose(f);
+    }
+    header(out, "hookq_worker_resident_memory_bytes", "gauge",
+           "Resident memory of the worker process.");
+    line("hookq_worker_resident_memory_bytes", "",
+         std::to_string(resident * static_cast<long>(sysconf(_SC_PAGESIZE))));
+
+    header(out, "hookq_worker_attempts_total", "counter",
+           "HTTP delivery attempts made by this worker, by route (fallback attempts included).");
+    for (size_t r = 0; r < n_routes_; ++r) {
+        line("hookq_worker_attempts_total", label("route", route_names_[r]),
+             relaxed(routes_[r].attempts));
+    }
+    header(
+        out, "hookq_worker_deliveries_total", "counter",
+        "Each route's final word for a claimed webhook, by outcome: delivered, retry "
+        "(scheduled), dead (dead-lettered) or parked (held by a breaker); route \"-\": no route.");
+    for (size_t r = 0; r < routes_size_; ++r) {
+        for (size_t o = 0; o < kOutcomes; ++o) {
+            line("hookq_worker_deliveries_total",
+                 label("route", route_names_[r]) + "," + label("outcome", kOutcomeNames[o]),
+                 relaxed(routes_[r].outcomes[o]));
+        }
+    }
+    header(out, "hookq_worker_attempt_duration_seconds", "histogram",
+           "Duration of one HTTP delivery attempt, by route.");
+    for (size_t r = 0; r < n_routes_; ++r) {
+        histogram(out, "hookq_worker_attempt_duration_seconds", label("route", route_names_[r]),
+                  routes_[r].attempt_duration);
+    }
+    header(out, "hookq_worker_end_to_end_seconds", "histogram",
+           "Received by the edge to delivered (retries included), by route.");
+    for (size_t r = 0; r < n_routes_; ++r) {
+        histogram(out, "hookq_worker_end_to_end_seconds", label("route", route_names_[r]),
+                  routes_[r].end_to_end);
+    }
+    header(out, "hookq_worker_breaker_transitions_total", "counter",
+           "Breaker transitions this worker saw happen, by destination.");
+    for (size_t d = 0; d < destinations_.size(); ++d) {
+        for (size_t f = 0; f < kBreakerStates; ++f) {
+            for (size_t t = 0; t < kBreakerStates; ++t) {
+                if (f == t) {
+                    continue;
+                }
+                line("hookq_worker_breaker_transitions_total",
+                     label("destination", destinations_[d]) + "," + label("from", kStateNames[f]) +
+                         "," + label("to", kStateNames[t]),
+                     relaxed(dest_counters_[d].transitions[f * kBreakerStates + t]));
+            }
+        }
+    }
+    header(out, "hookq_worker_claim_batches_total", "counter",
+           "Claims that took at least one element from the queue, by queue.");
+    for (size_t q = 0; q < queues_.size(); ++q) {
+        line("hookq_worker_claim_batches_total", label("queue", queues_[q]),
+             relaxed(queue_counters_[q].claim_batches));
+    }
+    header(out, "hookq_worker_claimed_total", "counter",
+           "Elements claimed from the queue (webhooks and due retries), by queue.");
+    for (size_t q = 0; q < queues_.size(); ++q) {
+        line("hookq_worker_claimed_total", label("queue", queues_[q]),
+             relaxed(queue_counters_[q].claimed));
+    }
+    header(out, "hookq_worker_acks_total", "counter",
+           "Claimed elements acked (removed from inflight) after their rows were committed.");
+    line("hookq_worker_acks_total", "", relaxed(acks_));
+    header(out, "hookq_worker_poison_total", "counter",
+           "Elements moved to a poison list (undecodable, or refused by PostgreSQL).");
+    line("hookq_worker_poison_total", "", relaxed(poison_));
+    header(out, "hookq_worker_recorded_jobs_total", "counter",
+           "Claimed elements whose rows the recorder committed.");
+    line("hookq_worker_recorded_jobs_total", "", relaxed(recorded_jobs_));
+    header(out, "hookq_worker_recorded_transitions_total", "counter",
+           "Breaker transitions the recorder committed.");
+    line("hookq_worker_recorded_transitions_total", "", relaxed(recorded_transitions_));
+    header(out, "hookq_worker_record_batch_seconds", "histogram",
+           "Time to commit one recorder batch to PostgreSQL, retries while it is away included.");
+    histogram(out, "hookq_worker_record_batch_seconds", "", commit_);
+    header(out, "hookq_worker_in_process", "gauge",
+           "Elements claimed by this worker and not yet acked.");
+    line("hookq_worker_in_process", "",
+         std::to_string(in_process_ ? in_process_->load(std::memory_order_relaxed) : 0));
+    header(out, "hookq_worker_in_process_bytes", "gauge",
+           "Bytes of the elements claimed by this worker and not yet acked.");
+    line(
+        "hookq_worker_in_process_bytes", "",
+        std::to_string(in_process_bytes_ ? in_process_bytes_->load(std::memory_order_relaxed) : 0));
+    return out;
+}
+
+double oldest_age_s(std::string_view raw, uint64_t now_us) {
+    if (raw.empty()) {
+        return 0;
+    }
+    std::optional<RetryRecord> rec;
+    if (raw.starts_with("HQR1")) {
+        rec = RetryRecord::decode(raw);
+        if (!rec) {
+            return -1;
+        }
+        raw = rec->envelope;
+    }
+    EnvelopeView env;
+    if (decode_envelope(raw, env) != DecodeError::ok) {
+        return -1;
+    }
+    return now_us > env.received_at_us ? static_cast<double>(now_us - env.received_at_us) / 1e6 : 0;
+}
+
+std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info) {
+    std::string out;
+    auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
+        out += name;
+        if (!labels.empty()) {
+            out += "{" + labels + "}";
+        }
+        out += " " + value + "\n";
+    };
+    header(out, "hookq_snapshot_success", "gauge",
+           "Whether the last refresh of the queue and database snapshot succeeded.");
+    line("hookq_snapshot_success", "", info.ok ? "1" : "0");
+    header(out, "hookq_snapshot_age_seconds", "gauge",
+           "Seconds since the gauges below were last refreshed (-1: never).");
+    line("hookq_snapshot_age_seconds", "", number(info.age_s));
+    header(out, "hookq_snapshot_duration_seconds", "gauge", "Duration of the last refresh.");
+    line("hookq_snapshot_duration_seconds", "", number(info.duration_s));
+    header(out, "hookq_redis_up", "gauge", "Whether Redis answered the last refresh's PING.");
+    line("hookq_redis_up", "", info.redis_up ? "1" : "0");
+    header(out, "hookq_postgres_up", "gauge", "Whether PostgreSQL answered at the last refresh.");
+    line("hookq_postgres_up", "", info.postgres_up ? "1" : "0");
+    if (status.is_null()) {
+        return out;
+    }
+    struct QueueGauge {
+        const char* field;
+        const char* name;
+        const char* help;
+    };
+    static constexpr QueueGauge kQueueGauges[] = {
+        {"depth", "hookq_queue_depth", "Elements waiting in the queue."},
+        {"inflight", "hookq_queue_inflight", "Elements claimed by workers and not yet acked."},
+        {"retry", "hookq_queue_retry", "Retry records scheduled (due or not)."},
+        {"retry_due", "hookq_queue_retry_due", "Retry records already due."},
+        {"parked", "hookq_queue_parked", "Deliveries held back by open or half-open breakers."},
+        {"poison", "hookq_queue_poison", "Elements in the poison list."},
+        {"workers_live", "hookq_queue_workers_live", "Workers with a live heartbeat."},
+    };
+    const auto& queues = status.value("queues", nlohmann::ordered_json::array());
+    for (const auto& g : kQueueGauges) {
+        header(out, g.name, "gauge", g.help);
+        for (const auto& q : queues) {
+            line(g.name, label("queue", q.value("queue", "")),
+                 std::to_string(q.value(g.field, 0LL)));
+        }
+    }
+    header(out, "hookq_queue_oldest_age_seconds", "gauge",
+           "Age of the element claimed next from the queue (0: empty; -1: undecodable).");
+    for (const auto& q : queues) {
+        if (q.contains("oldest_age_s")) {
+            line("hookq_queue_oldest_age_seconds", label("queue", q.value("queue", "")),
+                 number(q.value("oldest_age_s", 0.0)));
+        }
+    }
+    header(out, "hookq_breaker_state", "gauge",
+           "Breaker state by destination: 0 closed, 1 half-open, 2 open.");
+    for (const auto& b : status.value("breakers", nlohmann::ordered_json::array())) {
+        std::string st = b.value("state", "closed");
+        line("hookq_breaker_state", label("destination", b.value("destination", "")),
+             st == "open"        ? "2"
+             : st == "half_open" ? "1"
+                                 : "0");
+    }
+    const auto& db = status.value("database", nlohmann::ordered_json::object());
+    header(out, "hookq_dead_letters", "gauge", "Dead letters not requeued, by source.");
+    const auto by_source = db.value("dead_letters_by_source", nlohmann::ordered_json::object());
+    for (const auto& [src, n] : by_source.items()) {
+        line("hookq_dead_letters", label("source", src),
+             std::to_string(n.is_number() ? n.get<long long>() : 0));
+    }
+    header(out, "hookq_dead_letters_pending", "gauge", "Dead letters not requeued, all sources.");
+    line("hookq_dead_letters_pending", "", std::to_string(db.value("dead_letters", 0LL)));
+    header(out, "hookq_lag_seconds", "gauge",
+           "Age of the oldest webhook still queued, retrying or parked.");
+    line("hookq_lag_seconds", "", number(db.value("lag_s", 0.0)));
+    return out;
+}
+
+}  // namespace hookq::metrics

@@ -1,0 +1,164 @@
+// The worker's Prometheus counters: what this process decided, counted where it decides it.
+//
+// Every slot is allocated once, at start, from the configuration (routes, queues, destinations),
+// so the delivery loop only indexes an array and does a relaxed atomic add: no lookup, no lock, no
+// allocation. Each route's counters sit on their own cache lines so that the dispatcher, the route
+// stage and the scraper never contend on a line. The admin server renders them at /metrics with
+// the gauges of its background snapshot (render_snapshot).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/config.h"
+#include "worker/decide.h"
+#include "worker/messages.h"
+
+namespace hookq::metrics {
+
+// Upper bounds in microseconds; a last +Inf bucket follows.
+inline constexpr std::array<uint64_t, 12> kAttemptBucketsUs = {
+    5000,   10000,   25000,   50000,   100000,   250000,
+    500000, 1000000, 2500000, 5000000, 10000000, 30000000};
+// Received by the edge to delivered: retries and breakers stretch it to hours.
+inline constexpr std::array<uint64_t, 16> kLatencyBucketsUs = {
+    5000,    10000,   25000,    50000,    100000,   250000,    500000,     1000000,
+    2500000, 5000000, 10000000, 30000000, 60000000, 300000000, 1800000000, 3600000000};
+inline constexpr std::array<uint64_t, 11> kCommitBucketsUs = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 10000000};
+
+template <const auto& Bounds>
+struct Histogram {
+    static constexpr size_t N = Bounds.size();
+    std::array<std::atomic<uint64_t>, N + 1> buckets{};  // not cumulative; summed when rendered
+    std::atomic<uint64_t> sum_us{0};
+
+    void observe(uint64_t us) noexcept {
+        size_t i = 0;
+        while (i < N && us > Bounds[i]) {
+            ++i;
+        }
+        buckets[i].fetch_add(1, std::memory_order_relaxed);
+        sum_us.fetch_add(us, std::memory_order_relaxed);
+    }
+};
+
+inline constexpr size_t kOutcomes = 4;  // OutcomeKind: delivered, retry, dead, parked
+
+struct alignas(64) RouteCounters {
+    std::atomic<uint64_t> attempts{0};
+    std::array<std::atomic<uint64_t>, kOutcomes> outcomes{};
+    Histogram<kAttemptBucketsUs> attempt_duration;
+    Histogram<kLatencyBucketsUs> end_to_end;
+};
+
+inline constexpr size_t kBreakerStates = 3;  // closed, half_open, open
+
+struct alignas(64) DestinationCounters {
+    std::array<std::atomic<uint64_t>, kBreakerStates * kBreakerStates> transitions{};  // [from][to]
+};
+
+struct alignas(64) QueueCounters {
+    std::atomic<uint64_t> claim_batches{0};
+    std::atomic<uint64_t> claimed{0};
+};
+
+class Registry {
+  public:
+    Registry() = default;
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+
+    // Sizes every slot from the configuration. Once, before any stage runs; a registry never
+    // initialised counts nothing (hookqctl, unit tests of the stages).
+    void init(const Config& cfg, std::string worker_id);
+    // Where the worker keeps its in-process counts (Shared), read at scrape time.
+    void attach(const std::atomic<int64_t>* in_process,
+                const std::atomic<int64_t>* in_process_bytes);
+
+    // One HTTP attempt of `route` (its Route::index) finished after `duration_us`.
+    void attempt(size_t route, uint64_t duration_us) noexcept {
+        if (route < n_routes_) {
+            routes_[route].attempts.fetch_add(1, std::memory_order_relaxed);
+            routes_[route].attempt_duration.observe(duration_us);
+        }
+    }
+    // The route's final word for this claim. For delivered, received_us (the edge's stamp) and
+    // at_us give the end-to-end latency.
+    void outcome(size_t route, OutcomeKind k, uint64_t received_us = 0,
+                 uint64_t at_us = 0) noexcept {
+        if (route < routes_size_) {
+            RouteCounters& r = routes_[route];
+            r.outcomes[static_cast<size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+            if (k == OutcomeKind::delivered && route < n_routes_) {
+                r.end_to_end.observe(at_us > received_us ? at_us - received_us : 0);
+            }
+        }
+    }
+    // Dead without a configured route (no route matched, or the route is gone): route="-".
+    void unrouted_dead() noexcept { outcome(n_routes_, OutcomeKind::dead); }
+    // A breaker transition reported by Redis ("closed", "half_open", "open"). Rare: a short scan.
+    void transition(std::string_view destination, std::string_view from,
+                    std::string_view to) noexcept;
+    // After a batch is acked: its jobs, of which those not decoded went to the poison list.
+    void acked(const std::vector<JobPtr>& jobs) noexcept;
+    // A recorder batch committed after `us` (retries while PostgreSQL was away included).
+    void recorded(uint64_t us, size_t jobs, size_t transitions) noexcept;
+    void claimed(size_t queue, size_t n) noexcept {
+        if (queue < queues_.size() && n > 0) {
+            queue_counters_[queue].claim_batches.fetch_add(1, std::memory_order_relaxed);
+            queue_counters_[queue].claimed.fetch_add(n, std::memory_order_relaxed);
+        }
+    }
+
+    // The counters and the process's own series, in the text exposition format 0.0.4.
+    std::string render() const;
+
+  private:
+    size_t n_routes_ = 0;
+    size_t routes_size_ = 0;  // n_routes_ + 1 (the "-" slot) once initialised
+    std::unique_ptr<RouteCounters[]> routes_;
+    std::vector<std::string> route_names_;
+    std::vector<std::string> destinations_;
+    std::unique_ptr<DestinationCounters[]> dest_counters_;
+    std::vector<std::string> queues_;
+    std::unique_ptr<QueueCounters[]> queue_counters_;
+    std::string worker_id_;
+    double start_time_s_ = 0;
+
+    std::atomic<uint64_t> acks_{0}, poison_{0}, recorded_jobs_{0}, recorded_transitions_{0};
+    Histogram<kCommitBucketsUs> commit_;
+    const std::atomic<int64_t>* in_process_ = nullptr;
+    const std::atomic<int64_t>* in_process_bytes_ = nullptr;
+};
+
+// The process's registry: what the stages count into and /metrics renders.
+Registry& global();
+
+// A label value escaped as the exposition format wants it: \ " and newline.
+std::string escape_label(std::string_view v);
+
+// The gauges of one ops::status() snapshot (queues, breakers, dead letters, lag) and the
+// snapshot's own health. `status` null: no snapshot has succeeded yet.
+struct SnapshotInfo {
+    bool ok = false;        // the last refresh succeeded
+    double age_s = -1;      // since the last successful refresh; -1: none yet
+    double duration_s = 0;  // of the last refresh
+    bool redis_up = false;
+    bool postgres_up = false;
+};
+std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info);
+
+// Seconds since the edge received the oldest element waiting in `raw` (the queue's tail, which is
+// claimed next): 0 when the queue is empty, -1 when the element cannot be decoded. A due retry
+// record counts from the webhook's first reception.
+double oldest_age_s(std::string_view raw, uint64_t now_us);
+
+}  // namespace hookq::metrics
