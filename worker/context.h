@@ -82,9 +82,6 @@ struct Shared {
         return job;
     }
 
-    // Acks whose element was no longer in inflight (reaped while we delivered): counted, logged.
-    std::atomic<uint64_t> acks_removed_nothing{0};
-
     std::atomic<bool> stop_claiming{false};
 
     // Liveness for the systemd watchdog: each stage stamps its loop.

@@ -257,6 +257,10 @@ std::string Registry::render() const {
     header(out, "hookq_worker_acks_total", "counter",
            "Claimed elements acked (removed from inflight) after their rows were committed.");
     line("hookq_worker_acks_total", "", relaxed(acks_));
+    header(out, "hookq_worker_acks_removed_nothing_total", "counter",
+           "Acks whose element had already left inflight (reaped while being delivered): that "
+           "webhook may be delivered again.");
+    line("hookq_worker_acks_removed_nothing_total", "", relaxed(acks_removed_nothing_));
     header(out, "hookq_worker_poison_total", "counter",
            "Elements moved to a poison list (undecodable, or refused by PostgreSQL).");
     line("hookq_worker_poison_total", "", relaxed(poison_));

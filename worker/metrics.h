@@ -109,6 +109,13 @@ class Registry {
                     std::string_view to) noexcept;
     // After a batch is acked: its jobs, of which those not decoded went to the poison list.
     void acked(const std::vector<JobPtr>& jobs) noexcept;
+    // An ack whose element had already left inflight (reaped); returns the running total.
+    uint64_t ack_removed_nothing() noexcept {
+        return acks_removed_nothing_.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+    uint64_t acks_removed_nothing() const noexcept {
+        return acks_removed_nothing_.load(std::memory_order_relaxed);
+    }
     // A recorder batch committed after `us` (retries while PostgreSQL was away included).
     void recorded(uint64_t us, size_t jobs, size_t transitions) noexcept;
     void claimed(size_t queue, size_t n) noexcept {
@@ -133,6 +140,7 @@ class Registry {
     std::string worker_id_;
     double start_time_s_ = 0;
 
+    std::atomic<uint64_t> acks_removed_nothing_{0};
     std::atomic<uint64_t> acks_{0}, poison_{0}, recorded_jobs_{0}, recorded_transitions_{0};
     Histogram<kCommitBucketsUs> commit_;
     const std::atomic<int64_t>* in_process_ = nullptr;

@@ -291,7 +291,7 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
             // The element had already left our inflight list: another worker reaped it (our
             // heartbeat lapsed) and it will be delivered again. At-least-once still holds, but an
             // operator should know a route may have seen this webhook twice.
-            uint64_t total = s_.acks_removed_nothing.fetch_add(1) + 1;
+            uint64_t total = metrics::global().ack_removed_nothing();
             const Job& j = *jobs[i];
             log::warn(
                 "ack removed nothing: the webhook left inflight before its outcome was "

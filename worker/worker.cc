@@ -182,7 +182,7 @@ int run_worker(const Config& cfg) {
     log::info("stopped", {{"worker", cfg.worker_id},
                           {"left_in_process", left},
                           {"peak_in_process_bytes", s.peak_in_process_bytes.load()},
-                          {"acks_removed_nothing", s.acks_removed_nothing.load()},
+                          {"acks_removed_nothing", metrics::global().acks_removed_nothing()},
                           {"left_inflight", claim.left_inflight()}});
     return 0;
 }

@@ -171,7 +171,7 @@ def test_drain_ends_before_an_unrenewed_heartbeat_expires(redis_server, pg_migra
 def test_ack_that_removed_nothing_is_counted_and_logged(redis_server, pg_migrated, sink, workers):
     """While a delivery is under way its element is taken out of the worker's inflight list, as a
     reaper would after a lapsed heartbeat: the ack that follows removes nothing. That must not pass
-    unnoticed: a warning names the request id and the stop line counts it."""
+    unnoticed: a warning names the request id, and the stop line and /metrics count it."""
     r = redis_server.client()
     sink.set("/in", "sleep:1500")
     w = workers(cfg(redis_server, pg_migrated, sink), name="w1")
