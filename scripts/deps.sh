@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql postgresql-contrib wrk curl
   python3 python3-pytest python3-redis python3-psycopg2 python3-requests
+  chromium python3-websocket  # the dashboard test: headless chromium over DevTools
 )
 
 missing=()
