@@ -182,6 +182,10 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
               ".map(td => td.innerText)")
     assert gh[7] == "2", gh
     assert b.text("#who") == "admin token"
+    # The events tab only where the worker has the events API (the page works without it).
+    has_events = requests.get(base + "/api/v1/events?limit=1", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+    assert b.js("document.getElementById('nav-events').hidden") is not has_events
     b.wait("/updated \\d+s ago/.test(document.getElementById('updated').innerText)")
     assert b.js("document.cookie") == ""
     b.screenshot(os.environ.get("HOOKQ_UI_SCREENSHOT", str(tmp_path / "overview.png")))
@@ -198,12 +202,30 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
          "document.getElementById('f-route').value = 'app';"
          "document.getElementById('dl-filters').requestSubmit()")
     b.wait("document.querySelectorAll('#dl-table tbody tr').length === 2")
+    # Paging by cursor, one per page (a page size the menu does not offer, for two letters).
+    b.js("const l = document.getElementById('f-limit'); l.add(new Option('1', '1')); l.value = '1';"
+         "document.getElementById('dl-filters').requestSubmit()")
+    ids_on_page = "[...document.querySelectorAll('#dl-table tbody tr')].map(r => r.dataset.id)"
+    b.wait(f"{ids_on_page}.join() === '{xss_id}'")
+    assert b.js("document.getElementById('dl-prev').disabled") is True
+    b.js("document.getElementById('dl-next').click()")
+    b.wait(f"{ids_on_page}.join() === '{dl_id}'")
+    b.js("document.getElementById('dl-prev').click()")
+    b.wait(f"{ids_on_page}.join() === '{xss_id}'")
+    b.js("document.getElementById('dl-next').click()")
+    b.wait(f"{ids_on_page}.join() === '{dl_id}'")
+    assert b.js("document.getElementById('dl-next').disabled") is True
 
     # Retry from the page, through the confirm dialog: redelivered and audited.
     sink.set("/app", "200")
     b.js(f"document.querySelector('#dl-table tr[data-id=\"{dl_id}\"]').click()")
     b.wait("document.getElementById('dl-headers').innerText.includes('push')")
     assert b.js("document.getElementById('dl-retry').disabled") is False
+    # Cancelled: nothing happens.
+    b.js("document.getElementById('dl-retry').click()")
+    b.wait("document.getElementById('confirm').open")
+    b.js("document.getElementById('confirm-cancel').click()")
+    b.wait("!document.getElementById('confirm').open")
     b.js("document.getElementById('dl-retry').click()")
     b.wait("document.getElementById('confirm').open")
     # Nothing happens before the confirmation.
@@ -245,6 +267,18 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     b.wait("/403/.test(document.getElementById('dl-result').innerText)")
     assert "viewer" in b.text("#dl-result")
     assert rows(pg_migrated, "SELECT count(*) FROM audit_log") == [(1,)]
+
+    # An admin deletes the hostile letter, confirmed: gone, audited.
+    b.js("document.getElementById('logout').click()")
+    b.login(ADMIN)
+    b.wait("document.getElementById('dl-headers').innerText.includes('onerror')")
+    b.js("document.getElementById('dl-delete').click()")
+    b.wait("document.getElementById('confirm').open")
+    b.js("document.getElementById('confirm-ok').click()")
+    b.wait("document.getElementById('dl-result').innerText === 'Deleted.'")
+    assert rows(pg_migrated, "SELECT id FROM dead_letters") == [(dl_id,)]
+    assert rows(pg_migrated, "SELECT actor, action, target FROM audit_log ORDER BY id") == [
+        ("ops-admin", "dlq.retry", str(dl_id)), ("ops-admin", "dlq.delete", str(xss_id))]
 
     # The API failing: an error banner, not a silently frozen page.
     b.js("location.hash = 'overview'")
