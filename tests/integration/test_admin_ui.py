@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 import requests
@@ -158,6 +159,9 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     # Numbers the overview must show: three poisoned envelopes and a retry due in an hour.
     rc.lpush("hookq:{stripe}:poison", b"x", b"y", b"z")
     rc.zadd("hookq:{stripe}:retry", {b"not-yet": 4102444800000})
+    now_ms = int(time.time() * 1000)
+    rc.hset("hookq:breaker:pay.example.com:443",
+            mapping={"state": "open", "open_until": now_ms + 3_600_000, "changed_at": now_ms})
     sink.set("/app", "400")
     rid, dl_id = dead_letter(rc, pg_migrated, "github", b'{"n":1}', [("X-GitHub-Event", "push")])
     _, xss_id = dead_letter(rc, pg_migrated, "github", XSS_BODY,
@@ -178,6 +182,8 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
                  ".map(td => td.innerText)")
     # queue, depth, inflight, retry, retry due, parked, poison, dead letters, workers
     assert cells[:9] == ["stripe", "0", "0", "1", "0", "0", "3", "0", "1 / 1"], cells
+    assert b.js("[...document.querySelectorAll('#breakers td')].map(td => td.innerText)")[:2] == \
+        ["pay.example.com:443", "open"]
     gh = b.js("[...document.querySelectorAll('#queues tr[data-queue=github] td')]"
               ".map(td => td.innerText)")
     assert gh[7] == "2", gh
@@ -188,7 +194,8 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     assert b.js("document.getElementById('nav-events').hidden") is not has_events
     b.wait("/updated \\d+s ago/.test(document.getElementById('updated').innerText)")
     assert b.js("document.cookie") == ""
-    b.screenshot(os.environ.get("HOOKQ_UI_SCREENSHOT", str(tmp_path / "overview.png")))
+    shots = os.environ.get("HOOKQ_UI_SCREENSHOTS", str(tmp_path))
+    b.screenshot(os.path.join(shots, "overview.png"))
 
     # Dead letters: both listed, newest first; a filter that matches nothing says so.
     b.js("location.hash = 'dead-letters'")
@@ -238,8 +245,7 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
         pg_migrated, "SELECT actor, action, target, details FROM audit_log")
     assert (actor, action, target) == ("ops-admin", "dlq.retry", str(dl_id))
     assert details["via"] == "api" and "Chrome" in details["user_agent"]
-    if os.environ.get("HOOKQ_UI_SCREENSHOT"):
-        b.screenshot(os.environ["HOOKQ_UI_SCREENSHOT"] + ".detail.png")
+    b.screenshot(os.path.join(shots, "dead-letter.png"))
 
     # Attacker-controlled header, path and body: shown as text, no element created, no script run.
     before = b.js("[document.querySelectorAll('img').length, "
@@ -265,6 +271,7 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     b.wait("document.getElementById('confirm').open")
     b.js("document.getElementById('confirm-ok').click()")
     b.wait("/403/.test(document.getElementById('dl-result').innerText)")
+    b.screenshot(os.path.join(shots, "viewer-hostile-payload.png"))
     assert "viewer" in b.text("#dl-result")
     assert rows(pg_migrated, "SELECT count(*) FROM audit_log") == [(1,)]
 
@@ -285,6 +292,7 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     b.wait("document.querySelector('#queues tr[data-queue=stripe]')")
     redis_server.stop()
     b.wait("!document.getElementById('banner').hidden", 20)
+    b.screenshot(os.path.join(shots, "api-down.png"))
     assert "503" in b.text("#banner")
     redis_server.start()
     b.wait("document.getElementById('banner').hidden", 20)

@@ -315,10 +315,10 @@ function renderStatus(st) {
   const cards = $("cards");
   clear(cards);
   cards.append(
-    card("delivered / s (5 min)", fmtNum(db.delivered_per_s_5m || 0), "", sparkline(state.rates, "ok")),
-    card("failed attempts / s (5 min)", fmtNum(db.failed_attempts_per_s_5m || 0),
+    card("delivered / s, 5m avg", fmtNum(db.delivered_per_s_5m || 0), "", sparkline(state.rates, "ok")),
+    card("failed attempts / s, 5m", fmtNum(db.failed_attempts_per_s_5m || 0),
       db.failed_attempts_per_s_5m > 0 ? "warn" : ""),
-    card("lag", dur(db.lag_s || 0), db.lag_s > 60 ? "warn" : ""),
+    card("lag: oldest pending", dur(db.lag_s || 0), db.lag_s > 60 ? "warn" : ""),
     card("queued", fmtNum(depth)),
     card("inflight", fmtNum(inflight)),
     card("retry", fmtNum(retry)),
@@ -540,7 +540,7 @@ async function retryCurrent() {
     await loadDeadLetter(id); // shows requeued_at
     result("Requeued on queue " + r.queue + " for route " + r.route + ".", true);
   } catch (e) {
-    if (e.status !== 401) result((e.status === 403 ? "Refused (403): " : "Failed: ") + e.message, false);
+    if (e.status !== 401) result((e.status === 403 ? "Refused: " : "Failed: ") + e.message, false);
   }
 }
 
@@ -553,7 +553,7 @@ async function deleteCurrent() {
     $("dl-retry").disabled = true;
     $("dl-delete").disabled = true;
   } catch (e) {
-    if (e.status !== 401) result((e.status === 403 ? "Refused (403): " : "Failed: ") + e.message, false);
+    if (e.status !== 401) result((e.status === 403 ? "Refused: " : "Failed: ") + e.message, false);
   }
 }
 
