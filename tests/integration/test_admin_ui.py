@@ -26,13 +26,14 @@ XSS_HEADER = '<img src=x onerror="window.__pwned=1">'
 XSS_PATH = "/hooks/github/<script>window.__pwned=2</script>"
 XSS_BODY = b'{"comment":"<img src=x onerror=alert(1)><script>window.__pwned=3</script>"}'
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/deps.sh)")
 
 
 class Browser:
     """Headless chromium and one page, over the DevTools protocol's websocket."""
 
     def __init__(self):
+        # Not skipped when missing: scripts/deps.sh installs both, and a skip would hide the test.
+        assert CHROMIUM, "chromium is not installed (scripts/deps.sh installs it)"
         import websocket  # python3-websocket
         self.profile = tempfile.mkdtemp(prefix="hookq-chromium-")
         port = harness.free_port()
@@ -150,7 +151,7 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     assert requests.get(base + "/ui/app.js", timeout=10).headers["Content-Type"].startswith(
         "text/javascript")
     r = requests.get(base + "/ui", allow_redirects=False, timeout=10)
-    assert r.status_code == 301 and r.headers["Location"] == "/ui/"
+    assert r.status_code == 301 and r.headers["Location"] == "ui/"
     assert requests.get(base + "/ui/../migrations", timeout=10).status_code == 404
     assert requests.get(base + "/ui/nope.js", timeout=10).status_code == 404
     assert requests.post(base + "/ui/", timeout=10).status_code == 405

@@ -323,9 +323,10 @@ void Server::Impl::send_ui(MHD_Connection* c, std::string_view method, std::stri
         return;
     }
     if (url == "/ui") {
-        // Relative URLs in the page resolve against /ui/, not /.
+        // The page's relative URLs resolve against /ui/, not /. Relative itself, so it also holds
+        // behind a proxy that mounts the worker under a prefix.
         MHD_Response* resp = MHD_create_response_from_buffer(0, nullptr, MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(resp, "Location", "/ui/");
+        MHD_add_response_header(resp, "Location", "ui/");
         MHD_queue_response(c, 301, resp);
         MHD_destroy_response(resp);
         return;
