@@ -236,6 +236,12 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     b.wait("!document.getElementById('confirm').open")
     b.js("document.getElementById('dl-retry').click()")
     b.wait("document.getElementById('confirm').open")
+    for kind in ("keyDown", "keyUp"):  # Escape, as a key press
+        b.send("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape",
+               windowsVirtualKeyCode=27)
+    b.wait("!document.getElementById('confirm').open")
+    b.js("document.getElementById('dl-retry').click()")
+    b.wait("document.getElementById('confirm').open")
     # Nothing happens before the confirmation.
     assert [r.headers["x-request-id"] for r in sink.received("/app")].count(rid) == 1
     b.js("document.getElementById('confirm-ok').click()")
