@@ -11,6 +11,7 @@ packages=(
   redis-server postgresql postgresql-contrib wrk curl
   python3 python3-pytest python3-redis python3-psycopg2 python3-requests
   prometheus python3-prometheus-client
+  chromium python3-websocket  # the dashboard test: headless chromium over DevTools
 )
 
 missing=()

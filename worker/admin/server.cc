@@ -25,6 +25,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/admin/auth.h"
+#include "worker/admin/ui_assets.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/ops/dead_letters.h"
@@ -197,6 +198,7 @@ struct Server::Impl {
                   const std::vector<std::string>& seg,
                   const std::map<std::string, std::string>& args, const std::string& body);
     void send(MHD_Connection* c, HttpReply r);
+    void send_ui(MHD_Connection* c, std::string_view method, std::string_view url);
 
     static enum MHD_Result on_request(void* cls, MHD_Connection* c, const char* url,
                                       const char* method, const char* version,
@@ -336,6 +338,55 @@ void Server::Impl::send(MHD_Connection* c, HttpReply r) {
     MHD_destroy_response(resp);
 }
 
+// The dashboard: static files that need no token (the page asks for one and sends it on its own
+// fetches, never as a cookie). The policy allows nothing inline and nothing from elsewhere, so even
+// a payload that reached the DOM as markup could not run.
+void Server::Impl::send_ui(MHD_Connection* c, std::string_view method, std::string_view url) {
+    if (method != "GET" && method != "HEAD") {
+        HttpReply r = error(405, "method not allowed", "use GET");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        send(c, std::move(r));
+        return;
+    }
+    if (url == "/ui") {
+        // The page's relative URLs resolve against /ui/, not /. Relative itself, so it also holds
+        // behind a proxy that mounts the worker under a prefix.
+        MHD_Response* resp = MHD_create_response_from_buffer(0, nullptr, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Location", "ui/");
+        MHD_queue_response(c, 301, resp);
+        MHD_destroy_response(resp);
+        return;
+    }
+    std::string_view name = url.substr(4);
+    if (name.empty()) {
+        name = "index.html";
+    }
+    const UiAsset* asset = nullptr;
+    for (const auto& a : ui_assets()) {
+        if (a.path == name) {
+            asset = &a;
+        }
+    }
+    if (!asset) {
+        send(c, error(404, "not found", "no such file in the dashboard"));
+        return;
+    }
+    MHD_Response* resp = MHD_create_response_from_buffer(
+        asset->body.size(), const_cast<char*>(asset->body.data()), MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Content-Type", std::string(asset->mime).c_str());
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                            "base-uri 'none'; form-action 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    // Revalidated each load: after an upgrade the page and its script must not mix versions.
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+}
+
 enum MHD_Result Server::Impl::on_request(void* cls, MHD_Connection* c, const char* url,
                                          const char* method, const char*, const char* upload_data,
                                          size_t* upload_data_size, void** con_cls) {
@@ -367,6 +418,10 @@ enum MHD_Result Server::Impl::on_request(void* cls, MHD_Connection* c, const cha
         return MHD_YES;
     }
     rq->answered = true;
+    if (std::string_view path(url); path == "/ui" || path.starts_with("/ui/")) {
+        self->send_ui(c, method, path);
+        return MHD_YES;
+    }
     HttpReply r;
     try {
         r = self->dispatch(c, method, url, rq->body);
