@@ -7,13 +7,16 @@ namespace hookq::park {
 namespace scripts {
 
 // The element is named once: the records are built here from it, so the envelope crosses the
-// network once per ack instead of twice. It leaves inflight only if its records are written in the
-// same step; an element no longer in inflight was reaped and queued again, so writing its records
-// too would only make a duplicate. A park decided before the destination's parked deliveries were
-// last sent back (the breaker closed while this ack was on its way) goes to the queue instead:
-// nobody would bring it back before its score.
+// network once per ack instead of twice. It leaves inflight in the same step as its records are
+// written. An element no longer in inflight was reaped and queued again, but its records are
+// written all the same: the outcome just committed says "retrying" for this route, and a reaped
+// copy that finished before that commit would leave the row saying so forever with nothing in
+// Redis to settle it. A second delivery is what at-least-once allows; a stuck row is not. The
+// reply is what LREM removed, so the caller can count acks that removed nothing. A park decided
+// before the destination's parked deliveries were last sent back (the breaker closed while this
+// ack was on its way) goes to the queue instead: nobody would bring it back before its score.
 const std::string_view kAck = R"lua(
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return 0 end
+local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
 local env = ARGV[1]
 local off = tonumber(ARGV[2])
 if off > 0 then env = string.sub(env, off + 1) end
@@ -33,7 +36,7 @@ for i = 3, #ARGV, 5 do
     redis.call('ZADD', KEYS[2], ARGV[i + 1], rec)
   end
 end
-return 1
+return removed
 )lua";
 
 // Earliest first onto the consuming end (the queue is consumed from the right), as kMoveDue does.

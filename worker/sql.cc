@@ -346,7 +346,11 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
         "VALUES ",
         {"::uuid", "::timestamptz", "", "", "::int", ""},
-        " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = EXCLUDED.status, "
+        // Delivered is final for a route: the application has it. A later outcome for the same
+        // route comes from a second copy (a reaped or retried element finishing after the first)
+        // and must not turn the row back into "retrying" or "dead".
+        " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
+        "WHEN webhook_routes.status = 'delivered' THEN 'delivered' ELSE EXCLUDED.status END, "
         "attempts = GREATEST(webhook_routes.attempts, EXCLUDED.attempts), "
         "last_error = COALESCE(EXCLUDED.last_error, webhook_routes.last_error), "
         "updated_at = now()",

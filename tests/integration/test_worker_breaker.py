@@ -261,7 +261,8 @@ def test_report_from_a_probe_whose_lease_passed_on_is_ignored(redis_server):
 def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
     """The ack of a parked job: the inflight element leaves only together with its records, which
     are built from it (header + its envelope); a park decided before the destination's last release
-    goes to the queue instead; an element no longer in inflight writes nothing."""
+    goes to the queue instead; an element no longer in inflight still gets its records (the row
+    just committed says it will be retried), which a retried ack cannot double: same members."""
     r = redis_server.client()
     ack = r.register_script(script("worker/park.cc", "kAck"))
     q, d = "{pq}", "http://app:80"
@@ -283,7 +284,8 @@ def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
     assert r.zrange(parked, 0, -1, withscores=True) == [(header(b"r", 3) + env, 5000.0)]
     assert r.zrange(retry, 0, -1, withscores=True) == [(header(b"s", 2) + env, 6000.0)]
     assert r.smembers(dests) == {d.encode()}
-    # Acked again (a retried pipeline): the element is gone, so nothing is written twice.
+    # Acked again (a retried pipeline): the element is gone (0), and the records are the same
+    # members, so nothing is doubled.
     assert ack(keys=[inflight, retry, dests, queue, parked, released],
                args=[raw, len(raw) - len(env), "p", 9000, header(b"r", 3), d, 100]) == 0
     assert r.zcard(parked) == 1 and r.llen(queue) == 0
