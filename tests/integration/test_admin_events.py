@@ -7,12 +7,14 @@ import base64
 import datetime
 import json
 import os
+import subprocess
 
 import envelope
 import harness
 from test_admin_api import ADMIN, VIEWER, Api, admin_config, assert_json_error, ctl, _alive
-from worker_fixtures import (event_status, route, rows, wait_until, pg_migrated, sink,  # noqa: F401
-                             workers)
+from test_ctl_breaker import open_breaker
+from worker_fixtures import (SECRET, event_status, route, rows, wait_until, worker_env,
+                             pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
 STRIPE_VIEWER = "w" * 40
 SOURCES = '[sources.github]\nevent_header = "X-GitHub-Event"\n'
@@ -150,8 +152,6 @@ def test_filters_detail_scope_and_bad_input(redis_server, pg_migrated, sink, wor
 
 
 def harness_ctl_fail(w, *args):
-    import subprocess
-    from worker_fixtures import worker_env
     return subprocess.run([harness.CTL_PATH, "--config", w.config_path, *args],
                           capture_output=True, text=True, env=worker_env())
 
@@ -209,8 +209,6 @@ DEST = "http://127.0.0.1:9"
 
 
 def test_breakers_and_routes_through_the_api(redis_server, pg_migrated, sink, workers, tmp_path):
-    from test_ctl_breaker import open_breaker
-    from worker_fixtures import SECRET
     port = harness.free_port()
     p = tmp_path / "stripe-viewer.token"
     p.write_text(STRIPE_VIEWER + "\n")
@@ -218,7 +216,7 @@ def test_breakers_and_routes_through_the_api(redis_server, pg_migrated, sink, wo
     extra = (f'[[admin.tokens]]\nname = "stripe-viewer"\nrole = "viewer"\ntoken = "file:{p}"\n'
              'sources = ["stripe"]\n')
     routes = (route("app", "github", sink.url("/app")) +
-              route("down", "github", f"http://hook:pa55word@127.0.0.1:9/in?token=s3cret&v=2") +
+              route("down", "github", "http://hook:pa55word@127.0.0.1:9/in?token=s3cret&v=2") +
               route("st", "stripe", sink.url("/st")))
     w = workers(admin_config(redis_server, pg_migrated, routes, tmp_path, port, extra))
     api = Api(port)
