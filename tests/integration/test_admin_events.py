@@ -61,6 +61,12 @@ def test_filters_detail_scope_and_bad_input(redis_server, pg_migrated, sink, wor
     w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
     sink.set("/st", "400")
     now_us = int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1e6)
+    # Delivered to app, refused by issues: dead as a webhook, delivered for route app.
+    sink.set("/issues", "400")
+    mixed = push(redis_server, "github", headers=[("X-GitHub-Event", "issues")],
+                 received_at_us=now_us - 3 * 3600 * 1_000_000)
+    wait_until(lambda: event_status(pg_migrated).get(mixed) == "dead", 20, what="mixed dead")
+    sink.set("/issues", "200")
     old = push(redis_server, "github", headers=[("X-GitHub-Event", "push")],
                received_at_us=now_us - 2 * 3600 * 1_000_000)
     push_ev = push(redis_server, "github", body=b'{"ref":"main"}',
@@ -68,13 +74,14 @@ def test_filters_detail_scope_and_bad_input(redis_server, pg_migrated, sink, wor
     issue = push(redis_server, "github", headers=[("X-GitHub-Event", "issues")])
     raw = b"\xff\xfe{not utf-8}\x00"
     st = push(redis_server, "stripe", body=raw, content_type="application/octet-stream")
-    want = {old: "delivered", push_ev: "delivered", issue: "delivered", st: "dead"}
+    want = {old: "delivered", push_ev: "delivered", issue: "delivered", st: "dead",
+            mixed: "dead"}
     wait_until(lambda: all(event_status(pg_migrated).get(k) == v for k, v in want.items()), 20,
                what="all recorded")
 
     everything = api.get("/api/v1/events", VIEWER).json()
     assert set(ids(everything)) == set(want) and everything["next_cursor"] is None
-    assert ids(everything)[-1] == old  # newest first
+    assert ids(everything)[-2:] == [old, mixed]  # newest first
 
     def only(query):
         r = api.get("/api/v1/events?" + query, VIEWER)
@@ -82,16 +89,20 @@ def test_filters_detail_scope_and_bad_input(redis_server, pg_migrated, sink, wor
         return sorted(ids(r.json()))
 
     assert only("source=stripe") == [st]
-    assert only("source=github") == sorted([old, push_ev, issue])
-    assert only("route=issues") == [issue]
+    assert only("source=github") == sorted([old, push_ev, issue, mixed])
+    assert only("route=issues") == sorted([issue, mixed])
     assert only("route=st") == [st]
-    assert only("status=dead") == [st]
+    assert only("status=dead") == sorted([st, mixed])
+    # With a route, the status is that route's own.
+    assert only("route=issues&status=dead") == [mixed]
+    assert only("route=app&status=dead") == []
+    assert only("route=app&status=delivered") == sorted([old, push_ev, issue, mixed])
     assert only("event_type=push") == sorted([old, push_ev])
-    assert only("event_type=issues&route=app") == [issue]
+    assert only("event_type=issues&route=app") == sorted([issue, mixed])
     assert only(f"request_id={push_ev}") == [push_ev]
     assert only(f"dedup_key={issue}") == [issue]  # envelope.make uses the id as the dedup key
     cut = iso(now_us - 3600 * 1_000_000)
-    assert only("to=" + cut.replace("+", "%2B")) == [old]
+    assert only("to=" + cut.replace("+", "%2B")) == sorted([old, mixed])
     assert only("from=" + cut.replace("+", "%2B")) == sorted([push_ev, issue, st])
     assert only("source=stripe&status=delivered") == []
 

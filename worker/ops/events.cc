@@ -306,12 +306,17 @@ Json list_events(Pg& pg, const EventQuery& q, const Scope& scope) {
         cond("e.source = ANY(" + param(*arr) + "::text[])");
     }
     if (!q.route.empty()) {
+        // With a route, the status is that route's: "dead for route X" while another route of the
+        // same webhook delivered is what an operator looking at one route asks.
+        std::string route_status;
+        if (!q.status.empty()) {
+            route_status = " AND r.status = " + param(q.status);
+        }
         cond(
             "EXISTS (SELECT 1 FROM webhook_routes r WHERE r.received_at = e.received_at "
             "AND r.event_id = e.id AND r.route = " +
-            param(q.route) + ")");
-    }
-    if (!q.status.empty()) {
+            param(q.route) + route_status + ")");
+    } else if (!q.status.empty()) {
         cond("e.status = " + param(q.status));
     }
     if (!q.event_type.empty()) {

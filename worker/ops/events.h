@@ -32,6 +32,8 @@ EventCursor decode_cursor(const std::string& text);
 // ("2026-11-30", midnight UTC) to unix microseconds; nullopt when it is neither.
 std::optional<int64_t> parse_time(const std::string& text);
 
+// `status` is the webhook's (delivered only when every route delivered), or with `route` that
+// route's own.
 struct EventQuery {
     std::string source, route, status, event_type, request_id, dedup_key;  // empty: any
     std::optional<int64_t> from_us;                                        // received_at >= from
