@@ -4,7 +4,9 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -13,7 +15,9 @@
 #include "worker/ctl_breaker.h"
 #include "worker/ctl_common.h"
 #include "worker/ctl_dlq.h"
+#include "worker/ctl_events.h"
 #include "worker/ctl_poison.h"
+#include "worker/ctl_routes.h"
 #include "worker/ctl_status.h"
 #include "worker/ctl_sign.h"
 #include "worker/migrations.h"
@@ -148,6 +152,34 @@ int main(int argc, char** argv) {
     poison_delete->add_option("ids", poison_ids, "element ids (as listed) or request ids")
         ->required();
 
+    // The API's query parameters, flag for flag: one parser checks both.
+    auto* events = app.add_subcommand("events", "recorded webhooks, newest first (one page)");
+    events->require_subcommand(0, 1);
+    addresses(events);
+    std::map<std::string, std::string> event_args;
+    for (const auto& [flag, param, help] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--source", "source", "only this source"},
+             {"--route", "route", "only webhooks routed to this route"},
+             {"--status", "status", "queued, delivered, retrying, parked or dead"},
+             {"--event-type", "event_type", "only this event type"},
+             {"--from", "from", "received at or after (RFC 3339 or YYYY-MM-DD)"},
+             {"--to", "to", "received before (RFC 3339 or YYYY-MM-DD)"},
+             {"--request-id", "request_id", "this request id"},
+             {"--dedup-key", "dedup_key", "this dedup key"},
+             {"--cursor", "cursor", "next page: the cursor the previous page printed"},
+             {"--limit", "limit", "at most this many (1-1000, default 50)"}}) {
+        events->add_option_function<std::string>(
+            flag, [&event_args, p = param](const std::string& v) { event_args[p] = v; }, help);
+    }
+    auto* events_show = events->add_subcommand("show", "one webhook: headers, body, attempts");
+    addresses(events_show);
+    std::string event_id;
+    events_show->add_option("id", event_id, "request id")->required();
+
+    auto* routes = app.add_subcommand("routes", "configured routes, 410 flags and breakers");
+    addresses(routes);
+
     auto* status = app.add_subcommand("status", "queues, workers, dead letters, rates, breakers");
     addresses(status);
     std::vector<std::string> status_queues;
@@ -217,6 +249,23 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::breaker_reset(redis, pg, destination, json);
+        }
+        if (*events) {
+            auto cfg = hookq::ctl::load_target(target, false);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*events_show) {
+                return hookq::ctl::events_show(pg, event_id, json);
+            }
+            return hookq::ctl::events_list(pg, event_args, json);
+        }
+        if (*routes) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            return hookq::ctl::routes_list(pg, redis, cfg, json);
         }
         if (*status) {
             auto cfg = hookq::ctl::load_target(target, true);

@@ -55,7 +55,7 @@ def test_list_and_reset(redis_server, pg_migrated):
     [(actor, action, target, details)] = rows(
         pg_migrated, "SELECT actor, action, target, details FROM audit_log")
     assert (actor, action, target) == ("alice", "breaker.reset", DEST)
-    assert details == {"from_state": "open"}
+    assert details == {"from_state": "open", "via": "hookqctl"}
     assert rows(pg_migrated, "SELECT destination, from_state, to_state FROM breaker_transitions") \
         == [(DEST, "open", "closed")]
     # The DSN (it may carry a password) is never printed.

@@ -28,7 +28,10 @@
 #include "worker/admin/ui_assets.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/ops/breakers.h"
 #include "worker/ops/dead_letters.h"
+#include "worker/ops/events.h"
+#include "worker/ops/routes.h"
 #include "worker/ops/status.h"
 #include "worker/pg.h"
 #include "worker/redis_conn.h"
@@ -529,9 +532,51 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                             const std::map<std::string, std::string>& args,
                             const std::string& body) {
     // Which endpoint, and which methods it has.
-    enum { status, dl_list, dl_one, dl_retry } ep;
+    enum {
+        status,
+        dl_list,
+        dl_one,
+        dl_retry,
+        ev_list,
+        ev_one,
+        br_list,
+        br_one,
+        br_reset,
+        routes
+    } ep;
     std::string allow;
-    if (seg.size() == 3 && seg[2] == "status") {
+    // A destination is scheme://host:port: URL-encoded or not, its "//" has split it into
+    // segments ("http:", "host:port") by the time the path is parsed.
+    std::string destination;
+    auto join_destination = [&](size_t from, size_t to) {
+        for (size_t i = from; i < to; ++i) {
+            destination += i == from                                     ? ""
+                           : (i == from + 1 && seg[from].ends_with(':')) ? "//"
+                                                                         : "/";
+            destination += seg[i];
+        }
+    };
+    if (seg.size() == 3 && seg[2] == "breakers") {
+        ep = br_list;
+        allow = "GET, HEAD";
+    } else if (seg.size() >= 5 && seg[2] == "breakers" && seg.back() == "reset") {
+        ep = br_reset;
+        allow = "POST";
+        join_destination(3, seg.size() - 1);
+    } else if (seg.size() >= 4 && seg[2] == "breakers") {
+        ep = br_one;
+        allow = "GET, HEAD";
+        join_destination(3, seg.size());
+    } else if (seg.size() == 3 && seg[2] == "routes") {
+        ep = routes;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "events") {
+        ep = ev_list;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 4 && seg[2] == "events") {
+        ep = ev_one;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "status") {
         ep = status;
         allow = "GET, HEAD";
     } else if (seg.size() == 3 && seg[2] == "dead-letters") {
@@ -602,6 +647,50 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                     break;
                 }
                 r.body = ops::status(session->redis, session->pg, cfg, cfg.queues, scope);
+                break;
+            }
+            case br_list:
+            case br_one:
+            case br_reset: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                auto only = ops::scope_destinations(cfg, scope);
+                if (ep == br_list) {
+                    r.body = ops::list_breakers(session->redis, only);
+                } else if (ep == br_one) {
+                    r.body = ops::get_breaker(session->redis, destination, only);
+                } else {
+                    r.body =
+                        ops::reset_breaker(session->redis, session->pg, destination, actor, only);
+                }
+                break;
+            }
+            case routes: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                r.body = ops::list_routes(session->pg, session->redis, cfg, scope);
+                break;
+            }
+            case ev_list: {
+                ops::EventQuery q = ops::parse_event_query(args);
+                if (!q.source.empty() && !scope.allows(q.source)) {
+                    r = error(403, "forbidden",
+                              "token '" + token.name + "' may not see source '" + q.source + "'");
+                    break;
+                }
+                r.body = ops::list_events(session->pg, q, scope);
+                break;
+            }
+            case ev_one: {
+                if (auto bad = allowed_args({}); !bad.empty()) {
+                    r = error(400, "bad request", "unknown parameter '" + bad + "'");
+                    break;
+                }
+                r.body = ops::get_event(session->pg, seg[3], scope);
                 break;
             }
             case dl_list: {
