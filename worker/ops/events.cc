@@ -232,7 +232,10 @@ EventQuery parse_event_query(const std::map<std::string, std::string>& args) {
     EventQuery q;
     static const char* const known =
         "source, route, status, event_type, from, to, request_id, dedup_key, cursor, limit";
-    for (const auto& [k, v] : args) {
+    for (const auto& arg : args) {
+        const std::string& k = arg.first;
+        const std::string& v = arg.second;
+        // (clang 14 cannot capture a structured binding, hence the references)
         auto bad = [&](const std::string& why) { throw Error(Error::bad_request, k + ": " + why); };
         if (v.size() > kMaxFilter) {
             bad("longer than " + std::to_string(kMaxFilter) + " characters");
