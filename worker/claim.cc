@@ -1,6 +1,7 @@
 #include "worker/claim.h"
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "worker/log.h"
@@ -232,13 +233,36 @@ void ClaimStage::move_due() {
 
 void ClaimStage::reap() {
     const auto& c = s_.cfg;
+    // Now and then, also every inflight or landing list whose owner is not registered: whatever
+    // path left one behind (a registration lost between a reap and a kill), work must never sit
+    // where no reaper looks. SCAN is cheap at this rate and finds what SMEMBERS cannot.
+    uint64_t now = mono_ms();
+    bool sweep = now >= next_sweep_ms_;
+    if (sweep) {
+        next_sweep_ms_ = now + std::max<uint64_t>(10000, c.reaper_interval_ms * 10);
+    }
     for (const auto& q : c.queues) {
         Reply members = redis_.command({"SMEMBERS", keys::workers(q)});
         if (is_error(members) || members->type != REDIS_REPLY_ARRAY) {
             continue;
         }
+        std::set<std::string> ids;
         for (size_t i = 0; i < members->elements; ++i) {
-            std::string id(members->element[i]->str, members->element[i]->len);
+            ids.emplace(members->element[i]->str, members->element[i]->len);
+        }
+        if (sweep) {
+            size_t registered = ids.size();
+            for (const std::string& prefix : {keys::inflight(q, ""), keys::claiming(q, "")}) {
+                for (const std::string& key : scan_keys(prefix + "*")) {
+                    ids.insert(key.substr(prefix.size()));
+                }
+            }
+            if (ids.size() > registered) {
+                log::debug("sweep found lists of unregistered workers",
+                           {{"queue", q}, {"count", ids.size() - registered}});
+            }
+        }
+        for (const std::string& id : ids) {
             if (id == c.worker_id) {
                 continue;
             }
@@ -254,12 +278,29 @@ void ClaimStage::reap() {
                 {keys::inflight(q, id), keys::queue(q), keys::workers(q), keys::claiming(q, id),
                  keys::claim_seq(q, id), keys::queue_heartbeat(q, id)},
                 {id});
-            if (!is_error(r) && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+            if (!is_error(r) && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
                 log::warn("reaped inflight of dead worker",
                           {{"queue", q}, {"dead_worker", id}, {"count", r->integer}});
             }
         }
     }
+}
+
+std::vector<std::string> ClaimStage::scan_keys(const std::string& pattern) {
+    std::vector<std::string> out;
+    std::string cursor = "0";
+    do {
+        Reply r = redis_.command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+        if (is_error(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            return out;
+        }
+        cursor.assign(r->element[0]->str, r->element[0]->len);
+        const redisReply* keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; ++i) {
+            out.emplace_back(keys->element[i]->str, keys->element[i]->len);
+        }
+    } while (cursor != "0");
+    return out;
 }
 
 size_t ClaimStage::accept(size_t qi, const redisReply& items) {

@@ -74,6 +74,7 @@ class ClaimStage {
   private:
     void move_due();
     void reap();
+    std::vector<std::string> scan_keys(const std::string& pattern);
     size_t claim_batch(size_t qi, size_t n, int64_t room_bytes);
     bool recover();
     size_t accept(size_t qi, const redisReply& items);
@@ -90,6 +91,7 @@ class ClaimStage {
     RedisConn redis_;
     size_t rr_ = 0;
     uint64_t seq_ = 0;
+    uint64_t next_sweep_ms_ = 0;  // reap() also SCANs for lists of unregistered workers
     std::optional<Unknown> unknown_;
 };
 

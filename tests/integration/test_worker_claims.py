@@ -207,3 +207,21 @@ def test_retry_ack_sends_the_envelope_once_and_keeps_it_whole(redis_server, pg_m
     assert "cmdstat_evalsha" in stats or "cmdstat_eval" in stats
     assert len(sink.ids("/in")) == 1 and len([q for q in sink.requests if q.path == "/in"]) == 2
     assert w.stop() == 0
+
+
+def test_inflight_list_of_an_unregistered_worker_is_swept(redis_server, pg_migrated, sink,
+                                                           workers):
+    """An inflight (or landing) list whose owner is not in the workers set and has no heartbeat:
+    SMEMBERS cannot find it, the reaper's sweep (SCAN) must, and the webhooks get delivered."""
+    r = redis_server.client()
+    ids = enqueue(r, Q, 3)
+    for _ in ids[:2]:
+        assert r.lmove("hookq:{claims}:queue", INFLIGHT + "ghost", "RIGHT", "LEFT")
+    assert r.lmove("hookq:{claims}:queue", "hookq:{claims}:claiming:ghost", "RIGHT", "LEFT")
+    assert not r.sismember("hookq:{claims}:workers", "ghost")
+    w = workers(cfg(redis_server, pg_migrated, sink), name="w1")
+    all_delivered(pg_migrated, sink, ids, 30)
+    assert r.llen(INFLIGHT + "ghost") == 0 and r.llen("hookq:{claims}:claiming:ghost") == 0
+    line = w.find("reaped inflight of dead worker")[-1]
+    assert line["dead_worker"] == "ghost" and line["count"] == 3
+    assert w.stop() == 0
