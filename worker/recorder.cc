@@ -256,7 +256,7 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
             continue;
         }
         const std::string& q = c.queues[j.queue];
-        std::string inflight = keys::inflight(q, c.worker_id);
+        const std::string& inflight = inflight_keys_[j.queue];
         if (!j.decoded) {
             // All keys share the queue's hash tag, so this MULTI also holds on Redis Cluster.
             redis_.append({"MULTI"});

@@ -14,7 +14,11 @@ namespace hookq {
 
 class Recorder {
   public:
-    explicit Recorder(Shared& s) : s_(s), pg_(s.cfg.postgres_dsn), redis_(s.cfg, "ack") {}
+    explicit Recorder(Shared& s) : s_(s), pg_(s.cfg.postgres_dsn), redis_(s.cfg, "ack") {
+        for (const auto& q : s.cfg.queues) {
+            inflight_keys_.push_back(keys::inflight(q, s.cfg.worker_id));
+        }
+    }
     void run();
     // After the drain deadline: stop retrying a failing batch (its jobs stay in inflight).
     void abandon() { abandon_.store(true); }
@@ -37,6 +41,7 @@ class Recorder {
     Shared& s_;
     Pg pg_;
     RedisConn redis_;
+    std::vector<std::string> inflight_keys_;  // per queue: built once, not on every ack
     std::atomic<bool> abandon_{false};
     bool pg_down_logged_ = false;
     // The last batch failed with an error from a live server (not an outage): the backoff stops
