@@ -9,7 +9,7 @@
 
 #include "worker/config.h"
 #include "worker/log.h"
-#include "worker/worker.h"
+#include "worker/pipeline/worker.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"hookq-worker: delivers queued webhooks to the application"};

@@ -18,8 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/config.h"
-#include "worker/decide.h"
-#include "worker/messages.h"
+#include "worker/pipeline/decide.h"
+#include "worker/pipeline/messages.h"
 
 namespace hookq::metrics {
 

@@ -230,8 +230,8 @@ def test_report_from_a_probe_whose_lease_passed_on_is_ignored(redis_server):
     """The breaker scripts with explicit times: a lease lapses by itself, only its owner's report
     counts, and the owner's success frees the lease at once."""
     r = redis_server.client()
-    acquire = r.register_script(script("worker/breaker.cc", "kAcquire"))
-    report = r.register_script(script("worker/breaker.cc", "kReport"))
+    acquire = r.register_script(script("worker/pipeline/breaker.cc", "kAcquire"))
+    report = r.register_script(script("worker/pipeline/breaker.cc", "kReport"))
     k = "hookq:breaker:http://app:80"
     r.hset(k, mapping={"state": "open", "open_until": "1000", "fails": "", "successes": "0",
                        "probe_until": "0"})
@@ -264,7 +264,7 @@ def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
     goes to the queue instead; an element no longer in inflight still gets its records (the row
     just committed says it will be retried), which a retried ack cannot double: same members."""
     r = redis_server.client()
-    ack = r.register_script(script("worker/park.cc", "kAck"))
+    ack = r.register_script(script("worker/pipeline/park.cc", "kAck"))
     q, d = "{pq}", "http://app:80"
     inflight, retry, dests, queue = (f"hookq:{q}:inflight:w1", f"hookq:{q}:retry",
                                      f"hookq:{q}:parked_destinations", f"hookq:{q}:queue")

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "shared/redis_keys.h"
-#include "worker/breaker.h"
+#include "worker/pipeline/breaker.h"
 
 namespace hookq {
 namespace {

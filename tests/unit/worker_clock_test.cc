@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "worker/clock.h"
+#include "worker/pipeline/clock.h"
 
 namespace hookq {
 namespace {

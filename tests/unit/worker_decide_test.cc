@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "worker/breaker.h"
-#include "worker/decide.h"
-#include "worker/retry.h"
+#include "worker/pipeline/breaker.h"
+#include "worker/pipeline/decide.h"
+#include "worker/pipeline/retry.h"
 
 namespace hookq {
 namespace {

@@ -2,8 +2,8 @@
 
 #include <map>
 
-#include "worker/router.h"
-#include "worker/sql.h"
+#include "worker/pipeline/router.h"
+#include "worker/store/sql.h"
 
 namespace hookq {
 namespace {

@@ -33,8 +33,8 @@
 #include "worker/ops/events.h"
 #include "worker/ops/routes.h"
 #include "worker/ops/status.h"
-#include "worker/pg.h"
-#include "worker/redis_conn.h"
+#include "worker/store/pg.h"
+#include "worker/store/redis_conn.h"
 
 namespace hookq::admin {
 

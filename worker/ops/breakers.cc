@@ -4,9 +4,9 @@
 #include <stdexcept>
 
 #include "shared/redis_keys.h"
-#include "worker/ctl_common.h"
-#include "worker/park.h"
-#include "worker/sql.h"
+#include "worker/cli/common.h"
+#include "worker/pipeline/park.h"
+#include "worker/store/sql.h"
 
 namespace hookq::ops {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "worker/ctl_common.h"
+#include "worker/cli/common.h"
 
 namespace hookq::ops {
 

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "worker/pg.h"
+#include "worker/store/pg.h"
 
 namespace hookq::ops {
 

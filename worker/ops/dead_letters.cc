@@ -4,8 +4,8 @@
 
 #include "shared/envelope.h"
 #include "shared/redis_keys.h"
-#include "worker/context.h"
-#include "worker/ctl_common.h"
+#include "worker/pipeline/context.h"
+#include "worker/cli/common.h"
 
 namespace hookq::ops {
 

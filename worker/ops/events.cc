@@ -5,7 +5,7 @@
 
 #include "shared/crypto.h"
 #include "shared/uuid.h"
-#include "worker/ctl_common.h"
+#include "worker/cli/common.h"
 
 namespace hookq::ops {
 

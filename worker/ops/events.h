@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/ops/common.h"
-#include "worker/pg.h"
+#include "worker/store/pg.h"
 
 namespace hookq::ops {
 

@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "worker/ctl_common.h"
+#include "worker/cli/common.h"
 #include "worker/ops/breakers.h"
 
 namespace hookq::ops {

@@ -3,9 +3,9 @@
 #include <set>
 
 #include "shared/redis_keys.h"
-#include "worker/ctl_breaker.h"
-#include "worker/ctl_common.h"
-#include "worker/park.h"
+#include "worker/cli/breaker.h"
+#include "worker/cli/common.h"
+#include "worker/pipeline/park.h"
 
 namespace hookq::ops {
 

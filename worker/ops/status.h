@@ -9,8 +9,8 @@
 
 #include "worker/config.h"
 #include "worker/ops/common.h"
-#include "worker/pg.h"
-#include "worker/redis_conn.h"
+#include "worker/store/pg.h"
+#include "worker/store/redis_conn.h"
 
 namespace hookq::ops {
 

@@ -1,0 +1,150 @@
+#include "worker/cli/dlq.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/cli/common.h"
+#include "worker/ops/dead_letters.h"
+
+namespace hookq::ctl {
+
+namespace {
+
+void print_json(const nlohmann::ordered_json& j) {
+    std::printf("%s\n", j.dump(2).c_str());
+}
+
+ops::Actor cli_actor() {
+    return ops::Actor{actor(), "", "", "", "hookqctl"};
+}
+
+}  // namespace
+
+int dlq_list(Pg& pg, const DlqListOptions& o) {
+    // Pages of the one listing the API serves, until --limit.
+    ops::DeadLetterQuery q;
+    q.source = o.source;
+    q.include_requeued = o.all;
+    auto items = nlohmann::ordered_json::array();
+    while (static_cast<int>(items.size()) < o.limit) {
+        q.limit = std::min(o.limit - static_cast<int>(items.size()), ops::kMaxDeadLetterPage);
+        auto page = ops::list_dead_letters(pg, q);
+        for (auto& item : page["items"]) {
+            items.push_back(std::move(item));
+        }
+        if (page["next_cursor"].is_null()) {
+            break;
+        }
+        q.cursor = page["next_cursor"].get<std::string>();
+    }
+    if (o.json) {
+        print_json(items);
+        return 0;
+    }
+    if (items.empty()) {
+        std::printf("no dead letters\n");
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"ID", "EVENT", "SOURCE", "ROUTE", "ATTEMPTS", "FAILED_AT", "REQUEUED_AT", "REASON"}};
+    for (const auto& d : items) {
+        rows.push_back({std::to_string(d["id"].get<long long>()), d["event_id"], d["source"],
+                        d["route"], std::to_string(d["attempts"].get<int>()), d["failed_at"],
+                        d["requeued_at"].is_null() ? "-" : d["requeued_at"].get<std::string>(),
+                        d["reason"]});
+    }
+    std::fputs(table(rows).c_str(), stdout);
+    return 0;
+}
+
+int dlq_show(Pg& pg, const std::string& id, bool json) {
+    auto j = ops::get_dead_letter(pg, id);
+    if (json) {
+        print_json(j);
+        return 0;
+    }
+    for (const auto& [k, v] : j.items()) {
+        if (k == "delivery_attempts") {
+            continue;
+        }
+        std::string text = v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump();
+        std::printf("%-13s %s\n", (k + ":").c_str(), text.c_str());
+    }
+    std::printf("\n");
+    const auto& attempts = j["delivery_attempts"];
+    if (attempts.empty()) {
+        std::printf("no delivery attempts\n");
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"ROUTE", "ATTEMPT", "STARTED_AT", "MS", "HTTP", "OUTCOME", "ERROR"}};
+    for (const auto& a : attempts) {
+        char ms[32];
+        std::snprintf(ms, sizeof ms, "%.1f", a["duration_ms"].get<double>());
+        rows.push_back({a["route"], std::to_string(a["attempt"].get<int>()), a["started_at"], ms,
+                        a["http_status"].is_null() ? "-" : a["http_status"].dump(), a["outcome"],
+                        a["error"].is_null() ? "" : a["error"].get<std::string>()});
+    }
+    std::fputs(table(rows).c_str(), stdout);
+    return 0;
+}
+
+int dlq_retry(Pg& pg, RedisConn& redis, const Config& cfg, const DlqRetryOptions& o) {
+    // Every id checked before any is acted on: a typo in the list changes nothing.
+    for (const auto& id : o.ids) {
+        ops::check_dead_letter_id(id);
+    }
+    ops::RetryRequest req{o.queue, o.dry_run, o.force};
+    auto results = nlohmann::ordered_json::array();
+    int failed = 0;
+    for (const auto& id : o.ids) {
+        auto r = ops::retry_dead_letter(pg, redis, cfg, id, req, cli_actor());
+        failed += r.outcome != ops::RetryOutcome::requeued &&
+                  r.outcome != ops::RetryOutcome::would_requeue;
+        results.push_back(std::move(r.json));
+    }
+    if (o.json) {
+        print_json(results);
+    } else {
+        for (const auto& res : results) {
+            std::string line = std::to_string(res["id"].get<long long>()) + ": " +
+                               res["result"].get<std::string>();
+            if (res.contains("queue")) {
+                line += " event " + res["event_id"].get<std::string>() + " route " +
+                        res["route"].get<std::string>() + " on queue " +
+                        res["queue"].get<std::string>();
+            }
+            if (res.contains("why")) {
+                line += " (" + res["why"].get<std::string>() + ")";
+            }
+            std::printf("%s\n", line.c_str());
+        }
+    }
+    return failed ? 1 : 0;
+}
+
+int dlq_delete(Pg& pg, const std::vector<std::string>& ids, bool json) {
+    for (const auto& id : ids) {
+        ops::check_dead_letter_id(id);
+    }
+    auto results = nlohmann::ordered_json::array();
+    int failed = 0;
+    for (const auto& id : ids) {
+        bool found = false;
+        results.push_back(ops::delete_dead_letter(pg, id, cli_actor(), found));
+        failed += !found;
+    }
+    if (json) {
+        print_json(results);
+    } else {
+        for (const auto& res : results) {
+            std::printf("%lld: %s\n", res["id"].get<long long>(),
+                        res["result"].get<std::string>().c_str());
+        }
+    }
+    return failed ? 1 : 0;
+}
+
+}  // namespace hookq::ctl

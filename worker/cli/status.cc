@@ -1,0 +1,81 @@
+#include "worker/cli/status.h"
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/cli/common.h"
+#include "worker/ops/status.h"
+
+namespace hookq::ctl {
+
+namespace {
+
+std::string fixed(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+}  // namespace
+
+int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::string>& queues,
+           bool json) {
+    nlohmann::ordered_json j = ops::status(redis, pg, cfg, queues);
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+
+    std::vector<std::vector<std::string>> rows{
+        {"QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "PARKED", "POISON", "WORKERS"}};
+    for (const auto& q : j["queues"]) {
+        rows.push_back({q["queue"], std::to_string(q["depth"].get<long long>()),
+                        std::to_string(q["inflight"].get<long long>()),
+                        std::to_string(q["retry"].get<long long>()),
+                        std::to_string(q["retry_due"].get<long long>()),
+                        std::to_string(q["parked"].get<long long>()),
+                        std::to_string(q["poison"].get<long long>()),
+                        std::to_string(q["workers_live"].get<long long>()) + "/" +
+                            std::to_string(q["workers_registered"].get<long long>())});
+    }
+    std::fputs(table(rows).c_str(), stdout);
+
+    const auto& d = j["database"];
+    std::string events;
+    for (const auto& [k, v] : d["events_last_hour"].items()) {
+        events += (events.empty() ? "" : " ") + k + "=" + std::to_string(v.get<long long>());
+    }
+    std::string dead = std::to_string(d["dead_letters"].get<long long>());
+    if (!d["dead_letters_by_source"].empty()) {
+        std::string parts;
+        for (const auto& [k, v] : d["dead_letters_by_source"].items()) {
+            parts += (parts.empty() ? "" : " ") + k + "=" + std::to_string(v.get<long long>());
+        }
+        dead += " (" + parts + ")";
+    }
+    std::vector<std::vector<std::string>> db{
+        {"dead letters:", dead},
+        {"events (1h):", events},
+        {"delivered/s (5m):",
+         fixed(d["delivered_per_s_5m"].get<double>(), 2) +
+             "  failed attempts/s: " + fixed(d["failed_attempts_per_s_5m"].get<double>(), 2)},
+        {"lag:", fixed(d["lag_s"].get<double>(), 1) + "s"},
+    };
+    std::printf("\n");
+    std::fputs(table(db).c_str(), stdout);
+
+    std::printf("\n");
+    if (j["breakers"].empty()) {
+        std::printf("breakers: none\n");
+    } else {
+        std::vector<std::vector<std::string>> br{{"DESTINATION", "STATE", "OPEN_UNTIL"}};
+        for (const auto& b : j["breakers"]) {
+            br.push_back({b["destination"], b["state"], b["open_until"]});
+        }
+        std::fputs(table(br).c_str(), stdout);
+    }
+    return 0;
+}
+
+}  // namespace hookq::ctl

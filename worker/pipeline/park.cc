@@ -1,0 +1,216 @@
+#include "worker/pipeline/park.h"
+
+#include "worker/pipeline/context.h"
+
+namespace hookq::park {
+
+namespace scripts {
+
+// The element is named once: the records are built here from it, so the envelope crosses the
+// network once per ack instead of twice. It leaves inflight in the same step as its records are
+// written. An element no longer in inflight was reaped and queued again, but its records are
+// written all the same: the outcome just committed says "retrying" for this route, and a reaped
+// copy that finished before that commit would leave the row saying so forever with nothing in
+// Redis to settle it. A second delivery is what at-least-once allows; a stuck row is not. The
+// reply is what LREM removed, so the caller can count acks that removed nothing. A park decided
+// before the destination's parked deliveries were last sent back (the breaker closed while this
+// ack was on its way) goes to the queue instead: nobody would bring it back before its score.
+const std::string_view kAck = R"lua(
+local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
+local env = ARGV[1]
+local off = tonumber(ARGV[2])
+if off > 0 then env = string.sub(env, off + 1) end
+local k = 5
+for i = 3, #ARGV, 5 do
+  local rec = ARGV[i + 2] .. env
+  if ARGV[i] == 'p' then
+    local released = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+    if tonumber(ARGV[i + 4]) <= released then
+      redis.call('RPUSH', KEYS[4], rec)
+    else
+      redis.call('ZADD', KEYS[k], ARGV[i + 1], rec)
+      redis.call('SADD', KEYS[3], ARGV[i + 3])
+    end
+    k = k + 2
+  else
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], rec)
+  end
+end
+return removed
+)lua";
+
+// Earliest first onto the consuming end (the queue is consumed from the right), as kMoveDue does.
+const std::string_view kMove = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+  for i = #due, 1, -1 do redis.call('RPUSH', KEYS[2], due[i]) end
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4], 'PX', ARGV[5]) end
+return #due
+)lua";
+
+}  // namespace scripts
+
+namespace {
+constexpr size_t kBatch = 1000;  // per script call, so no single call blocks Redis for long
+// How long a release marker outlives the release: longer than any ack stays on its way, short of
+// PostgreSQL outages (a park acked after that waits for its score, at most an open period).
+constexpr std::string_view kReleasedTtlMs = "3600000";
+// The first ack sends the script itself (so Redis has it cached), the others its SHA-1.
+thread_local bool g_ack_needs_eval = true;
+}  // namespace
+
+bool needs_records(const Job& j) {
+    for (const auto& o : j.outcomes) {
+        if (o.kind == OutcomeKind::parked || o.kind == OutcomeKind::retry) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
+    static const std::string sha = sha1_of_script(scripts::kAck);
+    const std::string& q = s.cfg.queues[j.queue];
+    // Everything the argv points at lives until append() returns (it copies into its buffer).
+    std::vector<std::string> own;
+    own.reserve(5 + 7 * j.outcomes.size());
+    own.push_back(keys::inflight(q, s.cfg.worker_id));
+    own.push_back(keys::retry(q));
+    own.push_back(keys::parked_destinations(q));
+    own.push_back(keys::queue(q));
+    std::vector<size_t> parked_keys;
+    std::vector<size_t> args;
+    size_t env_offset = j.retry ? j.raw.size() - j.retry->envelope.size() : 0;
+    own.push_back(std::to_string(env_offset));
+    size_t offset_arg = own.size() - 1;
+    for (const auto& o : j.outcomes) {
+        if (o.kind != OutcomeKind::retry && o.kind != OutcomeKind::parked) {
+            continue;
+        }
+        RetryRecord header;  // the envelope is appended by the script
+        header.route = o.route;
+        header.attempt = o.next_attempt;
+        header.first_attempt_us = j.first_attempt_us;
+        std::string dest;
+        if (o.kind == OutcomeKind::parked) {
+            const Route* r = s.router.by_name(o.route);
+            dest = r ? r->destination : o.route;
+            own.push_back(keys::parked(q, dest));
+            parked_keys.push_back(own.size() - 1);
+            own.push_back(keys::parked_released(q, dest));
+            parked_keys.push_back(own.size() - 1);
+        }
+        own.push_back(o.kind == OutcomeKind::parked ? "p" : "r");
+        args.push_back(own.size() - 1);
+        own.push_back(std::to_string(o.due_ms));
+        args.push_back(own.size() - 1);
+        own.push_back(header.encode());
+        args.push_back(own.size() - 1);
+        own.push_back(std::move(dest));
+        args.push_back(own.size() - 1);
+        own.push_back(std::to_string(o.decided_ms));
+        args.push_back(own.size() - 1);
+    }
+    std::string nkeys = std::to_string(4 + parked_keys.size());
+    std::vector<std::string_view> argv{"EVALSHA", sha, nkeys, own[0], own[1], own[2], own[3]};
+    if (g_ack_needs_eval) {
+        argv[0] = "EVAL";
+        argv[1] = scripts::kAck;
+        g_ack_needs_eval = false;
+    }
+    for (size_t i : parked_keys) {
+        argv.push_back(own[i]);
+    }
+    argv.push_back(j.raw);
+    argv.push_back(own[offset_arg]);
+    for (size_t i : args) {
+        argv.push_back(own[i]);
+    }
+    redis.append(argv);
+}
+
+bool note_ack_error(const Reply& r) {
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        !std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+        return false;
+    }
+    g_ack_needs_eval = true;  // Redis restarted or flushed its scripts: send it again
+    return true;
+}
+
+long long move(RedisConn& redis, std::string_view queue, std::string_view dest,
+               std::string_view max_score, size_t limit, std::string_view released_at) {
+    Reply r = redis.eval(scripts::kMove,
+                         {keys::parked(queue, dest), keys::queue(queue),
+                          keys::parked_destinations(queue), keys::parked_released(queue, dest)},
+                         {max_score, std::to_string(limit), dest, released_at, kReleasedTtlMs});
+    if (is_error(r) || r->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    return r->integer;
+}
+
+long long release_all(RedisConn& redis, const std::vector<std::string>& queues,
+                      std::string_view dest, uint64_t now_ms) {
+    std::string released_at = std::to_string(now_ms);
+    long long total = 0;
+    for (const auto& q : queues) {
+        long long n;
+        do {
+            n = move(redis, q, dest, "+inf", kBatch, released_at);
+            if (n < 0) {
+                return -1;
+            }
+            total += n;
+        } while (n == static_cast<long long>(kBatch));
+    }
+    return total;
+}
+
+bool release_one(RedisConn& redis, const std::vector<std::string>& queues, std::string_view dest) {
+    for (const auto& q : queues) {
+        if (move(redis, q, dest, "+inf", 1, "") > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+long long move_due(RedisConn& redis, std::string_view queue, uint64_t now_ms) {
+    Reply dests = redis.command({"SMEMBERS", keys::parked_destinations(queue)});
+    if (is_error(dests) || dests->type != REDIS_REPLY_ARRAY) {
+        return -1;
+    }
+    std::string now = std::to_string(now_ms);
+    long long total = 0;
+    for (size_t i = 0; i < dests->elements; ++i) {
+        std::string_view dest(dests->element[i]->str, dests->element[i]->len);
+        long long n = move(redis, queue, dest, now, kBatch, "");
+        if (n < 0) {
+            return -1;
+        }
+        total += n;
+    }
+    return total;
+}
+
+long long count(RedisConn& redis, std::string_view queue) {
+    Reply dests = redis.command({"SMEMBERS", keys::parked_destinations(queue)});
+    if (is_error(dests) || dests->type != REDIS_REPLY_ARRAY) {
+        return 0;
+    }
+    long long total = 0;
+    for (size_t i = 0; i < dests->elements; ++i) {
+        std::string_view dest(dests->element[i]->str, dests->element[i]->len);
+        Reply n = redis.command({"ZCARD", keys::parked(queue, dest)});
+        if (!is_error(n) && n->type == REDIS_REPLY_INTEGER) {
+            total += n->integer;
+        }
+    }
+    return total;
+}
+
+}  // namespace hookq::park

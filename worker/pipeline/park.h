@@ -1,0 +1,63 @@
+// Parked deliveries: what an open or half-open breaker holds back. They wait in one sorted set per
+// destination and queue, hookq:{Q}:parked:<destination>, scored by when the breaker may next need
+// them (its open_until while open, an open period ahead while half-open), so that a parked
+// delivery costs one claim and one write per open period, not one per second. Whoever sees the
+// breaker close moves them all back to the consuming end of their queue at once; a successful probe
+// that does not close it yet brings back one (the next probe); move_due returns any whose score has
+// passed, so nothing waits forever if the close was missed. hookq:{Q}:parked_destinations lists the
+// destinations with parked entries in Q, so that move_due and status need no SCAN.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/pipeline/messages.h"
+#include "worker/store/redis_conn.h"
+
+namespace hookq {
+struct Shared;
+}
+
+namespace hookq::park {
+
+namespace scripts {
+// The ack of a job with at least one parked route. KEYS[1] inflight, KEYS[2] retry set,
+// KEYS[3] parked destinations, KEYS[4] queue, then per parked record (in ARGV order) its parked
+// set and its parked_released marker; ARGV[1] the inflight element, ARGV[2] where its envelope
+// starts (0: it is an envelope; else the length of its HQR1 header), then 5 per record:
+// 'r'|'p', score, HQR1 header, destination, decided ms.
+// -> 1, or 0 when the element was no longer in inflight (then nothing is written).
+extern const std::string_view kAck;
+// KEYS[1] parked set, KEYS[2] queue, KEYS[3] parked destinations, KEYS[4] parked_released marker;
+// ARGV[1] max score ('+inf': any), ARGV[2] limit, ARGV[3] destination, ARGV[4] release time for
+// the marker ('' leaves it), ARGV[5] its TTL ms -> number moved to the queue's consuming end.
+extern const std::string_view kMove;
+}  // namespace scripts
+
+// Whether acking `j` writes retry or parked records (then append_ack does it in one script).
+bool needs_records(const Job& j);
+// Pipelines the ack of `j` (which needs_records): one script that takes the element out of inflight
+// and puts every retry/parked record built from it in place, atomically.
+void append_ack(RedisConn& redis, const Shared& s, const Job& j);
+// The ack pipelines EVALSHA: after Redis lost its script cache the reply is NOSCRIPT; this makes
+// the ack's retry send the script itself. true if `r` was such a reply.
+bool note_ack_error(const Reply& r);
+
+// Moves the parked entries of `dest` in `queue` scored <= max_score back to the queue, earliest
+// first, at most `limit`; with `released_at`, also marks when (see kAck). -1 on a Redis error.
+long long move(RedisConn& redis, std::string_view queue, std::string_view dest,
+               std::string_view max_score, size_t limit, std::string_view released_at);
+// Every parked entry of `dest` in each of `queues`, because its breaker closed at about `now_ms`
+// (Redis ms): parks decided before that and acked later go to the queue too. -1 on a Redis error.
+long long release_all(RedisConn& redis, const std::vector<std::string>& queues,
+                      std::string_view dest, uint64_t now_ms);
+// The earliest parked entry of `dest` from the first of `queues` that has one: the next probe.
+bool release_one(RedisConn& redis, const std::vector<std::string>& queues, std::string_view dest);
+// Parked entries of every destination in `queue` whose score is <= now_ms. -1 on a Redis error.
+long long move_due(RedisConn& redis, std::string_view queue, uint64_t now_ms);
+// Parked entries in `queue`, all destinations.
+long long count(RedisConn& redis, std::string_view queue);
+
+}  // namespace hookq::park

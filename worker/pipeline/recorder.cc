@@ -1,0 +1,423 @@
+#include "worker/pipeline/recorder.h"
+
+#include <algorithm>
+#include <thread>
+#include <unordered_set>
+
+#include "worker/log.h"
+#include "worker/metrics.h"
+#include "worker/pipeline/park.h"
+
+namespace hookq {
+
+namespace {
+// Errors about the rows themselves rather than the server or the schema: class 22 (data
+// exception), 23 (integrity constraint violation), 54 (program limit exceeded: an index row too
+// large, a value too long), and an error libpq raised on a live connection without asking the
+// server (no SQLSTATE). Such a batch is split to find the rows; anything else is retried whole.
+bool row_error(const std::string& sqlstate) {
+    return sqlstate.empty() || sqlstate.starts_with("22") || sqlstate.starts_with("23") ||
+           sqlstate.starts_with("54");
+}
+
+// The server is there but cannot take writes now (shutting down or starting up, out of
+// connections or disk, a read-only standby after a failover): like an outage, a restart of the
+// worker would not help, so waiting for it keeps the watchdog fed.
+bool server_unavailable(const std::string& sqlstate) {
+    return sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57") ||
+           sqlstate == "25006";
+}
+}  // namespace
+
+void Recorder::backoff(uint64_t& ms) {
+    ms = ms ? std::min<uint64_t>(ms * 2, 2000) : 50;
+    uint64_t until = mono_ms() + ms;
+    while (mono_ms() < until && !abandon_.load()) {
+        // Waiting for a server that is away keeps the watchdog fed: a restart would not bring it
+        // back. Retrying an error the server keeps giving does not: after the watchdog's limit
+        // without a batch written, systemd should see a wedged recorder.
+        if (!failing_) {
+            s_.tick_record.store(mono_ms());
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+bool Recorder::ensure_pg() {
+    if (!pg_.ok()) {
+        if (!pg_.connect()) {
+            if (!pg_down_logged_) {
+                log::error("postgresql unavailable: not acking until it is back",
+                           {{"error", pg_.error()}});
+                pg_down_logged_ = true;
+            }
+            return false;
+        }
+        // The ack trusts COMMIT: a server running with synchronous_commit=off could lose a
+        // committed batch in a crash after we removed it from Redis. Durable for this session.
+        if (!pg_.exec("SET synchronous_commit = on")) {
+            log::warn("cannot set synchronous_commit", {{"error", pg_.error()}});
+            pg_.close();
+            return false;
+        }
+        if (pg_down_logged_) {
+            log::info("postgresql connection restored");
+        }
+        pg_down_logged_ = false;
+        next_partition_check_ms_ = 0;
+    }
+    uint64_t now = mono_ms();
+    if (now >= next_partition_check_ms_) {
+        // Partitions ahead of time; failure here is only a warning thanks to the DEFAULT partition.
+        if (!pg_.exec("SELECT hookq_ensure_partitions(2)")) {
+            log::warn("cannot ensure partitions", {{"error", pg_.error()}});
+        }
+        next_partition_check_ms_ = now + 3600 * 1000;
+    }
+    return pg_.ok();
+}
+
+Recorder::Write Recorder::write(const std::vector<const Job*>& jobs,
+                                const std::vector<const Transition*>& trs) {
+    auto stmts = build_batch(jobs, trs, s_.cfg.worker_id);
+    if (stmts.empty()) {
+        return Write::ok;
+    }
+    // Several statements when the parameter limit splits a table, one transaction all the same:
+    // the batch is acked only once all of it is committed.
+    bool ok = pg_.exec("BEGIN");
+    for (size_t i = 0; ok && i < stmts.size(); ++i) {
+        if (stmts[i].jobs.empty()) {
+            ok = pg_.exec(stmts[i]);
+            continue;
+        }
+        PgResult r = pg_.query(stmts[i]);
+        ok = r != nullptr;
+        if (!ok || static_cast<size_t>(PQntuples(r.get())) == stmts[i].jobs.size()) {
+            continue;
+        }
+        std::unordered_set<std::string> found;
+        for (int k = 0; k < PQntuples(r.get()); ++k) {
+            found.emplace(PQgetvalue(r.get(), k, 0));
+        }
+        std::vector<const Job*> missing;
+        for (const Job* j : stmts[i].jobs) {
+            if (!found.count(j->env.request_id.str())) {
+                missing.push_back(j);
+            }
+        }
+        for (const auto& st : event_inserts(missing)) {
+            ok = ok && pg_.exec(st);
+        }
+    }
+    ok = ok && pg_.exec("COMMIT");
+    if (ok) {
+        return Write::ok;
+    }
+    error_ = pg_.error();
+    sqlstate_ = pg_.sqlstate();
+    if (pg_.ok()) {
+        pg_.exec("ROLLBACK");
+    }
+    if (!pg_.ok()) {
+        pg_.close();
+        if (!pg_down_logged_) {
+            log::error("postgresql connection lost: not acking until it is back",
+                       {{"error", error_}});
+            pg_down_logged_ = true;
+        }
+        return Write::lost;
+    }
+    return row_error(sqlstate_) ? Write::rows : Write::other;
+}
+
+void Recorder::poison(const Job& job) {
+    // A single webhook PostgreSQL refuses: keep it safe in Redis (poison list) and go on.
+    auto* j = const_cast<Job*>(&job);
+    log::error("cannot record webhook; moving it to the poison list",
+               {{"request_id", j->env.request_id.str()},
+                {"source", sanitize_text(j->env.source.substr(0, 200))},
+                {"error", error_},
+                {"sqlstate", sqlstate_}});
+    // A trace for the dashboard and `hookqctl dlq list`, in its own transaction: the refused
+    // event row is not part of it. If even this is refused, the poison list and the log remain.
+    Statement trace = poison_trace(*j, error_);
+    if (!pg_.exec("BEGIN") || !pg_.exec(trace) || !pg_.exec("COMMIT")) {
+        log::warn("cannot record the poison trace",
+                  {{"request_id", j->env.request_id.str()}, {"error", pg_.error()}});
+        if (pg_.ok()) {
+            pg_.exec("ROLLBACK");
+        }
+    }
+    j->decoded = false;
+    j->poison_reason = "postgresql refused the row: " + error_;
+    j->outcomes.clear();
+}
+
+bool Recorder::commit(std::vector<const Job*>& jobs, std::vector<const Transition*>& trs) {
+    if (!ensure_pg()) {
+        failing_ = false;
+        return false;
+    }
+    // Jobs then transitions, as one list of items to bisect.
+    size_t n = jobs.size() + trs.size();
+    std::vector<char> done(n, 0);
+    std::vector<std::pair<size_t, size_t>> todo{{0, n}};
+    bool splitting = false;
+    Write res = Write::ok;
+    while (!todo.empty()) {
+        auto [b, e] = todo.back();
+        todo.pop_back();
+        std::vector<const Job*> js;
+        std::vector<const Transition*> ts;
+        for (size_t i = b; i < e; ++i) {
+            if (i < jobs.size()) {
+                js.push_back(jobs[i]);
+            } else {
+                ts.push_back(trs[i - jobs.size()]);
+            }
+        }
+        res = write(js, ts);
+        if (res == Write::rows && e - b > 1) {
+            // One bad row must not hold the whole batch hostage: halve until it stands alone;
+            // every half that goes in is committed (and acked with the rest).
+            if (!splitting) {
+                log::warn("postgresql refused a batch; isolating the rows it refuses",
+                          {{"error", error_}, {"sqlstate", sqlstate_}, {"items", e - b}});
+                splitting = true;
+            }
+            size_t mid = b + (e - b) / 2;
+            todo.emplace_back(mid, e);
+            todo.emplace_back(b, mid);
+            continue;
+        }
+        if (res == Write::rows) {
+            if (b < jobs.size()) {
+                poison(*jobs[b]);
+            } else {
+                log::error("cannot record breaker transition; dropping it",
+                           {{"destination", trs[b - jobs.size()]->destination}, {"error", error_}});
+            }
+            res = Write::ok;
+        }
+        if (res != Write::ok) {
+            break;
+        }
+        std::fill(done.begin() + static_cast<ptrdiff_t>(b),
+                  done.begin() + static_cast<ptrdiff_t>(e), 1);
+    }
+    if (res == Write::ok) {
+        failing_ = false;
+        return true;
+    }
+    // Keep only what is not committed yet for the next try.
+    std::vector<const Job*> jr;
+    std::vector<const Transition*> tr;
+    for (size_t i = 0; i < n; ++i) {
+        if (!done[i]) {
+            if (i < jobs.size()) {
+                jr.push_back(jobs[i]);
+            } else {
+                tr.push_back(trs[i - jobs.size()]);
+            }
+        }
+    }
+    jobs.swap(jr);
+    trs.swap(tr);
+    failing_ = res == Write::other && !server_unavailable(sqlstate_);
+    if (failing_) {
+        log::error("recording batch failed; retrying",
+                   {{"error", error_}, {"sqlstate", sqlstate_}});
+    }
+    return false;
+}
+
+bool Recorder::ack(const std::vector<JobPtr>& jobs) {
+    if (!redis_.ensure()) {
+        return false;
+    }
+    const Config& c = s_.cfg;
+    // For each job, the reply that says whether its element was still in inflight: the LREM count,
+    // or the park script's 0/1; inside an EXEC, the last element of its array.
+    struct Check {
+        size_t reply;
+        bool in_exec;
+    };
+    std::vector<Check> checks;
+    checks.reserve(jobs.size());
+    size_t n = 0;
+    for (const JobPtr& jp : jobs) {
+        const Job& j = *jp;
+        if (j.decoded && park::needs_records(j)) {
+            // One script: out of inflight and into the retry or parked set in the same step, with
+            // the envelope sent once.
+            park::append_ack(redis_, s_, j);
+            checks.push_back({n++, false});
+            continue;
+        }
+        const std::string& q = c.queues[j.queue];
+        const std::string& inflight = inflight_keys_[j.queue];
+        if (!j.decoded) {
+            // All keys share the queue's hash tag, so this MULTI also holds on Redis Cluster.
+            redis_.append({"MULTI"});
+            redis_.append({"LPUSH", keys::poison(q), j.raw});
+            redis_.append({"LREM", inflight, "-1", j.raw});
+            redis_.append({"EXEC"});
+            n += 4;
+            checks.push_back({n - 1, true});
+            continue;
+        }
+        redis_.append({"LREM", inflight, "-1", j.raw});
+        checks.push_back({n++, false});
+    }
+    std::vector<Reply> replies;
+    if (!redis_.read_replies(replies)) {
+        return false;
+    }
+    for (const Reply& r : replies) {
+        if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
+            park::note_ack_error(r);
+            log::error("ack failed; retrying",
+                       {{"error", r && r->str ? std::string(r->str, r->len) : "nil reply"}});
+            return false;
+        }
+    }
+    for (size_t i = 0; i < jobs.size() && i < checks.size(); ++i) {
+        const redisReply* r = replies[checks[i].reply].get();
+        if (checks[i].in_exec) {
+            r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[r->elements - 1] : nullptr;
+        }
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+            // The element had already left our inflight list: another worker reaped it (our
+            // heartbeat lapsed) and it will be delivered again. At-least-once still holds, but an
+            // operator should know a route may have seen this webhook twice.
+            uint64_t total = metrics::global().ack_removed_nothing();
+            const Job& j = *jobs[i];
+            log::warn(
+                "ack removed nothing: the webhook left inflight before its outcome was "
+                "recorded and may be delivered again",
+                {{"request_id", j.decoded ? j.env.request_id.str() : std::string("-")},
+                 {"queue", c.queues[j.queue]},
+                 {"total", total}});
+        }
+    }
+    return true;
+}
+
+void Recorder::log_outcomes(const Job& j) {
+    if (!j.decoded) {
+        log::error("element moved to the poison list", {{"queue", s_.cfg.queues[j.queue]},
+                                                        {"reason", j.poison_reason},
+                                                        {"bytes", j.raw.size()}});
+        return;
+    }
+    if (!log::enabled(spdlog::level::info)) {
+        return;
+    }
+    std::string id = j.env.request_id.str();
+    for (const auto& o : j.outcomes) {
+        log::Fields f = {{"request_id", id},
+                         {"source", j.env.source},
+                         {"route", o.route},
+                         {"attempt", o.attempt}};
+        if (!j.event_type.empty()) {
+            f["event_type"] = j.event_type;
+        }
+        switch (o.kind) {
+            case OutcomeKind::delivered:
+                f["latency_ms"] = (o.at_us - std::min(o.at_us, j.env.received_at_us)) / 1000;
+                log::info("delivered", f);
+                break;
+            case OutcomeKind::retry:
+                f["reason"] = o.reason;
+                f["retry_in_ms"] = o.due_ms > o.at_us / 1000 ? o.due_ms - o.at_us / 1000 : 0;
+                log::info("retry scheduled", f);
+                break;
+            case OutcomeKind::parked:
+                f["reason"] = o.reason;
+                f["until_ms"] = o.due_ms;
+                log::info("parked", f);
+                break;
+            case OutcomeKind::dead:
+                f["reason"] = o.reason;
+                log::warn("dead-lettered", f);
+                break;
+        }
+        if (o.flag_route) {
+            log::warn("route flagged: destination answered 410 Gone",
+                      {{"request_id", id}, {"source", j.env.source}, {"route", o.route}});
+        }
+    }
+}
+
+void Recorder::process(std::vector<RecordMsg>& batch) {
+    std::vector<JobPtr> jobs;
+    std::vector<Transition> trs;
+    for (auto& m : batch) {
+        if (auto* j = std::get_if<JobPtr>(&m)) {
+            jobs.push_back(std::move(*j));
+        } else {
+            trs.push_back(std::move(std::get<Transition>(m)));
+        }
+    }
+    batch.clear();
+    std::vector<const Job*> jp;
+    for (const auto& j : jobs) {
+        jp.push_back(j.get());
+    }
+    std::vector<const Transition*> tp;
+    for (const auto& t : trs) {
+        tp.push_back(&t);
+    }
+    uint64_t delay = 0, t0 = now_us();
+    while (!commit(jp, tp)) {
+        if (abandon_.load()) {
+            return;
+        }
+        backoff(delay);
+    }
+    metrics::global().recorded(now_us() - t0, jobs.size(), trs.size());
+    delay = 0;
+    while (!jobs.empty() && !ack(jobs)) {
+        if (abandon_.load()) {
+            return;
+        }
+        backoff(delay);
+    }
+    for (const auto& j : jobs) {
+        log_outcomes(*j);
+    }
+    metrics::global().acked(jobs);
+    s_.release(static_cast<int64_t>(jobs.size()));
+}
+
+void Recorder::run() {
+    const Config& c = s_.cfg;
+    std::vector<RecordMsg> batch;
+    RecordMsg m;
+    for (;;) {
+        s_.tick_record.store(mono_ms());
+        if (!s_.to_record.pop(m, std::chrono::milliseconds(100))) {
+            if (s_.to_record.closed_and_empty() || abandon_.load()) {
+                return;
+            }
+            if (pg_.ok() || mono_ms() >= next_partition_check_ms_) {
+                // Idle: keep the connection honest (and partitions ahead) without waiting for work.
+                ensure_pg();
+            }
+            continue;
+        }
+        batch.push_back(std::move(m));
+        auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(c.record_flush_ms);
+        while (batch.size() < c.record_batch && s_.to_record.pop_until(m, deadline)) {
+            batch.push_back(std::move(m));
+        }
+        process(batch);
+        if (abandon_.load()) {
+            return;
+        }
+    }
+}
+
+}  // namespace hookq

@@ -1,0 +1,44 @@
+// Route stage: decodes what was claimed, picks the routes, and asks each destination's breaker
+// whether to deliver now, deliver as the half-open probe, or park. Also runs the breaker reports
+// the dispatcher sends back, so that all breaker Redis I/O happens on this thread.
+#pragma once
+
+#include <random>
+#include <unordered_map>
+
+#include "worker/pipeline/breaker.h"
+#include "worker/pipeline/context.h"
+#include "worker/store/redis_conn.h"
+
+namespace hookq {
+
+class Dispatcher;
+
+class RouteStage {
+  public:
+    RouteStage(Shared& s, Dispatcher& d)
+        : s_(s), dispatcher_(d), redis_(s.cfg, "breaker"), leases_(probe_leases(s.cfg.routes)) {}
+    void run();
+
+  private:
+    void handle(const JobPtr& job);
+    void handle(const BreakerReport& r);
+    AcquireResult gate(const std::string& dest, uint64_t now, uint64_t probe_id);
+    void release_parked(const std::string& dest, std::string_view why);
+    void check_leases();
+    void transition(const std::string& dest, std::string_view t, std::string_view reason);
+
+    Shared& s_;
+    Dispatcher& dispatcher_;
+    RedisConn redis_;
+    BreakerCache cache_;
+    std::unordered_map<std::string, uint64_t> leases_;  // destination -> probe lease ms
+    // Destination -> when the probe lease that made us park its deliveries ends (Redis ms).
+    std::unordered_map<std::string, uint64_t> lease_ends_;
+    // Probe ids start at this process's start time so that a restarted worker with the same id
+    // never reuses the token of a lease its previous run may still hold.
+    uint64_t probe_seq_ = now_us();
+    std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace hookq
