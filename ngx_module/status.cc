@@ -2,9 +2,11 @@
 
 #include <array>
 #include <string_view>
+#include <vector>
 
 #include "ngx_module/config.h"
 #include "ngx_module/module.h"
+#include "shared/prometheus.h"
 
 namespace hookq::edge {
 namespace {
@@ -164,9 +166,14 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             "# HELP hookq_edge_requests_total Webhook requests answered by the edge, by outcome.\n"
             "# TYPE hookq_edge_requests_total counter\n";
         size_t n = g_counters ? g_counters->sources : 0;
+        // Source names are free text (a quoted nginx argument may hold " or \\).
+        std::vector<std::string> names;
+        names.reserve(mcf->sources.size());
+        for (const auto& name : mcf->sources)
+            names.push_back(prometheus::escape_label(name));
         for (size_t s = 0; s < n && s < mcf->sources.size(); s++) {
             for (size_t o = 0; o < kOutcomes; o++) {
-                text += "hookq_edge_requests_total{source=\"" + mcf->sources[s] + "\",outcome=\"";
+                text += "hookq_edge_requests_total{source=\"" + names[s] + "\",outcome=\"";
                 text += kOutcomeNames[o];
                 text += "\"} " + std::to_string(g_counters->source[s].outcomes[o]) + "\n";
             }
@@ -177,7 +184,7 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             "# TYPE hookq_edge_latency_seconds histogram\n";
         for (size_t s = 0; s < n && s < mcf->sources.size(); s++) {
             const SourceCounters& c = g_counters->source[s];
-            const std::string label = "{source=\"" + mcf->sources[s] + "\",le=\"";
+            const std::string label = "{source=\"" + names[s] + "\",le=\"";
             uint64_t cumulative = 0;
             for (size_t b = 0; b < kBuckets; b++) {
                 cumulative += c.buckets[b];
@@ -187,9 +194,8 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             }
             char sum[64];
             snprintf(sum, sizeof sum, "%.6f", static_cast<double>(c.latency_sum_us) / 1e6);
-            text +=
-                "hookq_edge_latency_seconds_sum{source=\"" + mcf->sources[s] + "\"} " + sum + "\n";
-            text += "hookq_edge_latency_seconds_count{source=\"" + mcf->sources[s] + "\"} " +
+            text += "hookq_edge_latency_seconds_sum{source=\"" + names[s] + "\"} " + sum + "\n";
+            text += "hookq_edge_latency_seconds_count{source=\"" + names[s] + "\"} " +
                     std::to_string(cumulative) + "\n";
         }
     } catch (const std::exception& e) {

@@ -84,23 +84,6 @@ std::string label(std::string_view name, std::string_view value) {
 
 }  // namespace
 
-std::string escape_label(std::string_view v) {
-    std::string out;
-    out.reserve(v.size());
-    for (char c : v) {
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '"') {
-            out += "\\\"";
-        } else if (c == '\n') {
-            out += "\\n";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 Registry& global() {
     static Registry r;
     return r;

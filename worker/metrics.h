@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/prometheus.h"
 #include "worker/config.h"
 #include "worker/pipeline/decide.h"
 #include "worker/pipeline/messages.h"
@@ -150,8 +151,7 @@ class Registry {
 // The process's registry: what the stages count into and /metrics renders.
 Registry& global();
 
-// A label value escaped as the exposition format wants it: \ " and newline.
-std::string escape_label(std::string_view v);
+using prometheus::escape_label;
 
 // The gauges of one ops::status() snapshot (queues, breakers, dead letters, lag) and the
 // snapshot's own health. `status` null: no snapshot has succeeded yet.
