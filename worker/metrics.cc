@@ -13,6 +13,8 @@ namespace hookq::metrics {
 
 namespace {
 
+constexpr std::array<std::string_view, kDeadReasons> kDeadReasonNames = {
+    "rejected", "exhausted", "fallback_failed", "unrouted"};
 constexpr std::array<std::string_view, kOutcomes> kOutcomeNames = {"delivered", "retry", "dead",
                                                                    "parked"};
 constexpr std::array<std::string_view, kBreakerStates> kStateNames = {"closed", "half_open",
@@ -198,6 +200,19 @@ std::string Registry::render() const {
                  relaxed(routes_[r].outcomes[o]));
         }
     }
+    header(out, "hookq_worker_dead_letters_total", "counter",
+           "Webhooks dead-lettered, by route and reason: rejected (a non-retryable status), "
+           "exhausted (attempts ran out), fallback_failed, unrouted (route \"-\").");
+    for (size_t r = 0; r < routes_size_; ++r) {
+        for (size_t w = 0; w < kDeadReasons; ++w) {
+            if (r == n_routes_ && w != static_cast<size_t>(DeadReason::unrouted)) {
+                continue;
+            }
+            line("hookq_worker_dead_letters_total",
+                 label("route", route_names_[r]) + "," + label("reason", kDeadReasonNames[w]),
+                 relaxed(routes_[r].dead[w]));
+        }
+    }
     header(out, "hookq_worker_attempt_duration_seconds", "histogram",
            "Duration of one HTTP delivery attempt, by route.");
     for (size_t r = 0; r < n_routes_; ++r) {
@@ -333,22 +348,36 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
                  std::to_string(q.value(g.field, 0LL)));
         }
     }
-    header(out, "hookq_queue_oldest_age_seconds", "gauge",
-           "Age of the element claimed next from the queue (0: empty; -1: undecodable).");
-    for (const auto& q : queues) {
-        if (q.contains("oldest_age_s")) {
-            line("hookq_queue_oldest_age_seconds", label("queue", q.value("queue", "")),
-                 number(q.value("oldest_age_s", 0.0)));
+    // How old the oldest element of each list is, by the edge's receive stamp: a queue that
+    // is not drained, a claim that never finishes, poison nobody looked at, retries overdue.
+    static constexpr QueueGauge kAgeGauges[] = {
+        {"oldest_age_s", "hookq_queue_oldest_age_seconds",
+         "Age of the element claimed next from the queue (0: empty; -1: undecodable)."},
+        {"inflight_oldest_age_s", "hookq_queue_inflight_oldest_age_seconds",
+         "Age of the oldest element claimed and not yet acked (0: none)."},
+        {"poison_oldest_age_s", "hookq_queue_poison_oldest_age_seconds",
+         "Age of the oldest element in the poison list (0: none; -1: undecodable)."},
+        {"retry_overdue_s", "hookq_queue_retry_overdue_seconds",
+         "How long the most overdue retry record has been due (0: none due)."},
+    };
+    for (const auto& g : kAgeGauges) {
+        header(out, g.name, "gauge", g.help);
+        for (const auto& q : queues) {
+            if (q.contains(g.field)) {
+                line(g.name, label("queue", q.value("queue", "")), number(q.value(g.field, 0.0)));
+            }
         }
     }
+    // One series per state, 1 for the current one: `hookq_breaker_state{state="open"} == 1`
+    // selects open breakers, and a state change is visible as a series going 0 -> 1.
     header(out, "hookq_breaker_state", "gauge",
-           "Breaker state by destination: 0 closed, 1 half-open, 2 open.");
+           "Breaker state by destination: 1 for the current state, 0 for the others.");
     for (const auto& b : status.value("breakers", nlohmann::ordered_json::array())) {
         std::string st = b.value("state", "closed");
-        line("hookq_breaker_state", label("destination", b.value("destination", "")),
-             st == "open"        ? "2"
-             : st == "half_open" ? "1"
-                                 : "0");
+        std::string dest = label("destination", b.value("destination", ""));
+        for (std::string_view name : {"closed", "half_open", "open"}) {
+            line("hookq_breaker_state", dest + "," + label("state", name), st == name ? "1" : "0");
+        }
     }
     const auto& db = status.value("database", nlohmann::ordered_json::object());
     header(out, "hookq_dead_letters", "gauge", "Dead letters not requeued, by source.");
@@ -356,6 +385,14 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
     for (const auto& [src, n] : by_source.items()) {
         line("hookq_dead_letters", label("source", src),
              std::to_string(n.is_number() ? n.get<long long>() : 0));
+    }
+    header(out, "hookq_dead_letters_oldest_age_seconds", "gauge",
+           "Age of the oldest dead letter not requeued, by source.");
+    const auto oldest =
+        db.value("dead_letters_oldest_s_by_source", nlohmann::ordered_json::object());
+    for (const auto& [src, age] : oldest.items()) {
+        line("hookq_dead_letters_oldest_age_seconds", label("source", src),
+             number(age.is_number() ? age.get<double>() : 0.0));
     }
     header(out, "hookq_dead_letters_pending", "gauge", "Dead letters not requeued, all sources.");
     line("hookq_dead_letters_pending", "", std::to_string(db.value("dead_letters", 0LL)));

@@ -53,9 +53,16 @@ struct Histogram {
 
 inline constexpr size_t kOutcomes = 4;  // OutcomeKind: delivered, retry, dead, parked
 
+// Why a route dead-lettered a webhook, as a bounded label (the stored reason is free text):
+// the application refused it (a non-retryable status), its attempts ran out on transient
+// failures, the fallback_url failed too, or no route took it.
+enum class DeadReason : uint8_t { rejected, exhausted, fallback_failed, unrouted };
+inline constexpr size_t kDeadReasons = 4;
+
 struct alignas(64) RouteCounters {
     std::atomic<uint64_t> attempts{0};
     std::array<std::atomic<uint64_t>, kOutcomes> outcomes{};
+    std::array<std::atomic<uint64_t>, kDeadReasons> dead{};
     Histogram<kAttemptBucketsUs> attempt_duration;
     Histogram<kLatencyBucketsUs> end_to_end;
 };
@@ -103,8 +110,17 @@ class Registry {
             }
         }
     }
+    // Counted beside outcome(..., dead).
+    void dead(size_t route, DeadReason why) noexcept {
+        if (route < routes_size_) {
+            routes_[route].dead[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+        }
+    }
     // Dead without a configured route (no route matched, or the route is gone): route="-".
-    void unrouted_dead() noexcept { outcome(n_routes_, OutcomeKind::dead); }
+    void unrouted_dead() noexcept {
+        outcome(n_routes_, OutcomeKind::dead);
+        dead(n_routes_, DeadReason::unrouted);
+    }
     // A breaker transition reported by Redis ("closed", "half_open", "open"). Rare: a short scan.
     void transition(std::string_view destination, std::string_view from,
                     std::string_view to) noexcept;

@@ -153,6 +153,11 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     assert [outcome("st", k) for k in ("delivered", "retry", "dead", "parked")] == [2, 2, 0, 0]
     assert [outcome("shop", k) for k in ("delivered", "retry", "dead", "parked")] == [0, 0, 1, 0]
     assert outcome("-", "dead") == 0
+    # Dead letters by a bounded reason: shop's 400 is a refusal, not an exhausted retry.
+    assert value(s, "hookq_worker_dead_letters_total", route="shop", reason="rejected") == 1
+    assert value(s, "hookq_worker_dead_letters_total", route="shop", reason="exhausted") == 0
+    assert value(s, "hookq_worker_dead_letters_total", route="st", reason="rejected") == 0
+    assert value(s, "hookq_worker_dead_letters_total", route="-", reason="unrouted") == 0
     for rt, attempts, delivered in (("app", 5, 5), ("st", 4, 2), ("shop", 1, 0)):
         assert value(s, "hookq_worker_attempts_total", route=rt) == attempts, rt
         assert value(s, "hookq_worker_attempt_duration_seconds_count", route=rt) == attempts, rt
@@ -182,6 +187,12 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
         ok = ok and value(g, "hookq_dead_letters_pending") == 1
         return g if ok and value(g, "hookq_snapshot_success") == 1 else None
     g = wait_until(gauges_match, 15, what="snapshot gauges matching Redis and PostgreSQL")
+    # Junk cannot be dated (-1); a retry due in the future is not overdue; the dead letter is
+    # younger than this test.
+    assert value(g, "hookq_queue_poison_oldest_age_seconds", queue="github") == -1
+    assert value(g, "hookq_queue_poison_oldest_age_seconds", queue="stripe") == 0
+    assert value(g, "hookq_queue_retry_overdue_seconds", queue="stripe") == 0
+    assert 0 <= value(g, "hookq_dead_letters_oldest_age_seconds", source="shop") < 120
     assert 0 <= value(g, "hookq_snapshot_age_seconds") < 10
     assert value(g, "hookq_redis_up") == 1 and value(g, "hookq_postgres_up") == 1
 
@@ -204,6 +215,8 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     # The next one to be claimed was received (stamped by envelope.make) after `enqueued`.
     assert 0 < value(g, "hookq_queue_oldest_age_seconds", queue="github") < time.time() - enqueued
     assert value(g, "hookq_queue_oldest_age_seconds", queue="shop") == 0
+    assert 0 < value(g, "hookq_queue_inflight_oldest_age_seconds", queue="github") < 60
+    assert value(g, "hookq_queue_inflight_oldest_age_seconds", queue="shop") == 0
     text = scrape(api)
     promtool_check(text)
     client_parse(text)
@@ -251,7 +264,9 @@ def test_metrics_breaker_transitions_and_parked(redis_server, pg_migrated, sink,
         g = parse(scrape(api))
         ok = (value(g, "hookq_worker_deliveries_total", route="app", outcome="parked") == 3 and
               value(g, "hookq_queue_parked", queue="github") == 3 and
-              value(g, "hookq_breaker_state", destination=dest) == 2)
+              value(g, "hookq_breaker_state", destination=dest, state="open") == 1 and
+              value(g, "hookq_breaker_state", destination=dest, state="closed") == 0 and
+              value(g, "hookq_breaker_state", destination=dest, state="half_open") == 0)
         return g if ok else None
     g = wait_until(settled, 15, what="parked and breaker state in /metrics")
     # Open for 60 s: one transition, and every attempt made was a 500 scheduled for a retry.

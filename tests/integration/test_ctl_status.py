@@ -76,11 +76,19 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
 
     s = json.loads(ctl("--config", str(cfg), "status", "--json"))
     gh, st = s["queues"]
+    # The ages: the oldest queued webhook was stamped when fill_redis ran; the inflight and poison
+    # lists hold junk (undecodable: poison says -1, inflight 0 as no element can be dated); the
+    # most overdue retry was due a second before.
+    assert 0 < gh.pop("oldest_age_s") < 60
+    assert gh.pop("inflight_oldest_age_s") == 0
+    assert gh.pop("poison_oldest_age_s") == -1
+    assert 1 <= gh.pop("retry_overdue_s") < 60
     assert gh == {"queue": "github", "depth": 3, "inflight": 3, "retry": 3, "retry_due": 2,
                   "parked": 2, "poison": 1, "workers_live": 1, "workers_registered": 2}
     assert (st["queue"], st["depth"], st["inflight"]) == ("stripe", 1, 0)
     d = s["database"]
     assert d["dead_letters"] == 2 and d["dead_letters_by_source"] == {"github": 1, "stripe": 1}
+    assert d["dead_letters_oldest_s_by_source"].keys() == {"github", "stripe"}
     assert d["events_last_hour"] == {"queued": 1, "delivered": 4, "retrying": 1, "parked": 0,
                                      "dead": 3}
     assert abs(d["delivered_per_s_5m"] - 24 / 300) < 1e-9

@@ -123,8 +123,11 @@ TEST(MetricsText, AnUninitialisedRegistryCountsNothing) {
 TEST(MetricsText, SnapshotGauges) {
     auto st = nlohmann::ordered_json::parse(R"({
       "queues": [{"queue": "main", "depth": 7, "inflight": 2, "retry": 3, "retry_due": 1,
-                  "parked": 4, "poison": 5, "workers_live": 1, "workers_registered": 1}],
-      "database": {"dead_letters": 6, "dead_letters_by_source": {"git\"hub": 6}, "lag_s": 1.5},
+                  "parked": 4, "poison": 5, "workers_live": 1, "workers_registered": 1,
+                  "oldest_age_s": 2.5, "inflight_oldest_age_s": 1.25, "poison_oldest_age_s": -1,
+                  "retry_overdue_s": 0.5}],
+      "database": {"dead_letters": 6, "dead_letters_by_source": {"git\"hub": 6},
+                   "dead_letters_oldest_s_by_source": {"git\"hub": 30.5}, "lag_s": 1.5},
       "breakers": [{"destination": "http://a:1", "state": "open"},
                    {"destination": "http://b:1", "state": "half_open"},
                    {"destination": "http://c:1", "state": "closed"}]})");
@@ -137,9 +140,16 @@ TEST(MetricsText, SnapshotGauges) {
     EXPECT_EQ(s["hookq_queue_parked{queue=\"main\"}"], "4");
     EXPECT_EQ(s["hookq_queue_poison{queue=\"main\"}"], "5");
     EXPECT_EQ(s["hookq_queue_workers_live{queue=\"main\"}"], "1");
-    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://a:1\"}"], "2");
-    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://b:1\"}"], "1");
-    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://c:1\"}"], "0");
+    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://a:1\",state=\"open\"}"], "1");
+    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://a:1\",state=\"closed\"}"], "0");
+    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://b:1\",state=\"half_open\"}"], "1");
+    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://b:1\",state=\"open\"}"], "0");
+    EXPECT_EQ(s["hookq_breaker_state{destination=\"http://c:1\",state=\"closed\"}"], "1");
+    EXPECT_EQ(s["hookq_queue_oldest_age_seconds{queue=\"main\"}"], "2.500000");
+    EXPECT_EQ(s["hookq_queue_inflight_oldest_age_seconds{queue=\"main\"}"], "1.250000");
+    EXPECT_EQ(s["hookq_queue_poison_oldest_age_seconds{queue=\"main\"}"], "-1.000000");
+    EXPECT_EQ(s["hookq_queue_retry_overdue_seconds{queue=\"main\"}"], "0.500000");
+    EXPECT_EQ(s["hookq_dead_letters_oldest_age_seconds{source=\"git\\\"hub\"}"], "30.500000");
     EXPECT_EQ(s["hookq_dead_letters{source=\"git\\\"hub\"}"], "6");
     EXPECT_EQ(s["hookq_dead_letters_pending"], "6");
     EXPECT_EQ(s["hookq_snapshot_success"], "1");

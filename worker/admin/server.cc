@@ -891,18 +891,6 @@ void Server::Impl::refresh_snapshot(Session& s) {
     if (pg_ok && redis_ok) {
         try {
             st = ops::status(s.redis, s.pg, cfg, cfg.queues);
-            for (auto& q : st["queues"]) {
-                std::string key = keys::queue(q.value("queue", ""));
-                hookq::Reply tail = s.redis.command({"LINDEX", key, "-1"});
-                std::string_view raw = tail && tail->type == REDIS_REPLY_STRING
-                                           ? std::string_view(tail->str, tail->len)
-                                           : std::string_view();
-                q["oldest_age_s"] = metrics::oldest_age_s(
-                    raw,
-                    static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count()));
-            }
             ok = true;
         } catch (const std::exception& e) {
             err = e.what();

@@ -1,10 +1,13 @@
 #include "worker/ops/status.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "shared/redis_keys.h"
 #include "worker/cli/breaker.h"
 #include "worker/cli/common.h"
+#include "worker/metrics.h"
 #include "worker/pipeline/park.h"
 
 namespace hookq::ops {
@@ -21,17 +24,29 @@ long long integer(RedisConn& redis, const std::vector<std::string_view>& argv) {
     return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 }
 
+// Seconds since the edge received the element at the tail of `list` (the oldest: lists are
+// pushed on the left); 0 when empty, -1 when it cannot be decoded.
+double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
+    auto tail = must(redis, {"LINDEX", list, "-1"});
+    std::string_view raw = tail->type == REDIS_REPLY_STRING ? std::string_view(tail->str, tail->len)
+                                                            : std::string_view();
+    return metrics::oldest_age_s(raw, now_ms * 1000);
+}
+
 nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
+    uint64_t now_ms = ctl::redis_now_ms(redis);
     long long inflight = 0;
+    double inflight_age = 0;
     // One inflight list per worker, dead ones included until the reaper returns their work.
     for (const auto& key : ctl::scan_keys(redis, keys::inflight_pattern(q))) {
         inflight += integer(redis, {"LLEN", key});
+        inflight_age = std::max(inflight_age, tail_age_s(redis, key, now_ms));
     }
     // Taken by an idle worker's BLMOVE and not yet moved on by its next claim: in flight too.
     for (const auto& key : ctl::scan_keys(redis, keys::claiming(q, "*"))) {
         inflight += integer(redis, {"LLEN", key});
     }
-    std::string now = std::to_string(ctl::redis_now_ms(redis));
+    std::string now = std::to_string(now_ms);
     long long live = 0, registered = 0;
     auto members = must(redis, {"SMEMBERS", keys::workers(q)});
     for (size_t i = 0; i < members->elements; ++i) {
@@ -48,6 +63,16 @@ nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
     j["retry_due"] = integer(redis, {"ZCOUNT", keys::retry(q), "-inf", now});
     j["parked"] = park::count(redis, q);  // held back by open or half-open breakers
     j["poison"] = integer(redis, {"LLEN", keys::poison(q)});
+    j["oldest_age_s"] = tail_age_s(redis, keys::queue(q), now_ms);
+    j["inflight_oldest_age_s"] = inflight_age;
+    j["poison_oldest_age_s"] = tail_age_s(redis, keys::poison(q), now_ms);
+    auto first_due = must(redis, {"ZRANGE", keys::retry(q), "0", "0", "WITHSCORES"});
+    double overdue = 0;
+    if (first_due->type == REDIS_REPLY_ARRAY && first_due->elements == 2) {
+        double due = std::strtod(first_due->element[1]->str, nullptr);
+        overdue = std::max(0.0, (static_cast<double>(now_ms) - due) / 1000.0);
+    }
+    j["retry_overdue_s"] = overdue;
     j["workers_live"] = live;
     j["workers_registered"] = registered;
     return j;
@@ -58,19 +83,24 @@ nlohmann::ordered_json pg_status(Pg& pg, const std::optional<std::string>& sourc
                                  const std::optional<std::string>& routes) {
     nlohmann::ordered_json j;
     auto dead = must_query(pg,
-                           "SELECT source, count(*) FROM dead_letters WHERE requeued_at IS NULL "
+                           "SELECT source, count(*), "
+                           "extract(epoch FROM now() - min(failed_at))::float8 "
+                           "FROM dead_letters WHERE requeued_at IS NULL "
                            "AND ($1::text[] IS NULL OR source = ANY($1::text[])) "
                            "GROUP BY source ORDER BY source",
                            {sources});
     nlohmann::ordered_json by_source = nlohmann::ordered_json::object();
+    nlohmann::ordered_json oldest = nlohmann::ordered_json::object();
     long long dead_total = 0;
     for (int i = 0; i < PQntuples(dead.get()); ++i) {
         long long n = std::stoll(cell(dead, i, 1));
         by_source[cell(dead, i, 0)] = n;
+        oldest[cell(dead, i, 0)] = std::max(0.0, std::stod(cell(dead, i, 2)));
         dead_total += n;
     }
     j["dead_letters"] = dead_total;
     j["dead_letters_by_source"] = by_source;
+    j["dead_letters_oldest_s_by_source"] = oldest;
 
     auto st = must_query(pg,
                          "SELECT status, count(*) FROM webhook_events "

@@ -516,6 +516,11 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
         o.reason = "fallback failed: " + dec.reason;
     }
     metrics::global().outcome(r.index, dec.kind, job.env.received_at_us, end);
+    if (dec.kind == OutcomeKind::dead) {
+        metrics::global().dead(r.index, d.fallback            ? metrics::DeadReason::fallback_failed
+                                        : dec.breaker_failure ? metrics::DeadReason::exhausted
+                                                              : metrics::DeadReason::rejected);
+    }
     job.outcomes.push_back(std::move(o));
     complete(d.job);
 }
