@@ -188,6 +188,9 @@ class Reader {
 
   private:
     static std::string show_ms(uint64_t ms) {
+        if (ms >= 86400 * 1000 && ms % (86400 * 1000) == 0) {
+            return std::to_string(ms / (86400 * 1000)) + "d";
+        }
         if (ms % 1000 == 0) {
             return std::to_string(ms / 1000) + "s";
         }
@@ -304,6 +307,29 @@ void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const
         route.redact_query = {"token",   "access_token", "secret",  "signature",
                               "api_key", "apikey",       "password"};
     }
+}
+
+// [retention]. "off" (or 0) keeps a table forever; otherwise at least a day.
+void read_retention(const Reader& r, const toml::table& root, Config& c) {
+    const toml::table* t = r.table(root, "retention");
+    if (!t) {
+        return;
+    }
+    r.only_keys(*t, "[retention]", {"events", "attempts", "dead_letters", "audit", "interval"});
+    auto read = [&](std::string_view key, uint64_t lo_ms, uint64_t& out) {
+        const toml::node* n = t->get(key);
+        if (n && ((n->is_string() && n->as_string()->get() == "off") ||
+                  (n->is_integer() && n->as_integer()->get() == 0))) {
+            out = 0;
+            return;
+        }
+        out = r.duration(*t, key, lo_ms, 100 * 365 * kDay).value_or(out);
+    };
+    read("events", kDay, c.retention.events_ms);
+    read("attempts", kDay, c.retention.attempts_ms);
+    read("dead_letters", kDay, c.retention.dead_letters_ms);
+    read("audit", kDay, c.retention.audit_ms);
+    read("interval", 10 * 1000, c.retention.interval_ms);
 }
 
 constexpr uint64_t kMinTokenBytes = 16;
@@ -543,7 +569,8 @@ Config load_config_string(std::string_view text, const std::string& path) {
     Config c;
     c.path = path;
     r.only_keys(root, "the top level",
-                {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes", "admin"});
+                {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes", "admin",
+                 "retention"});
 
     if (const toml::table* w = r.table(root, "worker")) {
         r.only_keys(*w, "[worker]",
@@ -770,6 +797,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
         c.routes.push_back(std::move(route));
     }
     read_admin(r, root, c);
+    read_retention(r, root, c);
 
     if (c.queues.empty()) {
         std::set<std::string> seen;

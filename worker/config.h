@@ -123,6 +123,17 @@ struct AdminConfig {
     uint64_t metrics_refresh_ms = 5000;
 };
 
+// [retention]: how long rows are kept, per table; 0 keeps them forever. webhook_events and
+// webhook_routes go together (a webhook and its routes' state). The large tables lose whole
+// monthly partitions, so a row lives up to a month past its retention.
+struct RetentionConfig {
+    uint64_t events_ms = 90ull * 24 * 3600 * 1000;
+    uint64_t attempts_ms = 90ull * 24 * 3600 * 1000;
+    uint64_t dead_letters_ms = 90ull * 24 * 3600 * 1000;
+    uint64_t audit_ms = 365ull * 24 * 3600 * 1000;
+    uint64_t interval_ms = 3600 * 1000;  // how often a worker applies it; 0: never (hookqctl only)
+};
+
 struct Config {
     std::string path;
 
@@ -154,6 +165,7 @@ struct Config {
     std::map<std::string, SourceConfig> sources;
     std::vector<Route> routes;
     AdminConfig admin;
+    RetentionConfig retention;
 };
 
 Config load_config_file(const std::string& path);

@@ -116,6 +116,28 @@ TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
               std::string::npos);
 }
 
+TEST(WorkerConfig, Retention) {
+    Config d = load_config_string(kBase, "w.toml");
+    EXPECT_EQ(d.retention.events_ms, 90ull * 86400 * 1000);
+    EXPECT_EQ(d.retention.audit_ms, 365ull * 86400 * 1000);
+    EXPECT_EQ(d.retention.interval_ms, 3600ull * 1000);
+    Config c = load_config_string(std::string(kBase) +
+                                      "[retention]\nevents = \"30d\"\nattempts = \"off\"\n"
+                                      "dead_letters = 0\naudit = \"2y\"\ninterval = \"off\"\n",
+                                  "w.toml");
+    EXPECT_EQ(c.retention.events_ms, 30ull * 86400 * 1000);
+    EXPECT_EQ(c.retention.attempts_ms, 0u);
+    EXPECT_EQ(c.retention.dead_letters_ms, 0u);
+    EXPECT_EQ(c.retention.interval_ms, 0u);
+    EXPECT_EQ(c.retention.audit_ms, 2ull * 365 * 86400 * 1000);
+    std::string r = std::string(kBase) + "[retention]\n";
+    EXPECT_EQ(error_of(r + "events = \"12h\"\n"),
+              "w.toml:10:10: 'events' must be between 1d and 36500d");
+    EXPECT_EQ(error_of(r + "interval = \"1s\"\n"),
+              "w.toml:10:12: 'interval' must be between 10s and 36500d");
+    EXPECT_EQ(error_of(r + "event = \"1d\"\n"), "w.toml:10:1: unknown key 'event' in [retention]");
+}
+
 // Each of these was accepted before: a brace splits a queue's keys over hash slots, "6379abc" was
 // read as 6379, and a CR/LF in a URL only failed at delivery, as a dead letter per webhook.
 TEST(WorkerConfig, RefusesBracesBadPortsAndControlCharacters) {

@@ -11,8 +11,10 @@
 #include <CLI/CLI.hpp>
 
 #include "shared/secret.h"
+#include "shared/units.h"
 #include "worker/config.h"
 #include "worker/cli/breaker.h"
+#include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
 #include "worker/cli/dlq.h"
 #include "worker/cli/events.h"
@@ -185,6 +187,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> status_queues;
     status->add_option("--queue", status_queues, "report on these queues (default: the config's)");
 
+    auto* cleanup = app.add_subcommand(
+        "cleanup", "remove what is older than the retention policy, by whole partitions (audited)");
+    addresses(cleanup);
+    hookq::ctl::CleanupOptions cleanup_opts;
+    std::string older_than;
+    cleanup->add_option("--older-than", older_than,
+                        "for every table, instead of [retention] (e.g. 90d; at least 1d)");
+    cleanup->add_flag("--dry-run", cleanup_opts.dry_run, "show what would go, change nothing");
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -298,6 +309,24 @@ int main(int argc, char** argv) {
                 return hookq::ctl::poison_retry(pg, redis, queues, poison_ids, json);
             }
             return hookq::ctl::poison_delete(pg, redis, queues, poison_ids, json);
+        }
+        if (*cleanup) {
+            if (!older_than.empty()) {
+                auto ms = hookq::parse_duration_ms(older_than);
+                if (!ms || *ms < 24ull * 3600 * 1000) {
+                    std::fprintf(stderr,
+                                 "hookqctl cleanup: --older-than must be a duration of at least "
+                                 "1d, such as 90d (got \"%s\")\n",
+                                 older_than.c_str());
+                    return 2;
+                }
+                cleanup_opts.older_than_ms = ms;
+            }
+            auto cfg = hookq::ctl::load_target(target, false);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            cleanup_opts.json = json;
+            return hookq::ctl::cleanup(pg, cfg, cleanup_opts);
         }
         if (*dlq) {
             bool needs_redis = dlq_retry->parsed();

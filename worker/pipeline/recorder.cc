@@ -64,15 +64,6 @@ bool Recorder::ensure_pg() {
             log::info("postgresql connection restored");
         }
         pg_down_logged_ = false;
-        next_partition_check_ms_ = 0;
-    }
-    uint64_t now = mono_ms();
-    if (now >= next_partition_check_ms_) {
-        // Partitions ahead of time; failure here is only a warning thanks to the DEFAULT partition.
-        if (!pg_.exec("SELECT hookq_ensure_partitions(2)")) {
-            log::warn("cannot ensure partitions", {{"error", pg_.error()}});
-        }
-        next_partition_check_ms_ = now + 3600 * 1000;
     }
     return pg_.ok();
 }
@@ -401,8 +392,9 @@ void Recorder::run() {
             if (s_.to_record.closed_and_empty() || abandon_.load()) {
                 return;
             }
-            if (pg_.ok() || mono_ms() >= next_partition_check_ms_) {
-                // Idle: keep the connection honest (and partitions ahead) without waiting for work.
+            if (pg_.ok()) {
+                // Idle: keep the connection honest without waiting for work. (Partitions and
+                // retention are jobs/maintenance.h's, on their own connection.)
                 ensure_pg();
             }
             continue;

@@ -48,7 +48,6 @@ class Recorder {
     // feeding the watchdog.
     bool failing_ = false;
     std::string error_, sqlstate_;
-    uint64_t next_partition_check_ms_ = 0;
 };
 
 }  // namespace hookq

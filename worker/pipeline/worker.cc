@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "worker/admin/server.h"
+#include "worker/jobs/maintenance.h"
 #include "worker/pipeline/claim.h"
 #include "worker/pipeline/dispatcher.h"
 #include "worker/log.h"
@@ -125,6 +126,8 @@ int run_worker(const Config& cfg) {
     sd_notify(0, "READY=1\nSTATUS=delivering");
     admin::Server admin(cfg);
     admin.start();
+    Maintenance maintenance(cfg);
+    maintenance.start();
     log::info("ready", {{"worker", cfg.worker_id}});
 
     int sig = 0;
@@ -176,6 +179,7 @@ int run_worker(const Config& cfg) {
     if (left == 0 && claim.deregister()) {
         heartbeat.remove();
     }
+    maintenance.stop();
     admin.stop();
     // What Redis holds, not what this process knows of: a claim whose answer was lost leaves work
     // in inflight that no Job here stands for.

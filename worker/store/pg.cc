@@ -1,8 +1,31 @@
 #include "worker/store/pg.h"
 
+#include <string>
 #include <vector>
 
+#include "worker/log.h"
+
 namespace hookq {
+
+namespace {
+
+// libpq prints NOTICE and WARNING messages to stderr by default, outside the structured log;
+// the partition maintenance raises both. The primary message only, as for errors.
+void log_notice(void*, const PGresult* r) noexcept {
+    try {
+        const char* sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+        const char* msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        std::string_view text = msg ? msg : "";
+        if (sev && std::string_view(sev) == "WARNING") {
+            log::warn("postgresql: " + std::string(text));
+        } else {
+            log::info("postgresql: " + std::string(text));
+        }
+    } catch (...) {
+    }
+}
+
+}  // namespace
 
 bool Pg::connect() {
     close();
@@ -18,6 +41,7 @@ bool Pg::connect() {
         close();
         return false;
     }
+    PQsetNoticeReceiver(conn_, log_notice, nullptr);
     return true;
 }
 
