@@ -154,6 +154,9 @@ struct Config {
     std::map<std::string, SourceConfig> sources;
     std::vector<Route> routes;
     AdminConfig admin;
+
+    // Not fatal, said once at start (e.g. a token file other users can read).
+    std::vector<std::string> warnings;
 };
 
 Config load_config_file(const std::string& path);
