@@ -103,8 +103,8 @@ nlohmann::ordered_json list_dead_letters(Pg& pg, const DeadLetterQuery& q, const
     auto r =
         must_query(pg,
                    "SELECT id, event_id, source, route, reason, attempts, "
-                   "to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                   "to_char(requeued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                   "to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                   "to_char(requeued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
                    "FROM dead_letters WHERE ($1::text IS NULL OR source = $1) "
                    "AND ($2::text IS NULL OR route = $2) AND ($3::bool OR requeued_at IS NULL) "
                    "AND ($4::bigint IS NULL OR id < $4::bigint) "
@@ -178,13 +178,14 @@ nlohmann::ordered_json get_dead_letter(Pg& pg, const std::string& id, const Scop
         j["body_encoding"] = std::move(b["body_encoding"]);
         j["body"] = std::move(b["body"]);
     }
-    // No attempt starts before its webhook arrived: the bound prunes older partitions.
+    // No attempt starts before its webhook arrived: the bound prunes older partitions. An hour
+    // of slack, as the edge's clock (received_at) and the worker's (started_at) may differ.
     auto a = must_query(pg,
                         "SELECT route, attempt, " + ts("started_at") +
                             ", round(duration_ms::numeric, 1), http_status, outcome, error, url "
                             "FROM delivery_attempts WHERE event_id = $1::uuid AND started_at >= "
-                            "('epoch'::timestamptz + $2::bigint * interval '1 microsecond') "
-                            "ORDER BY started_at, attempt",
+                            "('epoch'::timestamptz + $2::bigint * interval '1 microsecond') - "
+                            "interval '1 hour' ORDER BY started_at, attempt",
                         {cell(r, 0, 1), cell(r, 0, 18)});
     auto attempts = nlohmann::ordered_json::array();
     for (int i = 0; i < PQntuples(a.get()); ++i) {
