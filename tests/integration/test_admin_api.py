@@ -268,6 +268,21 @@ def test_delete_is_hookqctl_dlq_delete(redis_server, pg_migrated, sink, workers,
     assert w.stop() == 0
 
 
+def test_token_file_others_can_read_is_a_warning_at_start(redis_server, pg_migrated, sink,
+                                                          workers, tmp_path):
+    port = harness.free_port()
+    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    cfg = admin_config(redis_server, pg_migrated, routes, tmp_path, port)
+    os.chmod(tmp_path / "viewer.token", 0o644)
+    w = workers(cfg)
+    [line] = w.find("configuration")
+    assert line["level"] == "warning", line
+    assert str(tmp_path / "viewer.token") in line["warning"] and "'ops-viewer'" in line["warning"]
+    with open(w.log_path) as f:
+        assert VIEWER not in f.read()
+    assert w.stop() == 0
+
+
 def test_pagination_by_cursor(redis_server, pg_migrated, sink, workers, tmp_path):
     w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
     ids = sorted(make_dead(redis_server, pg_migrated, sink)[1] for _ in range(3))

@@ -166,9 +166,8 @@ TEST_F(AdminConfigTest, TokenFileReadableByOthersIsAWarning) {
     }
     auto with_mode = [&](mode_t m) {
         EXPECT_EQ(::chmod(path.c_str(), m), 0);
-        return load("[admin]\n[[admin.tokens]]\nname = \"ops\"\nrole = \"admin\"\n"
-                    "token = \"file:" + path + "\"\n")
-            .warnings;
+        std::string admin = "[admin]\n[[admin.tokens]]\nname = \"ops\"\nrole = \"admin\"\n";
+        return load(admin + "token = \"file:" + path + "\"\n").warnings;
     };
     EXPECT_TRUE(with_mode(0600).empty());
     EXPECT_TRUE(with_mode(0400).empty());

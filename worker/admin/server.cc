@@ -62,7 +62,7 @@ constexpr const char* kPgSessionSettings =
 struct HttpReply {
     unsigned status = 200;
     Json body;
-    std::optional<std::string> text;  // sent as it is instead of the JSON body
+    std::optional<std::string> text;     // sent as it is instead of the JSON body
     const char* content_type = nullptr;  // of `text`; nullptr: Prometheus's text/plain
     std::vector<std::pair<std::string, std::string>> headers;
 };
@@ -328,11 +328,10 @@ void Server::Impl::send(MHD_Connection* c, HttpReply r) {
                : r.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     MHD_Response* resp =
         MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(
-        resp, "Content-Type",
-        r.content_type ? r.content_type
-        : r.text       ? "text/plain; version=0.0.4; charset=utf-8"
-                       : "application/json");
+    MHD_add_response_header(resp, "Content-Type",
+                            r.content_type ? r.content_type
+                            : r.text       ? "text/plain; version=0.0.4; charset=utf-8"
+                                           : "application/json");
     // JSON only, never rendered: payloads are attacker-controlled, so a browser must neither sniff
     // them into HTML nor frame or cache them.
     MHD_add_response_header(resp, "Content-Security-Policy",

@@ -74,7 +74,6 @@ std::optional<std::string> unbase64url(std::string s) {
     return crypto::base64_decode(s);
 }
 
-
 const char* const kStatuses[] = {"queued", "delivered", "retrying", "parked", "dead"};
 
 }  // namespace
