@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libsystemd-dev libmicrohttpd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server postgresql postgresql-contrib wrk curl
-  python3 python3-pytest python3-redis python3-psycopg2 python3-requests
+  python3 python3-pytest python3-redis python3-psycopg2 python3-requests python3-jsonschema
   prometheus python3-prometheus-client
   chromium python3-websocket  # the dashboard test: headless chromium over DevTools
 )

@@ -1,6 +1,7 @@
 #include "worker/config.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -334,6 +335,30 @@ void read_retention(const Reader& r, const toml::table& root, Config& c) {
 
 constexpr uint64_t kMinTokenBytes = 16;
 
+// A bearer token file others can read hands out the admin API. Group-readable is the usual way to
+// give a root-owned file to the worker's own group (root:hookq 0640), so only a group other than
+// the process's own counts. Names the file, never its content.
+std::string token_file_warning(const std::string& spec) {
+    if (!spec.starts_with("file:")) {
+        return "";
+    }
+    const std::string path = spec.substr(5);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return "";  // load_secret has already said why it cannot be read
+    }
+    bool others = (st.st_mode & S_IROTH) != 0;
+    bool group = (st.st_mode & S_IRGRP) != 0 && st.st_gid != ::getegid();
+    if (!others && !group) {
+        return "";
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return "token file \"" + path + "\" (mode " + mode + ") is readable by " +
+           (others ? std::string("every user of this host") : std::string("its group")) +
+           "; chmod 600 it (or 640 with the worker's group)";
+}
+
 // [admin] and its [[admin.tokens]]. After the routes: a token's sources are checked against them.
 void read_admin(const Reader& r, const toml::table& root, Config& c) {
     const toml::table* a = r.table(root, "admin");
@@ -423,6 +448,9 @@ void read_admin(const Reader& r, const toml::table& root, Config& c) {
         auto secret = load_secret(*spec, err);
         if (!secret) {
             r.fail(r.where(t, "token"), ctx + ": 'token': " + err);
+        }
+        if (auto w = token_file_warning(*spec); !w.empty()) {
+            c.warnings.push_back(ctx + ": " + w);
         }
         // A bearer token is the whole credential: short ones can be guessed over the network.
         if (secret->size() < kMinTokenBytes) {

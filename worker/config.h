@@ -166,6 +166,9 @@ struct Config {
     std::vector<Route> routes;
     AdminConfig admin;
     RetentionConfig retention;
+
+    // Not fatal, said once at start (e.g. a token file other users can read).
+    std::vector<std::string> warnings;
 };
 
 Config load_config_file(const std::string& path);

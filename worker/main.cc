@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (check_only) {
+        for (const auto& w : cfg.warnings) {
+            std::fprintf(stderr, "%s: warning: %s\n", config_path.c_str(), w.c_str());
+        }
         std::printf("%s: ok (%zu routes, queues:", config_path.c_str(), cfg.routes.size());
         for (const auto& q : cfg.queues) {
             std::printf(" %s", q.c_str());
@@ -40,6 +43,9 @@ int main(int argc, char** argv) {
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     hookq::log::init(cfg.log_level);
+    for (const auto& w : cfg.warnings) {
+        hookq::log::warn("configuration", {{"config", config_path}, {"warning", w}});
+    }
     int rc = hookq::run_worker(cfg);
     curl_global_cleanup();
     return rc;

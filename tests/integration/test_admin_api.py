@@ -186,6 +186,10 @@ def test_dead_letters_through_the_api(redis_server, pg_migrated, sink, workers, 
     one = api.get(f"/api/v1/dead-letters/{dl_id}", VIEWER).json()
     assert one == json.loads(ctl(w, "dlq", "show", str(dl_id), "--json"))
     assert one["event_id"] == rid and one["headers"]["X-GitHub-Event"] == "push"
+    # The body as GET /api/v1/events/{id} shows it.
+    ev = api.get(f"/api/v1/events/{rid}", VIEWER).json()
+    assert (one["body"], one["body_encoding"]) == ('{"n":1}', "utf-8")
+    assert (one["body"], one["body_encoding"]) == (ev["body"], ev["body_encoding"])
 
     # A token limited to stripe neither sees nor touches github's dead letter.
     assert api.get("/api/v1/dead-letters", STRIPE_ONLY).json()["items"] == []
@@ -222,12 +226,60 @@ def test_dead_letters_through_the_api(redis_server, pg_migrated, sink, workers, 
                  json={"force": True, "dry_run": True})
     assert r.status_code == 200 and r.json()["result"] == "would requeue"
 
-    # Delete: admin only, audited.
+    # Delete: admin only, audited; the webhook's row stays.
+    assert_json_error(api.call("DELETE", f"/api/v1/dead-letters/{dl_id}"), 401)
+    assert_json_error(api.call("DELETE", f"/api/v1/dead-letters/{dl_id}", VIEWER), 403)
     r = api.call("DELETE", f"/api/v1/dead-letters/{dl_id}", ADMIN)
-    assert r.status_code == 200 and r.json() == {"id": dl_id, "result": "deleted"}
-    assert_json_error(api.call("DELETE", f"/api/v1/dead-letters/{dl_id}", ADMIN), 404)
+    assert r.status_code == 200 and r.json() == {"deleted": dl_id}
+    assert rows(pg_migrated, "SELECT count(*) FROM dead_letters") == [(0,)]
+    assert rows(pg_migrated, "SELECT count(*) FROM webhook_events WHERE id = %s", rid) == [(1,)]
+    assert_json_error(api.call("DELETE", f"/api/v1/dead-letters/{dl_id}", ADMIN), 404,
+                      f"no dead letter {dl_id}")
     assert rows(pg_migrated, "SELECT actor, action, remote_addr FROM audit_log ORDER BY id") == [
         ("ops-admin", "dlq.retry", "127.0.0.1"), ("ops-admin", "dlq.delete", "127.0.0.1")]
+    assert w.stop() == 0
+
+
+def test_delete_is_hookqctl_dlq_delete(redis_server, pg_migrated, sink, workers, tmp_path):
+    """One operation behind both: hookqctl --json prints what the API answers, and a token
+    limited to a source deletes that source's letters only."""
+    w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
+    _, gh_id = make_dead(redis_server, pg_migrated, sink)
+    _, gh_id2 = make_dead(redis_server, pg_migrated, sink)
+    _, st_id = make_dead(redis_server, pg_migrated, sink, "stripe", "/st")
+
+    assert_json_error(api.call("DELETE", f"/api/v1/dead-letters/{gh_id}", STRIPE_ONLY), 404)
+    r = api.call("DELETE", f"/api/v1/dead-letters/{st_id}", STRIPE_ONLY)
+    assert r.status_code == 200 and r.json() == {"deleted": st_id}
+    via_api = api.call("DELETE", f"/api/v1/dead-letters/{gh_id}", ADMIN).json()
+    via_ctl = json.loads(ctl(w, "dlq", "delete", str(gh_id2), "--json"))
+    assert via_api == {"deleted": gh_id} and via_ctl == {"deleted": gh_id2}
+    # Not found: the API's 404 body, exit status 1.
+    again = api.call("DELETE", f"/api/v1/dead-letters/{gh_id}", ADMIN).json()
+    r = subprocess.run([harness.CTL_PATH, "--config", w.config_path, "dlq", "delete", str(gh_id),
+                        "--json"], capture_output=True, text=True, env=worker_env())
+    assert r.returncode == 1 and json.loads(r.stdout) == again
+    assert again == {"error": "not found", "detail": f"no dead letter {gh_id}"}
+    audit = rows(pg_migrated, "SELECT actor, action, target, details FROM audit_log ORDER BY id")
+    assert [a[1:3] for a in audit] == [("dlq.delete", str(st_id)), ("dlq.delete", str(gh_id)),
+                                       ("dlq.delete", str(gh_id2))]
+    assert [a[0] for a in audit[:2]] == ["stripe-team", "ops-admin"]
+    assert [a[3]["via"] for a in audit] == ["api", "api", "hookqctl"]
+    assert w.stop() == 0
+
+
+def test_token_file_others_can_read_is_a_warning_at_start(redis_server, pg_migrated, sink,
+                                                          workers, tmp_path):
+    port = harness.free_port()
+    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    cfg = admin_config(redis_server, pg_migrated, routes, tmp_path, port)
+    os.chmod(tmp_path / "viewer.token", 0o644)
+    w = workers(cfg)
+    [line] = w.find("configuration")
+    assert line["level"] == "warning", line
+    assert str(tmp_path / "viewer.token") in line["warning"] and "'ops-viewer'" in line["warning"]
+    with open(w.log_path) as f:
+        assert VIEWER not in f.read()
     assert w.stop() == 0
 
 

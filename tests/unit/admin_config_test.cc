@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -150,6 +153,44 @@ TEST_F(AdminConfigTest, BadTokensStopTheWorkerWithFileAndLine) {
         EXPECT_NE(e.find(c.says), std::string::npos) << c.text << "\n=> " << e;
         EXPECT_EQ(e.find(kToken), std::string::npos) << "the token leaked: " << e;
     }
+}
+
+// A token file other users can read is a warning naming the file (never its content); the
+// worker logs it at start. Group-readable counts only when the group is not the worker's own.
+TEST_F(AdminConfigTest, TokenFileReadableByOthersIsAWarning) {
+    const std::string secret = "0123456789abcdef0123456789abcdefXY";
+    std::string path = ::testing::TempDir() + "/hookq-admin-token-mode";
+    {
+        std::ofstream f(path);
+        f << secret << "\n";
+    }
+    auto with_mode = [&](mode_t m) {
+        EXPECT_EQ(::chmod(path.c_str(), m), 0);
+        std::string admin = "[admin]\n[[admin.tokens]]\nname = \"ops\"\nrole = \"admin\"\n";
+        return load(admin + "token = \"file:" + path + "\"\n").warnings;
+    };
+    EXPECT_TRUE(with_mode(0600).empty());
+    EXPECT_TRUE(with_mode(0400).empty());
+    // The usual root:hookq 0640: the file's group is the worker's own.
+    EXPECT_TRUE(with_mode(0640).empty());
+    auto w = with_mode(0644);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_NE(w[0].find(path), std::string::npos) << w[0];
+    EXPECT_NE(w[0].find("'ops'"), std::string::npos) << w[0];
+    EXPECT_NE(w[0].find("every user"), std::string::npos) << w[0];
+    EXPECT_EQ(w[0].find(secret), std::string::npos) << w[0];
+    EXPECT_EQ(with_mode(0604).size(), 1u);
+    // env: and literal tokens have no file to check.
+    EXPECT_TRUE(load("[admin]\n[[admin.tokens]]\nname = \"ops\"\nrole = \"admin\"\n"
+                     "token = \"env:HOOKQ_TEST_ADMIN_TOKEN\"\n")
+                    .warnings.empty());
+    // Another group (needs root to chown; skipped otherwise).
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), ::getegid() == 65534 ? 0 : 65534) == 0) {
+        auto g = with_mode(0640);
+        ASSERT_EQ(g.size(), 1u);
+        EXPECT_NE(g[0].find("its group"), std::string::npos) << g[0];
+    }
+    ::unlink(path.c_str());
 }
 
 }  // namespace

@@ -38,6 +38,9 @@
 
 namespace hookq::admin {
 
+// worker/admin/openapi.json, embedded at build time (worker/CMakeLists.txt).
+std::string_view openapi_document();
+
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -59,7 +62,8 @@ constexpr const char* kPgSessionSettings =
 struct HttpReply {
     unsigned status = 200;
     Json body;
-    std::optional<std::string> text;  // sent as it is (text/plain) instead of the JSON body
+    std::optional<std::string> text;     // sent as it is instead of the JSON body
+    const char* content_type = nullptr;  // of `text`; nullptr: Prometheus's text/plain
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
@@ -324,9 +328,10 @@ void Server::Impl::send(MHD_Connection* c, HttpReply r) {
                : r.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     MHD_Response* resp =
         MHD_create_response_from_buffer(text.size(), text.data(), MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(
-        resp, "Content-Type",
-        r.text ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+    MHD_add_response_header(resp, "Content-Type",
+                            r.content_type ? r.content_type
+                            : r.text       ? "text/plain; version=0.0.4; charset=utf-8"
+                                           : "application/json");
     // JSON only, never rendered: payloads are attacker-controlled, so a browser must neither sniff
     // them into HTML nor frame or cache them.
     MHD_add_response_header(resp, "Content-Security-Policy",
@@ -498,6 +503,18 @@ HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std
     auto seg = segments(url);
     if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1") {
         return error(404, "not found", "the API is under /api/v1/");
+    }
+    if (seg.size() == 3 && seg[2] == "openapi.json") {
+        // The API's description: public like the dashboard's files, it says nothing of the data.
+        if (!get) {
+            HttpReply r = error(405, "method not allowed", "use GET");
+            r.headers.emplace_back("Allow", "GET, HEAD");
+            return r;
+        }
+        HttpReply r;
+        r.text = std::string(openapi_document());
+        r.content_type = "application/json";
+        return r;
     }
     std::string authz = header(c, "Authorization");
     const AdminToken* token = authenticate(cfg.admin.tokens, authz);
@@ -743,11 +760,7 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                 if (m == "GET") {
                     r.body = ops::get_dead_letter(session->pg, seg[3], scope);
                 } else {
-                    bool found = false;
-                    r.body = ops::delete_dead_letter(session->pg, seg[3], actor, found, scope);
-                    if (!found) {
-                        r = error(404, "not found", "no dead letter " + seg[3]);
-                    }
+                    r.body = ops::delete_dead_letter(session->pg, seg[3], actor, scope);
                 }
                 break;
             }

@@ -1,6 +1,7 @@
 #include "worker/cli/common.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -176,6 +177,21 @@ uint64_t redis_now_ms(RedisConn& r) {
     }
     return std::strtoull(t->element[0]->str, nullptr, 10) * 1000 +
            std::strtoull(t->element[1]->str, nullptr, 10) / 1000;
+}
+
+std::string printable(const std::string& s, bool keep_newlines) {
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if ((c < 0x20 && !(keep_newlines && (c == '\n' || c == '\t'))) || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
 }
 
 }  // namespace hookq::ctl

@@ -54,4 +54,8 @@ void audit(Pg& pg, const std::string& action, const std::string& target,
 // Left-aligned columns, two spaces apart; the first row is the header.
 std::string table(const std::vector<std::vector<std::string>>& rows);
 
+// Payloads and errors are attacker-controlled: control bytes are shown as \xNN, so no escape
+// sequence of theirs reaches the terminal.
+std::string printable(const std::string& s, bool keep_newlines = false);
+
 }  // namespace hookq::ctl

@@ -65,12 +65,27 @@ int dlq_show(Pg& pg, const std::string& id, bool json) {
         print_json(j);
         return 0;
     }
+    auto text = [](const nlohmann::ordered_json& v) {
+        return v.is_null() ? std::string("-")
+                           : printable(v.is_string() ? v.get<std::string>() : v.dump());
+    };
     for (const auto& [k, v] : j.items()) {
-        if (k == "delivery_attempts") {
+        if (k == "delivery_attempts" || k == "headers" || k == "body" || k == "body_encoding") {
             continue;
         }
-        std::string text = v.is_string() ? v.get<std::string>() : v.is_null() ? "-" : v.dump();
-        std::printf("%-13s %s\n", (k + ":").c_str(), text.c_str());
+        std::printf("%-13s %s\n", (k + ":").c_str(), text(v).c_str());
+    }
+    if (j["headers"].is_object()) {
+        std::printf("\nheaders:\n");
+        for (const auto& [k, v] : j["headers"].items()) {
+            std::printf("  %s: %s\n", printable(k).c_str(), text(v).c_str());
+        }
+    }
+    if (j["body"].is_string()) {
+        std::printf("\nbody (%s):\n%s\n", j["body_encoding"].get<std::string>().c_str(),
+                    printable(j["body"].get<std::string>(), true).c_str());
+    } else {
+        std::printf("\nbody: - (the webhook's row is gone)\n");
     }
     std::printf("\n");
     const auto& attempts = j["delivery_attempts"];
@@ -83,9 +98,9 @@ int dlq_show(Pg& pg, const std::string& id, bool json) {
     for (const auto& a : attempts) {
         char ms[32];
         std::snprintf(ms, sizeof ms, "%.1f", a["duration_ms"].get<double>());
-        rows.push_back({a["route"], std::to_string(a["attempt"].get<int>()), a["started_at"], ms,
-                        a["http_status"].is_null() ? "-" : a["http_status"].dump(), a["outcome"],
-                        a["error"].is_null() ? "" : a["error"].get<std::string>()});
+        rows.push_back({text(a["route"]), text(a["attempt"]), text(a["started_at"]), ms,
+                        text(a["http_status"]), text(a["outcome"]),
+                        a["error"].is_null() ? "" : text(a["error"])});
     }
     std::fputs(table(rows).c_str(), stdout);
     return 0;
@@ -129,19 +144,27 @@ int dlq_delete(Pg& pg, const std::vector<std::string>& ids, bool json) {
     for (const auto& id : ids) {
         ops::check_dead_letter_id(id);
     }
+    // Each id's answer is what DELETE /api/v1/dead-letters/{id} returns: {"deleted": id}, or the
+    // API's 404 body.
     auto results = nlohmann::ordered_json::array();
     int failed = 0;
     for (const auto& id : ids) {
-        bool found = false;
-        results.push_back(ops::delete_dead_letter(pg, id, cli_actor(), found));
-        failed += !found;
+        try {
+            results.push_back(ops::delete_dead_letter(pg, id, cli_actor()));
+        } catch (const ops::Error& e) {
+            if (e.kind != ops::Error::not_found) {
+                throw;
+            }
+            ++failed;
+            results.push_back({{"error", "not found"}, {"detail", e.what()}});
+        }
     }
     if (json) {
-        print_json(results);
+        print_json(results.size() == 1 ? results[0] : results);
     } else {
-        for (const auto& res : results) {
-            std::printf("%lld: %s\n", res["id"].get<long long>(),
-                        res["result"].get<std::string>().c_str());
+        for (size_t i = 0; i < ids.size(); ++i) {
+            std::printf("%s: %s\n", ids[i].c_str(),
+                        results[i].contains("deleted") ? "deleted" : "not found");
         }
     }
     return failed ? 1 : 0;

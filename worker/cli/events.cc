@@ -13,22 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// Payloads and errors are attacker-controlled: no escape sequence of theirs reaches the terminal.
-std::string printable(const std::string& s, bool keep_newlines = false) {
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if ((c < 0x20 && !(keep_newlines && (c == '\n' || c == '\t'))) || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out;
-}
-
 std::string text(const Json& v) {
     if (v.is_null()) {
         return "-";

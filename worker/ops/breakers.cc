@@ -34,7 +34,10 @@ std::string format_ms(const std::string& ms) {
         return "";
     }
     try {
-        return format_timestamp_us(std::stoull(ms) * 1000).substr(0, 19) + "Z";
+        // RFC 3339, as every timestamp of the API: "2026-11-30T14:05:00Z".
+        std::string t = format_timestamp_us(std::stoull(ms) * 1000).substr(0, 19);
+        t[10] = 'T';
+        return t + "Z";
     } catch (const std::exception&) {
         return ms;
     }

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "shared/crypto.h"
 #include "shared/envelope.h"
 #include "shared/redis_keys.h"
-#include "worker/pipeline/context.h"
 #include "worker/cli/common.h"
+#include "worker/ops/events.h"
+#include "worker/pipeline/context.h"
 
 namespace hookq::ops {
 
@@ -101,8 +103,8 @@ nlohmann::ordered_json list_dead_letters(Pg& pg, const DeadLetterQuery& q, const
     auto r =
         must_query(pg,
                    "SELECT id, event_id, source, route, reason, attempts, "
-                   "to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                   "to_char(requeued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                   "to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                   "to_char(requeued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
                    "FROM dead_letters WHERE ($1::text IS NULL OR source = $1) "
                    "AND ($2::text IS NULL OR route = $2) AND ($3::bool OR requeued_at IS NULL) "
                    "AND ($4::bigint IS NULL OR id < $4::bigint) "
@@ -134,15 +136,20 @@ nlohmann::ordered_json list_dead_letters(Pg& pg, const DeadLetterQuery& q, const
 
 nlohmann::ordered_json get_dead_letter(Pg& pg, const std::string& id, const Scope& scope) {
     check_dead_letter_id(id);
-    auto r =
-        must_query(pg,
-                   "SELECT d.id, d.event_id, d.source, d.route, d.reason, d.attempts, d.failed_at, "
-                   "d.requeued_at, d.received_at, e.method, e.path, e.remote_addr, e.event_type, "
-                   "e.headers::text, length(e.body), e.status, e.last_error "
-                   "FROM dead_letters d LEFT JOIN webhook_events e "
-                   "ON e.id = d.event_id AND e.received_at = d.received_at WHERE d.id = $1::bigint "
-                   "AND ($2::text[] IS NULL OR d.source = ANY($2::text[]))",
-                   {id, scope.sql_array()});
+    auto ts = [](const std::string& col) {
+        return "to_char(" + col + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+    };
+    auto r = must_query(
+        pg,
+        "SELECT d.id, d.event_id, d.source, d.route, d.reason, d.attempts, " + ts("d.failed_at") +
+            ", " + ts("d.requeued_at") + ", " + ts("d.received_at") +
+            ", e.method, e.path, e.remote_addr, e.event_type, e.headers::text, "
+            "octet_length(e.body), e.status, e.last_error, encode(e.body, 'hex'), "
+            "(extract(epoch FROM d.received_at) * 1000000)::bigint "
+            "FROM dead_letters d LEFT JOIN webhook_events e "
+            "ON e.id = d.event_id AND e.received_at = d.received_at WHERE d.id = $1::bigint "
+            "AND ($2::text[] IS NULL OR d.source = ANY($2::text[]))",
+        {id, scope.sql_array()});
     if (PQntuples(r.get()) == 0) {
         throw Error(Error::not_found, "no dead letter " + id);
     }
@@ -162,11 +169,24 @@ nlohmann::ordered_json get_dead_letter(Pg& pg, const std::string& id, const Scop
             j[names[c]] = cell(r, 0, c);
         }
     }
+    // The body as GET /api/v1/events/{id} shows it; both null when the event row is gone.
+    if (is_null(r, 0, 17)) {
+        j["body_encoding"] = nullptr;
+        j["body"] = nullptr;
+    } else {
+        auto b = body_json(crypto::hex_decode(cell(r, 0, 17)).value_or(""));
+        j["body_encoding"] = std::move(b["body_encoding"]);
+        j["body"] = std::move(b["body"]);
+    }
+    // No attempt starts before its webhook arrived: the bound prunes older partitions. An hour
+    // of slack, as the edge's clock (received_at) and the worker's (started_at) may differ.
     auto a = must_query(pg,
-                        "SELECT route, attempt, started_at, round(duration_ms::numeric, 1), "
-                        "http_status, outcome, error, url FROM delivery_attempts "
-                        "WHERE event_id = $1::uuid ORDER BY started_at, attempt",
-                        {cell(r, 0, 1)});
+                        "SELECT route, attempt, " + ts("started_at") +
+                            ", round(duration_ms::numeric, 1), http_status, outcome, error, url "
+                            "FROM delivery_attempts WHERE event_id = $1::uuid AND started_at >= "
+                            "('epoch'::timestamptz + $2::bigint * interval '1 microsecond') - "
+                            "interval '1 hour' ORDER BY started_at, attempt",
+                        {cell(r, 0, 1), cell(r, 0, 18)});
     auto attempts = nlohmann::ordered_json::array();
     for (int i = 0; i < PQntuples(a.get()); ++i) {
         nlohmann::ordered_json at;
@@ -285,10 +305,8 @@ RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const
 }
 
 nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const Actor& actor,
-                                          bool& found, const Scope& scope) {
+                                          const Scope& scope) {
     check_dead_letter_id(id);
-    nlohmann::ordered_json res;
-    res["id"] = std::stoll(id);
     must_query(pg, "BEGIN");
     try {
         auto r = must_query(pg,
@@ -296,11 +314,10 @@ nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const A
                             "AND ($2::text[] IS NULL OR source = ANY($2::text[])) "
                             "RETURNING event_id, source, route, reason",
                             {id, scope.sql_array()});
-        found = PQntuples(r.get()) != 0;
-        if (!found) {
+        if (PQntuples(r.get()) == 0) {
             pg.exec("ROLLBACK");
-            res["result"] = "not found";
-            return res;
+            // Outside the scope reads the same as absent: a scoped token learns nothing of others.
+            throw Error(Error::not_found, "no dead letter " + id);
         }
         audit(pg, actor, "dlq.delete", id,
               {{"event_id", cell(r, 0, 0)},
@@ -308,11 +325,14 @@ nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const A
                {"route", cell(r, 0, 2)},
                {"reason", cell(r, 0, 3)}});
         must_query(pg, "COMMIT");
-        res["result"] = "deleted";
+    } catch (const Error&) {
+        throw;
     } catch (...) {
         pg.exec("ROLLBACK");
         throw;
     }
+    nlohmann::ordered_json res;
+    res["deleted"] = std::stoll(id);
     return res;
 }
 

@@ -27,7 +27,8 @@ inline constexpr int kMaxDeadLetterPage = 1000;
 // bad cursor or limit.
 nlohmann::ordered_json list_dead_letters(Pg& pg, const DeadLetterQuery& q, const Scope& scope = {});
 
-// One dead letter with its event (headers, body size) and the event's delivery attempts.
+// One dead letter with its event (headers, body as body_json shows it) and the event's delivery
+// attempts. Timestamps are RFC 3339 UTC.
 // Error::not_found when it does not exist or is outside the scope; bad_request for a bad id.
 nlohmann::ordered_json get_dead_letter(Pg& pg, const std::string& id, const Scope& scope = {});
 
@@ -50,9 +51,10 @@ struct RetryResult {
 RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const std::string& id,
                               const RetryRequest& req, const Actor& actor, const Scope& scope = {});
 
-// {"id", "result": "deleted" | "not found"}; `found` tells which.
+// Removes one dead letter (its webhook row stays, and its route stays dead), audited in the same
+// transaction: {"deleted": id}. Error::not_found when it does not exist or is outside the scope.
 nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const Actor& actor,
-                                          bool& found, const Scope& scope = {});
+                                          const Scope& scope = {});
 
 // Throws Error::bad_request unless `id` is a dead letter id (digits).
 void check_dead_letter_id(const std::string& id);

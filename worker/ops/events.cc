@@ -74,10 +74,14 @@ std::optional<std::string> unbase64url(std::string s) {
     return crypto::base64_decode(s);
 }
 
-Json body_json(const std::string& body) {
+const char* const kStatuses[] = {"queued", "delivered", "retrying", "parked", "dead"};
+
+}  // namespace
+
+Json body_json(std::string_view body) {
     Json j;
     if (valid_utf8(body)) {
-        j["body"] = body;
+        j["body"] = std::string(body);
         j["body_encoding"] = "utf-8";
     } else {
         j["body"] =
@@ -86,10 +90,6 @@ Json body_json(const std::string& body) {
     }
     return j;
 }
-
-const char* const kStatuses[] = {"queued", "delivered", "retrying", "parked", "dead"};
-
-}  // namespace
 
 bool valid_utf8(std::string_view s) {
     size_t i = 0;

@@ -54,7 +54,8 @@ nlohmann::ordered_json list_events(Pg& pg, const EventQuery& q, const Scope& sco
 nlohmann::ordered_json get_event(Pg& pg, const std::string& id, const Scope& scope = {});
 
 // The body as JSON can carry it: {"body": text, "body_encoding": "utf-8"} when it is valid UTF-8,
-// else base64 with "base64".
+// else base64 with "base64". GET /api/v1/events/{id} and /dead-letters/{id} both show it so.
+nlohmann::ordered_json body_json(std::string_view body);
 bool valid_utf8(std::string_view s);
 
 }  // namespace hookq::ops

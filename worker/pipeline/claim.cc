@@ -329,8 +329,22 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
         return 0;
     }
     if (r->type != REDIS_REPLY_ARRAY) {
-        log::error("claim script failed", {{"queue", q}, {"error", std::string(r->str, r->len)}});
+        std::string err = r->str ? std::string(r->str, r->len) : std::string();
+        // A restarted Redis refuses every command until its dataset is read back: expected, and
+        // over by itself. Nothing was claimed, so waiting is all there is to do.
+        if (r->type == REDIS_REPLY_ERROR && err.starts_with("LOADING")) {
+            if (!loading_) {
+                log::warn("Redis is loading its dataset; waiting", {{"queue", q}});
+                loading_ = true;
+            }
+            return 0;
+        }
+        log::error("claim script failed", {{"queue", q}, {"error", err}});
         return 0;
+    }
+    if (loading_) {
+        log::info("Redis has loaded its dataset; claiming again", {{"queue", q}});
+        loading_ = false;
     }
     return accept(qi, *r);
 }
@@ -397,6 +411,11 @@ void ClaimStage::run() {
         }
         rr_ = (rr_ + 1) % nq;
         if (got > 0 || unknown_) {
+            continue;
+        }
+        if (loading_) {
+            // BLMOVE would be refused at once too: a short pause instead of a busy loop.
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
             continue;
         }
         // Idle: block on the queue instead of polling it, but not longer than the next

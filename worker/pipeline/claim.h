@@ -93,6 +93,8 @@ class ClaimStage {
     uint64_t seq_ = 0;
     uint64_t next_sweep_ms_ = 0;  // reap() also SCANs for lists of unregistered workers
     std::optional<Unknown> unknown_;
+    // Redis answered LOADING (restarted, reading its dataset): said once, then waited out quietly.
+    bool loading_ = false;
 };
 
 }  // namespace hookq
