@@ -289,8 +289,8 @@ function route() {
         loadDeadLetter(r.id);
     else if (r.view === 'event')
         loadEvent(r.id);
-    else if (r.view === 'events')
-        $('ev-rid').focus();
+    else if (r.view === 'events' && !state.ev.query)
+        searchEvents(false);  // the latest events until the operator searches
     refresh(true);
     startTimer();
 }
@@ -664,7 +664,9 @@ function renderStats(st) {
 
 function drawCharts(st) {
     if (typeof window.Chart !== 'function') {
-        showNa('tr-na', 'chart', '/ui/chart.js', null);
+        $('tr-na').textContent = 'Charts unavailable: /ui/chart.js did not load. The table below ' +
+            'has the same numbers.';
+        $('tr-na').hidden = false;
         return;
     }
     const step = (st.step_seconds || 60) * 1000;
