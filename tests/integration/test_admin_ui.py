@@ -423,8 +423,9 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
     b.js("location.hash = 'events'")
     b.js(f"document.getElementById('ev-rid').value = '{rid}';"
          "document.getElementById('ev-form').requestSubmit()")
-    b.wait(f"document.querySelector('#ev-table tr[data-id=\"{rid}\"]')")
-    assert b.js("document.querySelectorAll('#ev-table tbody tr').length") == 1
+    b.wait(f"document.querySelector('#ev-table tr[data-id=\"{rid}\"]') && "
+           "document.querySelectorAll('#ev-table tbody tr').length === 1")
+    assert b.text("#ev-count") == "1 shown"
     b.js(f"document.querySelector('#ev-table tr[data-id=\"{rid}\"]').click()")
     b.wait("document.querySelectorAll('#evd-attempts tbody tr').length === 2")
     timeline = b.js("[...document.querySelectorAll('#evd-attempts tbody tr')].map("

@@ -27,6 +27,7 @@ const state = {
     rates: [],           // delivered/s samples
     dl: {cursors: [''], page: 0, next: null},
     ev: {cursor: null, count: 0, query: ''},
+    evSeq: 0,
     eventsAvailable: null,
     healthAvailable: null,
     stats: null,
@@ -1092,14 +1093,18 @@ async function searchEvents(more) {
         p.set('cursor', state.ev.cursor);
     else
         state.ev = {cursor: null, count: 0, query: p.toString()};
+    // Only the latest search draws: an earlier, slower one must not land on top of it.
+    const seq = ++state.evSeq;
     let page;
     try {
         page = await api('GET', API + 'events?' + p.toString());
     } catch (e) {
-        if (e.status !== 401)
+        if (e.status !== 401 && seq === state.evSeq)
             showError('Events: ' + e.message);
         return;
     }
+    if (seq !== state.evSeq)
+        return;
     hideError();
     const tb = $('ev-table').tBodies[0];
     if (!more)
