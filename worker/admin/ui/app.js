@@ -731,8 +731,13 @@ function setChart(name, type, labels, datasets, o) {
                 interaction: {mode: 'index', intersect: false},
                 plugins: {legend: {position: 'bottom', labels: {boxWidth: 10, font: {size: 11}}}},
                 scales: {
-                    x: {stacked: !!o.stacked, ticks: {maxTicksLimit: 12, autoSkip: true,
-                                                       maxRotation: 0, font: {size: 11}}},
+                    x: {stacked: !!o.stacked,
+                        ticks: {maxTicksLimit: 10, autoSkip: true, autoSkipPadding: 12,
+                                maxRotation: 0, font: {size: 11},
+                                // "11-23 14:00" on two lines: a week's labels stay apart.
+                                callback(v) {
+                                    return String(this.getLabelForValue(v)).split(' ');
+                                }}},
                     y: {stacked: !!o.stacked, beginAtZero: true,
                         max: o.percent ? 100 : undefined,
                         ticks: {font: {size: 11},
