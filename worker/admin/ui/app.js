@@ -862,7 +862,10 @@ async function loadDeadLetters() {
             el('td', null, d.route),
             el('td', null, d.reason),
             el('td', {class: 'num'}, fmtNum(d.attempts)),
-            el('td', {class: 'mono'}, d.event_id),
+            el('td', {class: 'mono'},
+               state.eventsAvailable && d.event_id ?
+                   el('a', {href: '#event/' + encodeURIComponent(d.event_id)}, d.event_id) :
+                   d.event_id),
             el('td', null, d.requeued_at ? ago(d.requeued_at) : ''),
             act,
         );
@@ -877,7 +880,7 @@ async function loadDeadLetters() {
 }
 
 function openRow(ev) {
-    if (ev.target.closest('button'))
+    if (ev.target.closest('button, a'))
         return;
     const tr = ev.target.closest('tr[data-id]');
     if (tr)
@@ -920,7 +923,8 @@ async function loadDeadLetter(id) {
         $('dl-actions').append(retry, del);
     }
     if (d.event_id && state.eventsAvailable)
-        $('dl-actions').append(el('a', {href: '#event/' + d.event_id}, 'event ' + d.event_id + ' →'));
+        $('dl-actions').append(
+            el('a', {href: '#event/' + encodeURIComponent(d.event_id)}, 'event ' + d.event_id + ' →'));
     const f = $('dl-fields');
     const field = (k, v) => f.append(
         el('dt', null, k), el('dd', null, v === null || v === undefined ? '—' : String(v)));
