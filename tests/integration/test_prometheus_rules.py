@@ -124,6 +124,9 @@ def test_every_alert_is_tested_firing_and_quiet():
 def test_alerts_have_severity_annotations_and_runbook_sections():
     with open(RUNBOOKS) as f:
         headings = {anchor(m.group(1)) for m in re.finditer(r"^#{2,3} (.+)$", f.read(), re.M)}
+    assert {"payment-webhooks-failing", "destination-down-breaker-open", "queue-backlog",
+            "provider-gone-silent", "signature-failures", "webhook-loop", "redis-down",
+            "postgresql-down", "dead-letters-growing", "poison-elements"} <= headings
     for r in load_rules():
         if "record" in r:
             assert re.fullmatch(r"hookq:[a-z0-9_]+:[a-z0-9_]+", r["record"]), r["record"]
