@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import edge
+import envelope
 import harness
 from test_admin_api import VIEWER, Api, admin_config, _alive
 from worker_fixtures import route, wait_until, pg_migrated, sink, workers  # noqa: F401
@@ -180,6 +181,43 @@ def declared_families(text):
     return names
 
 
+def sample_labels(text):
+    """{metric name: label names its samples carry}, from a scrape."""
+    labels = {}
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$", line)
+        if m:
+            names = set(re.findall(r'(\w+)="', m.group(2) or ""))
+            labels.setdefault(m.group(1), set()).update(names)
+    return labels
+
+
+def label_uses(expr):
+    """(labels in selectors {metric: {label}}, labels in by/on/without/ignoring clauses)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    selectors = {}
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}", e):
+        selectors.setdefault(m.group(1), set()).update(
+            re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", m.group(2)))
+    grouping = set()
+    for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", e):
+        grouping.update(x.strip() for x in m.group(1).split(",") if x.strip())
+    return selectors, grouping
+
+
+def all_exprs():
+    out = [(r.get("alert") or r.get("record"), r["expr"]) for r in load_rules()]
+    _, exprs = dashboard_exprs()
+    return out + [(f"dashboard: {t}", grafana_to_promql(e)) for t, e in exprs]
+
+
+def test_label_uses_parser():
+    sel, grp = label_uses('sum by (route, le) (rate(hookq_x_bucket{route=~"a|b", le!="1"}[5m])) '
+                          '/ on (route) group_left(x) up{job="hookq-worker"}')
+    assert sel == {"hookq_x_bucket": {"route", "le"}, "up": {"job"}}
+    assert grp == {"route", "le", "x"}
+
+
 def used_names():
     """{metric name: [where]} over the rules' expressions and the dashboard's."""
     used = {}
@@ -209,11 +247,20 @@ def test_every_metric_name_exists_in_a_real_scrape(redis_server, pg_migrated, si
     api = Api(port)
     wait_until(lambda: _alive(api), 15, what="admin API listening")
 
+    # A dead letter (github's 400) and a failing destination (stripe's 500s, a breaker record), so
+    # the labelled gauges have series whose labels the expressions can be checked against.
+    sink.set("/gh", "400")
+    sink.set("/st", "500")
+    r = redis_server.client()
+    for source in ("github", "stripe"):
+        r.lpush(f"hookq:{{{source}}}:queue", envelope.make(source)[1])
+
     def snapshot_scrape():
-        r = api.get("/metrics", VIEWER)
-        ok = r.status_code == 200 and "\nhookq_snapshot_success 1\n" in r.text
-        return r.text if ok else None
-    worker_text = wait_until(snapshot_scrape, 15, what="a scrape with a successful snapshot")
+        resp = api.get("/metrics", VIEWER)
+        ok = resp.status_code == 200 and "\nhookq_snapshot_success 1\n" in resp.text
+        ok = ok and '\nhookq_dead_letters{source="github"} 1\n' in resp.text
+        return resp.text if ok and "\nhookq_breaker_state{" in resp.text else None
+    worker_text = wait_until(snapshot_scrape, 20, what="a scrape with a dead letter and a breaker")
 
     nginx = harness.Nginx("""
     hookq_redis {redis};
@@ -244,3 +291,26 @@ def test_every_metric_name_exists_in_a_real_scrape(redis_server, pg_migrated, si
     # The dashboard stands alone: it works without the recording rules loaded.
     _, exprs = dashboard_exprs()
     assert not [e for _, e in exprs if ":" in " ".join(metric_names(grafana_to_promql(e)))]
+
+    # Labels: every matcher and grouping label exists on the series (job and instance come from
+    # Prometheus, le from histograms, recorded series carry their rule's by() labels).
+    have = sample_labels(worker_text)
+    for name, lbls in sample_labels(edge_text).items():
+        have.setdefault(name, set()).update(lbls)
+    have["up"] = set()
+    for r in load_rules():
+        if "record" in r:
+            have[r["record"]] = label_uses(r["expr"])[1] - {"le"}
+    wrong = []
+    for where, expr in all_exprs():
+        selectors, grouping = label_uses(expr)
+        names = metric_names(expr)
+        assert all(n in have for n in names), (where, names - set(have))
+        for name, lbls in selectors.items():
+            extra = lbls - have[name] - {"job", "instance"}
+            if extra:
+                wrong.append((where, name, extra))
+        possible = set().union(*(have[n] for n in names)) | {"job", "instance", "le"}
+        if grouping - possible:
+            wrong.append((where, sorted(names), grouping - possible))
+    assert not wrong, f"labels the metrics do not have: {wrong}"
