@@ -31,6 +31,13 @@ if(TARGET hookq-worker OR TARGET hookqctl)
 endif()
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/conf/nginx/ DESTINATION share/doc/hookq/examples/nginx
         FILES_MATCHING PATTERN "*.conf" PATTERN "README.md")
+# Prometheus rules (with their promtool tests, for whoever edits them), the Grafana dashboard, and
+# the runbooks the rules' runbook_url point at.
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/conf/prometheus/ DESTINATION share/doc/hookq/examples/prometheus
+        FILES_MATCHING PATTERN "*.yml")
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/conf/grafana/ DESTINATION share/doc/hookq/examples/grafana
+        FILES_MATCHING PATTERN "*.json")
+install(FILES ${CMAKE_SOURCE_DIR}/docs/runbooks.md DESTINATION share/doc/hookq)
 
 # The module's binary signature ties it to the nginx ABI it was compiled against. Depend on that
 # ABI as Debian's own libnginx-mod-* packages do (the nginx-abi-* virtual package that nginx
