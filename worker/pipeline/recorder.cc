@@ -72,6 +72,11 @@ bool Recorder::ensure_pg() {
         if (!pg_.exec("SELECT hookq_ensure_partitions(2)")) {
             log::warn("cannot ensure partitions", {{"error", pg_.error()}});
         }
+        // Statistics rollups: minute rows past 48 h, hour rows past 35 days (a few thousand rows
+        // an hour at most, so a DELETE is fine). Only a warning: the next check tries again.
+        if (!pg_.exec("SELECT hookq_stats_retention(35)")) {
+            log::warn("cannot delete old statistics rollups", {{"error", pg_.error()}});
+        }
         next_partition_check_ms_ = now + 3600 * 1000;
     }
     return pg_.ok();
