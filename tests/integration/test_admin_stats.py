@@ -14,6 +14,9 @@ from worker_fixtures import (enqueue, route, rows, wait_until, worker_env, pg_mi
                              sink, workers)
 
 RETRY = '[routes.retry]\nmax_attempts = 3\ninitial = "50ms"\nmax_delay = "200ms"\n'
+# Every first attempt starts (and takes its mode from the sink's script) long before any retry.
+SLOW_RETRY = ('[routes.retry]\nmax_attempts = 3\ninitial = "1500ms"\nmax_delay = "2s"\n'
+              'jitter = false\n')
 
 
 def ctl(worker, *args, check=True):
@@ -29,7 +32,7 @@ def start(redis_server, pg, sink, workers, tmp_path):
     "stuck" is routed but no worker consumes its queue."""
     port = harness.free_port()
     routes = (route("app", "github", sink.url("/app"), RETRY) +
-              route("st", "stripe", sink.url("/st"), 'timeout = "1s"\n' + RETRY) +
+              route("st", "stripe", sink.url("/st"), 'timeout = "1s"\n' + SLOW_RETRY) +
               route("stk", "stuck", sink.url("/stk")))
     cfg = admin_config(redis_server, pg, routes, tmp_path, port)
     cfg = cfg.replace('drain_timeout = "20s"\n',
@@ -46,12 +49,8 @@ def deliver_known_traffic(redis_server, pg, sink):
     sink.set("/st", "sleep:100")
     sink.script("/st", ["500", "500", "hang"])
     r = redis_server.client()
-    # One at a time on stripe, so the script's modes meet the first attempts in order.
     app_ids = enqueue(r, "github", 10)
-    st_ids = []
-    for _ in range(4):
-        st_ids += enqueue(r, "stripe", 1)
-        time.sleep(0.05)
+    st_ids = enqueue(r, "stripe", 4)
     every = app_ids + st_ids
     wait_until(lambda: rows(pg, "SELECT count(*) FROM webhook_events WHERE id = ANY(%s::uuid[]) "
                             "AND status = 'delivered'", every)[0][0] == len(every),
@@ -89,12 +88,12 @@ def test_stats_counts_rates_percentiles(redis_server, pg_migrated, sink, workers
     assert abs(st["timeout_rate"] - 1 / 7) < 1e-9
     assert abs(st["error_rate"] - 3 / 7) < 1e-9
     # Known delays, read back from log-scale buckets (within 9%), plus HTTP and scheduling slack.
-    assert 27 <= app["duration_ms"]["p50"] <= 80, app["duration_ms"]
+    assert 27 <= app["duration_ms"]["p50"] <= 150, app["duration_ms"]
     assert app["duration_ms"]["p50"] <= app["duration_ms"]["p95"] <= app["duration_ms"]["p99"]
     assert 27 <= app["end_to_end_ms"]["p50"] <= 5000, app["end_to_end_ms"]
     # stripe: 2 fast 500s, 4 x 100 ms, 1 x the 1 s timeout: p50 is a 100 ms one, p95 the timeout.
-    assert 90 <= st["duration_ms"]["p50"] <= 200, st["duration_ms"]
-    assert 900 <= st["duration_ms"]["p95"] <= 1300, st["duration_ms"]
+    assert 90 <= st["duration_ms"]["p50"] <= 300, st["duration_ms"]
+    assert 900 <= st["duration_ms"]["p95"] <= 1500, st["duration_ms"]
     assert st["end_to_end_ms"]["p50"] >= 90
     for grp in (app, st):
         assert grp["series"], grp

@@ -14,15 +14,6 @@
 namespace hookq {
 namespace {
 
-const Statement* find_stmt(const std::vector<Statement>& st, std::string_view prefix) {
-    for (const auto& s : st) {
-        if (s.sql.starts_with(prefix)) {
-            return &s;
-        }
-    }
-    return nullptr;
-}
-
 JobPtr job_for(Envelope e, std::string& storage) {
     storage = e.encode();
     auto j = std::make_shared<Job>();
