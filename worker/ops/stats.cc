@@ -1,6 +1,7 @@
 #include "worker/ops/stats.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -12,7 +13,6 @@ namespace hookq::ops {
 
 namespace {
 
-using ctl::cell;
 using ctl::must_query;
 using Json = nlohmann::ordered_json;
 
@@ -38,44 +38,72 @@ Json ratio(uint64_t n, uint64_t d) {
     return static_cast<double>(n) / static_cast<double>(d);
 }
 
+using Hist = std::array<uint64_t, kStatsBuckets>;
+
 struct Counts {
     uint64_t count = 0, delivered = 0, retried = 0, dead = 0, parked = 0, timeouts = 0;
-    Histogram duration = Histogram(kStatsBuckets), e2e = Histogram(kStatsBuckets);
+    Hist duration{}, e2e{};
+};
+
+struct Point {
+    uint64_t count = 0, delivered = 0;
+    Hist duration{};
 };
 
 struct Group {
     Counts total;
-    std::map<int64_t, Counts> series;  // by bucket start (unix seconds)
+    std::map<int64_t, Point> series;  // by bucket start (unix seconds)
 };
 
-uint64_t u64(const PgResult& r, int row, int col) {
-    return std::stoull(cell(r, row, col));
-}
-
-}  // namespace
-
-bool add_histogram(Histogram& h, std::string_view s) {
+// Parses a bigint[] text into `out` (zeroed past its length). The hot loop of a 7-day query
+// (thousands of rows): no allocation.
+bool parse_hist(std::string_view s, Hist& out) {
     if (s.size() < 2 || s.front() != '{' || s.back() != '}') {
         return false;
     }
-    h.resize(kStatsBuckets);
-    Histogram add;
+    out.fill(0);
     const char* p = s.data() + 1;
     const char* end = s.data() + s.size() - 1;
+    size_t n = 0;
     while (p < end) {
-        uint64_t v = 0;
-        auto [next, ec] = std::from_chars(p, end, v);
-        if (ec != std::errc() || add.size() >= kStatsBuckets) {
+        if (n >= kStatsBuckets) {
             return false;
         }
-        add.push_back(v);
+        auto [next, ec] = std::from_chars(p, end, out[n++]);
+        if (ec != std::errc()) {
+            return false;
+        }
         p = next;
         if (p < end && *p++ != ',') {
             return false;
         }
     }
-    for (size_t i = 0; i < add.size(); ++i) {
-        h[i] += add[i];
+    return true;
+}
+
+void add(Hist& to, const Hist& h) {
+    for (size_t i = 0; i < kStatsBuckets; ++i) {
+        to[i] += h[i];
+    }
+}
+
+uint64_t u64(PGresult* r, int row, int col) {
+    uint64_t v = 0;
+    const char* s = PQgetvalue(r, row, col);
+    std::from_chars(s, s + PQgetlength(r, row, col), v);
+    return v;
+}
+
+}  // namespace
+
+bool add_histogram(Histogram& h, std::string_view s) {
+    Hist parsed;
+    if (!parse_hist(s, parsed)) {
+        return false;
+    }
+    h.resize(kStatsBuckets);
+    for (size_t i = 0; i < kStatsBuckets; ++i) {
+        h[i] += parsed[i];
     }
     return true;
 }
@@ -92,7 +120,7 @@ double bucket_value_ms(size_t k) {
            1000.0;
 }
 
-std::optional<double> percentile_ms(const Histogram& h, double p) {
+std::optional<double> percentile_ms(std::span<const uint64_t> h, double p) {
     uint64_t n = 0;
     for (uint64_t c : h) {
         n += c;
@@ -162,18 +190,28 @@ Json stats(Pg& pg, const Config& /*cfg*/, const StatsQuery& q, const Scope& scop
         {format_timestamp_us(from), scope.sql_array(), opt(q.source), opt(q.route)});
 
     std::map<std::string, Group> groups;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-        Group& g = groups[cell(r, i, q.by == "route" ? 2 : 1)];
-        int64_t t = std::stoll(cell(r, i, 0));
-        for (Counts* c : {&g.total, &g.series[t]}) {
-            c->count += u64(r, i, 3);
-            c->delivered += u64(r, i, 4);
-            c->retried += u64(r, i, 5);
-            c->dead += u64(r, i, 6);
-            c->parked += u64(r, i, 7);
-            c->timeouts += u64(r, i, 8);
-            add_histogram(c->duration, cell(r, i, 9));
-            add_histogram(c->e2e, cell(r, i, 10));
+    PGresult* res = r.get();
+    int key_col = q.by == "route" ? 2 : 1;
+    Hist dur, e2e;
+    for (int i = 0; i < PQntuples(res); ++i) {
+        Group& g = groups[PQgetvalue(res, i, key_col)];
+        Point& pt = g.series[static_cast<int64_t>(u64(res, i, 0))];
+        Counts& c = g.total;
+        uint64_t n = u64(res, i, 3), delivered = u64(res, i, 4);
+        c.count += n;
+        c.delivered += delivered;
+        c.retried += u64(res, i, 5);
+        c.dead += u64(res, i, 6);
+        c.parked += u64(res, i, 7);
+        c.timeouts += u64(res, i, 8);
+        pt.count += n;
+        pt.delivered += delivered;
+        if (parse_hist(PQgetvalue(res, i, 9), dur)) {
+            add(c.duration, dur);
+            add(pt.duration, dur);
+        }
+        if (parse_hist(PQgetvalue(res, i, 10), e2e)) {
+            add(c.e2e, e2e);
         }
     }
 

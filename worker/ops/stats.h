@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,6 @@ bool add_histogram(Histogram& h, std::string_view pg_array);
 // for the last (open-ended) bucket.
 double bucket_value_ms(size_t k);
 // The p-quantile (0 < p <= 1, nearest rank) in milliseconds, or nullopt with no samples.
-std::optional<double> percentile_ms(const Histogram& h, double p);
+std::optional<double> percentile_ms(std::span<const uint64_t> h, double p);
 
 }  // namespace hookq::ops
