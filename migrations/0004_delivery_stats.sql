@@ -10,8 +10,10 @@
 --    5-minute health figures), and per hour, kept 35 days (the 24 h and 7 d views). worker_id is in
 --    the key so that each worker only ever updates its own rows: several workers recording at once
 --    never wait on (or deadlock over) a shared counter row, and a reader sums the workers' rows.
---  * latencies as log-scale histograms (bigint[], element k+1 = number of samples in bucket k, no
---    trailing zeros), which add exactly, unlike stored percentiles. A sample of `us` microseconds
+--  * latencies as log-scale histograms (bigint[], element k+1 = number of samples in bucket k),
+--    which add exactly, unlike stored percentiles. The zeros at either end are left out (the
+--    array's lower bound says where it starts, '[26:47]={...}'): a 7-day query reads thousands of
+--    rows, and printing their arrays is most of its cost. A sample of `us` microseconds
 --    is in bucket k when exactly k of the bounds round(100 * 2^(j/4)), j = 0..135, are <= us
 --    (width_bucket): bucket 0 is under 0.1 ms, then four buckets per doubling, so a percentile
 --    read back as its bucket's geometric middle is within 9% of the true value, from 0.1 ms up to
@@ -47,11 +49,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT width_bucket(greatest(us, 0), hookq_stats_bounds())
 $$;
 
--- Element-wise sum of two histograms of any lengths (the shorter is padded with zeros).
+-- Element-wise sum of two histograms whose subscripts are their buckets + 1 (the lower bound
+-- need not be 1: zeros at either end are left out), missing elements counting as zeros.
 CREATE FUNCTION hookq_hist_add(a bigint[], b bigint[]) RETURNS bigint[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i), '{}')
-    FROM unnest(a, b) WITH ORDINALITY AS u (x, y, i)
+    SELECT CASE WHEN cardinality(a) = 0 THEN b WHEN cardinality(b) = 0 THEN a ELSE
+        (SELECT (format('[%s:%s]=', lo, hi) ||
+                 (SELECT array_agg(coalesce(a[i], 0) + coalesce(b[i], 0) ORDER BY i)
+                  FROM generate_series(lo, hi) i)::text)::bigint[]
+         FROM (SELECT least(array_lower(a, 1), array_lower(b, 1)) AS lo,
+                      greatest(array_upper(a, 1), array_upper(b, 1)) AS hi) x)
+    END
 $$;
 
 CREATE TABLE delivery_stats_minute (
@@ -114,7 +122,7 @@ BEGIN
             FROM a GROUP BY 1, 2, 3, 4
         ), h AS (
             SELECT bucket, source, route, worker_id, kind, jsonb_object_agg(k, n) AS m,
-                   max(k) AS top
+                   min(k) AS bottom, max(k) AS top
             FROM (SELECT bucket, source, route, worker_id, 'd' AS kind,
                          hookq_stats_bucket(us) AS k, count(*) AS n FROM a GROUP BY 1, 2, 3, 4, 6
                   UNION ALL
@@ -123,8 +131,9 @@ BEGIN
             GROUP BY 1, 2, 3, 4, 5
         ), arr AS (
             SELECT bucket, source, route, worker_id, kind,
-                   ARRAY(SELECT coalesce((m ->> s::text)::bigint, 0)
-                         FROM generate_series(0, top) s ORDER BY s) AS hist
+                   (format('[%%s:%%s]=', bottom + 1, top + 1) ||
+                    ARRAY(SELECT coalesce((m ->> s::text)::bigint, 0)
+                          FROM generate_series(bottom, top) s ORDER BY s)::text)::bigint[] AS hist
             FROM h
         )
         INSERT INTO %I (bucket, source, route, worker_id, attempts, delivered, retried, dead,

@@ -129,7 +129,15 @@ TEST(OpsStats, HistogramTextAddsElementWise) {
     EXPECT_EQ(h[0], 1u);
     EXPECT_EQ(h[1], 5u);
     EXPECT_EQ(h[2], 2u);
-    for (const char* bad : {"", "1,2", "{1,,2}", "{a}", "{1,2"}) {
+    // Zeros at either end left out: the lower bound says where it starts.
+    EXPECT_TRUE(ops::add_histogram(h, "[3:4]={7,8}"));
+    EXPECT_EQ(h[1], 5u);
+    EXPECT_EQ(h[2], 9u);
+    EXPECT_EQ(h[3], 8u);
+    EXPECT_TRUE(ops::add_histogram(h, "[137:137]={1}"));
+    EXPECT_EQ(h[136], 1u);
+    for (const char* bad : {"", "1,2", "{1,,2}", "{a}", "{1,2", "[0:1]={1,2}", "[137:138]={1,2}",
+                            "[x:2]={1}", "[3:4]{1,2}"}) {
         EXPECT_FALSE(ops::add_histogram(h, bad)) << bad;
     }
     std::string too_long = "{";
@@ -207,8 +215,13 @@ TEST(OpsStats, BatchAddsIntoThisWorkersMinuteAndHourRows) {
     EXPECT_EQ(dur[stats_bucket(1000000)], 1u);
     EXPECT_EQ(dur[stats_bucket(5000)], 1u);
     EXPECT_EQ(e2e[stats_bucket(40005000)], 1u);
-    EXPECT_EQ(m.params[11]->back(), '}');
-    EXPECT_NE(m.params[11]->substr(m.params[11]->size() - 2), ",0}");  // no trailing zeros
+    // No zeros at either end: the 5 ms bucket first, the 1 s bucket last.
+    std::string want = "[" + std::to_string(stats_bucket(5000) + 1) + ":" +
+                       std::to_string(stats_bucket(1000000) + 1) + "]={1,";
+    for (size_t k = stats_bucket(5000) + 1; k < stats_bucket(1000000); ++k) {
+        want += "0,";
+    }
+    EXPECT_EQ(*m.params[11], want + "1}");
     EXPECT_EQ(m.params[13], "2024-05-01 12:01:00.000000+00");
     EXPECT_EQ(m.params[20], "1");   // dead
     EXPECT_EQ(m.params[25], "{}");  // nothing delivered in that minute

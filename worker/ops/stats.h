@@ -34,8 +34,8 @@ nlohmann::ordered_json stats(Pg& pg, const Config& cfg, const StatsQuery& q,
 
 // Histogram arithmetic, shared with health and tested on its own.
 using Histogram = std::vector<uint64_t>;  // kStatsBuckets counts
-// Adds a PostgreSQL bigint[] text ("{0,2,1}") into h (sized to kStatsBuckets). False when the text
-// is not such an array (nothing is added then).
+// Adds a PostgreSQL bigint[] text ("{0,2,1}", or "[3:5]={2,0,1}": subscript = bucket + 1) into h
+// (sized to kStatsBuckets). False when the text is not such a histogram (nothing is added then).
 bool add_histogram(Histogram& h, std::string_view pg_array);
 // The value a sample in bucket k is read back as, in milliseconds: the geometric middle of the
 // bucket's bounds (within 9% of any sample in it); half of 0.1 ms for bucket 0, the lower bound

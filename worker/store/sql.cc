@@ -262,15 +262,22 @@ struct StatsAgg {
     }
 };
 
-// "{0,3,1}": the histogram without its trailing zeros.
+// "[3:5]={2,0,1}": the histogram without the zeros at either end, subscript = bucket + 1; "{}"
+// when empty.
 std::string hist_literal(const std::array<uint64_t, kStatsBuckets>& h) {
-    size_t n = kStatsBuckets;
-    while (n > 0 && h[n - 1] == 0) {
-        --n;
+    size_t lo = 0, hi = kStatsBuckets;
+    while (lo < hi && h[lo] == 0) {
+        ++lo;
     }
-    std::string out = "{";
-    for (size_t i = 0; i < n; ++i) {
-        if (i) {
+    while (hi > lo && h[hi - 1] == 0) {
+        --hi;
+    }
+    if (lo == hi) {
+        return "{}";
+    }
+    std::string out = "[" + std::to_string(lo + 1) + ":" + std::to_string(hi) + "]={";
+    for (size_t i = lo; i < hi; ++i) {
+        if (i > lo) {
             out += ',';
         }
         out += std::to_string(h[i]);
