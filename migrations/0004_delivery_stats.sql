@@ -10,6 +10,8 @@
 --    5-minute health figures), and per hour, kept 35 days (the 24 h and 7 d views). worker_id is in
 --    the key so that each worker only ever updates its own rows: several workers recording at once
 --    never wait on (or deadlock over) a shared counter row, and a reader sums the workers' rows.
+--    Settled hours are then merged into one row (hookq_stats_compact), so that the 7 d read does
+--    not grow with the number of workers.
 --  * latencies as log-scale histograms (bigint[], element k+1 = number of samples in bucket k),
 --    which add exactly, unlike stored percentiles. The zeros at either end are left out (the
 --    array's lower bound says where it starts, '[26:47]={...}'): a 7-day query reads thousands of
@@ -81,14 +83,59 @@ CREATE TABLE delivery_stats_minute (
 
 CREATE TABLE delivery_stats_hour (LIKE delivery_stats_minute INCLUDING ALL);
 
--- What the worker's periodic maintenance deletes (minute rows past 48 h, hour rows past the
--- retention it is given). A plain DELETE on the primary key's leading column: at most a few
--- thousand rows go at a time.
+-- The histograms of many rows summed (the reader sums in the worker instead: a SQL function per
+-- row is too slow for thousands of rows, but fine for the compaction below).
+CREATE AGGREGATE hookq_hist_sum(bigint[]) (SFUNC = hookq_hist_add, STYPE = bigint[],
+                                           INITCOND = '{}');
+
+-- Hours before `settled` (the worker passes the start of the previous hour): every worker's rows
+-- merged into one per source and route (worker_id '*'). A 7-day query reads 168 x routes rows then,
+-- whatever the number of workers, where it would read that many per worker. Recorders write their
+-- own rows of the current hour (a batch late by more than an hour, after an outage, adds a fresh
+-- per-worker row that the next compaction merges), so compaction and recording rarely meet; one
+-- compaction at a time (the others skip), deleting and inserting in key order.
+CREATE FUNCTION hookq_stats_compact(settled timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(7526466004693365619) THEN
+        RETURN;
+    END IF;
+    WITH victims AS (
+        SELECT bucket, source, route, worker_id FROM delivery_stats_hour
+        WHERE bucket < settled AND worker_id <> '*'
+        ORDER BY bucket, source, route, worker_id FOR UPDATE
+    ), moved AS (
+        DELETE FROM delivery_stats_hour h USING victims v
+        WHERE (h.bucket, h.source, h.route, h.worker_id) =
+              (v.bucket, v.source, v.route, v.worker_id)
+        RETURNING h.*
+    )
+    INSERT INTO delivery_stats_hour AS t (bucket, source, route, worker_id, attempts, delivered,
+                                          retried, dead, parked, timeouts, duration_us_sum,
+                                          duration_hist, e2e_hist)
+    SELECT bucket, source, route, '*', sum(attempts), sum(delivered), sum(retried), sum(dead),
+           sum(parked), sum(timeouts), sum(duration_us_sum), hookq_hist_sum(duration_hist),
+           hookq_hist_sum(e2e_hist)
+    FROM moved GROUP BY bucket, source, route ORDER BY bucket, source, route
+    ON CONFLICT (bucket, source, route, worker_id) DO UPDATE SET
+        attempts = t.attempts + EXCLUDED.attempts, delivered = t.delivered + EXCLUDED.delivered,
+        retried = t.retried + EXCLUDED.retried, dead = t.dead + EXCLUDED.dead,
+        parked = t.parked + EXCLUDED.parked, timeouts = t.timeouts + EXCLUDED.timeouts,
+        duration_us_sum = t.duration_us_sum + EXCLUDED.duration_us_sum,
+        duration_hist = hookq_hist_add(t.duration_hist, EXCLUDED.duration_hist),
+        e2e_hist = hookq_hist_add(t.e2e_hist, EXCLUDED.e2e_hist);
+END $$;
+
+-- The worker's periodic maintenance (hourly, with the partitions): minute rows past 48 h and hour
+-- rows past `hour_days` deleted (a plain DELETE on the primary key's leading column: a few
+-- thousand rows at a time), settled hours compacted.
 CREATE FUNCTION hookq_stats_retention(hour_days integer DEFAULT 35) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     DELETE FROM delivery_stats_minute WHERE bucket < now() - interval '48 hours';
     DELETE FROM delivery_stats_hour WHERE bucket < now() - make_interval(days => hour_days);
-$$;
+    PERFORM hookq_stats_compact(date_trunc('hour', now()) - interval '1 hour');
+END $$;
 
 -- Backfill from the attempts already recorded (minute rows for 48 h, hour rows for 7 days), with
 -- the same rules as the worker: a timeout is an attempt with no HTTP status whose transport error

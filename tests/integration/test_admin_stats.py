@@ -10,8 +10,8 @@ import time
 import envelope
 import harness
 from test_admin_api import ADMIN, STRIPE_ONLY, VIEWER, Api, _alive, admin_config
-from worker_fixtures import (enqueue, route, rows, wait_until, worker_env, pg_migrated,  # noqa: F401
-                             sink, workers)
+from worker_fixtures import (enqueue, route, rows, sql, wait_until, worker_env,  # noqa: F401
+                             pg_migrated, sink, workers)
 
 RETRY = '[routes.retry]\nmax_attempts = 3\ninitial = "50ms"\nmax_delay = "200ms"\n'
 # Every first attempt starts (and takes its mode from the sink's script) long before any retry.
@@ -174,6 +174,13 @@ def test_rollups_match_delivery_attempts(redis_server, pg_migrated, sink, worker
     for table in ("delivery_stats_minute", "delivery_stats_hour"):
         assert rows(pg, hist.format(table=table, col="duration_hist")) == sql_dur
         assert rows(pg, hist.format(table=table, col="e2e_hist")) == sql_e2e
+    # Compaction (hourly, of the settled hours) merges the workers' hour rows, totals unchanged.
+    before = rows(pg, per_route.format("delivery_stats_hour"))
+    sql(pg, "SELECT hookq_stats_compact(now() + interval '1 hour')")
+    assert rows(pg, per_route.format("delivery_stats_hour")) == before
+    assert {r[0] for r in rows(pg, "SELECT worker_id FROM delivery_stats_hour")} == {"*"}
+    assert rows(pg, hist.format(table="delivery_stats_hour", col="duration_hist")) == sql_dur
+    assert rows(pg, hist.format(table="delivery_stats_hour", col="e2e_hist")) == sql_e2e
     # And the migration's backfill computes the same rows from the attempts.
     before = rows(pg, "SELECT * FROM delivery_stats_minute ORDER BY 1, 2, 3, 4")
     conn = pg.connect()
