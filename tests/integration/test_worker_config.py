@@ -93,7 +93,8 @@ def test_migrate_is_idempotent_and_partitioned(postgres):
     out = migrate(postgres)
     assert "up to date" in out
     assert rows(postgres, "SELECT version FROM schema_migrations ORDER BY 1") == [
-        ("0001_init.sql",), ("0002_route_status.sql",), ("0003_event_search.sql",)]
+        ("0001_init.sql",), ("0002_route_status.sql",), ("0003_event_search.sql",),
+        ("0004_delivery_stats.sql",)]
     parts = {name for (name,) in rows(
         postgres, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                   "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'webhook_events'")}

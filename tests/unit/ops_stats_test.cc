@@ -184,10 +184,10 @@ TEST(OpsStats, BatchAddsIntoThisWorkersMinuteAndHourRows) {
     // 12:00:10, 12:00:40 and 12:01:05: two minute rows, one hour row.
     a->attempts.push_back({"app", "http://x/", 1, t0 + 10000000, 1000000, 0, OutcomeKind::retry,
                            "Operation timed out after 1000 milliseconds with 0 bytes received"});
-    a->attempts.push_back({"app", "http://x/", 2, t0 + 40000000, 5000, 200,
-                           OutcomeKind::delivered, ""});
-    b->attempts.push_back({"app", "http://x/", 1, t0 + 65000000, 2000, 500, OutcomeKind::dead,
-                           "HTTP 500"});
+    a->attempts.push_back(
+        {"app", "http://x/", 2, t0 + 40000000, 5000, 200, OutcomeKind::delivered, ""});
+    b->attempts.push_back(
+        {"app", "http://x/", 1, t0 + 65000000, 2000, 500, OutcomeKind::dead, "HTTP 500"});
     auto st = build_batch({a.get(), b.get()}, {}, "w1");
     ASSERT_GE(st.size(), 2u);
     // Last in the batch, minute then hour.
@@ -203,8 +203,17 @@ TEST(OpsStats, BatchAddsIntoThisWorkersMinuteAndHourRows) {
     EXPECT_NE(m.sql.find("hookq_hist_add(t.duration_hist, EXCLUDED.duration_hist)"),
               std::string::npos);
     // bucket, source, route, worker, attempts, delivered, retried, dead, parked, timeouts, sum
-    std::vector<std::string> first{"2024-05-01 12:00:00.000000+00", "github", "app", "w1", "2",
-                                   "1", "1", "0", "0", "1", "1005000"};
+    std::vector<std::string> first{"2024-05-01 12:00:00.000000+00",
+                                   "github",
+                                   "app",
+                                   "w1",
+                                   "2",
+                                   "1",
+                                   "1",
+                                   "0",
+                                   "0",
+                                   "1",
+                                   "1005000"};
     for (size_t i = 0; i < first.size(); ++i) {
         EXPECT_EQ(m.params[i], first[i]) << i;
     }
@@ -225,8 +234,17 @@ TEST(OpsStats, BatchAddsIntoThisWorkersMinuteAndHourRows) {
     EXPECT_EQ(m.params[13], "2024-05-01 12:01:00.000000+00");
     EXPECT_EQ(m.params[20], "1");   // dead
     EXPECT_EQ(m.params[25], "{}");  // nothing delivered in that minute
-    std::vector<std::string> hour{"2024-05-01 12:00:00.000000+00", "github", "app", "w1", "3",
-                                  "1", "1", "1", "0", "1", "1007000"};
+    std::vector<std::string> hour{"2024-05-01 12:00:00.000000+00",
+                                  "github",
+                                  "app",
+                                  "w1",
+                                  "3",
+                                  "1",
+                                  "1",
+                                  "1",
+                                  "0",
+                                  "1",
+                                  "1007000"};
     for (size_t i = 0; i < hour.size(); ++i) {
         EXPECT_EQ(h.params[i], hour[i]) << i;
     }

@@ -201,8 +201,8 @@ int main(int argc, char** argv) {
             flag, [&stats_args, p = param](const std::string& v) { stats_args[p] = v; }, help);
     }
 
-    auto* health = app.add_subcommand(
-        "health", "per-source health; exits 1 unless every source is healthy");
+    auto* health =
+        app.add_subcommand("health", "per-source health; exits 1 unless every source is healthy");
     addresses(health);
 
     CLI11_PARSE(app, argc, argv);

@@ -48,18 +48,15 @@ int stats(Pg& pg, const Config& cfg, const std::map<std::string, std::string>& a
                 c = '?';
             }
         }
-        rows.push_back({key, std::to_string(g["count"].get<long long>()),
-                        g["success_rate"].is_null()
-                            ? "-"
-                            : num(Json(g["success_rate"].get<double>() * 100), "%.1f"),
-                        g["timeout_rate"].is_null()
-                            ? "-"
-                            : num(Json(g["timeout_rate"].get<double>() * 100), "%.1f"),
-                        std::to_string(g["dead"].get<long long>()),
-                        num(g["duration_ms"]["p50"], "%.1f"), num(g["duration_ms"]["p95"], "%.1f"),
-                        num(g["duration_ms"]["p99"], "%.1f"),
-                        num(g["end_to_end_ms"]["p50"], "%.1f"),
-                        num(g["end_to_end_ms"]["p95"], "%.1f")});
+        rows.push_back(
+            {key, std::to_string(g["count"].get<long long>()),
+             g["success_rate"].is_null() ? "-"
+                                         : num(Json(g["success_rate"].get<double>() * 100), "%.1f"),
+             g["timeout_rate"].is_null() ? "-"
+                                         : num(Json(g["timeout_rate"].get<double>() * 100), "%.1f"),
+             std::to_string(g["dead"].get<long long>()), num(g["duration_ms"]["p50"], "%.1f"),
+             num(g["duration_ms"]["p95"], "%.1f"), num(g["duration_ms"]["p99"], "%.1f"),
+             num(g["end_to_end_ms"]["p50"], "%.1f"), num(g["end_to_end_ms"]["p95"], "%.1f")});
     }
     std::fputs(table(rows).c_str(), stdout);
     return 0;

@@ -151,8 +151,8 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
     for (auto& [name, s] : sources) {
         Json err_rate = nullptr;
         if (s.attempts > 0) {
-            double rate = static_cast<double>(s.attempts - s.delivered) /
-                          static_cast<double>(s.attempts);
+            double rate =
+                static_cast<double>(s.attempts - s.delivered) / static_cast<double>(s.attempts);
             err_rate = rate;
             if (rate >= kDegradedErrorRate) {
                 s.flag(rate >= kUnhealthyErrorRate ? unhealthy : degraded,

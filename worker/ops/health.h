@@ -20,7 +20,6 @@ inline constexpr double kDegradedAgeS = 60, kUnhealthyAgeS = 600;
 // The sources are those the configuration queues or routes (a queue is named after its source),
 // as far as `scope` sees them. A backend that fails is reported, not thrown: `pg` may be
 // disconnected (the caller could not connect), and then every source is unhealthy.
-nlohmann::ordered_json health(RedisConn& redis, Pg& pg, const Config& cfg,
-                              const Scope& scope = {});
+nlohmann::ordered_json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope = {});
 
 }  // namespace hookq::ops

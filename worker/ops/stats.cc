@@ -182,7 +182,7 @@ StatsQuery parse_stats_query(const std::map<std::string, std::string>& args) {
 Json stats(Pg& pg, const Config& /*cfg*/, const StatsQuery& q, const Scope& scope) {
     bool minutes = q.window == "1h";
     uint64_t step = minutes ? kMinuteUs : kHourUs;
-    uint64_t span = q.window == "1h" ? 3600 * 1000000ULL
+    uint64_t span = q.window == "1h"    ? 3600 * 1000000ULL
                     : q.window == "24h" ? 24 * 3600 * 1000000ULL
                                         : 7 * 24 * 3600 * 1000000ULL;
     auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(

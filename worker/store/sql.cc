@@ -226,8 +226,9 @@ Summary summary(const Job& j) {
 }  // namespace
 
 size_t stats_bucket(uint64_t us) {
-    return static_cast<size_t>(std::upper_bound(std::begin(kStatsBounds), std::end(kStatsBounds), us) -
-                               std::begin(kStatsBounds));
+    return static_cast<size_t>(
+        std::upper_bound(std::begin(kStatsBounds), std::end(kStatsBounds), us) -
+        std::begin(kStatsBounds));
 }
 
 bool attempt_timed_out(const AttemptRow& a) {

@@ -57,6 +57,7 @@ bool writes_nothing(const Job& j);
 // `us` microseconds is in bucket k when exactly k bounds are <= us. The bounds are
 // round(100 * 2^(j/4)) us: four buckets per doubling from 0.1 ms to 16.7 days. Integers, so that
 // this and the SQL hookq_stats_bucket() (same table) agree exactly, boundaries included.
+// clang-format off
 inline constexpr uint64_t kStatsBounds[] = {
     100ULL, 119ULL, 141ULL, 168ULL, 200ULL, 238ULL, 283ULL, 336ULL, 400ULL, 476ULL, 566ULL, 673ULL,
     800ULL, 951ULL, 1131ULL, 1345ULL, 1600ULL, 1903ULL, 2263ULL, 2691ULL, 3200ULL, 3805ULL, 4525ULL,
@@ -77,6 +78,7 @@ inline constexpr uint64_t kStatsBounds[] = {
     180581130142ULL, 214748364800ULL, 255380283355ULL, 303700049998ULL, 361162260284ULL,
     429496729600ULL, 510760566711ULL, 607400099995ULL, 722324520568ULL, 858993459200ULL,
     1021521133421ULL, 1214800199990ULL, 1444649041135ULL};
+// clang-format on
 inline constexpr size_t kStatsBuckets = std::size(kStatsBounds) + 1;
 size_t stats_bucket(uint64_t us);
 
