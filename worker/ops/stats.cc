@@ -191,7 +191,8 @@ Json stats(Pg& pg, const Config& /*cfg*/, const StatsQuery& q, const Scope& scop
     // Whole steps, the current (partial) one included: 60 minutes, 24 or 168 hours.
     uint64_t from = now - now % step + step - span;
     auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional(s); };
-    // Bounded by the primary key's leading column: at most steps x routes x workers rows.
+    // A range of the primary key's leading column: steps x routes x workers rows at most, one row
+    // per route for the hours compacted across workers (all but the last two).
     auto r = must_query(
         pg,
         std::string("SELECT extract(epoch FROM bucket)::bigint, source, route, attempts, "
