@@ -78,7 +78,7 @@ TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     b->outcomes.push_back({"r", OutcomeKind::delivered, 2, 0, 0, 1714564801000000, "", false});
     b->attempts.push_back({"r", "http://x/", 2, 20, 900, 200, OutcomeKind::delivered, ""});
     auto st = build_batch({a.get(), b.get()}, {}, "w1");
-    ASSERT_EQ(st.size(), 4u);
+    ASSERT_EQ(st.size(), 6u);  // + the minute and hour statistics rollups, last
     EXPECT_EQ(st[0].rows, 1u);
     EXPECT_NE(st[0].sql.find("ON CONFLICT (received_at, id) DO UPDATE"), std::string::npos);
     EXPECT_EQ(st[0].params.size(), 14u);

@@ -31,7 +31,9 @@
 #include "worker/ops/breakers.h"
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/events.h"
+#include "worker/ops/health.h"
 #include "worker/ops/routes.h"
+#include "worker/ops/stats.h"
 #include "worker/ops/status.h"
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
@@ -201,6 +203,8 @@ struct Server::Impl {
     HttpReply dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
                        const std::string& body);
     HttpReply readyz();
+    HttpReply health_reply(const std::string& bad_arg, const ops::Scope& scope,
+                           std::unique_ptr<Session> s);
     HttpReply api(MHD_Connection* c, const AdminToken& token, std::string_view method,
                   const std::vector<std::string>& seg,
                   const std::map<std::string, std::string>& args, const std::string& body);
@@ -476,6 +480,24 @@ HttpReply Server::Impl::readyz() {
     return r;
 }
 
+// /api/v1/health answers when a backend is down too: that is when it matters. Unreachable Redis or
+// PostgreSQL makes the sources unhealthy (200, with the reasons), where other endpoints answer 503.
+HttpReply Server::Impl::health_reply(const std::string& bad_arg, const ops::Scope& scope,
+                                     std::unique_ptr<Session> s) {
+    if (!bad_arg.empty()) {
+        give(std::move(s));
+        return error(400, "bad request", "unknown parameter '" + bad_arg + "'");
+    }
+    std::string err;
+    if (!s->ensure_pg(err)) {
+        log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+    }
+    HttpReply r;
+    r.body = ops::health(s->redis, s->pg, cfg, scope);
+    give(std::move(s));
+    return r;
+}
+
 HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
                                  const std::string& body) {
     bool get = method == "GET" || method == "HEAD";
@@ -559,7 +581,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
         br_list,
         br_one,
         br_reset,
-        routes
+        routes,
+        stats,
+        health
     } ep;
     std::string allow;
     // A destination is scheme://host:port: URL-encoded or not, its "//" has split it into
@@ -592,6 +616,12 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
         allow = "GET, HEAD";
     } else if (seg.size() == 4 && seg[2] == "events") {
         ep = ev_one;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "stats") {
+        ep = stats;
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "health") {
+        ep = health;
         allow = "GET, HEAD";
     } else if (seg.size() == 3 && seg[2] == "status") {
         ep = status;
@@ -650,6 +680,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
 
     auto session = take();
     HttpReply r;
+    if (ep == health) {
+        return health_reply(allowed_args({}), scope, std::move(session));
+    }
     try {
         std::string err;
         if (!session->ensure_pg(err)) {
@@ -692,6 +725,18 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                 r.body = ops::list_routes(session->pg, session->redis, cfg, scope);
                 break;
             }
+            case stats: {
+                ops::StatsQuery q = ops::parse_stats_query(args);
+                if (!q.source.empty() && !scope.allows(q.source)) {
+                    r = error(403, "forbidden",
+                              "token '" + token.name + "' may not see source '" + q.source + "'");
+                    break;
+                }
+                r.body = ops::stats(session->pg, cfg, q, scope);
+                break;
+            }
+            case health:
+                break;  // answered above
             case ev_list: {
                 ops::EventQuery q = ops::parse_event_query(args);
                 if (!q.source.empty() && !scope.allows(q.source)) {

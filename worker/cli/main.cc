@@ -18,10 +18,12 @@
 #include "worker/cli/common.h"
 #include "worker/cli/dlq.h"
 #include "worker/cli/events.h"
+#include "worker/cli/health.h"
 #include "worker/cli/poison.h"
 #include "worker/cli/routes.h"
 #include "worker/cli/status.h"
 #include "worker/cli/sign.h"
+#include "worker/cli/stats.h"
 #include "worker/store/migrations.h"
 #include "worker/store/pg.h"
 
@@ -196,6 +198,24 @@ int main(int argc, char** argv) {
                         "for every table, instead of [retention] (e.g. 90d; at least 1d)");
     cleanup->add_flag("--dry-run", cleanup_opts.dry_run, "show what would go, change nothing");
 
+    // The API's query parameters, flag for flag, as for events.
+    auto* stats = app.add_subcommand("stats", "delivery counts, rates and latencies (rollups)");
+    addresses(stats);
+    std::map<std::string, std::string> stats_args;
+    for (const auto& [flag, param, help] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--window", "window", "1h (per minute), 24h or 7d (per hour); default 1h"},
+             {"--by", "by", "route or source; default route"},
+             {"--source", "source", "only this source"},
+             {"--route", "route", "only this route"}}) {
+        stats->add_option_function<std::string>(
+            flag, [&stats_args, p = param](const std::string& v) { stats_args[p] = v; }, help);
+    }
+
+    auto* health =
+        app.add_subcommand("health", "per-source health; exits 1 unless every source is healthy");
+    addresses(health);
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -277,6 +297,21 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::routes_list(pg, redis, cfg, json);
+        }
+        if (*stats) {
+            auto cfg = hookq::ctl::load_target(target, false);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            return hookq::ctl::stats(pg, cfg, stats_args, json);
+        }
+        if (*health) {
+            // An unreachable backend is part of the answer (unhealthy), not a failure to answer.
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            redis.ensure();
+            hookq::Pg pg(cfg.postgres_dsn);
+            pg.connect();
+            return hookq::ctl::health(redis, pg, cfg, json);
         }
         if (*status) {
             auto cfg = hookq::ctl::load_target(target, true);

@@ -56,9 +56,14 @@ bool Maintenance::connected() {
     return true;
 }
 
-void Maintenance::partitions() {
+void Maintenance::hourly() {
     if (!pg_.exec("SELECT hookq_ensure_partitions(2)")) {
         log::warn("cannot ensure partitions", {{"error", pg_.error()}});
+    }
+    // Statistics rollups: minute rows past 48 h and hour rows past 35 days deleted (a few
+    // thousand rows an hour at most, so a DELETE is fine), settled hours merged across workers.
+    if (!pg_.exec("SELECT hookq_stats_retention(35)")) {
+        log::warn("cannot maintain the statistics rollups", {{"error", pg_.error()}});
     }
 }
 
@@ -97,7 +102,7 @@ void Maintenance::run() {
         if (!connected()) {
             not_before = now + 5000;
         } else if (now >= next_partitions) {
-            partitions();
+            hourly();
             next_partitions = now + (pg_.ok() ? kPartitionEveryMs : kRetryMs);
         } else {
             retention();

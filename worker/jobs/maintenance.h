@@ -1,5 +1,6 @@
-// The database's upkeep, on its own thread and connection, off the delivery path: monthly
-// partitions created ahead (hourly), and retention applied every [retention] interval. Every
+// The database's upkeep, on its own thread and connection, off the delivery path: hourly, monthly
+// partitions created ahead and the statistics rollups trimmed and compacted; retention applied
+// every [retention] interval. Every
 // worker runs it; an advisory lock makes one cleanup run at a time, and the partition function
 // tolerates a concurrent creation.
 #pragma once
@@ -27,7 +28,7 @@ class Maintenance {
   private:
     void run();
     bool connected();
-    void partitions();
+    void hourly();  // partitions ahead, statistics rollups
     void retention();
 
     const Config& cfg_;

@@ -1,6 +1,8 @@
 #include "worker/store/sql.h"
 
 #include <algorithm>
+#include <array>
+#include <tuple>
 #include <ctime>
 #include <map>
 #include <unordered_map>
@@ -222,6 +224,156 @@ Summary summary(const Job& j) {
 }
 
 }  // namespace
+
+size_t stats_bucket(uint64_t us) {
+    return static_cast<size_t>(
+        std::upper_bound(std::begin(kStatsBounds), std::end(kStatsBounds), us) -
+        std::begin(kStatsBounds));
+}
+
+bool attempt_timed_out(const AttemptRow& a) {
+    // CURLE_OPERATION_TIMEDOUT's texts: "Operation timed out after ...", "Connection timed out
+    // after ...", "Resolving timed out after ...", or curl_easy_strerror's "Timeout was reached".
+    // A status means the destination answered, whatever happened to the body afterwards.
+    std::string_view e = a.error;
+    return a.http_status == 0 &&
+           (e.find("timed out") != std::string_view::npos || e.starts_with("Timeout was reached"));
+}
+
+namespace {
+
+struct StatsAgg {
+    uint64_t attempts = 0, delivered = 0, retried = 0, dead = 0, parked = 0, timeouts = 0;
+    uint64_t duration_us = 0;
+    std::array<uint64_t, kStatsBuckets> duration{};
+    std::array<uint64_t, kStatsBuckets> e2e{};
+
+    void add(const StatsAgg& o) {
+        attempts += o.attempts;
+        delivered += o.delivered;
+        retried += o.retried;
+        dead += o.dead;
+        parked += o.parked;
+        timeouts += o.timeouts;
+        duration_us += o.duration_us;
+        for (size_t i = 0; i < kStatsBuckets; ++i) {
+            duration[i] += o.duration[i];
+            e2e[i] += o.e2e[i];
+        }
+    }
+};
+
+// "[3:5]={2,0,1}": the histogram without the zeros at either end, subscript = bucket + 1; "{}"
+// when empty.
+std::string hist_literal(const std::array<uint64_t, kStatsBuckets>& h) {
+    size_t lo = 0, hi = kStatsBuckets;
+    while (lo < hi && h[lo] == 0) {
+        ++lo;
+    }
+    while (hi > lo && h[hi - 1] == 0) {
+        --hi;
+    }
+    if (lo == hi) {
+        return "{}";
+    }
+    std::string out = "[" + std::to_string(lo + 1) + ":" + std::to_string(hi) + "]={";
+    for (size_t i = lo; i < hi; ++i) {
+        if (i > lo) {
+            out += ',';
+        }
+        out += std::to_string(h[i]);
+    }
+    out += '}';
+    return out;
+}
+
+using StatsRows = std::map<std::tuple<uint64_t, std::string, std::string>, StatsAgg>;
+
+void emit_stats(std::vector<Statement>& out, std::string_view table, const StatsRows& rows,
+                std::string_view worker_id, size_t max_params) {
+    std::vector<const StatsRows::value_type*> v;
+    v.reserve(rows.size());
+    for (const auto& kv : rows) {
+        v.push_back(&kv);
+    }
+    std::string t(table);
+    emit_rows(out, v.size(),
+              "INSERT INTO " + t +
+                  " AS t (bucket, source, route, worker_id, attempts, delivered, retried, dead, "
+                  "parked, timeouts, duration_us_sum, duration_hist, e2e_hist) VALUES ",
+              {"::timestamptz", "", "", "", "::bigint", "::bigint", "::bigint", "::bigint",
+               "::bigint", "::bigint", "::bigint", "::bigint[]", "::bigint[]"},
+              " ON CONFLICT (bucket, source, route, worker_id) DO UPDATE SET "
+              "attempts = t.attempts + EXCLUDED.attempts, "
+              "delivered = t.delivered + EXCLUDED.delivered, "
+              "retried = t.retried + EXCLUDED.retried, dead = t.dead + EXCLUDED.dead, "
+              "parked = t.parked + EXCLUDED.parked, timeouts = t.timeouts + EXCLUDED.timeouts, "
+              "duration_us_sum = t.duration_us_sum + EXCLUDED.duration_us_sum, "
+              "duration_hist = hookq_hist_add(t.duration_hist, EXCLUDED.duration_hist), "
+              "e2e_hist = hookq_hist_add(t.e2e_hist, EXCLUDED.e2e_hist)",
+              max_params, [&](Statement& s, size_t i) {
+                  const auto& [key, a] = *v[i];
+                  s.add(format_timestamp_us(std::get<0>(key)));
+                  s.add(std::get<1>(key));
+                  s.add(std::get<2>(key));
+                  s.add(std::string(worker_id));
+                  for (uint64_t n : {a.attempts, a.delivered, a.retried, a.dead, a.parked,
+                                     a.timeouts, a.duration_us}) {
+                      s.add(std::to_string(n));
+                  }
+                  s.add(hist_literal(a.duration));
+                  s.add(hist_literal(a.e2e));
+              });
+}
+
+}  // namespace
+
+void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
+                   std::string_view worker_id, size_t max_params) {
+    constexpr uint64_t kMinuteUs = 60 * 1000000ULL, kHourUs = 3600 * 1000000ULL;
+    // Per attempt: one lookup in a map keyed by views into the job (no allocation unless the
+    // minute, source and route are new to this batch), a few additions. Everything else below is
+    // per key: a batch of hundreds of attempts has a handful of keys.
+    using Key = std::tuple<uint64_t, std::string_view, std::string_view>;
+    std::map<Key, StatsAgg> minutes;
+    for (const Job* j : jobs) {
+        if (!j->decoded) {
+            continue;
+        }
+        for (const auto& a : j->attempts) {
+            StatsAgg& g =
+                minutes[Key{a.started_us - a.started_us % kMinuteUs, j->env.source, a.route}];
+            ++g.attempts;
+            g.delivered += a.outcome == OutcomeKind::delivered;
+            g.retried += a.outcome == OutcomeKind::retry;
+            g.dead += a.outcome == OutcomeKind::dead;
+            g.parked += a.outcome == OutcomeKind::parked;
+            g.timeouts += attempt_timed_out(a);
+            g.duration_us += a.duration_us;
+            ++g.duration[stats_bucket(a.duration_us)];
+            if (a.outcome == OutcomeKind::delivered) {
+                uint64_t end = a.started_us + a.duration_us;
+                uint64_t rx = j->env.received_at_us;
+                ++g.e2e[stats_bucket(end > rx ? end - rx : 0)];
+            }
+        }
+    }
+    if (minutes.empty()) {
+        return;
+    }
+    // Keyed by the text written: two names that differ only in bytes PostgreSQL refuses would
+    // otherwise be two rows of one key in a statement, which ON CONFLICT DO UPDATE rejects. The
+    // map's order is the order the rows are locked in.
+    StatsRows by_minute, by_hour;
+    for (const auto& [k, g] : minutes) {
+        auto [bucket, source, route] = k;
+        std::string src = sanitize_text(source), rt = sanitize_text(route);
+        by_hour[{bucket - bucket % kHourUs, src, rt}].add(g);
+        by_minute[{bucket, std::move(src), std::move(rt)}].add(g);
+    }
+    emit_stats(out, "delivery_stats_minute", by_minute, worker_id, max_params);
+    emit_stats(out, "delivery_stats_hour", by_hour, worker_id, max_params);
+}
 
 std::vector<Statement> event_inserts(const std::vector<const Job*>& inserts, size_t max_params) {
     std::vector<Statement> out;
@@ -482,6 +634,9 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
                   s.add(std::string(worker_id));
                   s.add(nullable(sanitize_text(t->reason)));
               });
+
+    // Last: the rollups are this worker's own rows, locked for the shortest time.
+    stats_rollups(out, jobs, worker_id, max_params);
     return out;
 }
 

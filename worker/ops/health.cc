@@ -1,0 +1,190 @@
+#include "worker/ops/health.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "shared/redis_keys.h"
+#include "worker/cli/common.h"
+#include "worker/metrics.h"
+#include "worker/ops/breakers.h"
+#include "worker/ops/stats.h"
+#include "worker/store/sql.h"
+
+namespace hookq::ops {
+
+namespace {
+
+using ctl::cell;
+using ctl::is_null;
+using ctl::must;
+using ctl::must_query;
+using Json = nlohmann::ordered_json;
+
+enum Level { healthy = 0, degraded = 1, unhealthy = 2 };
+const char* level_name(Level l) {
+    return l == healthy ? "healthy" : l == degraded ? "degraded" : "unhealthy";
+}
+
+struct Source {
+    Level level = healthy;
+    Json reasons = Json::array();
+    Json last_received_at = nullptr;
+    Json queue_depth = nullptr;
+    Json oldest_age = nullptr;
+    uint64_t attempts = 0, delivered = 0;
+    Histogram e2e = Histogram(kStatsBuckets);
+    std::set<std::string> destinations;
+
+    void flag(Level l, std::string why) {
+        level = std::max(level, l);
+        reasons.push_back(std::move(why));
+    }
+};
+
+std::string fixed(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+}  // namespace
+
+Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
+    std::map<std::string, Source> sources;
+    for (const auto& q : cfg.queues) {
+        if (scope.allows(q)) {
+            sources[q];
+        }
+    }
+    for (const auto& r : cfg.routes) {
+        if (scope.allows(r.source)) {
+            sources[r.source].destinations.insert(r.destination);
+        }
+    }
+    std::vector<std::string> names;
+    for (const auto& [name, s] : sources) {
+        names.push_back(name);
+    }
+
+    // Redis: the queues' backlog (the tail is claimed next, so it is the oldest) and the breakers.
+    try {
+        auto now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+        for (auto& [name, s] : sources) {
+            auto depth = must(redis, {"LLEN", keys::queue(name)});
+            s.queue_depth = depth->type == REDIS_REPLY_INTEGER ? depth->integer : 0;
+            auto tail = must(redis, {"LINDEX", keys::queue(name), "-1"});
+            if (tail->type == REDIS_REPLY_STRING) {
+                double age = metrics::oldest_age_s(std::string_view(tail->str, tail->len), now_us);
+                if (age >= 0) {
+                    s.oldest_age = std::round(age * 1000.0) / 1000.0;
+                    if (age >= kUnhealthyAgeS || age >= kDegradedAgeS) {
+                        s.flag(age >= kUnhealthyAgeS ? unhealthy : degraded,
+                               "oldest queued webhook waits " + fixed(age, 0) + " s");
+                    }
+                }
+            }
+        }
+        std::set<std::string> all;
+        for (const auto& [name, s] : sources) {
+            all.insert(s.destinations.begin(), s.destinations.end());
+        }
+        for (const auto& b : list_breakers(redis, all)) {
+            std::string state = b.value("state", "closed");
+            if (state == "closed") {
+                continue;
+            }
+            std::string dest = b.value("destination", "");
+            for (auto& [name, s] : sources) {
+                if (s.destinations.count(dest)) {
+                    s.flag(degraded, "breaker " + state + " for " + dest);
+                }
+            }
+        }
+    } catch (const std::runtime_error&) {
+        for (auto& [name, s] : sources) {
+            s.flag(unhealthy, "Redis unreachable");
+        }
+    }
+
+    // PostgreSQL: the newest webhook of each source (index on (source, received_at); bounded to
+    // the hour rollups' 35 days so a source silent for longer costs nothing), and the last 5
+    // minutes of rollups (5 minute rows per route and worker).
+    try {
+        if (!pg.ok()) {
+            throw std::runtime_error(pg.error());
+        }
+        std::string arr = pg_text_array(names);
+        auto last = must_query(
+            pg,
+            "SELECT s, to_char((SELECT max(received_at) FROM webhook_events WHERE source = s AND "
+            "received_at > now() - interval '35 days') AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM unnest($1::text[]) s",
+            {arr});
+        for (int i = 0; i < PQntuples(last.get()); ++i) {
+            if (!is_null(last, i, 1)) {
+                sources[cell(last, i, 0)].last_received_at = cell(last, i, 1);
+            }
+        }
+        auto recent = must_query(pg,
+                                 "SELECT source, attempts, delivered, e2e_hist::text "
+                                 "FROM delivery_stats_minute WHERE bucket > now() - "
+                                 "interval '5 minutes' AND source = ANY($1::text[])",
+                                 {arr});
+        for (int i = 0; i < PQntuples(recent.get()); ++i) {
+            Source& s = sources[cell(recent, i, 0)];
+            s.attempts += std::stoull(cell(recent, i, 1));
+            s.delivered += std::stoull(cell(recent, i, 2));
+            add_histogram(s.e2e, cell(recent, i, 3));
+        }
+    } catch (const std::runtime_error&) {
+        for (auto& [name, s] : sources) {
+            s.flag(unhealthy, "PostgreSQL unreachable");
+        }
+    }
+
+    Level worst = healthy;
+    Json out_sources = Json::array();
+    for (auto& [name, s] : sources) {
+        Json err_rate = nullptr;
+        if (s.attempts > 0) {
+            double rate =
+                static_cast<double>(s.attempts - s.delivered) / static_cast<double>(s.attempts);
+            err_rate = rate;
+            if (rate >= kDegradedErrorRate) {
+                s.flag(rate >= kUnhealthyErrorRate ? unhealthy : degraded,
+                       "error rate " + fixed(rate * 100.0, 1) + "% over 5 minutes (" +
+                           std::to_string(s.attempts - s.delivered) + " of " +
+                           std::to_string(s.attempts) + " attempts failed)");
+            }
+        }
+        auto lag = percentile_ms(s.e2e, 0.95);
+        worst = std::max(worst, s.level);
+        Json j;
+        j["source"] = name;
+        j["status"] = level_name(s.level);
+        j["reasons"] = s.reasons;
+        j["last_received_at"] = s.last_received_at;
+        j["queue_depth"] = s.queue_depth;
+        j["oldest_age_seconds"] = s.oldest_age;
+        j["lag_seconds"] = lag ? Json(std::round(*lag) / 1000.0) : Json(nullptr);
+        j["deliveries_5m"] = s.attempts;
+        j["error_rate_5m"] = err_rate;
+        out_sources.push_back(std::move(j));
+    }
+    Json j;
+    j["status"] = level_name(worst);
+    auto now = std::chrono::system_clock::now();
+    auto us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count());
+    std::string t = format_timestamp_us(us);
+    t[10] = 'T';
+    j["generated_at"] = t.substr(0, 26) + "Z";
+    j["sources"] = std::move(out_sources);
+    return j;
+}
+
+}  // namespace hookq::ops
