@@ -187,7 +187,9 @@ token = "env:HOOKQ_DEMO_ADMIN_TOKEN"
         db = status.get("database", {})
         print("  GET /api/v1/status: queues " +
               ", ".join(f"{q['queue']} depth {q['depth']}" for q in status.get("queues", [])) +
-              f"; last hour {db.get('events_last_hour')}; dead letters {db.get('dead_letters')}")
+              "; last hour " +
+              ", ".join(f"{k} {v}" for k, v in db.get("events_last_hour", {}).items() if v) +
+              f"; dead letters {db.get('dead_letters')}")
         for e in events["items"]:
             print(f"  GET /api/v1/events: {e['id']} {e['source']} {e['event_type']} {e['status']}")
         dashboard = f"http://127.0.0.1:{port}/ui/"

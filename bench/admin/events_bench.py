@@ -62,7 +62,7 @@ FROM (SELECT i, md5(i::text) AS h, (i * 7919 + i / 10) %% 1000 AS r, (i * 31 + i
              now() - interval '7 days' * ((%(n)s - i)::float8 / %(n)s) AS ts,
              CASE WHEN i %% 10 < 4 THEN 'github' WHEN i %% 10 < 7 THEN 'stripe'
                   WHEN i %% 10 < 9 THEN 'shopify' ELSE 'moysklad' END AS src
-      FROM generate_series(1, %(n)s) i) g
+      FROM generate_series(1::bigint, %(n)s) i) g
 """
 
 # A route's rows: the first route of a webhook carries its status; gh-ci (pushes only) delivered.
@@ -280,7 +280,7 @@ def main():
     try:
         subprocess.run([harness.CTL_PATH, "migrate", "--dsn", pg.dsn], check=True,
                        capture_output=True)
-        print(f"loading {args.events} webhooks into PostgreSQL {os.path.basename(pg.bindir)}"
+        print(f"loading {args.events} webhooks into PostgreSQL {pg.bindir.split(os.sep)[-2]}"
               f" (fsync=off, as the tests run it):", flush=True)
         total, _ = load(pg, args.events)
         counts = pg_exec(pg, """SELECT (SELECT count(*) FROM webhook_events),
