@@ -41,7 +41,7 @@ GEN = """
 CREATE UNLOGGED TABLE bench_gen AS
 SELECT i, ts AS received_at,
        (lpad(to_hex((extract(epoch FROM ts) * 1000)::bigint), 12, '0') || '7' || substr(h, 1, 3) ||
-        substr('89ab', i %% 4 + 1, 1) || substr(h, 4, 15))::uuid AS id,
+        substr('89ab', (i %% 4)::int + 1, 1) || substr(h, 4, 15))::uuid AS id,
        h, src,
        CASE src
          WHEN 'github' THEN CASE WHEN r < 600 THEN 'push' WHEN r < 850 THEN 'pull_request'
@@ -165,12 +165,13 @@ def pg_exec(pg, sql, params=None):
         conn.close()
 
 
-def load(pg, n):
+def load(pg, n, extra_sql=()):
     steps = [("generate", GEN % {"n": n}), ("routes", ROUTES), ("webhook_events", EVENTS),
              ("webhook_routes", WEBHOOK_ROUTES), ("delivery_attempts", ATTEMPTS),
              ("dead_letters", DEAD),
-             ("drop staging", "DROP TABLE bench_gen; DROP TABLE bench_routes"),
-             ("VACUUM ANALYZE", "VACUUM ANALYZE")]
+             ("drop staging", "DROP TABLE bench_gen; DROP TABLE bench_routes")]
+    steps += [(f"extra SQL {k + 1}", sql) for k, sql in enumerate(extra_sql)]
+    steps += [("VACUUM ANALYZE", "VACUUM ANALYZE")]
     t0 = time.monotonic()
     timings = []
     for name, sql in steps:
@@ -267,6 +268,8 @@ def main():
     ap.add_argument("--target-ms", type=float, default=50.0, help="p99 bound for PASS")
     ap.add_argument("--explain", action="store_true",
                     help="print EXPLAIN ANALYZE of the events queries that miss the target")
+    ap.add_argument("--extra-sql", action="append", default=[],
+                    help="SQL run after the load, before VACUUM ANALYZE (to try an index)")
     ap.add_argument("--keep", action="store_true",
                     help="after the run, keep the servers up until Ctrl-C (to poke at them)")
     args = ap.parse_args()
@@ -282,7 +285,7 @@ def main():
                        capture_output=True)
         print(f"loading {args.events} webhooks into PostgreSQL {pg.bindir.split(os.sep)[-2]}"
               f" (fsync=off, as the tests run it):", flush=True)
-        total, _ = load(pg, args.events)
+        total, _ = load(pg, args.events, args.extra_sql)
         counts = pg_exec(pg, """SELECT (SELECT count(*) FROM webhook_events),
             (SELECT count(*) FROM webhook_routes), (SELECT count(*) FROM delivery_attempts),
             (SELECT count(*) FROM dead_letters),
@@ -326,6 +329,10 @@ def main():
             ("events event_type=push (24%)", lambda i: "/api/v1/events?limit=50&event_type=push"),
             ("events event_type=payout.failed (0.09%)",
              lambda i: "/api/v1/events?limit=50&event_type=payout.failed"),
+            ("events event_type=<none such> (empty page)",
+             lambda i: "/api/v1/events?limit=50&event_type=ping"),
+            ("events route=<none such> (empty page)",
+             lambda i: "/api/v1/events?limit=50&route=gone"),
             ("events from/to (30 min, 3 days ago)", lambda i: "/api/v1/events?limit=50&from=" +
              q(iso(3 * day + 1800)) + "&to=" + q(iso(3 * day))),
             ("events source+from/to (1 day, 5 days ago)",
@@ -396,11 +403,16 @@ def main():
                 continue
             if st != 200:
                 raise SystemExit(f"{name}: {path_of(0)}: HTTP {st} {body[:300]!r}")
+            warm = []
             for i in range(args.warmup):
-                api.get(path_of(i))
+                warm.append(api.get(path_of(i))[2])
+            n = args.requests
+            if warm and statistics.median(warm) * 1000 > 4 * args.target_ms:
+                # Clearly over the bound: fewer samples tell as much, in a fraction of the time.
+                n = max(10, args.requests // 10)
             lat = []
             sizes = []
-            for i in range(args.requests):
+            for i in range(n):
                 st, body, dt = api.get(path_of(i))
                 if st != 200:
                     raise SystemExit(f"{name}: {path_of(i)}: HTTP {st} {body[:300]!r}")
@@ -443,6 +455,9 @@ def explain_failures(pg, failed):
                                   "e.received_at AND r.event_id = e.id AND r.route = 'erp' AND "
                                   "r.status = 'dead')"),
         "event_type=payout.failed": "e.event_type = 'payout.failed'",
+        "event_type=<none such>": "e.event_type = 'ping'",
+        "route=<none such>": ("EXISTS (SELECT 1 FROM webhook_routes r WHERE r.received_at = "
+                              "e.received_at AND r.event_id = e.id AND r.route = 'gone')"),
         "event_type=push": "e.event_type = 'push'",
         "status=dead": "e.status = 'dead'",
         "status=retrying": "e.status = 'retrying'",
