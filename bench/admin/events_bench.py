@@ -46,7 +46,8 @@ SELECT i, ts AS received_at,
        CASE src
          WHEN 'github' THEN CASE WHEN r < 600 THEN 'push' WHEN r < 850 THEN 'pull_request'
                                  WHEN r < 950 THEN 'issues' ELSE 'release' END
-         WHEN 'stripe' THEN CASE WHEN r < 500 THEN 'invoice.paid' WHEN r < 900 THEN 'charge.succeeded'
+         WHEN 'stripe' THEN CASE WHEN r < 500 THEN 'invoice.paid'
+                                 WHEN r < 900 THEN 'charge.succeeded'
                                  WHEN r < 997 THEN 'customer.subscription.updated'
                                  ELSE 'payout.failed' END
          WHEN 'shopify' THEN CASE WHEN r < 500 THEN 'orders/create' WHEN r < 900 THEN 'orders/paid'
@@ -421,7 +422,8 @@ def main():
             report(name, lat, f"  ({statistics.median(sizes) / 1024:.1f} KB)")
         walks = max(1, args.requests // 5)
         walk_pages(2, "/api/v1/events?limit=50")
-        report("events pages 1-5 walked (each request)", walk_pages(walks, "/api/v1/events?limit=50"))
+        report("events pages 1-5 walked (each request)",
+               walk_pages(walks, "/api/v1/events?limit=50"))
         report("events route=billing pages 1-5 walked",
                walk_pages(walks, "/api/v1/events?limit=50&route=billing"))
         if skipped:
@@ -449,7 +451,8 @@ def main():
 
 
 def explain_failures(pg, failed):
-    """EXPLAIN ANALYZE of the SQL behind the event cases that missed, in the shape events.cc sends."""
+    """EXPLAIN ANALYZE of the SQL behind the event cases that missed, shaped as events.cc sends
+    it."""
     shapes = {
         "route=erp&status=dead": ("EXISTS (SELECT 1 FROM webhook_routes r WHERE r.received_at = "
                                   "e.received_at AND r.event_id = e.id AND r.route = 'erp' AND "
@@ -464,7 +467,20 @@ def explain_failures(pg, failed):
         "dedup_key": "e.dedup_key = (SELECT dedup_key FROM webhook_events LIMIT 1)",
         "request_id": "e.id = (SELECT id FROM webhook_events LIMIT 1)",
     }
+    status_sql = [  # worker/ops/status.cc's, unscoped
+        "SELECT source, count(*) FROM dead_letters WHERE requeued_at IS NULL GROUP BY source",
+        "SELECT status, count(*) FROM webhook_events WHERE received_at > now() - interval '1 hour'"
+        " GROUP BY status",
+        "SELECT count(*) FILTER (WHERE outcome = 'delivered'), count(*) FILTER (WHERE outcome <>"
+        " 'delivered') FROM delivery_attempts WHERE started_at > now() - interval '5 minutes'",
+        "SELECT extract(epoch FROM now() - min(received_at))::float8 FROM webhook_events WHERE "
+        "status IN ('queued', 'retrying', 'parked')"]
     for name, _, p99 in failed:
+        if name == "status":
+            for sql in status_sql:
+                plan = pg_exec(pg, "EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                print(f"\n-- status (p99 {p99:.1f} ms): {sql}")
+                print("\n".join(r[0] for r in plan))
         for key, where in shapes.items():
             if key in name:
                 plan = pg_exec(pg, "EXPLAIN (ANALYZE, BUFFERS) SELECT e.id FROM webhook_events e "

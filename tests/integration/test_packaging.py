@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 import harness
-from worker_fixtures import (config_text, route, wait_until, worker_env,  # noqa: F401 (fixtures)
-                             pg_migrated)
+from worker_fixtures import config_text, route, worker_env
+from worker_fixtures import pg_migrated  # noqa: F401 (fixture)
 
 CPACK_CONFIG = os.path.join(harness.BUILD_DIR, "CPackConfig.cmake")
 
