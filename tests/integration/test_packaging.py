@@ -123,7 +123,7 @@ def test_packaged_worker_serves_dashboard_and_admin_setup(package, redis_server,
     sample = (root / "etc/hookq/worker.toml").read_text()
     assert "\n[admin]\n" in sample and "[[admin.tokens]]" in sample and "/ui/" in sample
     unit = (root / "lib/systemd/system/hookq-worker.service").read_text()
-    assert "RuntimeDirectory=hookq" in unit  # ProtectSystem=strict: else no unix socket in /run
+    assert "\nRuntimeDirectory=hookq\n" in unit  # ProtectSystem=strict: no socket in /run else
 
     port = harness.free_port()
     config = tmp_path / "worker.toml"
