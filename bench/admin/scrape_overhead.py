@@ -161,6 +161,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mode", choices=("drain", "ingest"), default="drain")
     ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--dashboard", help="comma-separated paths instead of the overview's (to find "
+                    "which one costs)")
     ap.add_argument("--with-events", action="store_true",
                     help="the dashboard also fetches /api/v1/events?limit=50 every second")
     ap.add_argument("--count", type=int, default=60000, help="drain: envelopes per run")
@@ -199,7 +201,8 @@ def main():
             run_drain(r, pg, max(1000, args.count // 10))
         else:
             run_ingest(r, pg, nginx, 3)
-        dashboard = DASHBOARD + (["/api/v1/events?limit=50"] if args.with_events else [])
+        dashboard = args.dashboard.split(",") if args.dashboard else DASHBOARD
+        dashboard += ["/api/v1/events?limit=50"] if args.with_events else []
         results = {"A": [], "B": []}
         b_statuses = {}
         b_lat = {}
