@@ -1,7 +1,8 @@
 """The whole of hookq on loopback, for scripts/demo.sh: redis-server, PostgreSQL (initdb into a temp
 folder), nginx with the hookq module, hookq-worker, and a small sample application that verifies
 hookq's own signature on what it receives. Sends a signed GitHub webhook and shows it queued,
-delivered and recorded.
+delivered and recorded, then prints the dashboard's URL with a viewer and an admin token made for
+this run.
 """
 
 import base64

@@ -235,7 +235,10 @@ def main():
                       f"{os.getloadavg()[0]:.1f})", flush=True)
         ratios = [b / a for a, b in zip(results["A"], results["B"])]
         med = statistics.median(ratios)
-        print("\nadmin requests during B, by path and status: " +
+        # The admin's SCANs (status, breakers, the metrics snapshot) walk all of these; in ingest
+        # mode nearly all are the edge's dedup keys.
+        print(f"\nRedis keys at the end: {r.dbsize()}")
+        print("admin requests during B, by path and status: " +
               ", ".join(f"{p} {s}: {n}" for (p, s), n in sorted(b_statuses.items(),
                                                                  key=lambda kv: str(kv[0]))))
         for path, lat in sorted(b_lat.items()):
