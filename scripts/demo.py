@@ -1,7 +1,8 @@
 """The whole of hookq on loopback, for scripts/demo.sh: redis-server, PostgreSQL (initdb into a temp
 folder), nginx with the hookq module, hookq-worker, and a small sample application that verifies
 hookq's own signature on what it receives. Sends a signed GitHub webhook and shows it queued,
-delivered and recorded.
+delivered and recorded, then prints the dashboard's URL with a viewer and an admin token made for
+this run.
 """
 
 import base64
@@ -9,11 +10,14 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -50,6 +54,23 @@ class App(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+def admin_port():
+    """The admin API's default port when it is free (a URL to remember), else any free one."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 9187))
+            return 9187
+        except OSError:
+            return harness.free_port()
+
+
+def admin_get(port, token, path):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
 def show(label, status, headers, body):
     keep = {k: v for k, v in headers.items() if k in ("x-request-id", "idempotent-replayed")}
     print(f"  {label}: HTTP {status} {keep} {body.decode().strip()}")
@@ -71,6 +92,7 @@ def main():
     secret_file = os.path.join(work, "github.secret")
     with open(secret_file, "w") as f:
         f.write(GITHUB_SECRET + "\n")
+    port = admin_port()
     config = os.path.join(work, "worker.toml")
     with open(config, "w") as f:
         f.write(f"""
@@ -89,9 +111,24 @@ source = "github"
 url = "http://127.0.0.1:{app.server_port}/webhooks/github"
 timeout = "5s"
 secret = "{APP_SECRET}"
+
+[admin]
+listen = "127.0.0.1:{port}"
+[[admin.tokens]]
+name = "demo-viewer"
+role = "viewer"
+token = "env:HOOKQ_DEMO_VIEWER_TOKEN"
+[[admin.tokens]]
+name = "demo-admin"
+role = "admin"
+token = "env:HOOKQ_DEMO_ADMIN_TOKEN"
 """)
+    # Fresh tokens every run, handed to the worker through its environment (never in a file).
+    viewer, admin = secrets.token_hex(16), secrets.token_hex(16)
+    env = dict(os.environ, HOOKQ_DEMO_VIEWER_TOKEN=viewer, HOOKQ_DEMO_ADMIN_TOKEN=admin)
     log = open(os.path.join(work, "worker.log"), "ab")
-    worker = subprocess.Popen([harness.WORKER_PATH, "--config", config], stdout=log, stderr=log)
+    worker = subprocess.Popen([harness.WORKER_PATH, "--config", config], stdout=log, stderr=log,
+                              env=env)
     nginx = harness.Nginx("""
     hookq_redis {redis};
     hookq_redis_timeout 200ms;
@@ -103,7 +140,8 @@ secret = "{APP_SECRET}"
 """.replace("SECRET", secret_file), redis_port=redis.port)
     print(f"nginx + hookq on http://127.0.0.1:{nginx.port}/hooks/github (secret: {GITHUB_SECRET})")
     try:
-        time.sleep(0.5)
+        harness.wait_port(port, timeout=30, proc=worker)
+        print(f"hookq-worker admin API on http://127.0.0.1:{port}/api/v1/")
         body = json.dumps({"zen": "Design for failure.", "hook_id": 1,
                            "repository": {"full_name": "acme/shop"}}).encode()
         delivery = str(uuid.uuid4())
@@ -144,6 +182,28 @@ secret = "{APP_SECRET}"
         if not rows or rows[0][3] != "delivered":
             print("the webhook was not delivered; worker log:\n" + open(os.path.join(work, "worker.log")).read())
             return 1
+        print("\n== the admin API sees it")
+        status = admin_get(port, viewer, "/api/v1/status")
+        events = admin_get(port, viewer, "/api/v1/events?limit=5")
+        db = status.get("database", {})
+        print("  GET /api/v1/status: queues " +
+              ", ".join(f"{q['queue']} depth {q['depth']}" for q in status.get("queues", [])) +
+              "; last hour " +
+              ", ".join(f"{k} {v}" for k, v in db.get("events_last_hour", {}).items() if v) +
+              f"; dead letters {db.get('dead_letters')}")
+        for e in events["items"]:
+            print(f"  GET /api/v1/events: {e['id']} {e['source']} {e['event_type']} {e['status']}")
+        dashboard = f"http://127.0.0.1:{port}/ui/"
+        ui = urllib.request.urlopen(dashboard, timeout=5).status
+        print(f"""
+== dashboard (HTTP {ui})
+  open      {dashboard}
+  viewer    {viewer}    (reads)
+  admin     {admin}    (also retries and deletes dead letters; audited)
+  API       curl -H 'Authorization: Bearer {viewer}' http://127.0.0.1:{port}/api/v1/status
+  metrics   curl -H 'Authorization: Bearer {viewer}' http://127.0.0.1:{port}/metrics
+  (fresh tokens on every run, passed to the worker as env:HOOKQ_DEMO_VIEWER_TOKEN and
+   env:HOOKQ_DEMO_ADMIN_TOKEN; paste one into the dashboard's token field)""")
         if not once:
             print("\nRunning; post more webhooks to the URL above. Ctrl-C to stop.")
             while True:

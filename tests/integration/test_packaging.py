@@ -5,10 +5,13 @@ system: the .deb is unpacked with `dpkg -x` into a temporary root."""
 import os
 import shutil
 import subprocess
+import urllib.request
 
 import pytest
 
 import harness
+from worker_fixtures import config_text, route, worker_env
+from worker_fixtures import pg_migrated  # noqa: F401 (fixture)
 
 CPACK_CONFIG = os.path.join(harness.BUILD_DIR, "CPackConfig.cmake")
 
@@ -104,3 +107,54 @@ http {{
     r = subprocess.run([harness.NGINX_BIN, "-t", "-p", str(tmp_path), "-c", str(conf)],
                        env=harness.sanitizer_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_packaged_worker_serves_dashboard_and_admin_setup(package, redis_server, pg_migrated,
+                                                          tmp_path):
+    """The stripped /usr/bin/hookq-worker of the .deb carries the dashboard (no file installed
+    for it), and the packaged sample and unit are ready for the admin API."""
+    _, root = package
+    worker = root / "usr/bin/hookq-worker"
+    if not worker.exists():
+        pytest.skip("worker not built")
+    ui_files = os.listdir(os.path.join(harness.SOURCE_DIR, "worker", "admin", "ui"))
+    listing = run("dpkg-deb", "-c", str(package[0]))
+    assert not [f for f in ui_files if "/" + f + "\n" in listing + "\n"], listing
+    sample = (root / "etc/hookq/worker.toml").read_text()
+    assert "\n[admin]\n" in sample and "[[admin.tokens]]" in sample and "/ui/" in sample
+    unit = (root / "lib/systemd/system/hookq-worker.service").read_text()
+    assert "\nRuntimeDirectory=hookq\n" in unit  # ProtectSystem=strict: no socket in /run else
+
+    port = harness.free_port()
+    config = tmp_path / "worker.toml"
+    config.write_text(config_text(redis_server, pg_migrated,
+                                  route("app", "github", "http://127.0.0.1:9/app")) + f"""
+[admin]
+listen = "127.0.0.1:{port}"
+[[admin.tokens]]
+name = "viewer"
+role = "viewer"
+token = "env:HOOKQ_PKG_TEST_TOKEN"
+""")
+    env = dict(worker_env(), HOOKQ_PKG_TEST_TOKEN="p" * 32)
+    proc = subprocess.Popen([str(worker), "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        harness.wait_port(port, timeout=30, proc=proc)
+
+        def get(path):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+        status, ctype, body = get("/ui/")
+        assert status == 200 and ctype.startswith("text/html"), (status, ctype)
+        with open(os.path.join(harness.SOURCE_DIR, "worker/admin/ui/index.html")) as f:
+            assert body == f.read()
+        status, ctype, _ = get("/ui/app.js")
+        assert status == 200 and "javascript" in ctype, (status, ctype)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/status",
+                                     headers={"Authorization": "Bearer " + "p" * 32})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
