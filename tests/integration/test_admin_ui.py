@@ -240,8 +240,8 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
          "document.getElementById('dl-filters').requestSubmit()")
     b.wait("document.querySelectorAll('#dl-table tbody tr').length === 2")
     # Paging by cursor, one per page (a page size the menu does not offer, for two letters).
-    b.js("const l = document.getElementById('f-limit'); l.add(new Option('1', '1')); l.value = '1';"
-         "document.getElementById('dl-filters').requestSubmit()")
+    b.js("{ const l = document.getElementById('f-limit'); l.add(new Option('1', '1')); l.value = '1';"
+         "document.getElementById('dl-filters').requestSubmit() }")
     ids_on_page = "[...document.querySelectorAll('#dl-table tbody tr')].map(r => r.dataset.id)"
     b.wait(f"{ids_on_page}.join() === '{xss_id}'")
     assert b.js("document.getElementById('dl-prev').disabled") is True
@@ -416,7 +416,7 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
         assert "not available" in b.text("#health-na")
     else:
         assert health_status == 200
-        assert b.js("document.getElementById('health-badge').innerText") in (
+        assert b.js("document.getElementById('health-badge').textContent.trim().toLowerCase()") in (
             "healthy", "degraded", "unhealthy")
 
     # Events: found by request id; its detail has the attempts timeline, one row per attempt.
@@ -447,8 +447,8 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
     # request for the same thing while one is running.
     b.js("location.hash = 'overview'")
     b.wait(READY["overview"])
-    b.js("const r = document.getElementById('refresh'); r.value = '1';"
-         "r.dispatchEvent(new Event('change'))")
+    b.js("{ const r = document.getElementById('refresh'); r.value = '1';"
+         "r.dispatchEvent(new Event('change')) }")
     assert b.js("localStorage.getItem('hookq.refresh')") == "1"
     b.js("""(() => {
         const real = window.fetch, running = new Map();
@@ -545,8 +545,8 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
         pytest.skip("GET /api/v1/stats answers 404 on this worker: the traffic charts are "
                     "checked once the stats endpoint is merged")
     assert stats_status == 200
-    b.js("const r = document.getElementById('refresh'); r.value = '1';"
-         "r.dispatchEvent(new Event('change'))")
+    b.js("{ const r = document.getElementById('refresh'); r.value = '1';"
+         "r.dispatchEvent(new Event('change')) }")
     # Rollups may trail the attempts a little: the page's own refresh picks them up.
     b.wait("document.querySelector('#tr-table tr[data-key=app]')", 60, what="route app's stats")
     drawn = b.js("['throughput', 'latency', 'errors'].map(n => { const c = "
@@ -561,8 +561,8 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
     b.wait("document.getElementById('tr-focus').value === 'app'")
     assert b.js("window.Chart.getChart(document.getElementById('ch-latency'))"
                 ".data.datasets.map(d => d.label)") == ["p50", "p95", "p99"]
-    b.js("const s = document.getElementById('tr-window'); s.value = '24h';"
-         "s.dispatchEvent(new Event('change'))")
+    b.js("{ const s = document.getElementById('tr-window'); s.value = '24h';"
+         "s.dispatchEvent(new Event('change')) }")
     b.wait("/hourly/.test(document.getElementById('tr-range').innerText)")
     b.screenshot(os.path.join(shots, "traffic.png"))
     assert b.errors() == []
