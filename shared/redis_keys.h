@@ -64,6 +64,11 @@ inline std::string queue_heartbeat(std::string_view q, std::string_view worker) 
 inline std::string worker_heartbeat(std::string_view worker) {
     return "hookq:worker:" + std::string(worker);
 }
+// Held by the worker that sweeps the keyspace for the queue's lists of unregistered workers this
+// period.
+inline std::string sweep_lease(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:sweep_lease";
+}
 inline std::string breaker(std::string_view destination) {
     return "hookq:breaker:" + std::string(destination);
 }

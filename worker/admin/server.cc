@@ -708,7 +708,8 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                 }
                 auto only = ops::scope_destinations(cfg, scope);
                 if (ep == br_list) {
-                    r.body = ops::list_breakers(session->redis, only);
+                    r.body =
+                        ops::list_breakers(session->redis, ops::known_destinations(cfg, scope));
                 } else if (ep == br_one) {
                     r.body = ops::get_breaker(session->redis, destination, only);
                 } else {

@@ -7,12 +7,12 @@
 
 namespace hookq::ctl {
 
-nlohmann::json breaker_states(RedisConn& redis) {
-    return nlohmann::json::parse(ops::list_breakers(redis).dump());
+nlohmann::json breaker_states(RedisConn& redis, const Config& cfg) {
+    return nlohmann::json::parse(ops::list_breakers(redis, ops::known_destinations(cfg)).dump());
 }
 
-int breaker_list(RedisConn& redis, bool json) {
-    auto j = ops::list_breakers(redis);
+int breaker_list(RedisConn& redis, const Config& cfg, bool json) {
+    auto j = ops::list_breakers(redis, ops::known_destinations(cfg));
     if (json) {
         std::printf("%s\n", j.dump(2).c_str());
         return 0;

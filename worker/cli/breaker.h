@@ -5,14 +5,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/config.h"
+
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
 
 namespace hookq::ctl {
 
 // One object per breaker: destination, state, open_until, recent_failures, changed_at.
-nlohmann::json breaker_states(RedisConn& redis);
-int breaker_list(RedisConn& redis, bool json);
+nlohmann::json breaker_states(RedisConn& redis, const Config& cfg);
+int breaker_list(RedisConn& redis, const Config& cfg, bool json);
 // Closes the breaker of `destination` (as scheme://host:port, what `breaker list` shows).
 int breaker_reset(RedisConn& redis, Pg& pg, const std::string& destination, bool json);
 

@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
             hookq::RedisConn redis(cfg, "hookqctl");
             hookq::ctl::connect_redis(redis);
             if (*breaker_list) {
-                return hookq::ctl::breaker_list(redis, json);
+                return hookq::ctl::breaker_list(redis, cfg, json);
             }
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);

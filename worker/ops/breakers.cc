@@ -135,15 +135,37 @@ Destinations scope_destinations(const Config& cfg, const Scope& scope) {
     return out;
 }
 
+Destinations known_destinations(const Config& cfg, const Scope& scope) {
+    if (scope.sources) {
+        return scope_destinations(cfg, scope);
+    }
+    if (cfg.routes.empty()) {
+        return std::nullopt;
+    }
+    std::set<std::string> out;
+    for (const auto& r : cfg.routes) {
+        out.insert(r.destination);
+        if (!r.fallback_url.empty()) {
+            out.insert(url_destination(r.fallback_url).value_or(""));
+        }
+    }
+    out.erase("");
+    return out;
+}
+
 Json list_breakers(RedisConn& redis, const Destinations& only) {
     std::map<std::string, Json> sorted;
-    for (const auto& key : ctl::scan_keys(redis, std::string(kPrefix) + "*")) {
-        std::string dest = key.substr(kPrefix.size());
-        if (only && !only->count(dest)) {
-            continue;
+    std::vector<std::string> names;
+    if (only) {
+        for (const auto& dest : *only) {
+            names.push_back(keys::breaker(dest));
         }
+    } else {
+        names = ctl::scan_keys(redis, std::string(kPrefix) + "*");
+    }
+    for (const auto& key : names) {
         if (auto j = breaker_json(redis, key)) {
-            sorted.emplace(dest, std::move(*j));
+            sorted.emplace(key.substr(kPrefix.size()), std::move(*j));
         }
     }
     Json out = Json::array();

@@ -21,7 +21,14 @@ namespace hookq::ops {
 using Destinations = std::optional<std::set<std::string>>;
 Destinations scope_destinations(const Config& cfg, const Scope& scope);
 
-// [{"destination", "state", "open_until", "recent_failures", "changed_at"}], by destination.
+// The destinations a listing looks at: the scope's, else every route's (and fallback's) of the
+// configuration; nullopt only for a configuration without routes (hookqctl given only --redis).
+// Listing them by name keeps a SCAN of the whole keyspace — a million dedup keys at a few
+// thousand webhooks a second — off Redis, whose one thread the edge and the workers wait on.
+Destinations known_destinations(const Config& cfg, const Scope& scope = {});
+
+// [{"destination", "state", "open_until", "recent_failures", "changed_at"}], by destination:
+// those of `only` that have a breaker, or (nullopt) every breaker found by SCAN.
 nlohmann::ordered_json list_breakers(RedisConn& redis, const Destinations& only = std::nullopt);
 
 // One breaker, as listed. Error::not_found when the workers have none for it (or it is outside

@@ -54,7 +54,7 @@ Json list_routes(Pg& pg, RedisConn& redis, const Config& cfg, const Scope& scope
         flags[ctl::cell(f, i, 0)] = std::move(fl);
     }
     std::map<std::string, std::string> breakers;
-    for (const auto& b : list_breakers(redis)) {
+    for (const auto& b : list_breakers(redis, known_destinations(cfg))) {
         breakers[b["destination"].get<std::string>()] = b["state"].get<std::string>();
     }
     Json out = Json::array();

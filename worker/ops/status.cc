@@ -35,26 +35,24 @@ double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
 
 nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
     uint64_t now_ms = ctl::redis_now_ms(redis);
-    long long inflight = 0;
+    long long inflight = 0, live = 0, registered = 0;
     double inflight_age = 0;
-    // One inflight list per worker, dead ones included until the reaper returns their work.
-    for (const auto& key : ctl::scan_keys(redis, keys::inflight_pattern(q))) {
-        inflight += integer(redis, {"LLEN", key});
-        inflight_age = std::max(inflight_age, tail_age_s(redis, key, now_ms));
-    }
-    // Taken by an idle worker's BLMOVE and not yet moved on by its next claim: in flight too.
-    for (const auto& key : ctl::scan_keys(redis, keys::claiming(q, "*"))) {
-        inflight += integer(redis, {"LLEN", key});
-    }
-    std::string now = std::to_string(now_ms);
-    long long live = 0, registered = 0;
+    // One inflight list per registered worker, dead ones included until the reaper returns their
+    // work, and its landing list (taken by an idle BLMOVE, not yet moved on by the next claim).
+    // By name, never by SCAN: the keyspace holds a dedup key per webhook of the last days. A list
+    // whose owner lost its registration is the reaper's sweep to find, and counts from then.
     auto members = must(redis, {"SMEMBERS", keys::workers(q)});
     for (size_t i = 0; i < members->elements; ++i) {
         std::string id(members->element[i]->str, members->element[i]->len);
         ++registered;
         // A worker that died keeps its membership until the reaper runs; its heartbeat key expired.
         live += integer(redis, {"EXISTS", keys::worker_heartbeat(id)});
+        std::string list = keys::inflight(q, id);
+        inflight += integer(redis, {"LLEN", list});
+        inflight += integer(redis, {"LLEN", keys::claiming(q, id)});
+        inflight_age = std::max(inflight_age, tail_age_s(redis, list, now_ms));
     }
+    std::string now = std::to_string(now_ms);
     nlohmann::ordered_json j;
     j["queue"] = q;
     j["depth"] = integer(redis, {"LLEN", keys::queue(q)});
@@ -164,7 +162,7 @@ nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
     }
     j["database"] = pg_status(pg, scope.sql_array(), routes);
     nlohmann::ordered_json breakers = nlohmann::ordered_json::array();
-    for (const auto& b : ctl::breaker_states(redis)) {
+    for (const auto& b : ctl::breaker_states(redis, cfg)) {
         if (!scope.sources || destinations.count(b["destination"].get<std::string>())) {
             breakers.push_back(nlohmann::ordered_json(b));
         }

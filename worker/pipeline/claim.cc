@@ -1,6 +1,7 @@
 #include "worker/pipeline/claim.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -235,11 +236,36 @@ void ClaimStage::reap() {
     const auto& c = s_.cfg;
     // Now and then, also every inflight or landing list whose owner is not registered: whatever
     // path left one behind (a registration lost between a reap and a kill), work must never sit
-    // where no reaper looks. SCAN is cheap at this rate and finds what SMEMBERS cannot.
+    // where no reaper looks. SCAN finds what SMEMBERS cannot, but it walks the whole keyspace — a
+    // dedup key per webhook of the last days, a million at a few thousand a second — on the one
+    // thread the edge and every worker wait on. So one worker per queue and period sweeps (a
+    // lease), in one pass for all the queues it won: the cost does not grow with the number of
+    // workers or queues.
     uint64_t now = mono_ms();
-    bool sweep = now >= next_sweep_ms_;
-    if (sweep) {
-        next_sweep_ms_ = now + std::max<uint64_t>(10000, c.reaper_interval_ms * 10);
+    std::map<std::string, std::set<std::string>> swept;  // queue won -> owners of lists found
+    if (now >= next_sweep_ms_) {
+        uint64_t every = std::max<uint64_t>(60000, c.reaper_interval_ms * 12);
+        next_sweep_ms_ = now + every;
+        for (const auto& q : c.queues) {
+            Reply lease = redis_.command(
+                {"SET", keys::sweep_lease(q), c.worker_id, "NX", "PX", std::to_string(every)});
+            if (!is_error(lease) && lease->type == REDIS_REPLY_STATUS) {
+                swept[q];
+            }
+        }
+        if (!swept.empty()) {
+            for (const std::string& key : scan_keys("hookq:{*}:[ic][nl]*")) {
+                for (std::string_view kind : {"}:inflight:", "}:claiming:"}) {
+                    size_t at = key.find(kind);
+                    if (!key.starts_with("hookq:{") || at == std::string::npos) {
+                        continue;
+                    }
+                    if (auto it = swept.find(key.substr(7, at - 7)); it != swept.end()) {
+                        it->second.insert(key.substr(at + kind.size()));
+                    }
+                }
+            }
+        }
     }
     for (const auto& q : c.queues) {
         Reply members = redis_.command({"SMEMBERS", keys::workers(q)});
@@ -250,13 +276,9 @@ void ClaimStage::reap() {
         for (size_t i = 0; i < members->elements; ++i) {
             ids.emplace(members->element[i]->str, members->element[i]->len);
         }
-        if (sweep) {
+        if (auto it = swept.find(q); it != swept.end()) {
             size_t registered = ids.size();
-            for (const std::string& prefix : {keys::inflight(q, ""), keys::claiming(q, "")}) {
-                for (const std::string& key : scan_keys(prefix + "*")) {
-                    ids.insert(key.substr(prefix.size()));
-                }
-            }
+            ids.insert(it->second.begin(), it->second.end());
             if (ids.size() > registered) {
                 log::debug("sweep found lists of unregistered workers",
                            {{"queue", q}, {"count", ids.size() - registered}});
