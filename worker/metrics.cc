@@ -271,6 +271,10 @@ std::string Registry::render() const {
     header(out, "hookq_worker_record_batch_seconds", "histogram",
            "Time to commit one recorder batch to PostgreSQL, retries while it is away included.");
     histogram(out, "hookq_worker_record_batch_seconds", "", commit_);
+    header(out, "hookq_worker_recorder_backlog", "gauge",
+           "Finished claims waiting for the recorder to write them to PostgreSQL.");
+    line("hookq_worker_recorder_backlog", "",
+         std::to_string(recorder_backlog_ ? recorder_backlog_() : 0));
     header(out, "hookq_worker_in_process", "gauge",
            "Elements claimed by this worker and not yet acked.");
     line("hookq_worker_in_process", "",

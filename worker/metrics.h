@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -90,6 +91,9 @@ class Registry {
     // Where the worker keeps its in-process counts (Shared), read at scrape time.
     void attach(const std::atomic<int64_t>* in_process,
                 const std::atomic<int64_t>* in_process_bytes);
+    // How many finished claims wait for the recorder, read at scrape time (a channel's size under
+    // its lock, once per scrape).
+    void attach_recorder_backlog(std::function<size_t()> f) { recorder_backlog_ = std::move(f); }
 
     // One HTTP attempt of `route` (its Route::index) finished after `duration_us`.
     void attempt(size_t route, uint64_t duration_us) noexcept {
@@ -162,6 +166,7 @@ class Registry {
     Histogram<kCommitBucketsUs> commit_;
     const std::atomic<int64_t>* in_process_ = nullptr;
     const std::atomic<int64_t>* in_process_bytes_ = nullptr;
+    std::function<size_t()> recorder_backlog_;
 };
 
 // The process's registry: what the stages count into and /metrics renders.

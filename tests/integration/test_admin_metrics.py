@@ -169,6 +169,7 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     assert value(s, "hookq_worker_recorded_jobs_total") == 10
     assert value(s, "hookq_worker_poison_total") == 0
     assert value(s, "hookq_worker_record_batch_seconds_count") >= 1
+    assert value(s, "hookq_worker_recorder_backlog") == 0
     info = [dict(l) for (n, l), v in s.items() if n == "hookq_worker_info" and v == 1]
     assert info and info[0]["worker_id"] == "w1" and info[0]["version"]
     assert value(s, "hookq_worker_resident_memory_bytes") > 1 << 20

@@ -37,8 +37,8 @@ def fill_pg(pg):
                         (rid, age_s, source, status))
             return rid
         for _ in range(4):
-            event("delivered", 10)
-        event("delivered", 7200)  # older than the hour: not counted
+            event("delivered", 10)  # counted from the rollups below, not from these rows
+        event("delivered", 7200)
         event("queued", 120)      # the oldest still pending: the lag
         event("retrying", 30)
         dead = [event("dead", 60), event("dead", 50, "stripe"), event("dead", 40)]
@@ -47,16 +47,17 @@ def fill_pg(pg):
                         "attempts, failed_at, requeued_at) SELECT id, received_at, source, 'r', "
                         "'HTTP 400', 1, now(), %s FROM webhook_events WHERE id = %s",
                         (None if i < 2 else "2024-01-01", rid))
-        for i in range(30):
-            cur.execute("INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
-                        "duration_ms, http_status, outcome) VALUES (%s, 'r', 'http://app', 1, "
-                        "now() - interval '1 minute', 3, %s, %s)",
-                        (str(envelope.uuid7()), 200 if i < 24 else 500,
-                         "delivered" if i < 24 else "retry"))
-        # Outside the five minutes: not in the rate.
-        cur.execute("INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
-                    "duration_ms, outcome) VALUES (%s, 'r', 'http://app', 1, "
-                    "now() - interval '10 minutes', 3, 'delivered')", (str(envelope.uuid7()),))
+        # Deliveries and rates come from the minute rollups the recorder writes (never a count
+        # over an hour of attempts): 24 delivered and 6 failed a minute ago; 7 delivered half an
+        # hour ago (in the hour, not in the rate); 5 two hours ago (in neither).
+        def rollup(age, attempts, delivered, source="github"):
+            cur.execute("INSERT INTO delivery_stats_minute (bucket, source, route, worker_id, "
+                        "attempts, delivered, retried) VALUES (date_trunc('minute', now() - %s::interval), "
+                        "%s, 'r', 'w', %s, %s, %s)",
+                        (age, source, attempts, delivered, attempts - delivered))
+        rollup("1 minute", 30, 24)
+        rollup("30 minutes", 7, 7)
+        rollup("2 hours", 5, 5)
     conn.close()
 
 
@@ -89,10 +90,11 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     d = s["database"]
     assert d["dead_letters"] == 2 and d["dead_letters_by_source"] == {"github": 1, "stripe": 1}
     assert d["dead_letters_oldest_s_by_source"].keys() == {"github", "stripe"}
-    assert d["events_last_hour"] == {"queued": 1, "delivered": 4, "retrying": 1, "parked": 0,
+    assert d["events_last_hour"] == {"queued": 1, "delivered": 31, "retrying": 1, "parked": 0,
                                      "dead": 3}
-    assert abs(d["delivered_per_s_5m"] - 24 / 300) < 1e-9
-    assert abs(d["failed_attempts_per_s_5m"] - 6 / 300) < 1e-9
+    # Over the 5 to 6 minutes the minute buckets since now - 5 min cover.
+    assert 24 / 360 <= d["delivered_per_s_5m"] <= 24 / 300
+    assert 6 / 360 <= d["failed_attempts_per_s_5m"] <= 6 / 300
     assert 119 <= d["lag_s"] < 180
     assert [(b["destination"], b["state"]) for b in s["breakers"]] == [("http://app:8080", "open")]
 

@@ -96,6 +96,7 @@ int run_worker(const Config& cfg) {
     Shared s(cfg);
     metrics::global().init(cfg, cfg.worker_id);
     metrics::global().attach(&s.in_process, &s.in_process_bytes);
+    metrics::global().attach_recorder_backlog([&s] { return s.to_record.size(); });
     Watchdog wd(s);
     ClaimStage claim(s);
     Heartbeat heartbeat(s);
@@ -181,6 +182,7 @@ int run_worker(const Config& cfg) {
     }
     maintenance.stop();
     admin.stop();
+    metrics::global().attach_recorder_backlog(nullptr);  // `s` goes out of scope
     // What Redis holds, not what this process knows of: a claim whose answer was lost leaves work
     // in inflight that no Job here stands for.
     log::info("stopped", {{"worker", cfg.worker_id},
