@@ -377,7 +377,10 @@ READY = {
 
 def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, browser):
     port = harness.free_port()
-    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    # "pay" (paypal) receives nothing: its breaker, set open below, is listed as a configured
+    # destination's (breakers are listed by the configuration's destinations, never by SCAN).
+    routes = (route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st")) +
+              route("pay", "paypal", "https://pay.example.com/hooks"))
     config = admin_config(redis_server, pg_migrated, routes, tmp_path, port).replace(
         "[retry]\n", '[retry]\ninitial = "100ms"\nmax_delay = "200ms"\njitter = false\n', 1)
     w = workers(config)
@@ -395,7 +398,7 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
     sink.set("/st", "400")
     dead_rid, dl_id = dead_letter(rc, pg_migrated, "stripe", b'{"n":2}', [("X-Kind", "charge")])
     now_ms = int(time.time() * 1000)
-    rc.hset("hookq:breaker:pay.example.com:443",
+    rc.hset("hookq:breaker:https://pay.example.com:443",
             mapping={"state": "open", "open_until": now_ms + 3_600_000, "changed_at": now_ms})
 
     b = browser
@@ -500,7 +503,7 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
     b.js("document.getElementById('logout').click()")
     b.login(ADMIN)
     b.js("location.hash = 'breakers'")
-    reset = "document.querySelector('#breakers tr[data-destination=\"pay.example.com:443\"] button')"
+    reset = "document.querySelector('#breakers tr[data-destination=\"https://pay.example.com:443\"] button')"
     b.wait(reset)
     assert b.js(f"{reset}.innerText") == "Reset"
     for accept in (False, True):
@@ -510,8 +513,8 @@ def test_dashboard_views(redis_server, pg_migrated, sink, workers, tmp_path, bro
         assert "pay.example.com:443" in dialog["params"]["message"]
         b.send("Page.handleJavaScriptDialog", accept=accept)
         if not accept:
-            assert _api(base, "GET", "breakers/pay.example.com:443").json()["state"] == "open"
-    wait_until(lambda: _api(base, "GET", "breakers/pay.example.com:443").json()["state"] ==
+            assert _api(base, "GET", "breakers/https://pay.example.com:443").json()["state"] == "open"
+    wait_until(lambda: _api(base, "GET", "breakers/https://pay.example.com:443").json()["state"] ==
                "closed", 10, what="the breaker closed by the page")
     b.wait("/reset \\(was open/.test(document.getElementById('br-result').innerText)")
     b.wait(f"!{reset}", what="no reset button on a closed breaker")
