@@ -49,7 +49,18 @@ using Json = nlohmann::ordered_json;
 
 // Nothing the API accepts comes near this: a retry's options are a few dozen bytes.
 constexpr size_t kMaxBody = 64 * 1024;
-constexpr unsigned kThreads = 2;
+// Four: a dashboard's status request (tens of milliseconds under load) must not queue a
+// Prometheus scrape or a health check behind it.
+constexpr unsigned kThreads = 4;
+// Every open dashboard asks for the status every second: one computation per second and scope,
+// however many tabs, keeps PostgreSQL's and Redis's share of it flat.
+constexpr uint64_t kStatusCacheMs = 1000;
+
+uint64_t steady_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
 constexpr unsigned kMaxConnections = 64;
 // Idle seconds before a connection is closed: a client that sends half a request and waits holds a
 // connection (not a thread: the threads multiplex with epoll) for at most this long.
@@ -181,6 +192,11 @@ struct Server::Impl {
             idle.push_back(std::move(s));
         }
     }
+
+    struct StatusCache {
+        std::mutex mu;
+        std::map<std::string, std::pair<uint64_t, Json>> by_scope;  // sources -> (steady ms, JSON)
+    } status_cache;
 
     // /metrics: the counters live, the gauges from a snapshot a thread of ours refreshes with its
     // own connections, so a scrape never waits on Redis or PostgreSQL.
@@ -696,7 +712,23 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                     r = error(400, "bad request", "unknown parameter '" + bad + "'");
                     break;
                 }
+                std::string key = "*";
+                if (scope.sources) {
+                    key = ops::pg_text_array(*scope.sources);
+                }
+                uint64_t now = steady_ms();
+                {
+                    std::lock_guard lock(status_cache.mu);
+                    auto it = status_cache.by_scope.find(key);
+                    if (it != status_cache.by_scope.end() &&
+                        now - it->second.first < kStatusCacheMs) {
+                        r.body = it->second.second;
+                        break;
+                    }
+                }
                 r.body = ops::status(session->redis, session->pg, cfg, cfg.queues, scope);
+                std::lock_guard lock(status_cache.mu);
+                status_cache.by_scope[key] = {now, r.body};
                 break;
             }
             case br_list:
@@ -880,11 +912,6 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
 }
 
 namespace {
-uint64_t steady_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-}
 // A refresh runs only while someone scrapes: an unwatched worker puts no load on PostgreSQL.
 constexpr uint64_t kScrapeIdleMs = 120 * 1000;
 }  // namespace
