@@ -302,3 +302,31 @@ def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
     assert ack(keys=[inflight, retry, dests, queue, parked, released],
                args=[env, 0, "p", 5000, header(b"r", 1), d, 250]) == 1
     assert r.zcard(parked) == 2 and r.llen(queue) == 1
+
+
+def test_a_close_by_someone_else_brings_the_parked_back(redis_server, pg_migrated, sink, workers):
+    """The breaker half-opens, this worker's probe is still running and the rest are parked an
+    open period (30 s) away; then another party closes it (another worker's probe, here written
+    straight into Redis). The next delivery this worker gates sees the close and brings every
+    parked one back at once, rather than after the open period."""
+    r = redis_server.client()
+    br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "30s"\nclose_after = 3'
+    sink.set("/p", "sleep:4000")
+    w = workers(config_text(redis_server, pg_migrated, route("r", Q, sink.url("/p")), breaker=br))
+    open_until(r, sink, 300)
+    ids = enqueue(r, Q, 8)
+    wait_until(lambda: parked_count(r) == 7, 15, what="one probe running, seven parked")
+    assert r.hget(dest_key(sink), "state") == b"half_open"
+    sink.set("/p", "200")
+    r.hset(dest_key(sink), mapping={"state": "closed", "open_until": "0", "fails": "",
+                                    "successes": "0", "probe_until": "0"})
+    closed_at = redis_ms(r)
+    more = enqueue(r, Q, 1)  # gated against Redis (the worker's cache says half-open): closed
+    wait_until(lambda: all_delivered(pg_migrated, ids + more), 20, what="all delivered")
+    assert redis_ms(r) - closed_at < 20000  # well inside the 30 s the parked were scored for
+    released = [l for l in w.find("parked deliveries back in the queue")
+                if l.get("reason") == "breaker closed"]
+    # (How many it finds depends on how many were re-parked when the breaker half-opened.)
+    assert released and released[0]["count"] >= 1, w.find("parked deliveries back in the queue")
+    assert parked_count(r) == 0 and r.scard(f"hookq:{{{Q}}}:parked_destinations") == 0
+    assert w.stop() == 0
