@@ -6,12 +6,13 @@ import collections
 import os
 import re
 import struct
+import subprocess
 import threading
 
 import envelope
 import harness
 from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
-                             pg_migrated, sink, workers)  # noqa: F401 (fixtures)
+                             worker_env, pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
 Q = "brk"
 
@@ -329,4 +330,29 @@ def test_a_close_by_someone_else_brings_the_parked_back(redis_server, pg_migrate
     # (How many it finds depends on how many were re-parked when the breaker half-opened.)
     assert released and released[0]["count"] >= 1, w.find("parked deliveries back in the queue")
     assert parked_count(r) == 0 and r.scard(f"hookq:{{{Q}}}:parked_destinations") == 0
+    assert w.stop() == 0
+
+
+def test_a_reset_reaches_a_worker_that_saw_the_breaker_open(redis_server, pg_migrated, sink,
+                                                             workers, tmp_path):
+    """The worker parked deliveries behind a breaker open for a minute, so it knows it open; an
+    operator resets it. The released deliveries must not be parked again on that knowledge for the
+    rest of the minute: the park is judged stale against the release, and the open state is asked
+    again within a second."""
+    r = redis_server.client()
+    br = 'failure_threshold = 3\nwindow = "1m"\nopen_for = "60s"\nclose_after = 3'
+    sink.set("/p", "200")
+    cfg = config_text(redis_server, pg_migrated, route("r", Q, sink.url("/p")), breaker=br)
+    w = workers(cfg)
+    open_until(r, sink, 60000)
+    ids = enqueue(r, Q, 5)
+    wait_until(lambda: parked_count(r) == 5, 15, what="all five parked")
+    path = tmp_path / "ctl.toml"
+    path.write_text(cfg)
+    out = subprocess.run([harness.CTL_PATH, "--config", str(path), "breaker", "reset",
+                          "http://127.0.0.1:%d" % sink.port], capture_output=True, text=True,
+                         env=worker_env())
+    assert out.returncode == 0 and "5 parked deliveries back" in out.stdout, out.stdout + out.stderr
+    wait_until(lambda: all_delivered(pg_migrated, ids), 10, what="delivered soon after the reset")
+    assert parked_count(r) == 0
     assert w.stop() == 0

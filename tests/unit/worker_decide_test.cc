@@ -123,8 +123,14 @@ TEST(WorkerBreaker, CacheAvoidsRoundTrips) {
     EXPECT_EQ(c.check("d", 1050, until), BreakerCache::Local::allow);
     EXPECT_EQ(c.check("d", 1100, until), BreakerCache::Local::ask_redis);
     c.update("d", BreakerState::open, 5000, 1100);
-    EXPECT_EQ(c.check("d", 4999, until), BreakerCache::Local::park);
+    uint64_t checked = 0;
+    EXPECT_EQ(c.check("d", 2099, until, &checked), BreakerCache::Local::park);
     EXPECT_EQ(until, 5000u);
+    EXPECT_EQ(checked, 1100u);  // what the park's staleness is judged by
+    // Open is trusted for a second only: someone else may have closed it (a reset).
+    EXPECT_EQ(c.check("d", 2100, until), BreakerCache::Local::ask_redis);
+    c.update("d", BreakerState::open, 5000, 4500);
+    EXPECT_EQ(c.check("d", 4999, until), BreakerCache::Local::park);
     EXPECT_EQ(c.check("d", 5000, until), BreakerCache::Local::ask_redis);
     c.update("d", BreakerState::closed, 0, 6000);
     EXPECT_FALSE(c.report_needed("d", true, false));

@@ -144,14 +144,17 @@ AcquireResult parse_acquire(const std::vector<std::string>& reply) {
 }
 
 BreakerCache::Local BreakerCache::check(const std::string& dest, uint64_t now_ms,
-                                        uint64_t& until_ms) const {
+                                        uint64_t& until_ms, uint64_t* checked_ms) const {
     auto it = entries_.find(dest);
     if (it == entries_.end()) {
         return Local::ask_redis;
     }
     const Entry& e = it->second;
-    if (e.state == BreakerState::open && now_ms < e.until_ms) {
+    if (e.state == BreakerState::open && now_ms < e.until_ms && now_ms < e.checked_ms + open_ms_) {
         until_ms = e.until_ms;
+        if (checked_ms) {
+            *checked_ms = e.checked_ms;
+        }
         return Local::park;
     }
     if (e.state == BreakerState::closed && now_ms < e.checked_ms + ttl_ms_) {

@@ -33,6 +33,9 @@ struct AcquireResult {
     enum Action : uint8_t { allow, park, probe } action = allow;
     BreakerState state = BreakerState::closed;
     uint64_t until_ms = 0;  // park: when to try again
+    // park: when Redis last said so. A release (a reset, another worker's close) after that makes
+    // the park stale: the ack then puts the webhook back in the queue instead (see park.h).
+    uint64_t decided_ms = 0;
     std::string transition;
 };
 // How long a probe may hold the half-open lease: the longest timeout among the routes that share
@@ -48,13 +51,19 @@ std::string probe_token(std::string_view worker_id, uint64_t probe_id);
 AcquireResult parse_acquire(const std::vector<std::string>& reply);
 
 // What one worker remembers between round trips, so that a healthy destination costs no Redis
-// call per delivery: a closed state is trusted for `ttl_ms`, an open one until it may half-open.
+// call per delivery: a closed state is trusted for `ttl_ms`, an open one for `open_ms` (at most
+// until it may half-open). An open breaker is asked again that soon because someone else may close
+// it (an operator's reset, another worker's probe): trusted until it half-opens, the worker would
+// park what the reset released for the rest of the open period.
 class BreakerCache {
   public:
     enum class Local : uint8_t { allow, park, ask_redis };
-    explicit BreakerCache(uint64_t ttl_ms = 100) : ttl_ms_(ttl_ms) {}
+    explicit BreakerCache(uint64_t ttl_ms = 100, uint64_t open_ms = 1000)
+        : ttl_ms_(ttl_ms), open_ms_(open_ms) {}
 
-    Local check(const std::string& dest, uint64_t now_ms, uint64_t& until_ms) const;
+    // park: `until_ms` as Redis gave it, `checked_ms` when it did.
+    Local check(const std::string& dest, uint64_t now_ms, uint64_t& until_ms,
+                uint64_t* checked_ms = nullptr) const;
     void update(const std::string& dest, BreakerState s, uint64_t until_ms, uint64_t now_ms);
     // The last state seen; closed when never seen.
     BreakerState state(const std::string& dest) const;
@@ -68,6 +77,7 @@ class BreakerCache {
         uint64_t checked_ms = 0;
     };
     uint64_t ttl_ms_;
+    uint64_t open_ms_;
     std::unordered_map<std::string, Entry> entries_;
 };
 

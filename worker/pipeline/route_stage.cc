@@ -72,14 +72,15 @@ void RouteStage::check_leases() {
 
 AcquireResult RouteStage::gate(const std::string& dest, uint64_t now, uint64_t probe_id) {
     AcquireResult res;
-    uint64_t until = 0;
-    switch (cache_.check(dest, now, until)) {
+    uint64_t until = 0, checked = 0;
+    switch (cache_.check(dest, now, until, &checked)) {
         case BreakerCache::Local::allow:
             return res;
         case BreakerCache::Local::park:
             res.action = AcquireResult::park;
             res.state = BreakerState::open;
             res.until_ms = until;
+            res.decided_ms = checked;
             return res;
         case BreakerCache::Local::ask_redis:
             break;
@@ -103,6 +104,7 @@ AcquireResult RouteStage::gate(const std::string& dest, uint64_t now, uint64_t p
                                : std::string(e->str ? e->str : "", e->len));
     }
     res = parse_acquire(parts);
+    res.decided_ms = now;
     BreakerState before = cache_.state(dest);
     cache_.update(dest, res.state, res.state == BreakerState::open ? res.until_ms : 0, now);
     if (!res.transition.empty()) {
@@ -183,7 +185,7 @@ void RouteStage::handle(const JobPtr& job) {
             due += std::uniform_int_distribution<uint64_t>(0, 250)(rng_);
             j.outcomes.push_back({r->name, OutcomeKind::parked, attempt - 1, attempt, due, now_us(),
                                   "breaker " + std::string(to_string(g.state)), false});
-            j.outcomes.back().decided_ms = now;
+            j.outcomes.back().decided_ms = g.decided_ms;
             metrics::global().outcome(r->index, OutcomeKind::parked);
             continue;
         }
