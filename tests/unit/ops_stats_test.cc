@@ -248,13 +248,25 @@ TEST(OpsStats, BatchAddsIntoThisWorkersMinuteAndHourRows) {
     for (size_t i = 0; i < hour.size(); ++i) {
         EXPECT_EQ(h.params[i], hour[i]) << i;
     }
-    // No attempts (a claim that only parked): no rollup statement at all.
+    // No attempts (a claim that only parked behind an open breaker): counted as parked, in the
+    // minute it was decided, with no attempt and empty histograms.
     std::string s3;
     auto c = job_for(sample(3, "github"), s3);
-    c->outcomes.push_back({"app", OutcomeKind::parked, 0, 1, 5, 10, "breaker open", false});
+    c->outcomes.push_back(
+        {"app", OutcomeKind::parked, 0, 1, 5, 1714564800000000 + 90000000, "breaker open", false});
+    bool found = false;
     for (const auto& x : build_batch({c.get()}, {}, "w1")) {
-        EXPECT_EQ(x.sql.find("delivery_stats"), std::string::npos);
+        if (x.sql.find("INSERT INTO delivery_stats_minute") == std::string::npos) {
+            continue;
+        }
+        found = true;
+        ASSERT_GE(x.params.size(), 10u);
+        EXPECT_EQ(x.params[0], "2024-05-01 12:01:00.000000+00");
+        EXPECT_EQ(x.params[2], "app");
+        EXPECT_EQ(x.params[4], "0");  // attempts
+        EXPECT_EQ(x.params[8], "1");  // parked
     }
+    EXPECT_TRUE(found);
 }
 
 TEST(OpsStats, RollupRowsSortedAndSplitUnderTheParameterLimit) {

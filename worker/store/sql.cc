@@ -347,7 +347,6 @@ void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& j
             g.delivered += a.outcome == OutcomeKind::delivered;
             g.retried += a.outcome == OutcomeKind::retry;
             g.dead += a.outcome == OutcomeKind::dead;
-            g.parked += a.outcome == OutcomeKind::parked;
             g.timeouts += attempt_timed_out(a);
             g.duration_us += a.duration_us;
             ++g.duration[stats_bucket(a.duration_us)];
@@ -355,6 +354,19 @@ void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& j
                 uint64_t end = a.started_us + a.duration_us;
                 uint64_t rx = j->env.received_at_us;
                 ++g.e2e[stats_bucket(end > rx ? end - rx : 0)];
+            }
+        }
+    }
+    // A route parked behind its breaker made no attempt: counted apart, when it was decided. A
+    // retry record parked again writes nothing at all (writes_nothing): each webhook's route counts
+    // once, at the park that first held it back.
+    for (const Job* j : jobs) {
+        if (!j->decoded || writes_nothing(*j)) {
+            continue;
+        }
+        for (const auto& o : j->outcomes) {
+            if (o.kind == OutcomeKind::parked) {
+                ++minutes[Key{o.at_us - o.at_us % kMinuteUs, j->env.source, o.route}].parked;
             }
         }
     }
