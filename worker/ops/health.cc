@@ -7,9 +7,9 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
-#include "worker/metrics.h"
 #include "worker/ops/breakers.h"
 #include "worker/ops/stats.h"
+#include "worker/ops/status.h"
 #include "worker/store/sql.h"
 
 namespace hookq::ops {
@@ -70,21 +70,17 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
 
     // Redis: the queues' backlog (the tail is claimed next, so it is the oldest) and the breakers.
     try {
-        auto now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
+        uint64_t now_ms = ctl::redis_now_ms(redis);  // the clock the queue's ages are read by
         for (auto& [name, s] : sources) {
             auto depth = must(redis, {"LLEN", keys::queue(name)});
-            s.queue_depth = depth->type == REDIS_REPLY_INTEGER ? depth->integer : 0;
-            auto tail = must(redis, {"LINDEX", keys::queue(name), "-1"});
-            if (tail->type == REDIS_REPLY_STRING) {
-                double age = metrics::oldest_age_s(std::string_view(tail->str, tail->len), now_us);
-                if (age >= 0) {
-                    s.oldest_age = std::round(age * 1000.0) / 1000.0;
-                    if (age >= kUnhealthyAgeS || age >= kDegradedAgeS) {
-                        s.flag(age >= kUnhealthyAgeS ? unhealthy : degraded,
-                               "oldest queued webhook waits " + fixed(age, 0) + " s");
-                    }
+            long long n = depth->type == REDIS_REPLY_INTEGER ? depth->integer : 0;
+            s.queue_depth = n;
+            double age = n > 0 ? tail_age_s(redis, keys::queue(name), now_ms) : -1;
+            if (age >= 0) {
+                s.oldest_age = std::round(age * 1000.0) / 1000.0;
+                if (age >= kDegradedAgeS) {
+                    s.flag(age >= kUnhealthyAgeS ? unhealthy : degraded,
+                           "oldest queued webhook waits " + fixed(age, 0) + " s");
                 }
             }
         }

@@ -24,15 +24,6 @@ long long integer(RedisConn& redis, const std::vector<std::string_view>& argv) {
     return r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 }
 
-// Seconds since the edge received the element at the tail of `list` (the oldest: lists are
-// pushed on the left); 0 when empty, -1 when it cannot be decoded.
-double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
-    auto tail = must(redis, {"LINDEX", list, "-1"});
-    std::string_view raw = tail->type == REDIS_REPLY_STRING ? std::string_view(tail->str, tail->len)
-                                                            : std::string_view();
-    return metrics::oldest_age_s(raw, now_ms * 1000);
-}
-
 nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
     uint64_t now_ms = ctl::redis_now_ms(redis);
     long long inflight = 0, live = 0, registered = 0;
@@ -148,6 +139,13 @@ nlohmann::ordered_json pg_status(Pg& pg, const std::optional<std::string>& sourc
 }
 
 }  // namespace
+
+double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
+    auto tail = must(redis, {"LINDEX", list, "-1"});
+    std::string_view raw = tail->type == REDIS_REPLY_STRING ? std::string_view(tail->str, tail->len)
+                                                            : std::string_view();
+    return metrics::oldest_age_s(raw, now_ms * 1000);
+}
 
 nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
                               const std::vector<std::string>& queues, const Scope& scope) {

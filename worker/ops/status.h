@@ -17,6 +17,10 @@ namespace hookq::ops {
 // `queues`: those to report on (the configuration's, unless the operator named some). A scope
 // limited to some sources sees the queues named after them, their dead letters, events, attempts
 // (by the routes of `cfg` that serve them) and the breakers of those routes' destinations.
+// Seconds since the edge received the element at the tail of `list` (the oldest: lists are pushed
+// on the left), against Redis's clock `now_ms`; 0 when empty, -1 when it cannot be decoded.
+double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms);
+
 nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
                               const std::vector<std::string>& queues, const Scope& scope = {});
 

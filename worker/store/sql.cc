@@ -356,12 +356,10 @@ void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& j
                 ++g.e2e[stats_bucket(end > rx ? end - rx : 0)];
             }
         }
-    }
-    // A route parked behind its breaker made no attempt: counted apart, when it was decided. A
-    // retry record parked again writes nothing at all (writes_nothing): each webhook's route counts
-    // once, at the park that first held it back.
-    for (const Job* j : jobs) {
-        if (!j->decoded || writes_nothing(*j)) {
+        // A route parked behind its breaker made no attempt: counted apart, when it was decided.
+        // A retry record parked again writes nothing at all (writes_nothing): each webhook's route
+        // counts once, at the park that first held it back.
+        if (writes_nothing(*j)) {
             continue;
         }
         for (const auto& o : j->outcomes) {
