@@ -25,6 +25,9 @@ constexpr ngx_msec_t kDefaultRedisTimeout = 200;
 constexpr ngx_msec_t kDefaultConnectTimeout = 1000;
 constexpr time_t kDefaultDedupTtl = 72 * 3600;
 constexpr size_t kDefaultMaxBody = 1024 * 1024;
+// Parsing runs on nginx's event loop: 64 KB is a fraction of a millisecond, and more than most
+// providers' events.
+constexpr size_t kDefaultJsonMax = 64 * 1024;
 constexpr time_t kDefaultRetryAfter = 5;
 constexpr time_t kDefaultTolerance = 300;
 
@@ -213,6 +216,18 @@ char* set_max_body(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
         return fail(cf, "%*s: invalid size \"%*s\" (1 byte to 64m, e.g. 1m, 512k)", directive(cf),
                     arg(cf, 1));
     lcf->max_body = *size;
+    return NGX_CONF_OK;
+}
+
+char* set_json_max(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->json_max != NGX_CONF_UNSET_SIZE)
+        return const_cast<char*>("is duplicate");
+    auto size = parse_size(arg(cf, 1));
+    if (!size || *size == 0 || *size > 64ull * 1024 * 1024)
+        return fail(cf, "%*s: invalid size \"%*s\" (1 byte to 64m, e.g. 64k, 1m)", directive(cf),
+                    arg(cf, 1));
+    lcf->json_max = *size;
     return NGX_CONF_OK;
 }
 
@@ -582,6 +597,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
     ngx_conf_merge_ptr_value(conf->dedup_key, prev->dedup_key, nullptr);
     ngx_conf_merge_value(conf->dedup_ttl, prev->dedup_ttl, kDefaultDedupTtl);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, kDefaultMaxBody);
+    ngx_conf_merge_size_value(conf->json_max, prev->json_max, kDefaultJsonMax);
     ngx_conf_merge_value(conf->max_queue_depth, prev->max_queue_depth, 0);
     ngx_conf_merge_uint_value(conf->accept_status, prev->accept_status, NGX_HTTP_ACCEPTED);
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, kDefaultRetryAfter);
@@ -634,6 +650,10 @@ ngx_command_t commands[] = {
     {ngx_string("hookq_dedup_ttl"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_ttl,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_max_body"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_body,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_json_var"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2, add_json_var,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_json_max_size"), HOOKQ_LOC | NGX_CONF_TAKE1, set_json_max,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_max_queue_depth"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_queue_depth,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

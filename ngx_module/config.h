@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ngx_module/body_keys.h"
 #include "ngx_module/ngx.h"
 #include "shared/signature.h"
 
@@ -29,7 +30,8 @@ struct MainConf {
     ngx_msec_t redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     // Every hookq location's source name; a source's index is its row in the status counters.
     std::vector<std::string> sources;
-    bool used = false;  // some location runs hookq: connect to Redis in each worker
+    bool used = false;               // some location runs hookq: connect to Redis in each worker
+    std::vector<JsonVar> json_vars;  // hookq_json_var, in the order declared
 
     int source_index(const std::string& name);
 };
@@ -50,6 +52,7 @@ struct LocConf {
         static_cast<ngx_http_complex_value_t*>(NGX_CONF_UNSET_PTR);
     time_t dedup_ttl = NGX_CONF_UNSET;
     size_t max_body = NGX_CONF_UNSET_SIZE;
+    size_t json_max = NGX_CONF_UNSET_SIZE;  // hookq_json_max_size
     ngx_int_t max_queue_depth = NGX_CONF_UNSET;
     ngx_uint_t accept_status = NGX_CONF_UNSET_UINT;
     time_t retry_after = NGX_CONF_UNSET;

@@ -33,6 +33,7 @@ struct RequestCtx {
     char* body;
     size_t body_len;
     size_t body_cap;
+    BodyKeys keys;
 };
 
 ngx_http_request_body_filter_pt g_next_body_filter = nullptr;
@@ -305,14 +306,22 @@ std::string_view sha256_hex(ngx_pool_t* pool, std::string_view data) noexcept {
 }
 
 // The dedup key: hookq_dedup_key if set, else the profile's delivery id; the body's SHA-256 when
-// neither yields anything. Overlong keys are hashed so a hostile header cannot bloat Redis.
-std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf,
-                           std::string_view body) noexcept {
+// neither yields anything, or when the key uses a body field the body does not have.
+// Overlong keys are hashed so a hostile header cannot bloat Redis.
+std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf, BodyKeys& bk) noexcept {
     std::string_view key;
     if (conf.dedup_key != nullptr) {
         ngx_str_t v;
+        bk.missed = false;
         if (ngx_http_complex_value(r, conf.dedup_key, &v) == NGX_OK)
             key = ngx::view(v);
+        if (bk.missed) {
+            // "$tenant:$action" of a body without them would be ":" for every such webhook.
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "hookq: a field of hookq_dedup_key is not in the body: the key is the "
+                          "body's SHA-256");
+            return body_sha256(r->pool, bk);
+        }
     } else {
         DedupSource src = conf.verifier->default_dedup();
         if (src.kind == DedupSource::header) {
@@ -325,7 +334,7 @@ std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf,
         }
     }
     if (key.empty())
-        return sha256_hex(r->pool, body);
+        return body_sha256(r->pool, bk);
     if (key.size() > keys::kMaxDedupKeyLength)
         return sha256_hex(r->pool, key);
     return key;
@@ -535,7 +544,10 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     Uuid id = generator()->next(now_us / 1000);
     id.format(ctx->id);
 
-    std::string_view key = dedup_key(r, conf, *body);
+    ctx->keys.body = *body;
+    ctx->keys.ready = true;
+    ctx->keys.json_limit = conf.json_max;
+    std::string_view key = dedup_key(r, conf, ctx->keys);
     std::string_view dedup = pool_concat(r->pool, conf.dedup_prefix, key);
     std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body);
     auto* args = ngx::palloc<IngestArgs>(r->pool);
@@ -575,6 +587,11 @@ void on_body_read(ngx_http_request_t* r) noexcept {
 }
 
 }  // namespace
+
+BodyKeys* request_body_keys(ngx_http_request_t* r) noexcept {
+    auto* ctx = static_cast<RequestCtx*>(ngx_http_get_module_ctx(r, ngx_http_hookq_module));
+    return ctx ? &ctx->keys : nullptr;
+}
 
 void install_body_filter() noexcept {
     g_next_body_filter = ngx_http_top_request_body_filter;

@@ -1,6 +1,7 @@
 // The module's tables and lifecycle: what nginx sees of hookq.
 #include "ngx_module/module.h"
 
+#include "ngx_module/body_keys.h"
 #include "ngx_module/config.h"
 #include "ngx_module/handler.h"
 #include "ngx_module/redis_link.h"
@@ -44,14 +45,14 @@ void exit_process(ngx_cycle_t*) noexcept {
 }
 
 ngx_http_module_t module_ctx = {
-    nullptr,            // preconfiguration
-    postconfiguration,  // postconfiguration
-    create_main_conf,   // create main configuration
-    init_main_conf,     // init main configuration
-    nullptr,            // create server configuration
-    nullptr,            // merge server configuration
-    create_loc_conf,    // create location configuration
-    merge_loc_conf      // merge location configuration
+    add_body_variables,  // preconfiguration
+    postconfiguration,   // postconfiguration
+    create_main_conf,    // create main configuration
+    init_main_conf,      // init main configuration
+    nullptr,             // create server configuration
+    nullptr,             // merge server configuration
+    create_loc_conf,     // create location configuration
+    merge_loc_conf       // merge location configuration
 };
 
 }  // namespace
