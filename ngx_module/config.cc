@@ -219,6 +219,21 @@ char* set_max_body(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return NGX_CONF_OK;
 }
 
+// hookq_verify enforce|report_only
+char* set_verify(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->report_only != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    if (arg(cf, 1) == "enforce")
+        lcf->report_only = 0;
+    else if (arg(cf, 1) == "report_only")
+        lcf->report_only = 1;
+    else
+        return fail(cf, "%*s: \"%*s\" is neither \"enforce\" nor \"report_only\"", directive(cf),
+                    arg(cf, 1));
+    return NGX_CONF_OK;
+}
+
 char* set_json_max(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* lcf = static_cast<LocConf*>(conf);
     if (lcf->json_max != NGX_CONF_UNSET_SIZE)
@@ -494,6 +509,17 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
                            "protects nothing (remove it, or choose the provider's profile)");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
+    if (conf->report_only == 1) {
+        if (conf->scheme == Scheme::none) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "hookq_verify report_only: \"hookq none\" verifies nothing");
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "hookq_verify report_only: requests that fail verification are "
+                           "queued and delivered (marked X-Hookq-Unverified); for wiring up a "
+                           "provider, not for production");
+    }
     vc.secrets = std::move(conf->secrets);
     conf->secrets.clear();
     // The verifier keeps what it needs (keys, token digests); wipe these copies on every way out.
@@ -598,6 +624,7 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
     ngx_conf_merge_value(conf->dedup_ttl, prev->dedup_ttl, kDefaultDedupTtl);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, kDefaultMaxBody);
     ngx_conf_merge_size_value(conf->json_max, prev->json_max, kDefaultJsonMax);
+    ngx_conf_merge_value(conf->report_only, prev->report_only, 0);
     ngx_conf_merge_value(conf->max_queue_depth, prev->max_queue_depth, 0);
     ngx_conf_merge_uint_value(conf->accept_status, prev->accept_status, NGX_HTTP_ACCEPTED);
     ngx_conf_merge_value(conf->retry_after, prev->retry_after, kDefaultRetryAfter);
@@ -653,6 +680,8 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_json_var"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2, add_json_var,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_verify"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_verify,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_json_max_size"), HOOKQ_LOC | NGX_CONF_TAKE1, set_json_max,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_max_queue_depth"), HOOKQ_LOC | NGX_CONF_TAKE1, set_max_queue_depth,

@@ -53,6 +53,8 @@ struct LocConf {
     time_t dedup_ttl = NGX_CONF_UNSET;
     size_t max_body = NGX_CONF_UNSET_SIZE;
     size_t json_max = NGX_CONF_UNSET_SIZE;  // hookq_json_max_size
+    // hookq_verify report_only: a request that fails verification is queued anyway, marked.
+    ngx_flag_t report_only = NGX_CONF_UNSET;
     ngx_int_t max_queue_depth = NGX_CONF_UNSET;
     ngx_uint_t accept_status = NGX_CONF_UNSET_UINT;
     time_t retry_after = NGX_CONF_UNSET;

@@ -421,6 +421,8 @@ void redact_request_line(ngx_http_request_t* r, const LocConf& conf) noexcept {
         r->request_line = ngx::str(redacted);
 }
 
+constexpr std::string_view kUnverifiedHeader = ":hookq-unverified";
+
 size_t list_count(const LocConf& conf, const ngx_list_t& list, size_t& bytes) {
     size_t n = 0;
     for (const ngx_list_part_t* part = &list.part; part; part = part->next) {
@@ -437,9 +439,13 @@ size_t list_count(const LocConf& conf, const ngx_list_t& list, size_t& bytes) {
 }
 
 // Envelope v1 in the request pool: one size computation, one allocation, one pass of memcpy.
+// `unverified`: the reason a report-only location let the request through, else empty. It is
+// stored as the header ":hookq-unverified", a name no request can carry (HTTP/1 splits header
+// lines at the first colon; HTTP/2 pseudo-headers never reach headers_in), so a client cannot
+// forge it; the worker turns it into X-Hookq-Unverified for the application.
 std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, const Uuid& id,
                                  uint64_t received_at_us, std::string_view key,
-                                 std::string_view body) noexcept {
+                                 std::string_view body, std::string_view unverified) noexcept {
     std::string_view target = stored_target(r, conf);
     if (target.data() == nullptr)
         return {};
@@ -450,6 +456,11 @@ std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, con
     for (std::string_view f : fields)
         size += EnvelopeWriter::field_size(f.size());
     size_t headers = list_count(conf, r->headers_in.headers, size);
+    if (!unverified.empty()) {
+        headers++;
+        size += EnvelopeWriter::field_size(kUnverifiedHeader.size()) +
+                EnvelopeWriter::field_size(unverified.size());
+    }
 
     auto* buf = ngx::palloc<char>(r->pool, size);
     if (buf == nullptr)
@@ -467,6 +478,10 @@ std::string_view encode_envelope(ngx_http_request_t* r, const LocConf& conf, con
             w.field(ngx::view(h[i].key));
             w.field(stored_value(conf, h[i]));
         }
+    }
+    if (!unverified.empty()) {
+        w.field(kUnverifiedHeader);
+        w.field(unverified);
     }
     w.field(body);
     return {buf, static_cast<size_t>(w.end() - buf)};
@@ -518,8 +533,18 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq: signature check failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (verdict != Verdict::ok)
-        return send_answer(r, ctx, rejected(verdict));
+    std::string_view unverified;
+    if (verdict != Verdict::ok) {
+        Answer no = rejected(verdict);
+        if (!conf.report_only)
+            return send_answer(r, ctx, no);
+        unverified = outcome_name(no.outcome);
+        count_unverified(conf.source_index, no.outcome);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "hookq: %V: verification failed (%*s), accepted because of "
+                      "\"hookq_verify report_only\"",
+                      &conf.source, unverified.size(), unverified.data());
+    }
 
     if (conf.scheme == Scheme::slack && body->find("url_verification") != std::string_view::npos) {
         try {
@@ -549,7 +574,7 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     ctx->keys.json_limit = conf.json_max;
     std::string_view key = dedup_key(r, conf, ctx->keys);
     std::string_view dedup = pool_concat(r->pool, conf.dedup_prefix, key);
-    std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body);
+    std::string_view envelope = encode_envelope(r, conf, id, now_us, key, *body, unverified);
     auto* args = ngx::palloc<IngestArgs>(r->pool);
     if (key.empty() || dedup.empty() || envelope.empty() || args == nullptr)
         return out_of_memory(r, "the envelope");

@@ -29,6 +29,7 @@ struct SourceCounters {
     ngx_atomic_t outcomes[kOutcomes];
     ngx_atomic_t buckets[kBuckets];  // not cumulative; summed when printed
     ngx_atomic_t latency_sum_us;
+    ngx_atomic_t unverified[kOutcomes];  // by the verification outcome
 };
 
 struct Counters {
@@ -140,6 +141,16 @@ void count(int source, Outcome outcome) noexcept {
     ngx_atomic_fetch_add(&g_counters->source[source].outcomes[static_cast<size_t>(outcome)], 1);
 }
 
+std::string_view outcome_name(Outcome outcome) noexcept {
+    return kOutcomeNames[static_cast<size_t>(outcome)];
+}
+
+void count_unverified(int source, Outcome reason) noexcept {
+    if (g_counters == nullptr || source < 0 || static_cast<size_t>(source) >= g_counters->sources)
+        return;
+    ngx_atomic_fetch_add(&g_counters->source[source].unverified[static_cast<size_t>(reason)], 1);
+}
+
 void observe_latency(int source, uint64_t elapsed_us) noexcept {
     if (g_counters == nullptr || source < 0 || static_cast<size_t>(source) >= g_counters->sources)
         return;
@@ -197,6 +208,20 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
             text += "hookq_edge_latency_seconds_sum{source=\"" + names[s] + "\"} " + sum + "\n";
             text += "hookq_edge_latency_seconds_count{source=\"" + names[s] + "\"} " +
                     std::to_string(cumulative) + "\n";
+        }
+        text +=
+            "# HELP hookq_edge_unverified_total Requests that failed verification and were "
+            "accepted anyway (hookq_verify report_only), by reason.\n"
+            "# TYPE hookq_edge_unverified_total counter\n";
+        for (size_t s = 0; s < n && s < mcf->sources.size(); s++) {
+            for (Outcome o : {Outcome::missing_signature, Outcome::bad_signature,
+                              Outcome::stale_timestamp, Outcome::malformed}) {
+                text += "hookq_edge_unverified_total{source=\"" + names[s] + "\",reason=\"";
+                text += kOutcomeNames[static_cast<size_t>(o)];
+                text += "\"} " +
+                        std::to_string(g_counters->source[s].unverified[static_cast<size_t>(o)]) +
+                        "\n";
+            }
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: %s", e.what());

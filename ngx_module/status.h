@@ -27,6 +27,12 @@ enum class Outcome : uint8_t {
 ngx_int_t status_init_zone(ngx_conf_t* cf) noexcept;
 // `source` is LocConf::source_index; `elapsed_us` is the edge's own time for this request.
 void count(int source, Outcome outcome) noexcept;
+// Its label value: "accepted", "bad_signature", ...
+std::string_view outcome_name(Outcome outcome) noexcept;
+// A request accepted by a `hookq_verify report_only` location although it failed verification
+// with `reason` (missing_signature, bad_signature, stale_timestamp or malformed). The request is
+// counted under its outcome (accepted, duplicate, ...) as well.
+void count_unverified(int source, Outcome reason) noexcept;
 void observe_latency(int source, uint64_t elapsed_us) noexcept;
 
 ngx_int_t status_handler(ngx_http_request_t* r) noexcept;

@@ -375,6 +375,11 @@ void Dispatcher::start(Delivery d) {
     if (!t->d.job->event_type.empty()) {
         add("X-Hookq-Event-Type", t->d.job->event_type);
     }
+    // Let through unverified by a `hookq_verify report_only` location (a name only the edge can
+    // write, see ngx_module/handler.cc): the application must know.
+    if (std::string_view why = env.header(":hookq-unverified"); !why.empty()) {
+        add("X-Hookq-Unverified", why);
+    }
     if (!r.signing_key.empty()) {
         int64_t ts = static_cast<int64_t>(now_ms() / 1000);
         std::string sig = standard_webhooks_signature(r.signing_key, rid, ts, env.body);
