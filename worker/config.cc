@@ -791,7 +791,9 @@ Config load_config_string(std::string_view text, const std::string& path) {
             r.fail(r.where(rt, "fallback_url"),
                    ctx + ": 'fallback_url' must be an http:// or https:// URL");
         }
-        route.timeout_ms = r.duration(rt, "timeout", 1000, 30000).value_or(10000);
+        // Up to 5 minutes for applications that process inline; such a transfer holds one of
+        // the loop's slots for as long, and a drain cut short by drain_timeout redelivers it.
+        route.timeout_ms = r.duration(rt, "timeout", 1000, 300000).value_or(10000);
         route.retry = c.default_retry;
         if (const toml::table* rr = r.table(rt, "retry")) {
             route.retry = read_retry(r, *rr, c.default_retry, ctx + ".retry");
