@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
+#include <iterator>
 #include <new>
 
 #include "ngx_module/handler.h"
@@ -217,6 +219,40 @@ char* set_max_body(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
                     arg(cf, 1));
     lcf->max_body = *size;
     return NGX_CONF_OK;
+}
+
+// hookq_paypal_cert PATH: a PEM file with PayPal's signing certificate (and its chain), read now so
+// that a missing or unreadable file fails `nginx -t` at this line.
+char* add_paypal_cert(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    try {
+        std::string path(arg(cf, 1));
+        std::ifstream in(path, std::ios::binary);
+        if (!in.is_open()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "hookq_paypal_cert: cannot open \"%s\"", path.c_str());
+            return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+            return fail(cf, "%*s: \"%*s\" holds no PEM certificate", directive(cf), arg(cf, 1));
+        static_cast<LocConf*>(conf)->paypal_certs.push_back(std::move(pem));
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
+}
+
+// hookq_paypal_ca PATH: the CA file the certificates must chain to (default: the system's).
+char* set_paypal_ca(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (!lcf->paypal_ca.empty())
+        return const_cast<char*>("is duplicate");
+    try {
+        lcf->paypal_ca = arg(cf, 1);
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
 }
 
 // hookq_verify enforce|report_only
@@ -509,6 +545,16 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
                            "protects nothing (remove it, or choose the provider's profile)");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
+    const bool paypal_set = !conf->paypal_certs.empty() || !conf->paypal_ca.empty();
+    if (paypal_set && conf->scheme != Scheme::paypal) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq_paypal_cert/hookq_paypal_ca: only \"hookq paypal\" reads them, "
+                           "this location is \"hookq %*s\"",
+                           scheme.size(), scheme.data());
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    vc.paypal_certs = std::move(conf->paypal_certs);
+    vc.paypal_ca_file = conf->paypal_ca;
     if (conf->report_only == 1) {
         if (conf->scheme == Scheme::none) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -532,8 +578,12 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     } wipe{vc.secrets};
     bool needs_secret = conf->scheme != Scheme::none && conf->scheme != Scheme::moysklad;
     if (needs_secret && vc.secrets.empty()) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq %*s: no \"hookq_secret\" in this location",
-                           scheme.size(), scheme.data());
+        ngx_conf_log_error(
+            NGX_LOG_EMERG, cf, 0, "hookq %*s: no \"hookq_secret\" in this location%s",
+            scheme.size(), scheme.data(),
+            conf->scheme == Scheme::paypal
+                ? " (PayPal's webhook id, e.g. hookq_secret literal:8PT597110X687430LKGECATA)"
+                : "");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     if (conf->scheme == Scheme::hmac && !conf->hmac_set) {
@@ -680,6 +730,10 @@ ngx_command_t commands[] = {
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_json_var"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2, add_json_var,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_paypal_cert"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, add_paypal_cert,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_paypal_ca"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_paypal_ca,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_verify"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_verify,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_json_max_size"), HOOKQ_LOC | NGX_CONF_TAKE1, set_json_max,

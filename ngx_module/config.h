@@ -55,6 +55,9 @@ struct LocConf {
     size_t json_max = NGX_CONF_UNSET_SIZE;  // hookq_json_max_size
     // hookq_verify report_only: a request that fails verification is queued anyway, marked.
     ngx_flag_t report_only = NGX_CONF_UNSET;
+    // hookq_paypal_cert files' contents (PEM), hookq_paypal_ca's path.
+    std::vector<std::string> paypal_certs;
+    std::string paypal_ca;
     ngx_int_t max_queue_depth = NGX_CONF_UNSET;
     ngx_uint_t accept_status = NGX_CONF_UNSET_UINT;
     time_t retry_after = NGX_CONF_UNSET;

@@ -12,6 +12,7 @@ packages=(
   python3 python3-pytest python3-redis python3-psycopg2 python3-requests python3-jsonschema
   prometheus python3-prometheus-client
   python3-aiosmtpd  # the alert email tests: a real SMTP server on loopback
+  openssl  # the PayPal tests: a local test CA issues and signs
   chromium python3-websocket  # the dashboard test: headless chromium over DevTools
   libjs-chart.js  # the dashboard's charts, embedded into the worker at build time (HOOKQ_CHARTJS)
 )

@@ -15,12 +15,15 @@ namespace hookq {
 namespace sig {
 Verdict verify_hmac_scheme(const State& st, const RequestView& req, int64_t now) noexcept;
 Verdict verify_moysklad(const State& st, const RequestView& req) noexcept;
+Verdict verify_paypal(const State& st, const RequestView& req, int64_t now) noexcept;
+bool load_paypal_certs(State& st, const VerifierConfig& cfg, std::string& error);
 }  // namespace sig
 
 namespace {
 
-constexpr std::string_view kSchemeNames[] = {"github", "stripe", "standard", "svix", "shopify",
-                                             "slack",  "twilio", "moysklad", "hmac", "none"};
+constexpr std::string_view kSchemeNames[] = {"github",  "stripe", "standard", "svix",
+                                             "shopify", "slack",  "twilio",   "moysklad",
+                                             "hmac",    "none",   "paypal"};
 
 }  // namespace
 
@@ -94,7 +97,8 @@ Verifier::~Verifier() = default;
 std::unique_ptr<Verifier> Verifier::create(const VerifierConfig& cfg, std::string& error) {
     const std::string scheme(scheme_name(cfg.scheme));
     const bool timestamped = cfg.scheme == Scheme::stripe || cfg.scheme == Scheme::standard ||
-                             cfg.scheme == Scheme::svix || cfg.scheme == Scheme::slack;
+                             cfg.scheme == Scheme::svix || cfg.scheme == Scheme::slack ||
+                             cfg.scheme == Scheme::paypal;
     // No "0 = unlimited" as in Stripe's SDK: a signed request replayable forever is not an option.
     if (timestamped && cfg.tolerance_s <= 0) {
         error = scheme + ": timestamp tolerance must be positive";
@@ -154,6 +158,9 @@ std::unique_ptr<Verifier> Verifier::create(const VerifierConfig& cfg, std::strin
                 crypto::sha256(s, t.data());
                 break;
             }
+            case Scheme::paypal:
+                st.webhook_ids.push_back(s);  // not a key: an id PayPal puts in what it signs
+                break;
             case Scheme::none:
                 break;
             default:
@@ -161,6 +168,8 @@ std::unique_ptr<Verifier> Verifier::create(const VerifierConfig& cfg, std::strin
                 break;
         }
     }
+    if (cfg.scheme == Scheme::paypal && !sig::load_paypal_certs(st, cfg, error))
+        return nullptr;
     return v;
 }
 
@@ -172,6 +181,8 @@ Verdict Verifier::verify(const RequestView& req, int64_t now_unix_s) const noexc
             return sig::verify_moysklad(*impl_, req);
         case Scheme::twilio:
             return sig::verify_twilio(*impl_, req);
+        case Scheme::paypal:
+            return sig::verify_paypal(*impl_, req, now_unix_s);
         default:
             return sig::verify_hmac_scheme(*impl_, req, now_unix_s);
     }

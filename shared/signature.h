@@ -22,7 +22,8 @@ enum class Scheme : uint8_t {
     twilio,
     moysklad,
     hmac,
-    none
+    none,
+    paypal,
 };
 std::optional<Scheme> scheme_from_name(std::string_view name) noexcept;
 std::string_view scheme_name(Scheme s) noexcept;
@@ -71,6 +72,12 @@ struct VerifierConfig {
     int64_t tolerance_s = 300;        // stripe, standard, svix, slack
     std::string token_header;         // moysklad: header carrying the shared token, or
     std::string token_arg = "token";  // ... the query argument carrying it
+    // paypal: `secrets` are the webhook ids (PayPal signs "id|time|webhook_id|crc32"); these are
+    // the signing certificates (PEM), each checked at creation against `paypal_ca_file` (empty:
+    // the system's trust store) and PayPal's certificate name. The request's PAYPAL-CERT-URL only
+    // has to be on PayPal's hosts: it is never fetched.
+    std::vector<std::string> paypal_certs;
+    std::string paypal_ca_file;
 };
 
 // Where the default dedup key of a scheme comes from; body_sha256 also serves as the fallback when

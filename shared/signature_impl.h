@@ -6,7 +6,11 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <memory>
+#include <optional>
 #include <vector>
+
+#include <openssl/evp.h>
 
 #include "shared/crypto.h"
 #include "shared/signature.h"
@@ -22,6 +26,8 @@ struct State {
     int64_t tolerance_s = 300;
     std::string token_header;
     std::string token_arg;
+    std::vector<std::string> webhook_ids;                // paypal
+    std::vector<std::shared_ptr<EVP_PKEY>> paypal_keys;  // paypal: the certificates' RSA keys
 };
 
 // Provided signatures decoded onto the stack. Providers send one or two (during their own key
@@ -47,6 +53,9 @@ bool any_match(const State& st, std::initializer_list<std::string_view> parts,
                const Candidates& c) noexcept;
 
 Verdict verify_twilio(const State& st, const RequestView& req) noexcept;
+// PayPal's PAYPAL-TRANSMISSION-TIME: RFC 3339 ("2026-11-30T17:05:00Z", fractions and ±HH:MM
+// offsets allowed) to Unix seconds.
+std::optional<int64_t> parse_iso8601(std::string_view s) noexcept;
 
 // Twilio's signed string after the URL: form params decoded, sorted and concatenated as name+value
 // (shared with sign_request so the two cannot drift apart).

@@ -116,6 +116,7 @@ Headers sign_request(const VerifierConfig& cfg, std::string_view body, std::stri
             break;
         }
         case Scheme::none:
+        case Scheme::paypal:  // PayPal's private key signs; nobody else can
             break;
     }
     return h;

@@ -98,8 +98,8 @@ TEST(WorkerConfig, MaxInflightBytes) {
 TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
     EXPECT_EQ(error_of(std::string(kBase) + "timout = \"3s\"\n"),
               "w.toml:9:1: unknown key 'timout' in [[routes]] 'gh'");
-    EXPECT_EQ(error_of(std::string(kBase) + "timeout = \"31s\"\n"),
-              "w.toml:9:11: 'timeout' must be between 1s and 30s");
+    EXPECT_EQ(error_of(std::string(kBase) + "timeout = \"301s\"\n"),
+              "w.toml:9:11: 'timeout' must be between 1s and 300s");
     EXPECT_EQ(error_of(std::string(kBase) + "timeout = \"soon\"\n"),
               "w.toml:9:11: 'timeout' must be a duration such as \"10s\"");
     EXPECT_NE(error_of("[worker]\nmax_inflight = 0\n[postgres]\ndsn='x'\n").find("w.toml:2:"),

@@ -31,6 +31,10 @@ std::string signed_curl(const SignRequest& req, int64_t now_unix_s) {
     }
     std::string url = req.url;
     Scheme scheme = req.verifier.scheme;
+    if (scheme == Scheme::paypal)
+        throw std::runtime_error(
+            "cannot sign a paypal request: PayPal signs with its own certificate's private key "
+            "(tests/integration/test_edge_paypal.py signs with a local test CA instead)");
     if (scheme == Scheme::moysklad && req.verifier.token_header.empty() &&
         !req.verifier.secrets.empty()) {
         // MoySklad carries its token (and its request id) in the query string.
