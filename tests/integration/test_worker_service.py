@@ -58,6 +58,29 @@ def test_fallback_url_after_primary_gives_up(redis_server, pg_migrated, sink, wo
     assert rows(pg_migrated, "SELECT count(*) FROM dead_letters")[0][0] == 0
 
 
+def test_rate_limit_is_shared_by_all_workers(redis_server, pg_migrated, sink, workers):
+    """Two workers, one route at 4/s (burst 4): together they send no faster than one would."""
+    r = redis_server.client()
+    for wid in ("w1", "w2"):
+        workers(config_text(redis_server, pg_migrated,
+                            route("r", "rl", sink.url("/rl"), 'rate_limit = "4/s"'),
+                            worker_id=wid, worker_extra="max_inflight = 6\nclaim_batch = 3"),
+                name=wid)
+    ids = enqueue(r, "rl", 24)
+    wait_until(lambda: sink.ids("/rl") >= set(ids), 30, what="all delivered")
+    at = sorted(q.at for q in sink.received("/rl"))
+    # A burst of 4, then 4 per second: the last of 24 not before ~5 s (each worker's own bucket
+    # would let the pair finish in half that).
+    assert at[-1] - at[0] >= 4.5, at[-1] - at[0]
+    # No second holds more than the rate plus the burst (plus a grant that lapses within 1 s).
+    worst = max(sum(1 for t in at if a <= t < a + 1.0) for a in at)
+    assert worst <= 4 + 4 + 1, worst
+    # Both took part: the limit is shared, not one worker doing all the work.
+    by_worker = dict(rows(pg_migrated, "SELECT worker_id, count(*) FROM delivery_attempts "
+                                       "GROUP BY worker_id"))
+    assert set(by_worker) == {"w1", "w2"}, by_worker
+
+
 def test_rate_limit_token_bucket(redis_server, pg_migrated, sink, workers):
     r = redis_server.client()
     workers(config_text(redis_server, pg_migrated,

@@ -247,20 +247,18 @@ Transport transport_of(CURLcode c) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(Shared& s) : s_(s), buckets_(s.cfg.routes.size()) {
+Dispatcher::Dispatcher(Shared& s)
+    : s_(s), buckets_(s.cfg.routes.size()), limiter_(s.cfg, [this] { curl_multi_wakeup(multi_); }) {
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
                       static_cast<long>(s.cfg.max_connections_per_host));
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                       static_cast<long>(s.cfg.max_connections_per_host * 4));
-    for (const Route& r : s.cfg.routes) {
-        if (r.rate_limit) {
-            buckets_[r.index].tokens = r.rate_limit->burst;
-        }
-    }
+    limiter_.start();
 }
 
 Dispatcher::~Dispatcher() {
+    limiter_.stop();  // before the multi handle its wake-ups go to
     for (CURL* e : idle_handles_) {
         curl_easy_cleanup(e);
     }
@@ -282,39 +280,19 @@ void Dispatcher::stop() {
     curl_multi_wakeup(multi_);
 }
 
-bool Dispatcher::take_token(const Route& r, uint64_t now) {
-    if (!r.rate_limit) {
-        return true;
-    }
-    Bucket& b = buckets_[r.index];
-    if (b.last_ms == 0) {
-        b.last_ms = now;
-    }
-    b.tokens = std::min(r.rate_limit->burst, b.tokens + static_cast<double>(now - b.last_ms) /
-                                                            1000.0 * r.rate_limit->per_second);
-    b.last_ms = now;
-    if (b.tokens >= 1.0) {
-        b.tokens -= 1.0;
-        return true;
-    }
-    return false;
-}
-
-long Dispatcher::release_waiting(uint64_t now) {
-    long next = -1;
+void Dispatcher::release_waiting(uint64_t now) {
     for (const Route& r : s_.cfg.routes) {
         Bucket& b = buckets_[r.index];
-        while (!b.waiting.empty() && take_token(r, now)) {
+        if (b.waiting.empty()) {
+            continue;
+        }
+        while (!b.waiting.empty() && limiter_.take(r.index, now)) {
             Delivery d = std::move(b.waiting.front());
             b.waiting.pop_front();
             admit(std::move(d));
         }
-        if (!b.waiting.empty()) {
-            long ms = static_cast<long>((1.0 - b.tokens) * 1000.0 / r.rate_limit->per_second) + 1;
-            next = next < 0 ? ms : std::min(next, ms);
-        }
+        limiter_.want(r.index, b.waiting.size());
     }
-    return next;
 }
 
 Dispatcher::Dest& Dispatcher::dest_of(const Delivery& d) {
@@ -556,14 +534,15 @@ void Dispatcher::run() {
         }
         for (auto& d : batch) {
             const Route& r = *d.route;
-            if (r.rate_limit && (!buckets_[r.index].waiting.empty() || !take_token(r, now))) {
+            if (r.rate_limit) {
                 buckets_[r.index].waiting.push_back(std::move(d));
             } else {
                 admit(std::move(d));
             }
         }
         batch.clear();
-        long wait_ms = release_waiting(now);
+        // The limiter wakes the loop (curl_multi_wakeup) when a grant arrives.
+        release_waiting(now);
 
         int running = 0;
         curl_multi_perform(multi_, &running);
@@ -576,7 +555,7 @@ void Dispatcher::run() {
             }
         }
         cut_slow_bodies(mono_ms());
-        int timeout = wait_ms >= 0 ? static_cast<int>(std::min<long>(wait_ms, 100)) : 100;
+        int timeout = 100;
         if (!draining_.empty()) {
             timeout = std::min(timeout, static_cast<int>(kDrainGraceMs / 2));
         }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "worker/pipeline/context.h"
+#include "worker/pipeline/rate_limiter.h"
 
 namespace hookq {
 
@@ -32,9 +33,7 @@ class Dispatcher {
 
   private:
     struct Bucket {
-        double tokens = 0;
-        uint64_t last_ms = 0;
-        std::deque<Delivery> waiting;
+        std::deque<Delivery> waiting;  // for a token of the route's shared rate limit
     };
 
     // Per destination at most max_connections_per_host transfers are handed to curl; the rest wait
@@ -49,8 +48,7 @@ class Dispatcher {
     void start(Delivery d);
     void finish(Transfer* t, CURLcode res);
     void complete(const JobPtr& job);
-    bool take_token(const Route& r, uint64_t now);
-    long release_waiting(uint64_t now);  // returns ms until the next token, or -1
+    void release_waiting(uint64_t now);
     // Finishes the transfers whose outcome is known but whose body has not arrived in time.
     void cut_slow_bodies(uint64_t now);
 
@@ -60,6 +58,7 @@ class Dispatcher {
     std::vector<Delivery> incoming_;
     std::atomic<bool> stop_{false};
     std::vector<Bucket> buckets_;
+    RateLimiter limiter_;
     std::vector<CURL*> idle_handles_;
     std::unordered_set<Transfer*> active_;
     std::vector<Transfer*> draining_;  // final status in, body still being read (a few at most)
