@@ -754,7 +754,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
         route.name = r.str(rt, "name").value_or("");
         std::string ctx = "[[routes]] '" + route.name + "'";
         r.only_keys(rt, ctx,
-                    {"name", "source", "events", "url", "timeout", "retry", "rate_limit",
+                    {"name", "source", "events", "match", "url", "timeout", "retry", "rate_limit",
                      "fallback_url", "secret", "forward_headers", "forward_headers_allow",
                      "forward_headers_deny", "forward_query", "redact_query"});
         if (route.name.empty()) {
@@ -773,6 +773,33 @@ Config load_config_string(std::string_view text, const std::string& path) {
             r.fail(r.where(rt, "source"), ctx + ": 'source' must not contain '{' or '}'");
         }
         route.events = r.strings(rt, "events");
+        if (const toml::table* mt = r.table(rt, "match")) {
+            for (const auto& [key, node] : *mt) {
+                FieldMatch m{std::string(key.str()), {}};
+                bool path_ok = !m.path.empty();
+                for (size_t at = 0; path_ok && at <= m.path.size();) {
+                    size_t dot = std::min(m.path.find('.', at), m.path.size());
+                    std::string_view seg = std::string_view(m.path).substr(at, dot - at);
+                    path_ok = !seg.empty() && seg != "[]";
+                    at = dot + 1;
+                }
+                if (!path_ok) {
+                    r.fail(key.source(), ctx + ": 'match' key \"" + m.path +
+                                             "\" is not a field path such as \"events[].action\"");
+                }
+                if (node.is_string()) {
+                    m.values.push_back(node.as_string()->get());
+                } else {
+                    m.values = r.strings(*mt, key.str());
+                }
+                if (m.values.empty()) {
+                    r.fail(node.source(),
+                           ctx + ": 'match' \"" + m.path +
+                               "\" must be a string or a non-empty array of strings");
+                }
+                route.match.push_back(std::move(m));
+            }
+        }
         route.url = r.str(rt, "url").value_or("");
         if (auto at = bad_url_byte(route.url)) {
             r.fail(r.where(rt, "url"), ctx + ": " + url_byte_error("url", route.url, *at));

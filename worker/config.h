@@ -78,11 +78,19 @@ using NameSet = std::unordered_set<std::string, CaseInsensitiveHash, CaseInsensi
 // provider's connection to the edge, and those hookq sets itself (X-Hookq-* and Proxy-* by prefix).
 bool never_forwarded(std::string_view name) noexcept;
 
+// One condition of a route's `match`: the body's JSON at `path` (dotted; "name[]" steps into every
+// element of an array) equals one of `values`. Through an array, any element will do.
+struct FieldMatch {
+    std::string path;
+    std::vector<std::string> values;
+};
+
 struct Route {
     size_t index = 0;
     std::string name;
     std::string source;
     std::vector<std::string> events;  // empty: every event type
+    std::vector<FieldMatch> match;    // all must hold; empty: no condition on the body
     std::string url;
     std::string destination;  // scheme://host:port, the breaker's key
     std::string fallback_url;

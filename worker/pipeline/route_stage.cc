@@ -155,7 +155,7 @@ void RouteStage::handle(const JobPtr& job) {
         }
     } else {
         j.first_attempt_us = now_us();
-        routes = s_.router.match(j.env.source, j.event_type);
+        routes = s_.router.match(j.env.source, j.event_type, j.env.body);
         if (routes.empty()) {
             std::string why = "no route for source '" + std::string(j.env.source) + "'";
             if (!j.event_type.empty()) {
