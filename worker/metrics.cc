@@ -414,8 +414,9 @@ std::string render_health_slo(const nlohmann::ordered_json& health_checks,
         out += std::string(name) + "{" + labels + "} " + value + "\n";
     };
     if (!health_checks.is_null()) {
+        const Json routes = health_checks.value("routes", Json::array());
         std::vector<const Json*> probed;
-        for (const auto& r : health_checks.value("routes", Json::array())) {
+        for (const auto& r : routes) {
             if (r.value("status", "unknown") != "unknown") {
                 probed.push_back(&r);
             }

@@ -57,22 +57,22 @@ TEST(HealthCheckConfig, DefaultsAndValues) {
 }
 
 TEST(HealthCheckConfig, BadValuesNameTheLine) {
-    std::string base = std::string(kBase) + "health_url = \"http://a/h\"\n";  // line 10
+    std::string base = std::string(kBase) + "health_url = \"http://a/h\"\n";  // line 9
     EXPECT_EQ(error_of(base + "health_interval = \"2h\"\n"),
-              "w.toml:11:19: 'health_interval' must be between 1s and 3600s");
+              "w.toml:10:19: 'health_interval' must be between 1s and 3600s");
     EXPECT_EQ(error_of(base + "health_timeout = \"31s\"\n"),
-              "w.toml:11:18: 'health_timeout' must be between 1s and 30s");
+              "w.toml:10:18: 'health_timeout' must be between 1s and 30s");
     EXPECT_EQ(error_of(base + "health_interval = \"2s\"\n"),
-              "w.toml:11:19: [[routes]] 'gh': 'health_timeout' must not be longer than "
+              "w.toml:10:19: [[routes]] 'gh': 'health_timeout' must not be longer than "
               "'health_interval'");
     EXPECT_NE(error_of(base + "health_expect = \"2zz\"\n")
-                  .find("w.toml:11:17: [[routes]] 'gh': "
+                  .find("w.toml:10:17: [[routes]] 'gh': "
                         "'health_expect' must be"),
               std::string::npos);
     EXPECT_NE(error_of(base + "health_expect = \"399..200\"\n").find("'health_expect' must be"),
               std::string::npos);
     EXPECT_NE(error_of(std::string(kBase) + "health_url = \"ftp://a/h\"\n")
-                  .find("w.toml:10:14: [[routes]] 'gh': 'health_url' must be an http"),
+                  .find("w.toml:9:14: [[routes]] 'gh': 'health_url' must be an http"),
               std::string::npos);
     EXPECT_NE(error_of(std::string(kBase) + "health_interval = \"1m\"\n")
                   .find("'health_interval' needs 'health_url'"),
@@ -117,19 +117,19 @@ lag_degraded = "30s"
 
 TEST(SloConfig, BadValuesNameTheLine) {
     EXPECT_EQ(error_of(std::string(kBase) + "[slo]\nerror_rate_degraded = 2\n"),
-              "w.toml:11:23: 'error_rate_degraded' must be between 0.0001 and 1");
+              "w.toml:10:23: 'error_rate_degraded' must be between 0.0001 and 1");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo]\nfailures_degraded = 30\n"),
-              "w.toml:10:1: [slo]: 'failures_unhealthy' must not be below 'failures_degraded'");
+              "w.toml:9:1: [slo]: 'failures_unhealthy' must not be below 'failures_degraded'");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo]\nlag_unhealthy = \"1m\"\n"),
-              "w.toml:11:17: [slo]: 'lag_unhealthy' must not be below 'lag_degraded'");
+              "w.toml:10:17: [slo]: 'lag_unhealthy' must not be below 'lag_degraded'");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo]\nwindow = \"10s\"\n"),
-              "w.toml:11:10: 'window' must be between 60s and 86400s");
+              "w.toml:10:10: 'window' must be between 60s and 1d");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo]\nerror_rat = 0.1\n"),
-              "w.toml:11:1: unknown key 'error_rat' in [slo]");
+              "w.toml:10:1: unknown key 'error_rat' in [slo]");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo.routes.nope]\nfailures_degraded = 1\n"),
-              "w.toml:10:13: [slo.routes.nope]: no route 'nope' is configured");
+              "w.toml:9:13: [slo.routes.nope]: no route 'nope' is configured");
     EXPECT_EQ(error_of(std::string(kBase) + "[slo.sources.github]\nsources = 1\n"),
-              "w.toml:11:1: unknown key 'sources' in [slo.sources.github]");
+              "w.toml:10:1: unknown key 'sources' in [slo.sources.github]");
 }
 
 using ops::classify;
