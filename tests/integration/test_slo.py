@@ -40,7 +40,7 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
                                                    tmp_path, browser):  # noqa: F811
     port = harness.free_port()
     # The sink answers GET with 501: good's health check fails (shown in the dashboard below).
-    routes = (route("good", "a", sink.url("/good"),
+    routes = (route("good", "stripe", sink.url("/good"),
                     f'health_url = "{sink.url("/healthz")}"\nhealth_interval = "1h"\n') +
               route("bad", "b", sink.url("/bad"), ONE_TRY))
     w = workers(admin_config(redis_server, pg_migrated, routes, tmp_path, port, extra=SLO))
@@ -71,7 +71,7 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
     # its source (whose override tolerates up to 60%).
     sink.script("/bad", ["500", "200"])
     ids = enqueue(r, "b", 2)
-    good = enqueue(r, "a", 3)
+    good = enqueue(r, "stripe", 3)
     wait_until(lambda: finished(pg_migrated, ids + good), 20, what="first webhooks done")
     wait_until(lambda: slo()[1]["bad"]["deliveries"] == 2, 10, what="rollups")
     _, by_route, by_source = slo()
@@ -160,7 +160,7 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
 
 def test_bad_slo_config_stops_the_worker(redis_server, pg_migrated, sink, tmp_path):
     cfg = tmp_path / "w.toml"
-    cfg.write_text(admin_config(redis_server, pg_migrated, route("good", "a", sink.url("/g")),
+    cfg.write_text(admin_config(redis_server, pg_migrated, route("good", "stripe", sink.url("/g")),
                                 tmp_path, harness.free_port(),
                                 extra="[slo.routes.nope]\nfailures_degraded = 1\n"))
     r = subprocess.run([harness.WORKER_PATH, "--config", str(cfg),
