@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import harness
-from test_admin_api import VIEWER, Api, _alive, admin_config
+from test_admin_api import STRIPE_ONLY, VIEWER, Api, _alive, admin_config
 from test_admin_ui import browser  # noqa: F401
 from worker_fixtures import (enqueue, route, rows, wait_until, worker_env,  # noqa: F401
                              pg_migrated, sink, workers)
@@ -153,6 +153,12 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
            "document.getElementById('view-slo').hidden", what="back to the overview")
     assert b.errors() == []
 
+    # A token limited to stripe sees stripe and the routes serving it, nothing of b.
+    scoped = api.get("/api/v1/slo", STRIPE_ONLY).json()
+    assert [x["name"] for x in scoped["sources"]] == ["stripe"]
+    assert [x["name"] for x in scoped["routes"]] == ["good"]
+    checks = api.get("/api/v1/destinations/health", STRIPE_ONLY).json()
+    assert [x["route"] for x in checks["routes"]] == ["good"]
     assert api.get("/api/v1/slo?x=1", VIEWER).status_code == 400
     assert api.get("/api/v1/slo").status_code == 401
     assert w.stop() == 0

@@ -5,6 +5,7 @@
 
 #include "worker/config.h"
 #include "worker/jobs/health_checks.h"
+#include "worker/metrics.h"
 #include "worker/ops/slo.h"
 
 namespace hookq {
@@ -203,6 +204,32 @@ TEST(HealthProbe, Verdict) {
     EXPECT_EQ(creds.error.find("s3cret"), std::string::npos);
     EXPECT_EQ(creds.error.find("admin"), std::string::npos);
     EXPECT_FALSE(creds.error.empty());
+}
+
+TEST(HealthSloMetrics, StateSetAndProbedRoutesOnly) {
+    auto checks = nlohmann::ordered_json::parse(R"({"routes": [
+        {"route": "a", "status": "failing", "duration_ms": 1500.0, "consecutive_failures": 4},
+        {"route": "b", "status": "ok", "duration_ms": 12.0, "consecutive_failures": 0},
+        {"route": "c", "status": "unknown", "duration_ms": null, "consecutive_failures": 0}]})");
+    auto slo = nlohmann::ordered_json::parse(R"({"sources": [{"name": "s", "status": "healthy"}],
+        "routes": [{"name": "a", "status": "degraded"}]})");
+    std::string t = metrics::render_health_slo(checks, slo);
+    for (const char* line : {
+             "hookq_destination_health_up{route=\"a\"} 0\n",
+             "hookq_destination_health_up{route=\"b\"} 1\n",
+             "hookq_destination_health_duration_seconds{route=\"a\"} 1.500000\n",
+             "hookq_destination_health_consecutive_failures{route=\"a\"} 4\n",
+             "hookq_slo_status{kind=\"source\",name=\"s\",status=\"healthy\"} 1\n",
+             "hookq_slo_status{kind=\"source\",name=\"s\",status=\"degraded\"} 0\n",
+             "hookq_slo_status{kind=\"route\",name=\"a\",status=\"healthy\"} 0\n",
+             "hookq_slo_status{kind=\"route\",name=\"a\",status=\"degraded\"} 1\n",
+             "hookq_slo_status{kind=\"route\",name=\"a\",status=\"unhealthy\"} 0\n",
+         }) {
+        EXPECT_NE(t.find(line), std::string::npos) << line << t;
+    }
+    EXPECT_EQ(t.find("route=\"c\""), std::string::npos) << t;  // not probed yet: no series
+    // No snapshot yet: nothing at all.
+    EXPECT_EQ(metrics::render_health_slo(nullptr, nullptr), "");
 }
 
 }  // namespace
