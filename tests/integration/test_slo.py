@@ -113,6 +113,12 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
             x.pop("lag_seconds")  # moves as the window slides (the p95 of what is in it)
             x.pop("queue_age_seconds")
     assert printed == body
+    text = subprocess.run([harness.CTL_PATH, "--config", w.config_path, "slo"],
+                          capture_output=True, text=True, env=worker_env())
+    assert text.returncode == 1 and "4 failed attempts over 5m" in text.stdout, text
+    assert [line.split()[:3] for line in text.stdout.splitlines()][1:] == [
+        ["source", "b", "healthy"], ["source", "stripe", "healthy"],
+        ["route", "good", "healthy"], ["route", "bad", "unhealthy"]], text.stdout
 
     # /metrics: a StateSet per source and route, from the admin server's background snapshot.
     def state(text, kind, name):
