@@ -204,6 +204,9 @@ TEST(HealthProbe, Verdict) {
     EXPECT_EQ(creds.error.find("s3cret"), std::string::npos);
     EXPECT_EQ(creds.error.find("admin"), std::string::npos);
     EXPECT_FALSE(creds.error.empty());
+    auto pass = judge_probe(CURLE_COULDNT_RESOLVE_HOST, 0, 0, 200, 399, 1000, "no host s3cret",
+                            "http://admin:s3cret@a/h");
+    EXPECT_EQ(pass.error, "Couldn't resolve host name");
 }
 
 TEST(HealthSloMetrics, StateSetAndProbedRoutesOnly) {

@@ -62,10 +62,16 @@ ProbeResult judge_probe(int curl_code, long http_status, double duration_ms, int
             return r;
         }
         r.error = curl_easy_strerror(static_cast<CURLcode>(curl_code));
+        // libcurl's message may quote the URL, or the user or password of its userinfo.
         std::string cred = userinfo(url);
-        bool quotes_url =
-            curl_error.find("://") != std::string::npos ||
-            (!cred.empty() && curl_error.find(cred.substr(0, cred.find(':'))) != std::string::npos);
+        bool quotes_url = curl_error.find("://") != std::string::npos;
+        for (size_t i = 0; !cred.empty() && i <= cred.size();) {
+            size_t colon = std::min(cred.find(':', i), cred.size());
+            if (colon > i && curl_error.find(cred.substr(i, colon - i)) != std::string::npos) {
+                quotes_url = true;
+            }
+            i = colon + 1;
+        }
         if (!curl_error.empty() && !quotes_url) {
             r.error += ": " + curl_error;
         }
