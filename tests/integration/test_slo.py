@@ -6,7 +6,9 @@ the same thresholds."""
 
 import json
 import subprocess
+import time
 
+import envelope
 import harness
 from test_admin_api import STRIPE_ONLY, VIEWER, Api, _alive, admin_config
 from test_admin_ui import browser  # noqa: F401
@@ -42,8 +44,13 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
     # The sink answers GET with 501: good's health check fails (shown in the dashboard below).
     routes = (route("good", "stripe", sink.url("/good"),
                     f'health_url = "{sink.url("/healthz")}"\nhealth_interval = "1h"\n') +
-              route("bad", "b", sink.url("/bad"), ONE_TRY))
-    w = workers(admin_config(redis_server, pg_migrated, routes, tmp_path, port, extra=SLO))
+              route("bad", "b", sink.url("/bad"), ONE_TRY) +
+              route("stk", "stuck", sink.url("/stk")))
+    cfg = admin_config(redis_server, pg_migrated, routes, tmp_path, port, extra=SLO)
+    # Nobody consumes "stuck": its queue's oldest webhook ages (judged against the lag thresholds).
+    cfg = cfg.replace('drain_timeout = "20s"\n',
+                      'drain_timeout = "20s"\nqueues = ["stripe", "b"]\n', 1)
+    w = workers(cfg)
     api = Api(port)
     wait_until(lambda: _alive(api), 15, what="admin API listening")
     r = redis_server.client()
@@ -66,6 +73,12 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
     assert by_source["b"]["thresholds"]["failures_degraded"] == 10
     assert all(x["status"] == "healthy" and x["deliveries"] == 0
                for x in body["routes"] + body["sources"]), body
+
+    _, env = envelope.make("stuck", received_at_us=int((time.time() - 700) * 1_000_000))
+    r.lpush("hookq:{stuck}:queue", env)
+    stuck = slo()[2]["stuck"]
+    assert stuck["status"] == "unhealthy" and stuck["queue_age_seconds"] >= 700, stuck
+    assert any(x.startswith("oldest queued webhook waits 7") for x in stuck["reasons"]), stuck
 
     # One 500 of two: 50% and one failure, degraded for the route (its override), healthy for
     # its source (whose override tolerates up to 60%).
@@ -118,7 +131,8 @@ def test_slo_transitions_overrides_api_ctl_metrics(redis_server, pg_migrated, si
     assert text.returncode == 1 and "4 failed attempts over 5m" in text.stdout, text
     assert [line.split()[:3] for line in text.stdout.splitlines()][1:] == [
         ["source", "b", "healthy"], ["source", "stripe", "healthy"],
-        ["route", "good", "healthy"], ["route", "bad", "unhealthy"]], text.stdout
+        ["source", "stuck", "unhealthy"], ["route", "good", "healthy"],
+        ["route", "bad", "unhealthy"], ["route", "stk", "healthy"]], text.stdout
 
     # /metrics: a StateSet per source and route, from the admin server's background snapshot.
     def state(text, kind, name):
