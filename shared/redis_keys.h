@@ -72,6 +72,15 @@ inline std::string sweep_lease(std::string_view q) {
 inline std::string breaker(std::string_view destination) {
     return "hookq:breaker:" + std::string(destination);
 }
+// A route's destination health check (worker/jobs/health_checks.h): a hash of the last probe's
+// result, and the lease that lets one worker of the fleet probe it per interval. Both carry the
+// route as hash tag, so they share a slot.
+inline std::string health_check(std::string_view route) {
+    return "hookq:hc:{" + std::string(route) + "}";
+}
+inline std::string health_check_lease(std::string_view route) {
+    return "hookq:hc:{" + std::string(route) + "}:lease";
+}
 
 // Dedup keys longer than this are replaced by their SHA-256 (hex) so a hostile header cannot make
 // Redis keys arbitrarily large.

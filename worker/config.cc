@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <toml++/toml.h>
 
@@ -310,6 +311,166 @@ void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const
     }
 }
 
+// health_url and its schedule. The interval's floor is a second (a probe is one small GET), so
+// that a test or a staging setup need not wait minutes; the timeout must end before the next probe.
+void read_health_check(const Reader& r, const toml::table& rt, Route& route,
+                       const std::string& ctx) {
+    route.health_url = r.str(rt, "health_url").value_or("");
+    for (std::string_view key : {"health_interval", "health_timeout", "health_expect"}) {
+        if (route.health_url.empty() && rt.get(key)) {
+            r.fail(r.where(rt, key), ctx + ": '" + std::string(key) + "' needs 'health_url'");
+        }
+    }
+    if (route.health_url.empty()) {
+        return;
+    }
+    if (auto at = bad_url_byte(route.health_url)) {
+        r.fail(r.where(rt, "health_url"),
+               ctx + ": " + url_byte_error("health_url", route.health_url, *at));
+    }
+    if (!url_destination(route.health_url)) {
+        r.fail(r.where(rt, "health_url"),
+               ctx + ": 'health_url' must be an http:// or https:// URL");
+    }
+    route.health_interval_ms =
+        r.duration(rt, "health_interval", 1000, 3600 * 1000).value_or(route.health_interval_ms);
+    route.health_timeout_ms =
+        r.duration(rt, "health_timeout", 1000, 30 * 1000).value_or(route.health_timeout_ms);
+    if (route.health_timeout_ms > route.health_interval_ms) {
+        r.fail(r.where(rt, rt.get("health_timeout") ? "health_timeout" : "health_interval"),
+               ctx + ": 'health_timeout' must not be longer than 'health_interval'");
+    }
+    if (const toml::node* n = rt.get("health_expect")) {
+        std::optional<std::pair<int, int>> range;
+        auto status = [](std::string_view t) -> std::optional<int> {
+            int v = 0;
+            if (t.size() != 3) {
+                return std::nullopt;
+            }
+            for (char c : t) {
+                if (c < '0' || c > '9') {
+                    return std::nullopt;
+                }
+                v = v * 10 + (c - '0');
+            }
+            return v >= 100 && v <= 599 ? std::optional(v) : std::nullopt;
+        };
+        if (n->is_integer()) {
+            auto v = status(std::to_string(n->as_integer()->get()));
+            if (v) {
+                range = std::make_pair(*v, *v);
+            }
+        } else if (n->is_string()) {
+            std::string_view t = n->as_string()->get();
+            if (t.size() == 3 && t[0] >= '1' && t[0] <= '5' && t.substr(1) == "xx") {
+                int h = (t[0] - '0') * 100;
+                range = std::make_pair(h, h + 99);
+            } else {
+                size_t sep = t.find("..");
+                size_t len = 2;
+                if (sep == std::string_view::npos) {
+                    sep = t.find('-');
+                    len = 1;
+                }
+                auto lo = status(t.substr(0, sep));
+                auto hi = sep == std::string_view::npos ? lo : status(t.substr(sep + len));
+                if (lo && hi && *lo <= *hi) {
+                    range = std::make_pair(*lo, *hi);
+                }
+            }
+        }
+        if (!range) {
+            r.fail(n->source(), ctx +
+                                    ": 'health_expect' must be a status (200), a range "
+                                    "(\"200..399\") or a class (\"2xx\")");
+        }
+        route.health_expect_lo = range->first;
+        route.health_expect_hi = range->second;
+    }
+}
+
+// [slo] and its [slo.sources.<name>] / [slo.routes.<name>] overrides, which start from the
+// global thresholds. After the routes: an override must name a known source or route.
+void read_slo(const Reader& r, const toml::table& root, Config& c) {
+    const toml::table* t = r.table(root, "slo");
+    if (!t) {
+        return;
+    }
+    auto read = [&](const toml::table& tt, std::string_view ctx, SloThresholds th,
+                    bool nested) -> SloThresholds {
+        if (nested) {
+            r.only_keys(
+                tt, ctx,
+                {"error_rate_degraded", "error_rate_unhealthy", "lag_degraded", "lag_unhealthy",
+                 "failures_degraded", "failures_unhealthy", "window", "sources", "routes"});
+        } else {
+            r.only_keys(tt, ctx,
+                        {"error_rate_degraded", "error_rate_unhealthy", "lag_degraded",
+                         "lag_unhealthy", "failures_degraded", "failures_unhealthy", "window"});
+        }
+        th.error_rate_degraded =
+            r.number(tt, "error_rate_degraded", 0.0001, 1.0).value_or(th.error_rate_degraded);
+        th.error_rate_unhealthy =
+            r.number(tt, "error_rate_unhealthy", 0.0001, 1.0).value_or(th.error_rate_unhealthy);
+        th.lag_degraded_ms =
+            r.duration(tt, "lag_degraded", 1000, kDay).value_or(th.lag_degraded_ms);
+        th.lag_unhealthy_ms =
+            r.duration(tt, "lag_unhealthy", 1000, kDay).value_or(th.lag_unhealthy_ms);
+        th.failures_degraded =
+            static_cast<uint64_t>(r.integer(tt, "failures_degraded", 1, 1000000000)
+                                      .value_or(static_cast<int64_t>(th.failures_degraded)));
+        th.failures_unhealthy =
+            static_cast<uint64_t>(r.integer(tt, "failures_unhealthy", 1, 1000000000)
+                                      .value_or(static_cast<int64_t>(th.failures_unhealthy)));
+        // The minute rollups are kept 48 h; a window ends at the current (partial) minute.
+        th.window_ms = r.duration(tt, "window", 60 * 1000, 24 * 3600 * 1000).value_or(th.window_ms);
+        if (th.error_rate_unhealthy < th.error_rate_degraded) {
+            r.fail(r.where(tt, "error_rate_unhealthy"),
+                   std::string(ctx) +
+                       ": 'error_rate_unhealthy' must not be below "
+                       "'error_rate_degraded'");
+        }
+        if (th.lag_unhealthy_ms < th.lag_degraded_ms) {
+            r.fail(r.where(tt, "lag_unhealthy"),
+                   std::string(ctx) + ": 'lag_unhealthy' must not be below 'lag_degraded'");
+        }
+        if (th.failures_unhealthy < th.failures_degraded) {
+            r.fail(r.where(tt, "failures_unhealthy"),
+                   std::string(ctx) +
+                       ": 'failures_unhealthy' must not be below "
+                       "'failures_degraded'");
+        }
+        return th;
+    };
+    c.slo.global = read(*t, "[slo]", c.slo.global, true);
+    std::set<std::string> sources, routes;
+    for (const auto& rt : c.routes) {
+        sources.insert(rt.source);
+        routes.insert(rt.name);
+    }
+    sources.insert(c.queues.begin(), c.queues.end());
+    for (auto [kind, known, out] :
+         {std::tuple{"sources", &sources, &c.slo.sources}, {"routes", &routes, &c.slo.routes}}) {
+        const toml::table* sub = r.table(*t, kind);
+        if (!sub) {
+            continue;
+        }
+        for (auto&& [name, node] : *sub) {
+            std::string ctx = "[slo." + std::string(kind) + "." + std::string(name.str()) + "]";
+            if (!node.is_table()) {
+                r.fail(name.source(), ctx + " must be a table");
+            }
+            if (!known->count(std::string(name.str()))) {
+                r.fail(name.source(),
+                       ctx + ": no " +
+                           std::string(kind == std::string_view("sources") ? "source" : "route") +
+                           " '" + std::string(name.str()) + "' is configured");
+            }
+            (*out)[std::string(name.str())] = read(*node.as_table(), ctx, c.slo.global, false);
+        }
+    }
+}
+
 // [retention]. "off" (or 0) keeps a table forever; otherwise at least a day.
 void read_retention(const Reader& r, const toml::table& root, Config& c) {
     const toml::table* t = r.table(root, "retention");
@@ -598,7 +759,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
     c.path = path;
     r.only_keys(root, "the top level",
                 {"worker", "redis", "postgres", "breaker", "retry", "sources", "routes", "admin",
-                 "retention"});
+                 "retention", "slo"});
 
     if (const toml::table* w = r.table(root, "worker")) {
         r.only_keys(*w, "[worker]",
@@ -756,7 +917,8 @@ Config load_config_string(std::string_view text, const std::string& path) {
         r.only_keys(rt, ctx,
                     {"name", "source", "events", "match", "url", "timeout", "retry", "rate_limit",
                      "fallback_url", "secret", "forward_headers", "forward_headers_allow",
-                     "forward_headers_deny", "forward_query", "redact_query"});
+                     "forward_headers_deny", "forward_query", "redact_query", "health_url",
+                     "health_interval", "health_timeout", "health_expect"});
         if (route.name.empty()) {
             r.fail(rt.source(), "[[routes]] needs a non-empty 'name'");
         }
@@ -851,6 +1013,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
             route.signing_key = *key;
         }
         read_forwarding(r, rt, route, ctx);
+        read_health_check(r, rt, route, ctx);
         c.routes.push_back(std::move(route));
     }
     read_admin(r, root, c);
@@ -864,6 +1027,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
             }
         }
     }
+    read_slo(r, root, c);
     return c;
 }
 

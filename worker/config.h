@@ -106,6 +106,13 @@ struct Route {
     NameSet forward_deny;   // the operator's, plus webhook-* when the route signs
     bool forward_query = true;
     NameSet redact_query;  // query arguments never forwarded (secrets)
+
+    // Destination health check (worker/jobs/health_checks.h): probed without the route's secret or
+    // any header of a webhook. health_url empty: none.
+    std::string health_url;
+    uint64_t health_interval_ms = 5 * 60 * 1000;
+    uint64_t health_timeout_ms = 5000;
+    int health_expect_lo = 200, health_expect_hi = 399;  // statuses counted healthy
 };
 
 // One bearer token of the admin API. Only its SHA-256 is kept: the server compares digests, so the
@@ -142,6 +149,28 @@ struct RetentionConfig {
     uint64_t interval_ms = 3600 * 1000;  // how often a worker applies it; 0: never (hookqctl only)
 };
 
+// [slo]: when a source or route is degraded or unhealthy (ops/slo.h). A level is reached when the
+// value is at or above its threshold. Durations in milliseconds.
+struct SloThresholds {
+    double error_rate_degraded = 0.01, error_rate_unhealthy = 0.05;
+    uint64_t lag_degraded_ms = 2 * 60 * 1000, lag_unhealthy_ms = 10 * 60 * 1000;
+    uint64_t failures_degraded = 5, failures_unhealthy = 20;
+    uint64_t window_ms = 5 * 60 * 1000;  // of the error rate, the failures and the lag
+};
+struct SloConfig {
+    SloThresholds global;
+    // [slo.sources.<name>] / [slo.routes.<name>]: the global thresholds with the keys they set.
+    std::map<std::string, SloThresholds> sources, routes;
+    const SloThresholds& for_source(const std::string& name) const {
+        auto it = sources.find(name);
+        return it == sources.end() ? global : it->second;
+    }
+    const SloThresholds& for_route(const std::string& name) const {
+        auto it = routes.find(name);
+        return it == routes.end() ? global : it->second;
+    }
+};
+
 struct Config {
     std::string path;
 
@@ -174,6 +203,7 @@ struct Config {
     std::vector<Route> routes;
     AdminConfig admin;
     RetentionConfig retention;
+    SloConfig slo;
 
     // Not fatal, said once at start (e.g. a token file other users can read).
     std::vector<std::string> warnings;

@@ -406,4 +406,57 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
     return out;
 }
 
+std::string render_health_slo(const nlohmann::ordered_json& health_checks,
+                              const nlohmann::ordered_json& slo) {
+    using Json = nlohmann::ordered_json;
+    std::string out;
+    auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
+        out += std::string(name) + "{" + labels + "} " + value + "\n";
+    };
+    if (!health_checks.is_null()) {
+        const Json routes = health_checks.value("routes", Json::array());
+        std::vector<const Json*> probed;
+        for (const auto& r : routes) {
+            if (r.value("status", "unknown") != "unknown") {
+                probed.push_back(&r);
+            }
+        }
+        header(out, "hookq_destination_health_up", "gauge",
+               "Whether the route's last destination health check succeeded.");
+        for (const Json* r : probed) {
+            line("hookq_destination_health_up", label("route", r->value("route", "")),
+                 r->value("status", "") == "ok" ? "1" : "0");
+        }
+        header(out, "hookq_destination_health_duration_seconds", "gauge",
+               "Duration of the route's last destination health check.");
+        for (const Json* r : probed) {
+            const Json& ms = (*r)["duration_ms"];
+            line("hookq_destination_health_duration_seconds", label("route", r->value("route", "")),
+                 number(ms.is_number() ? ms.get<double>() / 1000.0 : 0.0));
+        }
+        header(out, "hookq_destination_health_consecutive_failures", "gauge",
+               "Destination health checks of the route failed in a row (0 after a success).");
+        for (const Json* r : probed) {
+            line("hookq_destination_health_consecutive_failures",
+                 label("route", r->value("route", "")),
+                 std::to_string(r->value("consecutive_failures", 0LL)));
+        }
+    }
+    if (!slo.is_null()) {
+        // A StateSet: one series per status, 1 for the current one.
+        header(out, "hookq_slo_status", "gauge",
+               "SLO status by source and route: 1 for the current status, 0 for the others.");
+        for (auto [kind, field] : {std::pair{"source", "sources"}, {"route", "routes"}}) {
+            for (const auto& x : slo.value(field, Json::array())) {
+                std::string st = x.value("status", "");
+                std::string base = label("kind", kind) + "," + label("name", x.value("name", ""));
+                for (std::string_view s : {"healthy", "degraded", "unhealthy"}) {
+                    line("hookq_slo_status", base + "," + label("status", s), st == s ? "1" : "0");
+                }
+            }
+        }
+    }
+    return out;
+}
+
 }  // namespace hookq::metrics

@@ -185,6 +185,12 @@ struct SnapshotInfo {
 };
 std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info);
 
+// hookq_destination_health_{up,duration_seconds,consecutive_failures}{route} from
+// ops::health_checks() (routes not probed yet have none), and the hookq_slo_status StateSet from
+// ops::slo(). Either null: its series are left out.
+std::string render_health_slo(const nlohmann::ordered_json& health_checks,
+                              const nlohmann::ordered_json& slo);
+
 // Seconds since the edge received the oldest element waiting in `raw` (the queue's tail, which is
 // claimed next): 0 when the queue is empty, -1 when the element cannot be decoded. A due retry
 // record counts from the webhook's first reception.

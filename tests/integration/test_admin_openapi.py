@@ -34,6 +34,8 @@ ENDPOINTS = {
     ("get", "/api/v1/routes"),
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/health"),
+    ("get", "/api/v1/destinations/health"),
+    ("get", "/api/v1/slo"),
 }
 # Added by other work of this session; until merged the server answers them "no such endpoint".
 PENDING = {"/api/v1/stats", "/api/v1/health"}
@@ -271,6 +273,14 @@ def test_every_endpoint_matches_the_document(redis_server, pg_migrated, sink, wo
     reset = call("post", "/api/v1/breakers/{destination}/reset",
                  f"/api/v1/breakers/{quote(d['down'], safe='')}/reset", A)
     assert reset["from_state"] == "open"
+
+    # Destination health checks (no route has a health_url here) and SLO status.
+    assert call("get", "/api/v1/destinations/health", "/api/v1/destinations/health") == {
+        "routes": []}
+    slo = call("get", "/api/v1/slo", "/api/v1/slo")
+    assert {x["name"] for x in slo["routes"]} == {"app", "st", "old", "down"}
+    call("get", "/api/v1/slo", "/api/v1/slo?x=1", status=400)
+    call("get", "/api/v1/destinations/health", "/api/v1/destinations/health?x=1", status=400)
 
     # Errors: their shapes are documented too.
     call("get", "/api/v1/dead-letters", "/api/v1/dead-letters?cursor=zz", status=400)

@@ -215,8 +215,8 @@ def test_health(redis_server, pg_migrated, sink, workers, tmp_path):
     assert (gh["queue_depth"], gh["oldest_age_seconds"]) == (0, None)
     assert (gh["deliveries_5m"], gh["error_rate_5m"]) == (10, 0.0)
     assert gh["lag_seconds"] is not None and 0.027 <= gh["lag_seconds"] <= 5
-    # stripe: 3 of 7 attempts failed in the last 5 minutes (>= 5%, < 50%).
-    assert st["status"] == "degraded", st
+    # stripe: 3 of 7 attempts failed in the last 5 minutes (>= [slo]'s default 5%: unhealthy).
+    assert st["status"] == "unhealthy", st
     assert abs(st["error_rate_5m"] - 3 / 7) < 1e-9 and st["deliveries_5m"] == 7
     assert any("error rate" in r for r in st["reasons"]), st
     assert stk["status"] == "unhealthy", stk
@@ -226,7 +226,7 @@ def test_health(redis_server, pg_migrated, sink, workers, tmp_path):
 
     scoped = api.get("/api/v1/health", STRIPE_ONLY).json()
     assert [x["source"] for x in scoped["sources"]] == ["stripe"]
-    assert scoped["status"] == "degraded"
+    assert scoped["status"] == "unhealthy"
     assert api.get("/api/v1/health?x=1", VIEWER).status_code == 400
 
     moving = ("generated_at",)

@@ -32,6 +32,8 @@
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/events.h"
 #include "worker/ops/health.h"
+#include "worker/ops/health_checks.h"
+#include "worker/ops/slo.h"
 #include "worker/ops/routes.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
@@ -208,6 +210,7 @@ struct Server::Impl {
         uint64_t done_ms = 0;         // the last refresh, successful or not
         uint64_t ok_ms = 0;           // the last successful one
         Json status;                  // of the last successful refresh
+        Json slo, health_checks;      // each of its last successful computation
         metrics::SnapshotInfo info;
         std::thread thread;
     } snap;
@@ -221,6 +224,9 @@ struct Server::Impl {
     HttpReply readyz();
     HttpReply health_reply(const std::string& bad_arg, const ops::Scope& scope,
                            std::unique_ptr<Session> s);
+    HttpReply health_slo_reply(MHD_Connection* c, const AdminToken& token, std::string_view method,
+                               const std::vector<std::string>& seg,
+                               const std::map<std::string, std::string>& args);
     HttpReply api(MHD_Connection* c, const AdminToken& token, std::string_view method,
                   const std::vector<std::string>& seg,
                   const std::map<std::string, std::string>& args, const std::string& body);
@@ -514,6 +520,43 @@ HttpReply Server::Impl::health_reply(const std::string& bad_arg, const ops::Scop
     return r;
 }
 
+// GET /api/v1/destinations/health (Redis only) and GET /api/v1/slo (Redis and PostgreSQL).
+HttpReply Server::Impl::health_slo_reply(MHD_Connection*, const AdminToken& token,
+                                         std::string_view method,
+                                         const std::vector<std::string>& seg,
+                                         const std::map<std::string, std::string>& args) {
+    if (method != "GET" && method != "HEAD") {
+        HttpReply r = error(405, "method not allowed", "this endpoint allows GET, HEAD");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        return r;
+    }
+    if (!args.empty()) {
+        return error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
+    }
+    ops::Scope scope;
+    if (!token.sources.empty()) {
+        scope.sources = token.sources;
+    }
+    bool slo = seg[2] == "slo";
+    auto session = take();
+    HttpReply r;
+    try {
+        std::string err;
+        if (slo && !session->ensure_pg(err)) {
+            log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+            give(std::move(session));
+            return error(503, "PostgreSQL unavailable", "see the worker's log");
+        }
+        r.body = slo ? ops::slo(session->redis, session->pg, cfg, scope)
+                     : ops::health_checks(session->redis, cfg, scope);
+    } catch (const std::runtime_error& e) {
+        log::warn("admin API: backend failed", {{"error", e.what()}});
+        r = error(503, "backend unavailable", e.what());
+    }
+    give(std::move(session));
+    return r;
+}
+
 HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std::string_view url,
                                  const std::string& body) {
     bool get = method == "GET" || method == "HEAD";
@@ -586,6 +629,11 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                             const std::vector<std::string>& seg,
                             const std::map<std::string, std::string>& args,
                             const std::string& body) {
+    // Destination health checks and SLO status: read-only, answered on their own.
+    if ((seg.size() == 3 && seg[2] == "slo") ||
+        (seg.size() == 4 && seg[2] == "destinations" && seg[3] == "health")) {
+        return health_slo_reply(c, token, method, seg, args);
+    }
     // Which endpoint, and which methods it has.
     enum {
         status,
@@ -947,6 +995,7 @@ HttpReply Server::Impl::metrics_page(MHD_Connection* c) {
         metrics::SnapshotInfo info = snap.info;
         info.age_s = snap.ok_ms ? static_cast<double>(now - snap.ok_ms) / 1000.0 : -1;
         text += metrics::render_snapshot(snap.status, info);
+        text += metrics::render_health_slo(snap.health_checks, snap.slo);
         if (first) {
             snap.cv.notify_all();  // the refresh was paused: start it now
         }
@@ -984,6 +1033,19 @@ void Server::Impl::refresh_snapshot(Session& s) {
     } else if (!redis_ok) {
         err = s.redis.last_error();
     }
+    // The SLO status and the health checks' results for their gauges, computed here so that a
+    // scrape never waits on them; each keeps its last value when it fails.
+    Json slo, checks;
+    if (redis_ok) {
+        try {
+            checks = ops::health_checks(s.redis, cfg);
+            if (pg_ok) {
+                slo = ops::slo(s.redis, s.pg, cfg);
+            }
+        } catch (const std::exception& e) {
+            log::debug("metrics snapshot: SLO or health checks failed", {{"error", e.what()}});
+        }
+    }
     uint64_t now = steady_ms();
     std::lock_guard lock(snap.mu);
     if (!ok && (snap.info.ok || snap.done_ms == 0)) {
@@ -998,6 +1060,12 @@ void Server::Impl::refresh_snapshot(Session& s) {
     if (ok) {
         snap.status = std::move(st);
         snap.ok_ms = now;
+    }
+    if (!checks.is_null()) {
+        snap.health_checks = std::move(checks);
+    }
+    if (!slo.is_null()) {
+        snap.slo = std::move(slo);
     }
 }
 

@@ -19,6 +19,7 @@
 #include "worker/cli/dlq.h"
 #include "worker/cli/events.h"
 #include "worker/cli/health.h"
+#include "worker/cli/health_checks.h"
 #include "worker/cli/poison.h"
 #include "worker/cli/routes.h"
 #include "worker/cli/status.h"
@@ -216,6 +217,13 @@ int main(int argc, char** argv) {
         app.add_subcommand("health", "per-source health; exits 1 unless every source is healthy");
     addresses(health);
 
+    auto* health_checks = app.add_subcommand(
+        "health-checks", "destination health checks; exits 1 when one is failing");
+    addresses(health_checks);
+    auto* slo = app.add_subcommand(
+        "slo", "SLO status per source and route; exits 1 unless all are healthy");
+    addresses(slo);
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -312,6 +320,20 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             pg.connect();
             return hookq::ctl::health(redis, pg, cfg, json);
+        }
+        if (*health_checks) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            return hookq::ctl::health_checks(redis, cfg, json);
+        }
+        if (*slo) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            return hookq::ctl::slo(redis, pg, cfg, json);
         }
         if (*status) {
             auto cfg = hookq::ctl::load_target(target, true);

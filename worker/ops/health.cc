@@ -8,6 +8,7 @@
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
 #include "worker/ops/breakers.h"
+#include "worker/ops/slo.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
 #include "worker/store/sql.h"
@@ -36,18 +37,13 @@ struct Source {
     uint64_t attempts = 0, delivered = 0;
     Histogram e2e = Histogram(kStatsBuckets);
     std::set<std::string> destinations;
+    double queue_age = -1;
 
     void flag(Level l, std::string why) {
         level = std::max(level, l);
         reasons.push_back(std::move(why));
     }
 };
-
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
 
 }  // namespace
 
@@ -78,10 +74,7 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
             double age = n > 0 ? tail_age_s(redis, keys::queue(name), now_ms) : -1;
             if (age >= 0) {
                 s.oldest_age = std::round(age * 1000.0) / 1000.0;
-                if (age >= kDegradedAgeS) {
-                    s.flag(age >= kUnhealthyAgeS ? unhealthy : degraded,
-                           "oldest queued webhook waits " + fixed(age, 0) + " s");
-                }
+                s.queue_age = age;  // judged with the rollups below
             }
         }
         std::set<std::string> all;
@@ -107,8 +100,8 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
     }
 
     // PostgreSQL: the newest webhook of each source (index on (source, received_at); bounded to
-    // the hour rollups' 35 days so a source silent for longer costs nothing), and the last 5
-    // minutes of rollups (5 minute rows per route and worker).
+    // the hour rollups' 35 days so a source silent for longer costs nothing), and the minute
+    // rollups of each source's [slo] window (a row per minute, route and worker).
     try {
         if (!pg.ok()) {
             throw std::runtime_error(pg.error());
@@ -125,16 +118,19 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
                 sources[cell(last, i, 0)].last_received_at = cell(last, i, 1);
             }
         }
-        auto recent = must_query(pg,
-                                 "SELECT source, attempts, delivered, e2e_hist::text "
-                                 "FROM delivery_stats_minute WHERE bucket > now() - "
-                                 "interval '5 minutes' AND source = ANY($1::text[])",
-                                 {arr});
-        for (int i = 0; i < PQntuples(recent.get()); ++i) {
-            Source& s = sources[cell(recent, i, 0)];
-            s.attempts += std::stoull(cell(recent, i, 1));
-            s.delivered += std::stoull(cell(recent, i, 2));
-            add_histogram(s.e2e, cell(recent, i, 3));
+        uint64_t max_window = cfg.slo.global.window_ms;
+        for (const auto& [name, t] : cfg.slo.sources) {
+            max_window = std::max(max_window, t.window_ms);
+        }
+        RecentRollups recent = recent_rollups(pg, arr, max_window, [&](bool, const std::string& n) {
+            return cfg.slo.for_source(n).window_ms;
+        });
+        for (auto& [name, totals] : recent.sources) {
+            if (auto it = sources.find(name); it != sources.end()) {
+                it->second.attempts = totals.attempts;
+                it->second.delivered = totals.delivered;
+                it->second.e2e = totals.e2e;
+            }
         }
     } catch (const std::runtime_error&) {
         for (auto& [name, s] : sources) {
@@ -145,19 +141,21 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
     Level worst = healthy;
     Json out_sources = Json::array();
     for (auto& [name, s] : sources) {
-        Json err_rate = nullptr;
-        if (s.attempts > 0) {
-            double rate =
-                static_cast<double>(s.attempts - s.delivered) / static_cast<double>(s.attempts);
-            err_rate = rate;
-            if (rate >= kDegradedErrorRate) {
-                s.flag(rate >= kUnhealthyErrorRate ? unhealthy : degraded,
-                       "error rate " + fixed(rate * 100.0, 1) + "% over 5 minutes (" +
-                           std::to_string(s.attempts - s.delivered) + " of " +
-                           std::to_string(s.attempts) + " attempts failed)");
-            }
-        }
         auto lag = percentile_ms(s.e2e, 0.95);
+        SloInput in;
+        in.deliveries = s.attempts;
+        in.failures = s.attempts - s.delivered;
+        if (lag) {
+            in.lag_s = std::round(*lag) / 1000.0;
+        }
+        if (s.queue_age >= 0) {
+            in.queue_age_s = s.queue_age;
+        }
+        SloVerdict v = classify(in, cfg.slo.for_source(name));
+        for (auto& why : v.reasons) {
+            s.flag(static_cast<Level>(v.level), std::move(why));
+        }
+        Json err_rate = v.error_rate ? Json(*v.error_rate) : Json(nullptr);
         worst = std::max(worst, s.level);
         Json j;
         j["source"] = name;

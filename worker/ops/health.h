@@ -11,11 +11,11 @@
 
 namespace hookq::ops {
 
-// Thresholds (CONTRACT.md): degraded at an error rate of 5% over the last 5 minutes, a queue whose
-// oldest webhook waits 60 s, or an open breaker on a route of the source; unhealthy at 50%, 600 s,
-// or Redis/PostgreSQL unreachable.
-inline constexpr double kDegradedErrorRate = 0.05, kUnhealthyErrorRate = 0.5;
-inline constexpr double kDegradedAgeS = 60, kUnhealthyAgeS = 600;
+// Each source is judged as ops::slo judges it, with its [slo] thresholds (error rate, failed
+// attempts and end-to-end p95 over the window, the queue's oldest webhook against the lag
+// thresholds); besides, an open breaker on a route of the source degrades it and Redis or
+// PostgreSQL unreachable makes it unhealthy. The *_5m fields cover the source's [slo] window
+// (5 minutes unless configured otherwise).
 
 // The sources are those the configuration queues or routes (a queue is named after its source),
 // as far as `scope` sees them. A backend that fails is reported, not thrown: `pg` may be

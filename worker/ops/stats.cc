@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <tuple>
 
 #include "worker/cli/common.h"
 #include "worker/store/sql.h"
@@ -119,6 +120,42 @@ bool add_histogram(Histogram& h, std::string_view s) {
         h[i] += parsed[i];
     }
     return true;
+}
+
+RecentRollups recent_rollups(Pg& pg, const std::optional<std::string>& sources,
+                             uint64_t max_window_ms,
+                             const std::function<uint64_t(bool, const std::string&)>& window_ms) {
+    // Minute buckets that started within the window: the current, partial minute included.
+    auto r = must_query(pg,
+                        "SELECT source, route, attempts, delivered, e2e_hist::text, "
+                        "(extract(epoch FROM now() - bucket) * 1000)::bigint "
+                        "FROM delivery_stats_minute WHERE bucket > now() - $1::bigint * "
+                        "interval '1 millisecond' AND ($2::text[] IS NULL OR source = ANY($2))",
+                        {std::to_string(max_window_ms), sources});
+    RecentRollups out;
+    PGresult* res = r.get();
+    Hist e2e;
+    for (int i = 0; i < PQntuples(res); ++i) {
+        std::string source = PQgetvalue(res, i, 0), route = PQgetvalue(res, i, 1);
+        uint64_t age_ms = u64(res, i, 5);
+        bool hist = parse_hist(PQgetvalue(res, i, 4), e2e);
+        for (auto [is_route, name, map] :
+             {std::tuple{false, &source, &out.sources}, {true, &route, &out.routes}}) {
+            if (age_ms >= window_ms(is_route, *name)) {
+                continue;
+            }
+            RollupTotals& t = (*map)[*name];
+            t.attempts += u64(res, i, 2);
+            t.delivered += u64(res, i, 3);
+            t.e2e.resize(kStatsBuckets);
+            if (hist) {
+                for (size_t k = 0; k < kStatsBuckets; ++k) {
+                    t.e2e[k] += e2e[k];
+                }
+            }
+        }
+    }
+    return out;
 }
 
 double bucket_value_ms(size_t k) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -34,6 +35,21 @@ nlohmann::ordered_json stats(Pg& pg, const Config& cfg, const StatsQuery& q,
 
 // Histogram arithmetic, shared with health and tested on its own.
 using Histogram = std::vector<uint64_t>;  // kStatsBuckets counts
+
+// The last minutes of the minute rollups, summed per source and per route: what health and SLO
+// status judge. `window_ms(route, name)` is each group's window (route false: a source); rows
+// older than `max_window_ms` are not read. `sources`: a text[] literal, or nullopt for all.
+struct RollupTotals {
+    uint64_t attempts = 0, delivered = 0;
+    Histogram e2e;
+    uint64_t failures() const { return attempts - delivered; }
+};
+struct RecentRollups {
+    std::map<std::string, RollupTotals> sources, routes;
+};
+RecentRollups recent_rollups(
+    Pg& pg, const std::optional<std::string>& sources, uint64_t max_window_ms,
+    const std::function<uint64_t(bool route, const std::string&)>& window_ms);
 // Adds a PostgreSQL bigint[] text ("{0,2,1}", or "[3:5]={2,0,1}": subscript = bucket + 1) into h
 // (sized to kStatsBuckets). False when the text is not such a histogram (nothing is added then).
 bool add_histogram(Histogram& h, std::string_view pg_array);

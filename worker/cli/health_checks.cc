@@ -1,0 +1,87 @@
+#include "worker/cli/health_checks.h"
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/cli/common.h"
+#include "worker/ops/health_checks.h"
+#include "worker/ops/slo.h"
+
+namespace hookq::ctl {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string text(const Json& v) {
+    if (v.is_null()) {
+        return "-";
+    }
+    if (v.is_number_float()) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
+        return buf;
+    }
+    return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+int health_checks(RedisConn& redis, const Config& cfg, bool json) {
+    Json j = ops::health_checks(redis, cfg);
+    int rc = 0;
+    for (const auto& r : j["routes"]) {
+        rc = r["status"] == "failing" ? 1 : rc;
+    }
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return rc;
+    }
+    if (j["routes"].empty()) {
+        std::printf("no route has a health_url\n");
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"ROUTE", "STATUS", "HTTP", "MS", "FAILURES", "CHECKED_AT", "LAST_OK_AT", "URL", "ERROR"}};
+    for (const auto& r : j["routes"]) {
+        rows.push_back({text(r["route"]), text(r["status"]), text(r["http_status"]),
+                        text(r["duration_ms"]), text(r["consecutive_failures"]),
+                        text(r["checked_at"]), text(r["last_ok_at"]), text(r["url"]),
+                        printable(text(r["last_error"]))});
+    }
+    std::fputs(table(rows).c_str(), stdout);
+    return rc;
+}
+
+int slo(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
+    Json j = ops::slo(redis, pg, cfg);
+    int rc = 0;
+    for (const char* kind : {"sources", "routes"}) {
+        for (const auto& x : j[kind]) {
+            rc = x["status"] != "healthy" ? 1 : rc;
+        }
+    }
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return rc;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"KIND", "NAME", "STATUS", "DELIVERIES", "FAILURES", "ERR_RATE", "LAG_S", "REASONS"}};
+    for (const char* kind : {"sources", "routes"}) {
+        for (const auto& x : j[kind]) {
+            std::string reasons;
+            for (const auto& r : x["reasons"]) {
+                reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
+            }
+            rows.push_back({kind == std::string("sources") ? "source" : "route", text(x["name"]),
+                            text(x["status"]), text(x["deliveries"]), text(x["failures"]),
+                            text(x["error_rate"]), text(x["lag_seconds"]),
+                            reasons.empty() ? "-" : printable(reasons)});
+        }
+    }
+    std::fputs(table(rows).c_str(), stdout);
+    return rc;
+}
+
+}  // namespace hookq::ctl
