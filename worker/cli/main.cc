@@ -13,6 +13,7 @@
 #include "shared/secret.h"
 #include "shared/units.h"
 #include "worker/config.h"
+#include "worker/cli/alerts.h"
 #include "worker/cli/breaker.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
@@ -216,6 +217,10 @@ int main(int argc, char** argv) {
         app.add_subcommand("health", "per-source health; exits 1 unless every source is healthy");
     addresses(health);
 
+    // Alerting: hookqctl alerts [events], hookqctl silence add|list|expire (worker/cli/alerts.cc).
+    hookq::ctl::AlertCommands alert_cmds;
+    hookq::ctl::add_alert_commands(app, alert_cmds, addresses);
+
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
 
@@ -303,6 +308,9 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::stats(pg, cfg, stats_args, json);
+        }
+        if (alert_cmds.parsed()) {
+            return hookq::ctl::run_alert_commands(alert_cmds, target, json);
         }
         if (*health) {
             // An unreachable backend is part of the answer (unhealthy), not a failure to answer.
