@@ -118,7 +118,8 @@ def test_alerts_silences_api_cli_and_audit(redis_server, pg_migrated, sink, work
     assert_json_error(api.get("/api/v1/alerts?x=1", VIEWER), 400, "unknown parameter 'x'")
 
     # Transitions, newest first, by pages.
-    all_ids = [i for (i,) in rows(pg_migrated, "SELECT id FROM alert_events ORDER BY id DESC")]
+    all_ids = [i for (i,) in rows(pg_migrated,
+                                     "SELECT id FROM alert_events ORDER BY at DESC, id DESC")]
     page = api.get("/api/v1/alerts/events?limit=3", VIEWER).json()
     assert ctl_json(w, "alerts", "events", "--limit", "3") == page
     seen = [e["id"] for e in page["events"]]
@@ -237,13 +238,17 @@ def test_source_limited_token(redis_server, pg_migrated, sink, workers, tmp_path
     w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
     got = api.get("/api/v1/alerts", STRIPE_ONLY).json()
     assert [a["fingerprint"] for a in got["alerts"]] == STRIPE_SEES
-    ev = api.get("/api/v1/alerts/events?limit=2", STRIPE_ONLY).json()
-    ids = [e["id"] for e in ev["events"]]
-    ev = api.get(f"/api/v1/alerts/events?limit=2&cursor={ev['next_cursor']}", STRIPE_ONLY).json()
-    ids += [e["id"] for e in ev["events"]]
-    assert ev["next_cursor"] is None
+    # Paged in SQL, so every page of a limited token is full but the last.
+    ids, cursor, pages = [], "", 0
+    while cursor is not None:
+        ev = api.get(f"/api/v1/alerts/events?limit=2&cursor={cursor}", STRIPE_ONLY).json()
+        assert len(ev["events"]) == 2 or ev["next_cursor"] is None
+        ids += [e["id"] for e in ev["events"]]
+        cursor, pages = ev["next_cursor"], pages + 1
+    assert pages == 3
     assert ids == [i for (i,) in rows(
-        pg_migrated, "SELECT id FROM alert_events WHERE fingerprint IN %s ORDER BY id DESC",
+        pg_migrated,
+        "SELECT id FROM alert_events WHERE fingerprint IN %s ORDER BY at DESC, id DESC",
         tuple(STRIPE_SEES))]
 
     # The admin silences Redis for everyone; the stripe team cannot see, nor expire, that one.
@@ -301,6 +306,9 @@ def test_alerts_view_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_
     fps = b.js("[...document.querySelectorAll('#al-table tbody tr')].map(r => r.dataset.fingerprint)")
     assert fps == SHOWN
     assert b.js("document.querySelectorAll('#al-events tbody tr').length") == 11
+    # Newest first, by time (the engine's rows were seeded alert by alert, not in time order).
+    assert b.js("document.querySelector('#al-events tbody tr').cells[1].innerText") == \
+        "queue_age{queue=github}"
     assert hostile in b.text("#al-table")
     assert b.js("document.querySelectorAll('img').length") == 0
     assert b.js("window.__pwned === undefined")

@@ -368,12 +368,18 @@ Json list_alert_events(Pg& pg, const std::map<std::string, std::string>& args,
     std::string where;
     auto cond = [&](const std::string& c) { where += (where.empty() ? " WHERE " : " AND ") + c; };
     if (std::string c = arg(args, "cursor"); !c.empty()) {
-        // The id of the page's last row: ids grow with time, so the walk is a keyset on the key.
-        if (!digits(c) || c.size() > 18) {
+        // "<at in unix µs>.<id>" of the page's last row: the walk is a keyset on (at, id), so
+        // transitions recorded while an operator pages neither shift nor repeat rows.
+        size_t dot = c.find('.');
+        if (dot == std::string::npos || dot > 18 || c.size() - dot - 1 > 18 ||
+            !digits(c.substr(0, dot)) || !digits(c.substr(dot + 1))) {
             throw Error(Error::bad_request,
                         "cursor must be the next_cursor of a previous page, unchanged");
         }
-        cond("id < " + param(c) + "::bigint");
+        std::string at = "('epoch'::timestamptz + " + param(c.substr(0, dot)) +
+                         "::bigint * interval '1 microsecond')";
+        cond("at <= " + at + " AND (at, id) < (" + at + ", " + param(c.substr(dot + 1)) +
+             "::bigint)");
     }
     if (std::string f = arg(args, "fingerprint"); !f.empty()) {
         cond("fingerprint = " + param(f));
@@ -386,8 +392,10 @@ Json list_alert_events(Pg& pg, const std::map<std::string, std::string>& args,
     auto r = must_query(pg,
                         "SELECT id, " + fmt_ts("at") +
                             ", fingerprint, rule, labels::text, severity, state, value, "
-                            "threshold, notified::text FROM alert_events" +
-                            where + " ORDER BY id DESC LIMIT " + param(std::to_string(limit + 1)),
+                            "threshold, notified::text, (extract(epoch FROM at) * 1000000)::bigint "
+                            "FROM alert_events" +
+                            where + " ORDER BY at DESC, id DESC LIMIT " +
+                            param(std::to_string(limit + 1)),
                         params);
     int n = PQntuples(r.get());
     Json events = Json::array();
@@ -407,7 +415,8 @@ Json list_alert_events(Pg& pg, const std::map<std::string, std::string>& args,
     }
     Json out;
     out["events"] = std::move(events);
-    out["next_cursor"] = n > limit ? Json(cell(r, limit - 1, 0)) : Json();
+    out["next_cursor"] =
+        n > limit ? Json(cell(r, limit - 1, 10) + "." + cell(r, limit - 1, 0)) : Json();
     return out;
 }
 

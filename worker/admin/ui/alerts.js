@@ -25,7 +25,7 @@
                el('tbody')),
             el('h2', null, 'Silences'),
             el('div', {class: 'actions'},
-               el('button', {type: 'button', id: 'al-new', class: 'write'}, 'New silence'),
+               el('span', {id: 'al-new-box'}),
                el('label', {class: 'muted'}, el('input', {type: 'checkbox', id: 'al-all'}),
                   ' include expired and ended')),
             silenceForm(),
@@ -237,7 +237,16 @@
         renderAlerts(alerts);
         renderSilences(silences);
         renderEvents(events);
-        $('al-new').hidden = !isAdmin();
+        // Write controls exist only for an admin token: a viewer gets none to click.
+        const box = $('al-new-box');
+        if (isAdmin() && !$('al-new')) {
+            const b = el('button', {type: 'button', id: 'al-new', class: 'write'}, 'New silence');
+            b.addEventListener('click', () => openForm(null));
+            box.append(b);
+        } else if (!isAdmin()) {
+            clear(box);
+            $('al-form').hidden = true;
+        }
     }
 
     // A deferred script runs once the document is parsed and before app.js routes
@@ -245,7 +254,6 @@
     document.querySelector('main').append(section());
     $('al-form').addEventListener('submit', createSilence);
     $('al-f-cancel').addEventListener('click', () => { $('al-form').hidden = true; });
-    $('al-new').addEventListener('click', () => openForm(null));
     $('al-all').addEventListener('change', () => {
         AL.all = $('al-all').checked;
         refresh(true);
