@@ -84,6 +84,11 @@ def audit(pg):
     return rows(pg, "SELECT actor, action, target, details, remote_addr FROM audit_log ORDER BY id")
 
 
+def silenced_by(api, token):
+    return {a["fingerprint"]: a["silenced_by"]
+            for a in api.get("/api/v1/alerts", token).json()["alerts"]}
+
+
 def post_silence(api, token, body, **kw):
     return api.call("POST", "/api/v1/silences", token, json=body, **kw)
 
@@ -147,7 +152,7 @@ def test_alerts_silences_api_cli_and_audit(redis_server, pg_migrated, sink, work
     span = rows(pg_migrated, "SELECT extract(epoch FROM ends_at - starts_at) FROM alert_silences "
                              "WHERE id = %s", s1["id"])[0][0]
     assert float(span) == 7200
-    by = {a["fingerprint"]: a["silenced_by"] for a in api.get("/api/v1/alerts", VIEWER).json()["alerts"]}
+    by = silenced_by(api, VIEWER)
     assert by == {"redis_down{}": [], "failure_ratio{route=st}": [s1["id"]],
                   "queue_age{queue=github}": [], "dead_letters{source=stripe}": []}
     [(actor, action, target, details, addr)] = audit(pg_migrated)
@@ -167,7 +172,7 @@ def test_alerts_silences_api_cli_and_audit(redis_server, pg_migrated, sink, work
     assert [s["id"] for s in listed["silences"]] == [s2["id"], s1["id"]]
     assert ctl_json(w, "silence", "list") == listed
     assert "github maintenance" in ctl(w, "silence", "list").stdout
-    by = {a["fingerprint"]: a["silenced_by"] for a in api.get("/api/v1/alerts", VIEWER).json()["alerts"]}
+    by = silenced_by(api, VIEWER)
     assert by["queue_age{queue=github}"] == [s2["id"]]
 
     # Bad input: 400, naming what is wrong; nothing written.
@@ -272,9 +277,8 @@ def test_source_limited_token(redis_server, pg_migrated, sink, workers, tmp_path
     actor, action, target, _, _ = audit(pg_migrated)[-1]
     assert (actor, action, target) == ("stripe-team", "silence.expire", str(mine[0]))
     # What it sees of silenced_by: the silences muting its alerts.
-    by = {a["fingerprint"]: a["silenced_by"]
-          for a in api.get("/api/v1/alerts", STRIPE_ONLY).json()["alerts"]}
-    assert by == {"failure_ratio{route=st}": [], "dead_letters{source=stripe}": [mine[1]]}
+    assert silenced_by(api, STRIPE_ONLY) == {"failure_ratio{route=st}": [],
+                                             "dead_letters{source=stripe}": [mine[1]]}
     assert w.stop() == 0
 
 
@@ -303,7 +307,8 @@ def test_alerts_view_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_
                          "route st fails 8% of deliveries", "0.08", "0.05", "5m ago",
                          "docs/runbooks.md#payment-webhooks-failing"], cells
     assert cells[8] == ""  # not silenced
-    fps = b.js("[...document.querySelectorAll('#al-table tbody tr')].map(r => r.dataset.fingerprint)")
+    fps = b.js("[...document.querySelectorAll('#al-table tbody tr')]"
+               ".map(r => r.dataset.fingerprint)")
     assert fps == SHOWN
     assert b.js("document.querySelectorAll('#al-events tbody tr').length") == 11
     # Newest first, by time (the engine's rows were seeded alert by alert, not in time order).

@@ -20,7 +20,8 @@ namespace hookq::ops {
 
 inline constexpr int kMaxAlertEventPage = 1000;
 
-// The rule names of the engine (CONTRACT2), the only values a silence's "rule" matcher may take.
+// The rule names of the engine (worker/alerts/), the only values a silence's "rule" matcher may
+// take.
 bool known_alert_rule(std::string_view rule);
 // "failure_ratio, dead_letters, ...", for error messages.
 std::string alert_rule_names();
