@@ -86,6 +86,9 @@ inline std::string health_check_lease(std::string_view route) {
 // Redis keys arbitrarily large.
 inline constexpr size_t kMaxDedupKeyLength = 128;
 
+// The alert evaluator's leader: the id of the one worker that evaluates and notifies.
+inline std::string alerts_lease() { return "hookq:alerts:lease"; }
+
 }  // namespace hookq::keys
 
 namespace hookq::scripts {

@@ -28,6 +28,7 @@
 #include "worker/admin/ui_assets.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/ops/alerts.h"
 #include "worker/ops/breakers.h"
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/events.h"
@@ -625,6 +626,91 @@ HttpReply Server::Impl::dispatch(MHD_Connection* c, std::string_view method, std
     return r;
 }
 
+// Alerting (issue #7): /api/v1/alerts, /api/v1/alerts/events, /api/v1/silences[/{id}], all in
+// ops/alerts; the engine (worker/alerts/) writes the rows these read.
+namespace {
+HttpReply alerts_api(MHD_Connection* c, const Config& cfg, const AdminToken& token,
+                     std::string_view method, const std::vector<std::string>& seg,
+                     const std::map<std::string, std::string>& args, const std::string& body,
+                     Session& s) {
+    std::string allow;
+    if (seg.size() == 3 && seg[2] == "alerts") {
+        allow = "GET, HEAD";
+    } else if (seg.size() == 4 && seg[2] == "alerts" && seg[3] == "events") {
+        allow = "GET, HEAD";
+    } else if (seg.size() == 3 && seg[2] == "silences") {
+        allow = "GET, HEAD, POST";
+    } else if (seg.size() == 4 && seg[2] == "silences") {
+        allow = "DELETE";
+    } else {
+        return error(404, "not found", "no such endpoint");
+    }
+    std::string m(method == "HEAD" ? "GET" : method);
+    if (allow.find(m) == std::string::npos) {
+        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    }
+    if (m != "GET") {
+        std::string why;
+        if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
+                                why)) {
+            return error(403, "cross-site request refused", why);
+        }
+        if (token.role != "admin") {
+            return error(403, "forbidden",
+                         "token '" + token.name + "' has the role " + token.role +
+                             ", which only reads; writes need an admin token");
+        }
+    }
+    ops::Scope scope;
+    if (!token.sources.empty()) {
+        scope.sources = token.sources;
+    }
+    ops::AlertScope ascope = ops::alert_scope(cfg, scope);
+    ops::Actor actor{token.name, token.role, client_address(c), header(c, "User-Agent"), "api"};
+    HttpReply r;
+    try {
+        std::string err;
+        if (!s.ensure_pg(err)) {
+            log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+            return error(503, "PostgreSQL unavailable", "see the worker's log");
+        }
+        if (seg[2] == "alerts" && seg.size() == 3) {
+            r.body = ops::list_alerts(s.pg, &s.redis, args, ascope);
+        } else if (seg[2] == "alerts") {
+            r.body = ops::list_alert_events(s.pg, args, ascope);
+        } else if (m == "GET") {
+            r.body = ops::list_silences(s.pg, args, ascope);
+        } else if (!args.empty()) {
+            r = error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
+        } else if (m == "DELETE") {
+            r.body = ops::expire_silence(s.pg, seg[3], actor, ascope);
+        } else if (!header(c, "Content-Type").starts_with("application/json")) {
+            r = error(415, "unsupported media type",
+                      "the body is JSON (Content-Type: application/json)");
+        } else {
+            auto req = Json::parse(body, nullptr, false);
+            if (req.is_discarded()) {
+                r = error(400, "bad request", "the body is not valid JSON");
+            } else {
+                r.body = ops::create_silence(s.pg, req, actor, ascope);
+                r.status = 201;
+            }
+        }
+    } catch (const ops::Error& e) {
+        unsigned st = e.kind == ops::Error::not_found  ? 404
+                      : e.kind == ops::Error::conflict ? 409
+                                                       : 400;
+        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+    } catch (const std::runtime_error& e) {
+        log::warn("admin API: backend failed", {{"error", e.what()}});
+        r = error(503, "backend unavailable", e.what());
+    }
+    return r;
+}
+}  // namespace
+
 HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::string_view method,
                             const std::vector<std::string>& seg,
                             const std::map<std::string, std::string>& args,
@@ -633,6 +719,12 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
     if ((seg.size() == 3 && seg[2] == "slo") ||
         (seg.size() == 4 && seg[2] == "destinations" && seg[3] == "health")) {
         return health_slo_reply(c, token, method, seg, args);
+    }
+    if (seg.size() >= 3 && (seg[2] == "alerts" || seg[2] == "silences")) {
+        auto session = take();
+        HttpReply r = alerts_api(c, cfg, token, method, seg, args, body, *session);
+        give(std::move(session));
+        return r;
     }
     // Which endpoint, and which methods it has.
     enum {

@@ -13,6 +13,7 @@
 #include "shared/secret.h"
 #include "shared/units.h"
 #include "worker/config.h"
+#include "worker/cli/alerts.h"
 #include "worker/cli/breaker.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
@@ -223,6 +224,9 @@ int main(int argc, char** argv) {
     auto* slo = app.add_subcommand(
         "slo", "SLO status per source and route; exits 1 unless all are healthy");
     addresses(slo);
+    // Alerting: hookqctl alerts [events], hookqctl silence add|list|expire (worker/cli/alerts.cc).
+    hookq::ctl::AlertCommands alert_cmds;
+    hookq::ctl::add_alert_commands(app, alert_cmds, addresses);
 
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
@@ -311,6 +315,9 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::stats(pg, cfg, stats_args, json);
+        }
+        if (alert_cmds.parsed()) {
+            return hookq::ctl::run_alert_commands(alert_cmds, target, json);
         }
         if (*health) {
             // An unreachable backend is part of the answer (unhealthy), not a failure to answer.

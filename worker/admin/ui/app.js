@@ -16,6 +16,10 @@ const API = '../api/v1/';
 
 const $ = (id) => document.getElementById(id);
 
+// Views that live in their own file (ui/<name>.js) register here by name (the #hash): {load()},
+// called by each refresh while the view is shown. Their section has id view-<name>.
+const extraViews = {};
+
 const state = {
     role: null,  // "admin" | "viewer" once probed
     timer: null,
@@ -265,7 +269,7 @@ function parseHash() {
     if (m)
         return {view: 'event', id: m[1], nav: 'events'};
     if (['overview', 'traffic', 'breakers', 'dead-letters'].includes(h) ||
-        (h === 'events' && state.eventsAvailable))
+        (h === 'events' && state.eventsAvailable) || Object.hasOwn(extraViews, h))
         return {view: h, nav: h};
     return {view: 'overview', nav: 'overview'};
 }
@@ -351,6 +355,8 @@ async function refreshOnce() {
             work.push(loadBreakers());
         else if (v === 'dead-letters')
             work.push(loadDeadLetters());
+        else if (Object.hasOwn(extraViews, v))
+            work.push(extraViews[v].load());
         // Event search results and detail pages are not redrawn under the operator's eyes.
         await Promise.all(work);
         state.lastOk = Date.now();
