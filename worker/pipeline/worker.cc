@@ -13,6 +13,7 @@
 
 #include "worker/admin/server.h"
 #include "worker/jobs/maintenance.h"
+#include "worker/jobs/replay_runner.h"
 #include "worker/pipeline/claim.h"
 #include "worker/pipeline/dispatcher.h"
 #include "worker/log.h"
@@ -129,6 +130,8 @@ int run_worker(const Config& cfg) {
     admin.start();
     Maintenance maintenance(cfg);
     maintenance.start();
+    ReplayRunner replay(cfg);
+    replay.start();
     log::info("ready", {{"worker", cfg.worker_id}});
 
     int sig = 0;
@@ -180,6 +183,7 @@ int run_worker(const Config& cfg) {
     if (left == 0 && claim.deregister()) {
         heartbeat.remove();
     }
+    replay.stop();
     maintenance.stop();
     admin.stop();
     metrics::global().attach_recorder_backlog(nullptr);  // `s` goes out of scope
