@@ -29,6 +29,8 @@ def start(redis_server, pg, sink, workers, tmp_path, name="worker", worker_id="w
     port = harness.free_port()
     cfg = base.admin_config(redis_server, pg, routes(sink), tmp_path, port)
     cfg = cfg.replace('id = "w1"', f'id = "{worker_id}"\n{extra_worker}', 1)
+    # A breaker opened by hand half-opens, and closes on one good probe, quickly.
+    cfg = cfg.replace("[breaker]\n", '[breaker]\nopen_for = "1s"\nclose_after = 1\n', 1)
     w = workers(cfg, name=name)
     api = base.Api(port)
     wait_until(lambda: base._alive(api), 15, what="admin API listening")
@@ -257,7 +259,8 @@ def test_pacing_breaker_cancel_and_resume(redis_server, pg_migrated, sink, worke
     now_ms = int(rc.time()[0] * 1000 + rc.time()[1] / 1000)
     until = now_ms + 2000
     rc.hset(f"hookq:breaker:http://127.0.0.1:{sink.port}",
-            mapping={"state": "open", "open_until": str(until), "changed_at": str(now_ms)})
+            mapping={"state": "open", "open_until": str(until), "fails": "", "successes": "0",
+                     "probe_until": "0", "changed_at": str(now_ms)})
     t1 = time.time()
     r = api.call("POST", "/api/v1/replays", A, json={"request_ids": held, "rate": 100})
     wait_done(pg, r.json()["id"])
