@@ -336,3 +336,56 @@ def test_resume_after_kill9(redis_server, pg_migrated, sink, workers, tmp_path):
     assert count_by_id(sink, "/app", t0) == {i: 1 for i in ids}
     assert count_by_id(sink, "/app2", t0) == {}
     assert b.stop() == 0
+
+
+def test_dashboard_replay(redis_server, pg_migrated, sink, workers, tmp_path):
+    """The event search's "Replay these": preview (nothing changed), confirm, then the Replays
+    view shows the job's progress; a slow one is cancelled from there. Text only, no errors."""
+    from test_admin_ui import Browser
+    pg = pg_migrated
+    w, api = start(redis_server, pg, sink, workers, tmp_path)
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", 4, "<b>push</b>")
+    wait_until(lambda: settled(pg, ids, "dead"), 20, what="dead")
+    sink.set("/app", "200")
+    t0 = time.time()
+    b = Browser()
+    try:
+        b.goto(api.base + "/ui/")
+        b.login(A)
+        b.wait("!document.getElementById('nav-events').hidden", what="events tab")
+        b.js("location.hash = 'events'")
+        b.wait("!document.getElementById('view-events').hidden")
+        b.js("document.getElementById('ev-source').value = 'github';"
+             "document.getElementById('ev-status').value = 'dead';"
+             "document.getElementById('rp-these').click()")
+        b.wait("/4 to send/.test(document.getElementById('rp-preview').innerText)",
+               what="the preview")
+        assert "app" in b.text("#rp-preview") and "<b>push</b>" not in b.text("#rp-preview")
+        assert rows(pg, "SELECT count(*) FROM replay_jobs")[0][0] == 0  # a preview changes nothing
+        b.js("[...document.querySelectorAll('#rp-preview button')].pop().click()")
+        b.wait("document.getElementById('confirm').open", what="the confirmation")
+        b.js("document.getElementById('confirm-ok').click()")
+        b.wait("location.hash === '#replays' && !document.getElementById('view-replays').hidden",
+               what="the replays view")
+        b.wait("/done/.test(document.getElementById('rp-table').innerText)", 20,
+               what="the job done in the list")
+        assert "100%" in b.text("#rp-table")
+        wait_until(lambda: len(count_by_id(sink, "/app", t0)) == 4, 20, what="replayed")
+        assert count_by_id(sink, "/app2", t0) == {}
+        # A slow job, cancelled from the list.
+        slow = api.call("POST", "/api/v1/replays", A,
+                        json={"source": "github", "routes": "all", "rate": 0.2}).json()
+        b.wait(f"[...document.querySelectorAll('#rp-table tbody tr')].some(r => "
+               f"r.cells[0].innerText === '{slow['id']}' && r.querySelector('button'))", 10,
+               what="a cancel button")
+        b.js(f"[...document.querySelectorAll('#rp-table tbody tr')].find(r => "
+             f"r.cells[0].innerText === '{slow['id']}').querySelector('button').click()")
+        b.wait("document.getElementById('confirm').open")
+        b.js("document.getElementById('confirm-ok').click()")
+        wait_until(lambda: job(pg, slow["id"])["state"] == "cancelled", 10, what="cancelled")
+        assert [x[0] for x in audit(pg, "replay.cancel")] == ["ops-admin"]
+        assert b.errors() == []
+    finally:
+        b.close()
+    assert w.stop() == 0
