@@ -160,6 +160,8 @@ def test_selectors_dry_run_and_succeeded_routes(redis_server, pg_migrated, sink,
     assert app == {i: 1 for i in push_ids + issue_ids}, app
     assert count_by_id(sink, "/app2", t0) == {}
     assert count_by_id(sink, "/st", t0) == {st_dead[0]: 1}
+    # Their dead letters are marked requeued, as `dlq retry` marks them.
+    assert rows(pg, "SELECT count(*), count(requeued_at) FROM dead_letters") == [(7, 7)]
 
     # Since and status=delivered: every route succeeded, so by default nothing is sent...
     j = json.loads(ctl(w, "replay", "--since", "1h", "--status", "delivered", "--source",
@@ -182,6 +184,17 @@ def test_selectors_dry_run_and_succeeded_routes(redis_server, pg_migrated, sink,
     assert one["state"] == "done" and one["progress"] == 1.0
     listed = ctl(w, "replay", "list").stdout.splitlines()
     assert listed[0].split()[:2] == ["ID", "STATE"] and len(listed) == 7, listed
+    # A token limited to stripe: names a source it may see, and sees only such jobs.
+    S = base.STRIPE_ONLY
+    base.assert_json_error(api.call("POST", "/api/v1/replays", S, json={"status": "dead"}),
+                           400, "limited")
+    base.assert_json_error(api.call("POST", "/api/v1/replays", S, json={"source": "github"}),
+                           400, "may not see")
+    r = api.call("POST", "/api/v1/replays", S, json={"source": "stripe", "dry_run": True})
+    assert r.status_code == 200 and r.json()["selection"]["scope"] == ["stripe"], r.text
+    seen = api.get("/api/v1/replays", S).json()["replays"]
+    assert seen == [], seen  # every job so far names github or no source
+    assert api.get(f"/api/v1/replays/{created['id']}", S).status_code == 404
     # Viewer tokens read but do not write.
     base.assert_json_error(api.call("POST", "/api/v1/replays", base.VIEWER,
                                     json={"source": "github"}), 403, "admin")

@@ -178,6 +178,17 @@ bool ReplayRunner::claim(JobState& job) {
 }
 
 ReplayRunner::Go ReplayRunner::flush(JobState& job) {
+    if (!job.requeued_ids.empty()) {
+        // So that status, the dead-letter gauges and alerts stop counting what the replay has
+        // sent again; a copy that dies again is dead-lettered afresh (requeued_at cleared).
+        must_query(pg_,
+                   "UPDATE dead_letters d SET requeued_at = now() FROM unnest($1::uuid[], "
+                   "$2::text[]) AS v (event_id, route) WHERE d.event_id = v.event_id AND "
+                   "d.route = v.route AND d.requeued_at IS NULL",
+                   {ops::pg_text_array(job.requeued_ids), ops::pg_text_array(job.requeued_routes)});
+        job.requeued_ids.clear();
+        job.requeued_routes.clear();
+    }
     auto r = must_query(
         pg_,
         "UPDATE replay_jobs SET sent = $2::bigint, skipped = $3::bigint, failed = $4::bigint, "
@@ -417,6 +428,8 @@ void ReplayRunner::execute(JobState& job) {
                         if (p && p->type == REDIS_REPLY_INTEGER) {
                             // 0: pushed before a crash, its progress not written: counted now.
                             ++pushed;
+                            job.requeued_ids.push_back(env.request_id.str());
+                            job.requeued_routes.push_back(route);
                             break;
                         }
                         log::warn("replay: cannot push; retrying",

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,7 +49,10 @@ class ReplayRunner {
         std::string cursor_id;
         uint64_t last_flush_ms = 0;
         std::set<std::string> dedup_sets;  // the Redis sets this run pushed through
-        int64_t recover_left = 0;          // webhooks still to check against the job's Redis set
+        // (request id, route) enqueued since the last progress write: their dead letters are
+        // marked requeued then, as `dlq retry` does.
+        std::vector<std::string> requeued_ids, requeued_routes;
+        int64_t recover_left = 0;  // webhooks still to check against the job's Redis set
         double tokens = 0;
         uint64_t tokens_at_ms = 0;
     };
