@@ -291,7 +291,7 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     shown = b.js("document.getElementById('view-dl').innerText")
     assert XSS_HEADER in shown and "<script>x()</script>" in shown and XSS_PATH in shown
     assert b.js("[document.querySelectorAll('img').length, "
-                "document.querySelectorAll('script').length]") == before == [0, 3]  # chart.js, app.js, replay.js
+                "document.querySelectorAll('script').length]") == before == [0, 3]  # chart.js, app.js and replay.js
     assert b.js("window.__pwned === undefined")
 
     # A viewer: no write controls at all, and a note saying why.

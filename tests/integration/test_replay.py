@@ -90,8 +90,8 @@ def test_selectors_dry_run_and_succeeded_routes(redis_server, pg_migrated, sink,
     push_ids = push(redis_server, "github", 3, "push")
     issue_ids = push(redis_server, "github", 3, "issues")
     st_ok = push(redis_server, "stripe", 2)
-    wait_until(lambda: settled(pg, push_ids + issue_ids, "dead") and settled(pg, st_ok, "delivered"),
-               20, what="github dead, stripe delivered")
+    wait_until(lambda: (settled(pg, push_ids + issue_ids, "dead") and
+                        settled(pg, st_ok, "delivered")), 20, what="github dead, stripe delivered")
     sink.set("/st", "400")
     st_dead = push(redis_server, "stripe", 1)
     wait_until(lambda: settled(pg, st_dead, "dead"), 20, what="stripe dead")
