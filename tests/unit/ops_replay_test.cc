@@ -42,19 +42,19 @@ TEST(ReplayRequest, SinceResolvesAgainstNow) {
 }
 
 TEST(ReplayRequest, EveryField) {
-    ReplayRequest r = parse_replay_request(
-        {{"request_ids", {"01936F4E-8A2B-7C3D-9E4F-0123456789AB"}},
-         {"route", "orders"},
-         {"status", "failed"},
-         {"event_type", "push"},
-         {"from", "2026-11-01"},
-         {"to", "2026-11-30T12:00:00Z"},
-         {"dry_run", true},
-         {"confirm", true},
-         {"limit", 10},
-         {"rate", 2.5},
-         {"routes", "all"}},
-        kNow);
+    ReplayRequest r =
+        parse_replay_request({{"request_ids", {"01936F4E-8A2B-7C3D-9E4F-0123456789AB"}},
+                              {"route", "orders"},
+                              {"status", "failed"},
+                              {"event_type", "push"},
+                              {"from", "2026-11-01"},
+                              {"to", "2026-11-30T12:00:00Z"},
+                              {"dry_run", true},
+                              {"confirm", true},
+                              {"limit", 10},
+                              {"rate", 2.5},
+                              {"routes", "all"}},
+                             kNow);
     ASSERT_EQ(r.selection.request_ids.size(), 1u);
     EXPECT_EQ(r.selection.request_ids[0], kId);  // canonical text
     EXPECT_EQ(r.selection.route, "orders");
@@ -73,8 +73,7 @@ TEST(ReplayRequest, BadInputNamesTheField) {
     EXPECT_NE(bad_request({{"source", "a"}, {"rate", 1e9}}).find("rate"), std::string::npos);
     EXPECT_NE(bad_request({{"source", "a"}, {"limit", 0}}).find("limit"), std::string::npos);
     EXPECT_NE(bad_request({{"source", "a"}, {"limit", 1.5}}).find("limit"), std::string::npos);
-    EXPECT_NE(bad_request({{"source", "a"}, {"routes", "some"}}).find("routes"),
-              std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"routes", "some"}}).find("routes"), std::string::npos);
     EXPECT_NE(bad_request({{"request_ids", {"x"}}}).find("request_ids"), std::string::npos);
     EXPECT_NE(bad_request({{"request_ids", "x"}}).find("request_ids"), std::string::npos);
     EXPECT_NE(bad_request({{"since", "soon"}}).find("since"), std::string::npos);
