@@ -252,6 +252,17 @@ std::string Registry::render() const {
         line("hookq_worker_claimed_total", label("queue", queues_[q]),
              relaxed(queue_counters_[q].claimed));
     }
+    header(out, "hookq_replay_events_total", "counter",
+           "Webhooks of replay jobs this worker's runner handled, by result: enqueued (sent to "
+           "at least one route), skipped (nothing to send: its routes had succeeded), failed.");
+    {
+        static constexpr const char* kReplayNames[kReplayResults] = {"enqueued", "skipped",
+                                                                     "failed"};
+        for (size_t i = 0; i < kReplayResults; ++i) {
+            line("hookq_replay_events_total", label("result", kReplayNames[i]),
+                 relaxed(replay_[i]));
+        }
+    }
     header(out, "hookq_worker_acks_total", "counter",
            "Claimed elements acked (removed from inflight) after their rows were committed.");
     line("hookq_worker_acks_total", "", relaxed(acks_));

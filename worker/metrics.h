@@ -60,6 +60,10 @@ inline constexpr size_t kOutcomes = 4;  // OutcomeKind: delivered, retry, dead, 
 enum class DeadReason : uint8_t { rejected, exhausted, fallback_failed, unrouted };
 inline constexpr size_t kDeadReasons = 4;
 
+// What a replay runner did with one selected webhook (hookq_replay_events_total).
+enum class ReplayResult : uint8_t { enqueued, skipped, failed };
+inline constexpr size_t kReplayResults = 3;
+
 struct alignas(64) RouteCounters {
     std::atomic<uint64_t> attempts{0};
     std::array<std::atomic<uint64_t>, kOutcomes> outcomes{};
@@ -146,6 +150,11 @@ class Registry {
         }
     }
 
+    // One webhook of a replay job handled by this worker's runner (jobs/replay_runner.h).
+    void replay_event(ReplayResult r) noexcept {
+        replay_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    }
+
     // The counters and the process's own series, in the text exposition format 0.0.4.
     std::string render() const;
 
@@ -162,6 +171,7 @@ class Registry {
     double start_time_s_ = 0;
 
     std::atomic<uint64_t> acks_removed_nothing_{0};
+    std::atomic<uint64_t> replay_[kReplayResults]{};
     std::atomic<uint64_t> acks_{0}, poison_{0}, recorded_jobs_{0}, recorded_transitions_{0};
     Histogram<kCommitBucketsUs> commit_;
     const std::atomic<int64_t>* in_process_ = nullptr;

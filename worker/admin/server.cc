@@ -35,6 +35,7 @@
 #include "worker/ops/health.h"
 #include "worker/ops/health_checks.h"
 #include "worker/ops/slo.h"
+#include "worker/ops/replay.h"
 #include "worker/ops/routes.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
@@ -723,6 +724,106 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
     if (seg.size() >= 3 && (seg[2] == "alerts" || seg[2] == "silences")) {
         auto session = take();
         HttpReply r = alerts_api(c, cfg, token, method, seg, args, body, *session);
+        give(std::move(session));
+        return r;
+    }
+    // Replays (ops/replay.h): /replays (GET list, POST create or dry run), /replays/{id},
+    // /replays/{id}/cancel and /resume. Answered here, before the other endpoints' dispatch.
+    if (seg.size() >= 3 && seg[2] == "replays") {
+        std::string allow;
+        if (seg.size() == 3) {
+            allow = "GET, HEAD, POST";
+        } else if (seg.size() == 4) {
+            allow = "GET, HEAD";
+        } else if (seg.size() == 5 && (seg[4] == "cancel" || seg[4] == "resume")) {
+            allow = "POST";
+        } else {
+            return error(404, "not found", "no such endpoint");
+        }
+        std::string m(method);
+        if (m == "HEAD") {
+            m = "GET";
+        }
+        if (allow.find(m) == std::string::npos) {
+            HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+            r.headers.emplace_back("Allow", allow);
+            return r;
+        }
+        if (m != "GET") {
+            std::string why;
+            if (!browser_safe_write(header(c, "Origin"), header(c, "Host"),
+                                    header(c, "Sec-Fetch-Site"), why)) {
+                return error(403, "cross-site request refused", why);
+            }
+            if (token.role != "admin") {
+                return error(403, "forbidden",
+                             "token '" + token.name + "' has the role " + token.role +
+                                 ", which only reads; writes need an admin token");
+            }
+        }
+        if (!args.empty()) {
+            return error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
+        }
+        ops::Scope scope;
+        if (!token.sources.empty()) {
+            scope.sources = token.sources;
+        }
+        ops::Actor actor{token.name, token.role, client_address(c), header(c, "User-Agent"), "api"};
+        auto session = take();
+        HttpReply r;
+        try {
+            std::string err;
+            if (!session->ensure_pg(err)) {
+                log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+                give(std::move(session));
+                return error(503, "PostgreSQL unavailable", "see the worker's log");
+            }
+            Pg& pg = session->pg;
+            if (seg.size() == 3 && m == "GET") {
+                r.body = ops::list_replays(pg, scope);
+            } else if (seg.size() == 3) {
+                if (!header(c, "Content-Type").starts_with("application/json")) {
+                    r = error(415, "unsupported media type",
+                              "the body is JSON (Content-Type: application/json)");
+                } else {
+                    nlohmann::json o = nlohmann::json::parse(body, nullptr, false);
+                    if (o.is_discarded()) {
+                        throw ops::Error(ops::Error::bad_request, "the body is not valid JSON");
+                    }
+                    auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+                    ops::ReplayRequest req = ops::parse_replay_request(o, now);
+                    if (req.dry_run) {
+                        r.body = ops::preview_replay(pg, req, scope);
+                    } else {
+                        r.body = ops::create_replay(pg, req, actor, scope);
+                        r.status = 201;
+                    }
+                }
+            } else if (seg.size() == 4) {
+                r.body = ops::get_replay(pg, seg[3], scope);
+            } else if (seg[4] == "cancel") {
+                r.body = ops::cancel_replay(pg, seg[3], actor, scope);
+            } else {
+                r.body = ops::resume_replay(pg, seg[3], actor, scope);
+            }
+        } catch (const ops::ConfirmationRequired& e) {
+            r = error(409, "confirmation required", e.what());
+            r.body["count"] = e.count;
+        } catch (const ops::Error& e) {
+            unsigned st = e.kind == ops::Error::not_found  ? 404
+                          : e.kind == ops::Error::conflict ? 409
+                                                           : 400;
+            r = error(st,
+                      st == 404   ? "not found"
+                      : st == 409 ? "conflict"
+                                  : "bad request",
+                      e.what());
+        } catch (const std::runtime_error& e) {
+            log::warn("admin API: backend failed", {{"error", e.what()}});
+            r = error(503, "backend unavailable", e.what());
+        }
         give(std::move(session));
         return r;
     }

@@ -22,6 +22,7 @@
 #include "worker/cli/health.h"
 #include "worker/cli/health_checks.h"
 #include "worker/cli/poison.h"
+#include "worker/cli/replay.h"
 #include "worker/cli/routes.h"
 #include "worker/cli/status.h"
 #include "worker/cli/sign.h"
@@ -227,6 +228,41 @@ int main(int argc, char** argv) {
     // Alerting: hookqctl alerts [events], hookqctl silence add|list|expire (worker/cli/alerts.cc).
     hookq::ctl::AlertCommands alert_cmds;
     hookq::ctl::add_alert_commands(app, alert_cmds, addresses);
+    auto* replay = app.add_subcommand(
+        "replay", "send recorded webhooks again, paced, to the routes that did not succeed");
+    replay->require_subcommand(0, 1);
+    addresses(replay);
+    hookq::ctl::ReplayOptions replay_opts;
+    replay->add_option("--id", replay_opts.ids, "this request id (repeatable)");
+    replay->add_option("--source", replay_opts.source, "only this source");
+    replay->add_option("--route", replay_opts.route, "only this route");
+    replay->add_option("--status", replay_opts.status,
+                       "dead, failed or delivered (with --route: that route's)");
+    replay->add_option("--event-type", replay_opts.event_type, "only this event type");
+    replay->add_option("--since", replay_opts.since, "received within this long (1h, 7d)");
+    replay->add_option("--from", replay_opts.from, "received at or after (RFC 3339 or date)");
+    replay->add_option("--to", replay_opts.to, "received before (RFC 3339 or date)");
+    replay->add_option("--rate", replay_opts.rate, "deliveries per second (default 50)");
+    replay->add_option("--limit", replay_opts.limit, "at most this many webhooks, oldest first")
+        ->check(CLI::PositiveNumber);
+    replay->add_flag("--all-routes", replay_opts.all_routes,
+                     "every route, those that succeeded too (default: only those that did not)");
+    replay->add_flag("--dry-run", replay_opts.dry_run, "show what would be sent; change nothing");
+    replay->add_flag("--yes", replay_opts.yes, "confirm a selection of more than 1000 webhooks");
+    replay->add_flag("--detach", replay_opts.detach, "create the job and return");
+    std::string replay_id;
+    auto* replay_list = replay->add_subcommand("list", "replay jobs, newest first");
+    addresses(replay_list);
+    auto* replay_show = replay->add_subcommand("show", "one replay job and its progress");
+    addresses(replay_show);
+    replay_show->add_option("id", replay_id, "replay id")->required();
+    auto* replay_cancel = replay->add_subcommand("cancel", "stop a replay (audited)");
+    addresses(replay_cancel);
+    replay_cancel->add_option("id", replay_id, "replay id")->required();
+    auto* replay_resume =
+        replay->add_subcommand("resume", "carry on a cancelled or failed replay (audited)");
+    addresses(replay_resume);
+    replay_resume->add_option("id", replay_id, "replay id")->required();
 
     CLI11_PARSE(app, argc, argv);
     target.config_path = config_path;
@@ -391,6 +427,25 @@ int main(int argc, char** argv) {
             hookq::ctl::connect_pg(pg);
             cleanup_opts.json = json;
             return hookq::ctl::cleanup(pg, cfg, cleanup_opts);
+        }
+        if (*replay) {
+            auto cfg = hookq::ctl::load_target(target, false);
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*replay_list) {
+                return hookq::ctl::replay_list(pg, json);
+            }
+            if (*replay_show) {
+                return hookq::ctl::replay_show(pg, replay_id, json);
+            }
+            if (*replay_cancel) {
+                return hookq::ctl::replay_cancel(pg, replay_id, json);
+            }
+            if (*replay_resume) {
+                return hookq::ctl::replay_resume(pg, replay_id, json);
+            }
+            replay_opts.json = json;
+            return hookq::ctl::replay_create(pg, replay_opts);
         }
         if (*dlq) {
             bool needs_redis = dlq_retry->parsed();

@@ -80,6 +80,45 @@ void check_queue(RedisConn& redis, const Config& cfg, const std::string& q) {
 
 }  // namespace
 
+Envelope envelope_from_row(const PgResult& r, int row, int col) {
+    Envelope env;
+    env.request_id = *Uuid::parse(cell(r, row, col));
+    env.received_at_us = std::stoull(cell(r, row, col + 1));
+    env.source = cell(r, row, col + 2);
+    env.dedup_key = cell(r, row, col + 3);
+    env.method = cell(r, row, col + 4);
+    env.target = cell(r, row, col + 5);
+    env.remote_addr = cell(r, row, col + 6);
+    // PostgreSQL keeps the headers as a jsonb object: their original order is gone, and
+    // repeated fields arrive joined, as the worker stored them.
+    const auto headers = nlohmann::json::parse(cell(r, row, col + 7));
+    for (const auto& [name, value] : headers.items()) {
+        env.headers.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
+    }
+    env.body = from_hex(cell(r, row, col + 8));
+    return env;
+}
+
+std::string requeue_element(const Envelope& env, const std::string& route) {
+    // A retry record for the route, not the bare envelope: the bare envelope would be routed
+    // afresh and redelivered to every route of the source, including those that already
+    // succeeded. "-" (no route matched) has no route to name, so it is routed afresh, which is
+    // the point of retrying it after fixing the configuration.
+    if (route == "-") {
+        return env.encode();
+    }
+    RetryRecord rec;
+    rec.route = route;
+    rec.attempt = 1;
+    rec.first_attempt_us = now_us();
+    rec.envelope = env.encode();
+    return rec.encode();
+}
+
+std::string requeue_queue(const Config& cfg, const std::string& source, const std::string& forced) {
+    return queue_for(cfg, source, forced);
+}
+
 void check_dead_letter_id(const std::string& id) {
     if (!all_digits(id, 18)) {
         throw Error(Error::bad_request,
@@ -245,39 +284,10 @@ RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const
             res["why"] = skip;
             return {outcome, res};
         }
-        Envelope env;
-        env.request_id = *Uuid::parse(cell(r, 0, 3));
-        env.received_at_us = std::stoull(cell(r, 0, 4));
-        env.source = cell(r, 0, 5);
-        env.dedup_key = cell(r, 0, 6);
-        env.method = cell(r, 0, 7);
-        env.target = cell(r, 0, 8);
-        env.remote_addr = cell(r, 0, 9);
-        // PostgreSQL keeps the headers as a jsonb object: their original order is gone, and
-        // repeated fields arrive joined, as the worker stored them.
-        const auto headers = nlohmann::json::parse(cell(r, 0, 10));
-        for (const auto& [name, value] : headers.items()) {
-            env.headers.emplace_back(name,
-                                     value.is_string() ? value.get<std::string>() : value.dump());
-        }
-        env.body = from_hex(cell(r, 0, 11));
+        Envelope env = envelope_from_row(r, 0, 3);
         std::string route = cell(r, 0, 1);
         std::string queue = queue_for(cfg, env.source, req.queue);
-        // A retry record for the dead route, not the bare envelope: the bare envelope would be
-        // routed afresh and redelivered to every route of the source, including those that
-        // already succeeded. "-" (no route matched) has no route to name, so it is routed
-        // afresh, which is the point of retrying it after fixing the configuration.
-        std::string element;
-        if (route == "-") {
-            element = env.encode();
-        } else {
-            RetryRecord rec;
-            rec.route = route;
-            rec.attempt = 1;
-            rec.first_attempt_us = now_us();
-            rec.envelope = env.encode();
-            element = rec.encode();
-        }
+        std::string element = requeue_element(env, route);
         res["event_id"] = cell(r, 0, 0);
         res["route"] = route;
         res["queue"] = queue;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shared/envelope.h"
 #include "worker/config.h"
 #include "worker/ops/common.h"
 #include "worker/store/pg.h"
@@ -55,6 +56,19 @@ RetryResult retry_dead_letter(Pg& pg, RedisConn& redis, const Config& cfg, const
 // transaction: {"deleted": id}. Error::not_found when it does not exist or is outside the scope.
 nlohmann::ordered_json delete_dead_letter(Pg& pg, const std::string& id, const Actor& actor,
                                           const Scope& scope = {});
+
+// Putting a recorded webhook back on its queue, shared by dlq retry and replay (ops/replay.h).
+// The webhook from a row of: id, received_at in unix us, source, dedup_key, method, path,
+// coalesce(remote_addr, ''), headers::text, encode(body, 'hex'), starting at column `col`.
+Envelope envelope_from_row(const PgResult& r, int row, int col);
+// What to push for one route: a retry record (the worker delivers that route only, so routes that
+// already succeeded are not sent to again), or for route "-" (none had matched) the bare envelope,
+// routed afresh.
+std::string requeue_element(const Envelope& env, const std::string& route);
+// The queue a webhook of `source` is consumed from; `forced` when given. Error::bad_request when
+// it cannot be told.
+std::string requeue_queue(const Config& cfg, const std::string& source,
+                          const std::string& forced = "");
 
 // Throws Error::bad_request unless `id` is a dead letter id (digits).
 void check_dead_letter_id(const std::string& id);

@@ -14,6 +14,7 @@
 #include "worker/admin/server.h"
 #include "worker/jobs/maintenance.h"
 #include "worker/jobs/health_checks.h"
+#include "worker/jobs/replay_runner.h"
 #include "worker/pipeline/claim.h"
 #include "worker/pipeline/dispatcher.h"
 #include "worker/log.h"
@@ -132,6 +133,8 @@ int run_worker(const Config& cfg) {
     maintenance.start();
     HealthChecks health_checks(cfg);
     health_checks.start();
+    ReplayRunner replay(cfg);
+    replay.start();
     log::info("ready", {{"worker", cfg.worker_id}});
 
     int sig = 0;
@@ -184,6 +187,7 @@ int run_worker(const Config& cfg) {
         heartbeat.remove();
     }
     health_checks.stop();
+    replay.stop();
     maintenance.stop();
     admin.stop();
     metrics::global().attach_recorder_backlog(nullptr);  // `s` goes out of scope

@@ -1,0 +1,124 @@
+// Replay's pure parts: the request body (shared by the API and hookqctl) and the SQL a stored
+// selection turns into.
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "worker/ops/replay.h"
+
+namespace hookq::ops {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kNow = 1796040000000000;  // us
+constexpr const char* kId = "01936f4e-8a2b-7c3d-9e4f-0123456789ab";
+
+std::string bad_request(const json& body) {
+    try {
+        parse_replay_request(body, kNow);
+    } catch (const Error& e) {
+        return e.kind == Error::bad_request ? e.what() : "";
+    }
+    return "";
+}
+
+TEST(ReplayRequest, Defaults) {
+    ReplayRequest r = parse_replay_request({{"source", "github"}}, kNow);
+    EXPECT_EQ(r.selection.source, "github");
+    EXPECT_FALSE(r.dry_run);
+    EXPECT_FALSE(r.confirm);
+    EXPECT_FALSE(r.all_routes);  // only the routes that did not succeed
+    EXPECT_FALSE(r.limit);
+    EXPECT_DOUBLE_EQ(r.rate, 50);
+    EXPECT_FALSE(r.selection.to_us);  // bounded at creation, not here
+}
+
+TEST(ReplayRequest, SinceResolvesAgainstNow) {
+    ReplayRequest r = parse_replay_request({{"since", "1h"}, {"status", "dead"}}, kNow);
+    ASSERT_TRUE(r.selection.from_us);
+    EXPECT_EQ(*r.selection.from_us, kNow - 3600LL * 1000000);
+    EXPECT_EQ(r.selection.since, "1h");
+}
+
+TEST(ReplayRequest, EveryField) {
+    ReplayRequest r =
+        parse_replay_request({{"request_ids", {"01936F4E-8A2B-7C3D-9E4F-0123456789AB"}},
+                              {"route", "orders"},
+                              {"status", "failed"},
+                              {"event_type", "push"},
+                              {"from", "2026-11-01"},
+                              {"to", "2026-11-30T12:00:00Z"},
+                              {"dry_run", true},
+                              {"confirm", true},
+                              {"limit", 10},
+                              {"rate", 2.5},
+                              {"routes", "all"}},
+                             kNow);
+    ASSERT_EQ(r.selection.request_ids.size(), 1u);
+    EXPECT_EQ(r.selection.request_ids[0], kId);  // canonical text
+    EXPECT_EQ(r.selection.route, "orders");
+    EXPECT_EQ(r.selection.status, "failed");
+    EXPECT_TRUE(r.dry_run && r.confirm && r.all_routes);
+    EXPECT_EQ(*r.limit, 10);
+    EXPECT_DOUBLE_EQ(r.rate, 2.5);
+    EXPECT_LT(*r.selection.from_us, *r.selection.to_us);
+}
+
+TEST(ReplayRequest, BadInputNamesTheField) {
+    EXPECT_NE(bad_request(json::object()).find("empty selection"), std::string::npos);
+    EXPECT_NE(bad_request(json::array()).find("JSON object"), std::string::npos);
+    EXPECT_NE(bad_request({{"status", "lost"}}).find("status"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"rate", 0}}).find("rate"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"rate", 1e9}}).find("rate"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"limit", 0}}).find("limit"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"limit", 1.5}}).find("limit"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"routes", "some"}}).find("routes"), std::string::npos);
+    EXPECT_NE(bad_request({{"request_ids", {"x"}}}).find("request_ids"), std::string::npos);
+    EXPECT_NE(bad_request({{"request_ids", "x"}}).find("request_ids"), std::string::npos);
+    EXPECT_NE(bad_request({{"since", "soon"}}).find("since"), std::string::npos);
+    EXPECT_NE(bad_request({{"since", "1h"}, {"from", "2026-11-01"}}).find("since"),
+              std::string::npos);
+    EXPECT_NE(bad_request({{"from", "2026-11-30"}, {"to", "2026-11-01"}}).find("before"),
+              std::string::npos);
+    EXPECT_NE(bad_request({{"source", ""}}).find("source"), std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"dry_run", "yes"}}).find("dry_run"),
+              std::string::npos);
+    EXPECT_NE(bad_request({{"source", "a"}, {"colour", 1}}).find("unknown field 'colour'"),
+              std::string::npos);
+    json ids = json::array();
+    for (size_t i = 0; i <= kReplayMaxIds; ++i) {
+        ids.push_back(kId);
+    }
+    EXPECT_NE(bad_request({{"request_ids", ids}}).find("at most"), std::string::npos);
+}
+
+TEST(ReplaySql, StatusIsTheRoutesWithARoute) {
+    std::vector<std::optional<std::string>> p;
+    json sel = {{"source", "github"}, {"route", "app"}, {"status", "dead"}, {"to_us", 5}};
+    std::string w = replay_where(sel, p);
+    EXPECT_NE(w.find("e.source = $1"), std::string::npos) << w;
+    EXPECT_NE(w.find("r.status IN ('dead')"), std::string::npos) << w;
+    EXPECT_EQ(w.find("e.status"), std::string::npos) << w;
+    EXPECT_NE(w.find("e.received_at <"), std::string::npos) << w;
+    // Parameters only: nothing of the selection is spliced into the SQL.
+    EXPECT_EQ(w.find("github"), std::string::npos);
+    EXPECT_EQ(w.find("'app'"), std::string::npos);
+
+    std::vector<std::optional<std::string>> q;
+    std::string without = replay_where(sel, q, false);
+    EXPECT_EQ(without.find("r.status IN"), std::string::npos) << without;
+}
+
+TEST(ReplaySql, RoutesModes) {
+    std::vector<std::optional<std::string>> p;
+    EXPECT_EQ(replay_route_cond(json::object(), "failed", p), "r.status = 'dead'");
+    EXPECT_EQ(replay_route_cond(json::object(), "all", p), "true");
+    EXPECT_EQ(replay_route_cond({{"route", "x"}}, "all", p), "true AND r.route = $1");
+    EXPECT_EQ(replay_status_cond({{"status", "failed"}}, p),
+              "e.status IN ('dead', 'retrying', 'parked')");
+    EXPECT_EQ(replay_status_cond(json::object(), p), "true");
+}
+
+}  // namespace
+}  // namespace hookq::ops

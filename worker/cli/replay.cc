@@ -1,0 +1,280 @@
+#include "worker/cli/replay.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/cli/common.h"
+#include "worker/ops/replay.h"
+
+namespace hookq::ctl {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+ops::Actor cli_actor() {
+    return ops::Actor{actor(), "", "", "", "hookqctl"};
+}
+
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string text(const Json& v) {
+    if (v.is_null()) {
+        return "-";
+    }
+    return printable(v.is_string() ? v.get<std::string>() : v.dump());
+}
+
+std::string duration(double s) {
+    if (s < 0 || !std::isfinite(s)) {
+        return "?";
+    }
+    long n = std::lround(s);
+    char buf[32];
+    if (n >= 3600) {
+        std::snprintf(buf, sizeof buf, "%ldh%02ldm", n / 3600, n / 60 % 60);
+    } else if (n >= 60) {
+        std::snprintf(buf, sizeof buf, "%ldm%02lds", n / 60, n % 60);
+    } else {
+        std::snprintf(buf, sizeof buf, "%lds", n);
+    }
+    return buf;
+}
+
+std::string selection_text(const Json& sel) {
+    std::string out;
+    for (const auto& [k, v] : sel.items()) {
+        if (v.is_null() || (v.is_array() && v.empty())) {
+            continue;
+        }
+        out += (out.empty() ? "" : " ") + k + "=" +
+               (v.is_string() ? printable(v.get<std::string>()) : v.dump());
+    }
+    return out.empty() ? "-" : out;
+}
+
+// "replay 7 running [#########-----------] 45% 450/1000 sent 440 skipped 10 failed 0 25.0/s ETA
+// 22s"
+std::string progress_line(const Json& j, bool bar) {
+    int64_t total = j["total"].get<int64_t>();
+    int64_t done =
+        j["sent"].get<int64_t>() + j["skipped"].get<int64_t>() + j["failed"].get<int64_t>();
+    double p = j["progress"].get<double>();
+    std::string out = "replay " + std::to_string(j["id"].get<int64_t>()) + " " +
+                      j["state"].get<std::string>() + " ";
+    if (bar) {
+        int width = 24, fill = static_cast<int>(p * width);
+        out += "[" + std::string(fill, '#') + std::string(width - fill, '-') + "] ";
+    }
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%3d%% %lld/%lld sent %lld skipped %lld failed %lld",
+                  static_cast<int>(p * 100), static_cast<long long>(done),
+                  static_cast<long long>(total), static_cast<long long>(j["sent"].get<int64_t>()),
+                  static_cast<long long>(j["skipped"].get<int64_t>()),
+                  static_cast<long long>(j["failed"].get<int64_t>()));
+    out += buf;
+    if (!j["observed_rate"].is_null()) {
+        std::snprintf(buf, sizeof buf, " %.1f/s", j["observed_rate"].get<double>());
+        out += buf;
+    }
+    if (!j["eta_seconds"].is_null()) {
+        out += " ETA " + duration(j["eta_seconds"].get<double>());
+    }
+    return out;
+}
+
+void print_job(const Json& j) {
+    std::printf("id:          %lld\n", static_cast<long long>(j["id"].get<int64_t>()));
+    std::printf("state:       %s\n", text(j["state"]).c_str());
+    std::printf("created:     %s by %s\n", text(j["created_at"]).c_str(),
+                text(j["created_by"]).c_str());
+    std::printf("selection:   %s\n", selection_text(j["selection"]).c_str());
+    std::printf("routes:      %s\n", text(j["routes_mode"]).c_str());
+    std::printf("rate:        %s/s\n", text(j["rate"]).c_str());
+    std::printf("limit:       %s\n", text(j["limit"]).c_str());
+    std::printf("progress:    %s\n", progress_line(j, false).c_str());
+    std::printf("started:     %s\n", text(j["started_at"]).c_str());
+    std::printf("finished:    %s\n", text(j["finished_at"]).c_str());
+    std::printf("worker:      %s\n", text(j["worker"]).c_str());
+    if (!j["error"].is_null()) {
+        std::printf("error:       %s\n", text(j["error"]).c_str());
+    }
+}
+
+bool finished(const Json& j) {
+    auto s = j["state"].get<std::string>();
+    return s == "done" || s == "cancelled" || s == "failed";
+}
+
+}  // namespace
+
+int replay_create(Pg& pg, const ReplayOptions& o) {
+    // The API's body, field for field: one parser and one set of errors for both.
+    nlohmann::json body = nlohmann::json::object();
+    if (!o.ids.empty()) {
+        body["request_ids"] = o.ids;
+    }
+    const std::vector<std::pair<std::string, std::string>> fields{
+        {"source", o.source}, {"route", o.route},
+        {"status", o.status}, {"event_type", o.event_type},
+        {"since", o.since},   {"from", o.from},
+        {"to", o.to}};
+    for (const auto& [k, v] : fields) {
+        if (!v.empty()) {
+            body[k] = v;
+        }
+    }
+    body["rate"] = o.rate;
+    if (o.limit > 0) {
+        body["limit"] = o.limit;
+    }
+    body["routes"] = o.all_routes ? "all" : "failed";
+    body["dry_run"] = o.dry_run;
+    body["confirm"] = o.yes;
+    ops::ReplayRequest req = ops::parse_replay_request(body, now_us());
+    if (o.dry_run) {
+        Json p = ops::preview_replay(pg, req);
+        if (o.json) {
+            std::printf("%s\n", p.dump(2).c_str());
+            return 0;
+        }
+        std::printf("dry run: nothing changed\n");
+        std::printf("selection:   %s\n", selection_text(p["selection"]).c_str());
+        std::printf("webhooks:    %lld (%lld to send, %lld with nothing to send)\n",
+                    static_cast<long long>(p["total"].get<int64_t>()),
+                    static_cast<long long>(p["to_send"].get<int64_t>()),
+                    static_cast<long long>(p["skipped"].get<int64_t>()));
+        std::vector<std::vector<std::string>> rows{{"ROUTE", "DELIVERIES"}};
+        for (const auto& [r, n] : p["routes"].items()) {
+            rows.push_back({printable(r), n.dump()});
+        }
+        std::printf("routes (%s):\n%s", text(p["routes_mode"]).c_str(), table(rows).c_str());
+        std::printf("sample:     ");
+        for (const auto& id : p["sample"]) {
+            std::printf(" %s", id.get<std::string>().c_str());
+        }
+        std::printf("\nat %s/s:    about %s\n", text(p["rate"]).c_str(),
+                    duration(p["estimated_seconds"].get<double>()).c_str());
+        if (p["confirmation_required"].get<bool>()) {
+            std::printf("more than %lld webhooks: the replay needs --yes (or a --limit)\n",
+                        static_cast<long long>(ops::kReplayConfirmAbove));
+        }
+        return 0;
+    }
+    Json job;
+    try {
+        job = ops::create_replay(pg, req, cli_actor());
+    } catch (const ops::ConfirmationRequired& e) {
+        std::fprintf(stderr, "hookqctl replay: %s (see --dry-run)\n", e.what());
+        return 2;
+    }
+    if (o.json && o.detach) {
+        std::printf("%s\n", job.dump(2).c_str());
+        return 0;
+    }
+    const std::string id = std::to_string(job["id"].get<int64_t>());
+    if (!o.json) {
+        std::printf(
+            "replay %s created: %lld webhooks at %s/s (Ctrl-C stops watching, not the "
+            "replay; hookqctl replay cancel %s)\n",
+            id.c_str(), static_cast<long long>(job["total"].get<int64_t>()),
+            text(job["rate"]).c_str(), id.c_str());
+        std::fflush(stdout);
+    }
+    if (o.detach) {
+        return 0;
+    }
+    const bool tty = !o.json && isatty(STDOUT_FILENO);
+    auto last_line = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+    for (;;) {
+        job = ops::get_replay(pg, id);
+        bool end = finished(job);
+        auto now = std::chrono::steady_clock::now();
+        if (tty) {
+            std::printf("\r%s\033[K", progress_line(job, true).c_str());
+            std::fflush(stdout);
+        } else if (!o.json && (end || now - last_line >= std::chrono::seconds(2))) {
+            std::printf("%s\n", progress_line(job, false).c_str());
+            std::fflush(stdout);
+            last_line = now;
+        }
+        if (end) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
+    }
+    if (tty) {
+        std::printf("\n");
+    }
+    if (o.json) {
+        std::printf("%s\n", job.dump(2).c_str());
+    } else if (!job["error"].is_null()) {
+        std::printf("error: %s\n", text(job["error"]).c_str());
+    }
+    return job["state"] == "done" ? 0 : 1;
+}
+
+int replay_list(Pg& pg, bool json) {
+    Json j = ops::list_replays(pg);
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    if (j["replays"].empty()) {
+        std::printf("no replays\n");
+        return 0;
+    }
+    std::vector<std::vector<std::string>> rows{{"ID", "STATE", "CREATED_AT", "BY", "TOTAL", "SENT",
+                                                "SKIPPED", "FAILED", "RATE", "SELECTION"}};
+    for (const auto& r : j["replays"]) {
+        rows.push_back({text(r["id"]), text(r["state"]), text(r["created_at"]),
+                        text(r["created_by"]), text(r["total"]), text(r["sent"]),
+                        text(r["skipped"]), text(r["failed"]), text(r["rate"]),
+                        selection_text(r["selection"])});
+    }
+    std::fputs(table(rows).c_str(), stdout);
+    return 0;
+}
+
+int replay_show(Pg& pg, const std::string& id, bool json) {
+    Json j = ops::get_replay(pg, id);
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return 0;
+    }
+    print_job(j);
+    return 0;
+}
+
+int replay_cancel(Pg& pg, const std::string& id, bool json) {
+    Json j = ops::cancel_replay(pg, id, cli_actor());
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        std::printf("replay %s cancelled (%s)\n", id.c_str(), progress_line(j, false).c_str());
+    }
+    return 0;
+}
+
+int replay_resume(Pg& pg, const std::string& id, bool json) {
+    Json j = ops::resume_replay(pg, id, cli_actor());
+    if (json) {
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        std::printf("replay %s resumes from where it stopped (%s)\n", id.c_str(),
+                    progress_line(j, false).c_str());
+    }
+    return 0;
+}
+
+}  // namespace hookq::ctl

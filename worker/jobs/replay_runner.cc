@@ -1,0 +1,470 @@
+#include "worker/jobs/replay_runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <vector>
+
+#include "shared/redis_keys.h"
+#include "worker/cli/common.h"
+#include "worker/log.h"
+#include "worker/metrics.h"
+#include "worker/ops/dead_letters.h"
+#include "worker/ops/replay.h"
+
+namespace hookq {
+
+namespace {
+
+using ctl::cell;
+using ctl::is_null;
+using ctl::must_query;
+
+constexpr uint64_t kPollMs = 1000;
+constexpr uint64_t kFlushMs = 250;
+constexpr int kBatch = 200;
+// How long a job's set of pushed (webhook, route) pairs is kept in Redis: a job cancelled and
+// resumed within this time still sends nothing twice.
+constexpr int kDedupTtlS = 7 * 24 * 3600;
+
+// No double send across a crash. The job's cursor and counters live in PostgreSQL, the pushes in
+// Redis, and no transaction spans both: a runner killed after a push and before its next progress
+// write resumes from the older cursor and meets those webhooks again. So every push goes through
+// this script, which adds "<request id>/<route>" to the job's set and pushes only if it was not
+// there, in one atomic step on the queue's slot: a push either happened and is remembered, or
+// neither. (Advancing the cursor in PostgreSQL before the push instead would lose the webhooks of
+// a crash in between; after it, would send them twice.)
+constexpr std::string_view kPushOnce = R"lua(
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1
+)lua";
+
+uint64_t mono_ms() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+// Where a webhook of `source` goes back: the queue named after its source when this worker
+// consumes it or a route serves it (the edge's usual setup), else as `dlq retry` decides.
+std::string queue_for(const Config& cfg, const std::string& source) {
+    bool known = std::find(cfg.queues.begin(), cfg.queues.end(), source) != cfg.queues.end() ||
+                 std::any_of(cfg.routes.begin(), cfg.routes.end(),
+                             [&](const Route& r) { return r.source == source; });
+    return known ? source : ops::requeue_queue(cfg, source);
+}
+
+const Route* route_named(const Config& cfg, const std::string& name) {
+    for (const Route& r : cfg.routes) {
+        if (r.name == name) {
+            return &r;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+void ReplayRunner::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void ReplayRunner::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+bool ReplayRunner::stopping() {
+    std::lock_guard lock(mu_);
+    return stopping_;
+}
+
+bool ReplayRunner::connected() {
+    if (pg_.ok()) {
+        return true;
+    }
+    if (!pg_.connect() || !pg_.exec("SET statement_timeout = '30s'")) {
+        if (!down_logged_) {
+            log::warn("replay: cannot connect to postgresql; retrying", {{"error", pg_.error()}});
+            down_logged_ = true;
+        }
+        return false;
+    }
+    down_logged_ = false;
+    return true;
+}
+
+void ReplayRunner::run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+        lock.unlock();
+        bool worked = false;
+        JobState job;
+        try {
+            if (connected() && claim(job)) {
+                worked = true;
+                execute(job);
+            }
+        } catch (const ops::Error& e) {
+            // The job itself is wrong (a selection this version cannot read): it fails, visibly.
+            log::warn("replay: failed", {{"replay", job.id}, {"error", e.what()}});
+            try {
+                finish(job, "failed", e.what());
+            } catch (const std::exception&) {
+            }
+        } catch (const std::exception& e) {
+            log::warn("replay: runner error; retrying", {{"error", e.what()}});
+            if (!pg_.ok()) {
+                pg_.close();
+            }
+        }
+        lock.lock();
+        if (!worked) {
+            cv_.wait_for(lock, std::chrono::milliseconds(kPollMs), [this] { return stopping_; });
+        }
+    }
+}
+
+bool ReplayRunner::claim(JobState& job) {
+    // SKIP LOCKED: two runners polling at once take different jobs (or one of them none).
+    auto r = must_query(
+        pg_,
+        "UPDATE replay_jobs SET state = 'running', lease_owner = $1, lease_expires = now() + "
+        "make_interval(secs => $2), started_at = coalesce(started_at, now()), updated_at = now() "
+        "WHERE id = (SELECT id FROM replay_jobs WHERE state IN ('pending', 'running') AND "
+        "(lease_expires IS NULL OR lease_expires < now() OR lease_owner = $1) ORDER BY id "
+        "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, selection::text, routes_mode, rate_per_s, "
+        "\"limit\", sent, skipped, failed, "
+        "(extract(epoch FROM cursor_received_at) * 1000000)::bigint, cursor_id::text, "
+        "started_at < now()",
+        {cfg_.worker_id, std::to_string(kLeaseSeconds)});
+    if (PQntuples(r.get()) == 0) {
+        return false;
+    }
+    job.id = cell(r, 0, 0);
+    job.selection = nlohmann::json::parse(cell(r, 0, 1));
+    job.routes_mode = cell(r, 0, 2);
+    job.rate = std::max(0.001, std::stod(cell(r, 0, 3)));
+    if (!is_null(r, 0, 4)) {
+        job.limit = std::stoll(cell(r, 0, 4));
+    }
+    job.sent = std::stoll(cell(r, 0, 5));
+    job.skipped = std::stoll(cell(r, 0, 6));
+    job.failed = std::stoll(cell(r, 0, 7));
+    if (!is_null(r, 0, 8)) {
+        job.cursor_us = std::stoll(cell(r, 0, 8));
+        job.cursor_id = cell(r, 0, 9);
+    }
+    // Run before (its runner died, or it was cancelled and resumed): pushes made after its last
+    // progress write are met again just after the cursor, within what a flush period can hold.
+    if (cell(r, 0, 10) == "t") {
+        job.recover_left = std::max<int64_t>(kBatch, static_cast<int64_t>(job.rate) + 1);
+    }
+    job.last_flush_ms = mono_ms();
+    job.tokens = 1;
+    job.tokens_at_ms = mono_ms();
+    log::info("replay: running",
+              {{"replay", job.id}, {"sent", job.sent}, {"resumed", job.cursor_us.has_value()}});
+    return true;
+}
+
+ReplayRunner::Go ReplayRunner::flush(JobState& job) {
+    if (!job.requeued_ids.empty()) {
+        // So that status, the dead-letter gauges and alerts stop counting what the replay has
+        // sent again; a copy that dies again is dead-lettered afresh (requeued_at cleared).
+        must_query(pg_,
+                   "UPDATE dead_letters d SET requeued_at = now() FROM unnest($1::uuid[], "
+                   "$2::text[]) AS v (event_id, route) WHERE d.event_id = v.event_id AND "
+                   "d.route = v.route AND d.requeued_at IS NULL",
+                   {ops::pg_text_array(job.requeued_ids), ops::pg_text_array(job.requeued_routes)});
+        job.requeued_ids.clear();
+        job.requeued_routes.clear();
+    }
+    auto r = must_query(
+        pg_,
+        "UPDATE replay_jobs SET sent = $2::bigint, skipped = $3::bigint, failed = $4::bigint, "
+        "cursor_received_at = CASE WHEN $5::bigint IS NULL THEN cursor_received_at ELSE "
+        "'epoch'::timestamptz + $5::bigint * interval '1 microsecond' END, "
+        "cursor_id = coalesce($6::uuid, cursor_id), "
+        "lease_expires = now() + make_interval(secs => $8), updated_at = now() "
+        "WHERE id = $1::bigint AND lease_owner = $7 AND state = 'running' RETURNING 1",
+        {job.id, std::to_string(job.sent), std::to_string(job.skipped), std::to_string(job.failed),
+         job.cursor_us ? std::optional<std::string>(std::to_string(*job.cursor_us)) : std::nullopt,
+         job.cursor_id.empty() ? std::nullopt : std::optional<std::string>(job.cursor_id),
+         cfg_.worker_id, std::to_string(kLeaseSeconds)});
+    job.last_flush_ms = mono_ms();
+    if (PQntuples(r.get()) == 0) {
+        log::info("replay: stopped (cancelled, or taken over)", {{"replay", job.id}});
+        return Go::stop;
+    }
+    return stopping() ? Go::stop : Go::on;
+}
+
+ReplayRunner::Go ReplayRunner::flush_if_due(JobState& job) {
+    if (mono_ms() - job.last_flush_ms >= kFlushMs) {
+        return flush(job);
+    }
+    return stopping() ? Go::stop : Go::on;
+}
+
+ReplayRunner::Go ReplayRunner::pause(JobState& job, uint64_t ms) {
+    uint64_t until = mono_ms() + ms;
+    for (;;) {
+        if (flush_if_due(job) == Go::stop) {
+            return Go::stop;
+        }
+        uint64_t now = mono_ms();
+        if (now >= until) {
+            return Go::on;
+        }
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(std::min<uint64_t>(until - now, kFlushMs)),
+                     [this] { return stopping_; });
+    }
+}
+
+// A token bucket holding at most a twentieth of a second's worth (one at least): the rate holds
+// over any stretch longer than that, without a burst after a pause.
+ReplayRunner::Go ReplayRunner::wait_token(JobState& job) {
+    const double cap = std::max(1.0, job.rate / 20);
+    for (;;) {
+        uint64_t now = mono_ms();
+        job.tokens = std::min(
+            cap, job.tokens + static_cast<double>(now - job.tokens_at_ms) * job.rate / 1000);
+        job.tokens_at_ms = now;
+        if (job.tokens >= 1) {
+            job.tokens -= 1;
+            return Go::on;
+        }
+        auto ms = static_cast<uint64_t>((1 - job.tokens) * 1000 / job.rate) + 1;
+        if (pause(job, ms) == Go::stop) {
+            return Go::stop;
+        }
+    }
+}
+
+// Waits while the destination's breaker is open (or half-open with its probe out): what would be
+// pushed now would only be parked, and the destination is known to be down.
+ReplayRunner::Go ReplayRunner::wait_breaker(JobState& job, const std::string& destination) {
+    bool logged = false;
+    for (;;) {
+        auto h = redis_.command(
+            {"HMGET", keys::breaker(destination), "state", "open_until", "probe_until"});
+        if (!h || h->type != REDIS_REPLY_ARRAY || h->elements < 3) {
+            return Go::on;  // Redis trouble shows at the push, which retries
+        }
+        auto field = [&](size_t i) {
+            const redisReply* e = h->element[i];
+            return e->type == REDIS_REPLY_STRING ? std::string(e->str, e->len) : std::string();
+        };
+        std::string state = field(0);
+        uint64_t until = 0;
+        if (state == "open") {
+            until = std::strtoull(field(1).c_str(), nullptr, 10);
+        } else if (state == "half_open") {
+            until = std::strtoull(field(2).c_str(), nullptr, 10);
+        } else {
+            return Go::on;
+        }
+        // The breaker's deadlines are in Redis's clock.
+        uint64_t now = ctl::redis_now_ms(redis_);
+        if (until <= now) {
+            return Go::on;
+        }
+        if (!logged) {
+            log::info("replay: waiting for an open breaker",
+                      {{"replay", job.id}, {"destination", destination}});
+            logged = true;
+        }
+        if (pause(job, std::min<uint64_t>(until - now + 10, 1000)) == Go::stop) {
+            return Go::stop;
+        }
+    }
+}
+
+void ReplayRunner::finish(JobState& job, const std::string& state, const std::string& error) {
+    must_query(pg_,
+               "UPDATE replay_jobs SET state = $2, sent = $3::bigint, skipped = $4::bigint, "
+               "failed = $5::bigint, error = $6, finished_at = now(), updated_at = now(), "
+               "lease_owner = NULL, lease_expires = NULL "
+               "WHERE id = $1::bigint AND lease_owner = $7 AND state = 'running'",
+               {job.id, state, std::to_string(job.sent), std::to_string(job.skipped),
+                std::to_string(job.failed),
+                error.empty() ? std::nullopt : std::optional<std::string>(error), cfg_.worker_id});
+    if (state == "done") {
+        // Done is final (nothing resumes it): its record of pushes is no longer needed.
+        for (const auto& key : job.dedup_sets) {
+            redis_.command({"DEL", key});
+        }
+    }
+    log::info("replay: finished", {{"replay", job.id},
+                                   {"state", state},
+                                   {"sent", job.sent},
+                                   {"skipped", job.skipped},
+                                   {"failed", job.failed}});
+}
+
+void ReplayRunner::release(JobState& job) {
+    // Lets another runner (or a resume) take the job at once rather than after the lease.
+    ctl::query(pg_,
+               "UPDATE replay_jobs SET lease_expires = NULL WHERE id = $1::bigint AND "
+               "lease_owner = $2",
+               {job.id, cfg_.worker_id});
+}
+
+void ReplayRunner::execute(JobState& job) {
+    std::vector<std::optional<std::string>> base;
+    std::string where = ops::replay_where(job.selection, base, false);
+    std::string status_expr = ops::replay_status_cond(job.selection, base);
+    std::string route_filter;
+    if (job.selection.contains("route") && job.selection["route"].is_string()) {
+        base.emplace_back(job.selection["route"].get<std::string>());
+        route_filter = " AND r.route = $" + std::to_string(base.size());
+    }
+    auto& m = metrics::global();
+    for (;;) {
+        int64_t done = job.sent + job.skipped + job.failed;
+        int64_t n = kBatch;
+        if (job.limit) {
+            n = std::min<int64_t>(n, *job.limit - done);
+        }
+        if (n <= 0) {
+            finish(job, "done", "");
+            return;
+        }
+        auto params = base;
+        std::string w = where;
+        auto cond = [&](const std::string& c) { w += (w.empty() ? " WHERE " : " AND ") + c; };
+        // While recovering, webhooks whose status no longer matches are read too: one this job
+        // pushed before a crash may have been delivered since, and is counted, not lost.
+        if (job.recover_left <= 0) {
+            cond("(" + status_expr + ")");
+        }
+        if (job.cursor_us) {
+            params.emplace_back(std::to_string(*job.cursor_us));
+            std::string ts = "('epoch'::timestamptz + $" + std::to_string(params.size()) +
+                             "::bigint * interval '1 microsecond')";
+            params.emplace_back(job.cursor_id);
+            // Keyset: after the last webhook handled, in the order of the primary key, so rows
+            // recorded meanwhile neither shift nor repeat what is left.
+            cond("e.received_at >= " + ts + " AND (e.received_at, e.id) > (" + ts + ", $" +
+                 std::to_string(params.size()) + "::uuid)");
+        }
+        params.emplace_back(std::to_string(n));
+        auto r = must_query(
+            pg_,
+            "SELECT e.id, (extract(epoch FROM e.received_at) * 1000000)::bigint, e.source, "
+            "e.dedup_key, e.method, e.path, coalesce(e.remote_addr, ''), e.headers::text, "
+            "encode(e.body, 'hex'), (SELECT coalesce(json_agg(json_build_array(r.route, r.status) "
+            "ORDER BY r.route), '[]') FROM webhook_routes r WHERE r.received_at = e.received_at "
+            "AND r.event_id = e.id" +
+                route_filter + ")::text, (" + status_expr + ") FROM webhook_events e" + w +
+                " ORDER BY e.received_at, e.id LIMIT $" + std::to_string(params.size()) + "::int",
+            params);
+        int rows = PQntuples(r.get());
+        if (rows == 0) {
+            if (job.recover_left > 0) {
+                job.recover_left = 0;
+                continue;
+            }
+            flush(job);
+            finish(job, "done", "");
+            return;
+        }
+        for (int i = 0; i < rows; ++i) {
+            const bool matches = cell(r, i, 10) == "t";
+            const bool recovering = job.recover_left > 0;
+            auto routes = nlohmann::json::parse(cell(r, i, 9));
+            int pushed = 0, failed = 0;
+            if (!routes.empty()) {
+                Envelope env = ops::envelope_from_row(r, i, 0);
+                std::string queue;
+                try {
+                    queue = queue_for(cfg_, env.source);
+                } catch (const ops::Error&) {
+                    queue.clear();
+                }
+                const std::string set = "hookq:{" + queue + "}:replay:" + job.id;
+                for (const auto& rj : routes) {
+                    const std::string route = rj[0].get<std::string>();
+                    const std::string status = rj[1].get<std::string>();
+                    const std::string member = env.request_id.str() + "/" + route;
+                    // "failed": only a dead route. Delivered ones have the webhook; a retrying or
+                    // parked one has its copy waiting in Redis, and one more would arrive twice.
+                    bool eligible = matches && (job.routes_mode == "all" || status == "dead");
+                    if (!eligible) {
+                        if (recovering && !queue.empty()) {
+                            auto in = redis_.command({"SISMEMBER", set, member});
+                            if (in && in->type == REDIS_REPLY_INTEGER && in->integer == 1) {
+                                ++pushed;  // this job's push before a crash, delivered since
+                            }
+                        }
+                        continue;
+                    }
+                    const Route* cr = route == "-" ? nullptr : route_named(cfg_, route);
+                    if (queue.empty() || (route != "-" && !cr)) {
+                        ++failed;  // no queue to put it on, or the route is gone
+                        continue;
+                    }
+                    if ((cr && wait_breaker(job, cr->destination) == Go::stop) ||
+                        wait_token(job) == Go::stop) {
+                        return release(job);
+                    }
+                    std::string element = ops::requeue_element(env, route);
+                    job.dedup_sets.insert(set);
+                    const std::string ttl = std::to_string(kDedupTtlS);
+                    for (;;) {
+                        Reply p = redis_.eval(kPushOnce, {set, keys::queue(queue)},
+                                              {member, element, ttl});
+                        if (p && p->type == REDIS_REPLY_INTEGER) {
+                            // 0: pushed before a crash, its progress not written: counted now.
+                            ++pushed;
+                            job.requeued_ids.push_back(env.request_id.str());
+                            job.requeued_routes.push_back(route);
+                            break;
+                        }
+                        log::warn("replay: cannot push; retrying",
+                                  {{"replay", job.id}, {"error", redis_.last_error()}});
+                        if (pause(job, 1000) == Go::stop) {
+                            return release(job);
+                        }
+                    }
+                }
+            }
+            job.cursor_us = std::stoll(cell(r, i, 1));
+            job.cursor_id = cell(r, i, 0);
+            if (job.recover_left > 0) {
+                --job.recover_left;
+            }
+            if (pushed > 0) {
+                ++job.sent;
+                m.replay_event(metrics::ReplayResult::enqueued);
+            } else if (!matches) {
+                // Not part of the selection (read only while recovering).
+            } else if (failed > 0) {
+                ++job.failed;
+                m.replay_event(metrics::ReplayResult::failed);
+            } else {
+                ++job.skipped;  // nothing to send: its routes succeeded (or are still pending)
+                m.replay_event(metrics::ReplayResult::skipped);
+            }
+            if (flush_if_due(job) == Go::stop) {
+                return release(job);
+            }
+        }
+        if (flush(job) == Go::stop) {
+            return release(job);
+        }
+    }
+}
+
+}  // namespace hookq
