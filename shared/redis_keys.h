@@ -72,6 +72,10 @@ inline std::string sweep_lease(std::string_view q) {
 inline std::string breaker(std::string_view destination) {
     return "hookq:breaker:" + std::string(destination);
 }
+// Held (SET NX PX, renewed every round) by the one worker that evaluates alerts and notifies.
+inline std::string alerts_lease() {
+    return "hookq:alerts:lease";
+}
 
 // Dedup keys longer than this are replaced by their SHA-256 (hex) so a hostile header cannot make
 // Redis keys arbitrarily large.
