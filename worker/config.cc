@@ -413,7 +413,7 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
     if (const toml::table* sa = r.table(*a, "silent_after")) {
         for (auto&& [k, v] : *sa) {
             al.silent_after[std::string(k.str())] =
-                *r.duration(*sa, k.str(), 60 * 1000, 30 * kDay);
+                *r.duration(*sa, k.str(), 1000, 30 * kDay);
         }
     }
     std::set<std::string> channel_names;
