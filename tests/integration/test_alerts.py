@@ -74,8 +74,11 @@ def test_breaker_open_fires_then_recovery_on_slack_and_signed_webhook(
     channels = (slack_channel(receiver.url("/slack")) +
                 f'[[alerts.channels]]\nname = "hook"\ntype = "webhook"\n'
                 f'url = "{receiver.url("/wh")}"\nsecret = "literal:{ALERT_SECRET}"\n')
+    port = harness.free_port()
+    admin = f'[admin]\nlisten = "127.0.0.1:{port}"\nmetrics_public = true\n'
     config = config_text(redis_server, pg_migrated,
-                         alerts_config(channels) + route("app", "brk", sink.url("/app"), retry),
+                         alerts_config(channels) + admin +
+                         route("app", "brk", sink.url("/app"), retry),
                          breaker='failure_threshold = 2\nwindow = "1m"\nopen_for = "1s"\n'
                                  'close_after = 1')
     sink.set("/app", "503")  # the application is down
@@ -122,6 +125,12 @@ def test_breaker_open_fires_then_recovery_on_slack_and_signed_webhook(
     assert len(ev) == 2
     # Exactly one firing and one resolved message: no repeats while it stayed open.
     assert len(texts(receiver, "/slack", "breaker_open")) == 2
+    import urllib.request
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for ch in ("slack", "hook"):
+        assert f'hookq_alerts_sent_total{{rule="breaker_open",channel="{ch}",result="sent"}} 2' \
+            in metrics, metrics
+    assert "hookq_alerts_leader 1" in metrics
     assert w.proc.poll() is None
 
 
@@ -306,3 +315,135 @@ def test_hanging_channel_does_not_slow_deliveries(redis_server, pg_migrated, sin
     wait_until(lambda: [e for e in events(pg_migrated, "source_silent")
                         if str(e[1].get("slack", "")).startswith("error:")], 40,
                what="channel error recorded")
+
+
+def test_redis_and_postgres_down_are_announced_and_recover(redis_server, pg_migrated, sink,
+                                                           receiver, workers):
+    rules = ('[alerts.rules.redis_down]\nfor = "0s"\n'
+             '[alerts.rules.postgres_down]\nfor = "0s"\n')
+    config = config_text(redis_server, pg_migrated,
+                         alerts_config(slack_channel(receiver.url("/slack")), rules) +
+                         route("r", "dep", sink.url("/in")))
+    workers(config)
+    wait_until(lambda: redis_server.client().get("hookq:alerts:lease"), 20, what="leader")
+
+    redis_server.stop()
+    msg = wait_until(lambda: texts(receiver, "/slack", "[FIRING P0] redis_down"), 30,
+                     what="redis_down")[0]
+    assert "Redis unreachable" in msg and "#redis-down" in msg
+    redis_server.start()
+    wait_until(lambda: texts(receiver, "/slack", "[RESOLVED P0] redis_down"), 30,
+               what="redis_down resolved")
+
+    # PostgreSQL away: the alert still goes out (its state cannot be written meanwhile).
+    pg_migrated.stop()
+    try:
+        msg = wait_until(lambda: texts(receiver, "/slack", "[FIRING P0] postgres_down"), 30,
+                         what="postgres_down")[0]
+        assert "#postgresql-down" in msg
+    finally:
+        pg_migrated.start()
+    wait_until(lambda: texts(receiver, "/slack", "[RESOLVED P0] postgres_down"), 30,
+               what="postgres_down resolved")
+    # Once it is back, what happened meanwhile is written.
+    wait_until(lambda: [e[0] for e in events(pg_migrated, "postgres_down")] ==
+               ["firing", "resolved"], 20, what="postgres_down events written")
+    assert events(pg_migrated, "postgres_down")[0][1] == {"slack": "sent"}
+    assert rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = 'postgres_down{}'") \
+        == [("resolved",)]
+
+
+class FakeEdge:
+    """Serves the edge's hookq_status counters, set by the test."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.counters = {}
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = "# TYPE hookq_edge_requests_total counter\n" + "".join(
+                    f'hookq_edge_requests_total{{source="{s}",outcome="{o}"}} {n}\n'
+                    for (s, o), n in sorted(outer.counters.items()))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.scrapes = 0
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_signature_failures_health_check_slow_and_fallback(redis_server, pg_migrated, sink,
+                                                           receiver, workers):
+    edge = FakeEdge()
+    try:
+        edge.counters = {("stripe", "accepted"): 100, ("stripe", "bad_signature"): 2}
+        rules = ('[alerts.rules.signature_failures]\nthreshold = 10\nwindow = "1m"\n'
+                 '[alerts.rules.slow_p95]\nthreshold = 0.3\nmin_count = 1\nfor = "0s"\n'
+                 '[alerts.rules.slow_delivery]\nthreshold = 0.3\n'
+                 '[alerts.rules.dead_letters]\nenabled = false\n')
+        extra = f'edge_metrics = ["http://127.0.0.1:{edge.port}/hookq/status"]\n'
+        routes = (route("slow", "slow", sink.url("/slow")) +
+                  route("fb", "fb", sink.url("/bad"),
+                        f'fallback_url = "{sink.url("/fallback")}"\n'
+                        '[routes.retry]\nmax_attempts = 1\n'))
+        config = config_text(redis_server, pg_migrated,
+                             alerts_config(slack_channel(receiver.url("/slack")), rules, extra) +
+                             routes, breaker="failure_threshold = 1000")
+        sink.set("/slow", "sleep:500")
+        sink.set("/bad", "500")
+        workers(config)
+        r = redis_server.client()
+        wait_until(lambda: r.get("hookq:alerts:lease"), 20, what="leader")
+
+        # A burst of bad signatures at the edge (a rotated secret): 2 -> 20 within the window.
+        edge.counters[("stripe", "bad_signature")] = 20
+        msg = wait_until(lambda: texts(receiver, "/slack", "FIRING P2] signature_failures"), 20,
+                         what="signature_failures")[0]
+        assert "source=stripe" in msg and "value 18 against threshold 10" in msg
+
+        # The health checker's hash (CONTRACT2) says 3 failures in a row.
+        r.hset("hookq:hc:{slow}", mapping={"status": "failing", "consecutive_failures": "3"})
+        wait_until(lambda: texts(receiver, "/slack", "FIRING P1] health_check"), 20,
+                   what="health_check")
+        r.hset("hookq:hc:{slow}", mapping={"status": "ok", "consecutive_failures": "0"})
+        wait_until(lambda: texts(receiver, "/slack", "RESOLVED P1] health_check"), 20,
+                   what="health_check resolved")
+
+        enqueue(r, "slow", 2)
+        enqueue(r, "fb", 1)
+        slow = wait_until(lambda: texts(receiver, "/slack", "FIRING P2] slow_p95"), 30,
+                          what="slow_p95")[0]
+        assert "route=slow" in slow
+        wait_until(lambda: texts(receiver, "/slack", "FIRING P2] slow_delivery"), 30,
+                   what="slow_delivery")
+        fb = wait_until(lambda: texts(receiver, "/slack", "FIRING P2] fallback_used"), 30,
+                        what="fallback_used")[0]
+        assert "route=fb" in fb and len(sink.received("/fallback")) == 1
+    finally:
+        edge.close()
+
+
+def test_retention_deletes_old_alert_events(pg_migrated):
+    sql(pg_migrated, "INSERT INTO alert_events (at, fingerprint, rule, severity, state) VALUES "
+                     "(now() - interval '40 days', 'redis_down{}', 'redis_down', 'P0', 'firing'), "
+                     "(now(), 'redis_down{}', 'redis_down', 'P0', 'resolved')")
+    import subprocess
+    from worker_fixtures import worker_env
+    out = subprocess.run([harness.CTL_PATH, "cleanup", "--dsn", pg_migrated.dsn, "--older-than",
+                          "30d", "--json"], capture_output=True, text=True, env=worker_env())
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert {"table": "alert_events", "rows": 1} in plan["deletes"]
+    assert rows(pg_migrated, "SELECT state FROM alert_events") == [("resolved",)]
