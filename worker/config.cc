@@ -348,6 +348,7 @@ AlertRule alert_rule_default(std::string_view name) {
     if (name == "failure_ratio") {
         set(0.05, 5 * m, 2 * m, "P1");
         d.min_count = 20;
+        d.warn_threshold = 0.01;
     } else if (name == "dead_letters") {
         set(1, 10 * m, 0, "P2");
     } else if (name == "queue_depth") {
@@ -547,7 +548,7 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
             const toml::table* t = r.table(*rs, k.str());
             r.only_keys(*t, ctx,
                         {"enabled", "threshold", "window", "for", "severity", "min_count",
-                         "channels"});
+                         "channels", "warn_threshold", "warn_severity"});
             AlertRule& rule = al.rules[name];
             rule.enabled = r.boolean(*t, "enabled").value_or(true);
             rule.threshold = r.number(*t, "threshold", 0, 1e12).value_or(rule.threshold);
@@ -565,6 +566,26 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
             }
             if (t->get("channels")) {
                 rule.channels = check_channels(*t, "channels", ctx);
+            }
+            if ((t->get("warn_threshold") || t->get("warn_severity")) && name != "failure_ratio") {
+                r.fail(t->source(), ctx + ": 'warn_threshold' and 'warn_severity' are for "
+                                          "failure_ratio");
+            }
+            rule.warn_threshold =
+                r.number(*t, "warn_threshold", 0, 1).value_or(rule.warn_threshold);
+            if (rule.warn_threshold >= rule.threshold) {
+                rule.warn_threshold = t->get("warn_threshold") ? rule.warn_threshold : 0;
+                if (rule.warn_threshold) {
+                    r.fail(r.where(*t, "warn_threshold"),
+                           ctx + ": 'warn_threshold' must be below 'threshold' (0: none)");
+                }
+            }
+            if (auto sev = r.str(*t, "warn_severity")) {
+                if (*sev != "P0" && *sev != "P1" && *sev != "P2" && *sev != "P3") {
+                    r.fail(r.where(*t, "warn_severity"),
+                           ctx + ": 'warn_severity' must be P0, P1, P2 or P3");
+                }
+                rule.warn_severity = *sev;
             }
         }
     }

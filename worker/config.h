@@ -161,6 +161,10 @@ struct AlertRule {
     uint64_t for_ms = 0;
     std::string severity = "P2";
     double min_count = 0;  // failure_ratio: fewer attempts than this in the window never fire
+    // failure_ratio only: a second, lower level (labels level=warning) with its own severity,
+    // active from warn_threshold up to threshold. 0: none.
+    double warn_threshold = 0;
+    std::string warn_severity = "P2";
     std::optional<std::vector<std::string>> channels;  // overrides the severity's channels
 };
 

@@ -105,6 +105,10 @@ def test_breaker_open_fires_then_recovery_on_slack_and_signed_webhook(
     assert body["runbook"].endswith("#destination-down-breaker-open")
     assert body["id"] == hook.headers["webhook-id"]
 
+    import urllib.request
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'hookq_alerts_active{rule="breaker_open",severity="P1",state="firing"} 1' in metrics
+
     sink.set("/app", "200")  # the application is back
     resolved = wait_until(lambda: texts(receiver, "/slack", "[RESOLVED P1] breaker_open"), 30,
                           what="recovery message")[0]
@@ -125,7 +129,6 @@ def test_breaker_open_fires_then_recovery_on_slack_and_signed_webhook(
     assert len(ev) == 2
     # Exactly one firing and one resolved message: no repeats while it stayed open.
     assert len(texts(receiver, "/slack", "breaker_open")) == 2
-    import urllib.request
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     for ch in ("slack", "hook"):
         assert f'hookq_alerts_sent_total{{rule="breaker_open",channel="{ch}",result="sent"}} 2' \
@@ -165,8 +168,8 @@ def test_failure_ratio_and_dead_letters_by_email(redis_server, pg_migrated, sink
         channels = (f'[[alerts.channels]]\nname = "mail"\ntype = "smtp"\n'
                     f'url = "smtp://127.0.0.1:{smtp.port}"\nstarttls = false\n'
                     f'from = "hookq@example.com"\nto = ["oncall@example.com", "ops@example.com"]\n')
-        rules = ('[alerts.rules.failure_ratio]\nthreshold = 0.5\nmin_count = 4\nwindow = "1m"\n'
-                 'for = "0s"\n')
+        rules = ('[alerts.rules.failure_ratio]\nthreshold = 0.5\nwarn_threshold = 0.1\n'
+                 'min_count = 4\nwindow = "1m"\nfor = "0s"\n')
         retry = '[routes.retry]\nmax_attempts = 1\n'
         config = config_text(redis_server, pg_migrated,
                              alerts_config(channels, rules) +
@@ -208,7 +211,14 @@ def test_failure_ratio_and_dead_letters_by_email(redis_server, pg_migrated, sink
                          what="failure_ratio resolved email")[0]
         rmsg = email.message_from_bytes(res.content, policy=email.policy.default)
         assert rmsg["Subject"] == "[hookq P1] RESOLVED failure_ratio on test-instance {route=pay}"
-        assert len(smtp.received("FIRING failure_ratio")) == 1
+        # 20 % is still above the warning level (0.1): that alert fires, with its own severity.
+        warn = wait_until(lambda: smtp.received("FIRING failure_ratio on test-instance {level"),
+                          30, what="the warning level")[0]
+        wmsg = email.message_from_bytes(warn.content, policy=email.policy.default)
+        assert wmsg["Subject"] == ("[hookq P2] FIRING failure_ratio on test-instance "
+                                   "{level=warning, route=pay}")
+        assert "value 0.2 against threshold 0.1" in wmsg.get_content()
+        assert len(smtp.received("[hookq P1] FIRING failure_ratio")) == 1
     finally:
         smtp.close()
 
@@ -447,3 +457,17 @@ def test_retention_deletes_old_alert_events(pg_migrated):
     plan = json.loads(out.stdout)
     assert {"table": "alert_events", "rows": 1} in plan["deletes"]
     assert rows(pg_migrated, "SELECT state FROM alert_events") == [("resolved",)]
+
+
+def test_bad_alerts_config_stops_the_worker_naming_the_line(tmp_path):
+    import subprocess
+    from worker_fixtures import worker_env
+    path = tmp_path / "bad.toml"
+    path.write_text('[postgres]\ndsn = "dbname=x"\n[[routes]]\nname = "r"\nsource = "s"\n'
+                    'url = "http://127.0.0.1:1/x"\n[alerts]\n[alerts.rules.queue_depth]\n'
+                    'severity = "P9"\n')
+    out = subprocess.run([harness.WORKER_PATH, "--config", str(path)], capture_output=True,
+                         text=True, env=worker_env(), timeout=30)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"{path}:9:12: [alerts.rules.queue_depth]: 'severity' must be "
+                                  "P0, P1, P2 or P3")

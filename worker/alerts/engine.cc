@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 
 #include "shared/redis_keys.h"
@@ -228,7 +229,17 @@ bool Engine::hold_lease() {
 void Engine::lose_lease() {
     log::info("alerting lease lost", {{"worker", cfg_.worker_id}});
     alerts_.clear();
-    grouper_ = Grouper{};
+    // What waited in the grouper is not sent by this worker any more; its events are still
+    // written.
+    for (const Group& g : grouper_.due(INT64_MAX, 0)) {
+        for (const GroupItem& item : g.items) {
+            if (auto it = events_.find(item.event_seq); it != events_.end()) {
+                it->second.outstanding--;
+                it->second.notified["*"] = "lease lost";
+                it->second.notified_dirty = true;
+            }
+        }
+    }
     loaded_ = false;
     metrics::global().alerts_active({});
 }
@@ -329,7 +340,7 @@ void Engine::round(int64_t now) {
                            {"threshold", a.threshold},
                            {"summary", a.summary}});
                 uint64_t seq = record_event(a, now);
-                events_[seq].outstanding++;
+                events_.at(seq).outstanding++;
                 grouper_.add(rule, resolved, GroupItem{fp, seq}, now);
                 break;
             }
@@ -427,7 +438,9 @@ void Engine::notify_due(int64_t now) {
             const std::string& cname = acfg_.channels[ci].name;
             auto mark = [&](const std::string& outcome) {
                 for (uint64_t s : seqs) {
-                    events_[s].notified[cname] = outcome;
+                    if (auto it = events_.find(s); it != events_.end()) {
+                        it->second.notified[cname] = outcome;
+                    }
                 }
             };
             if (!buckets_[ci].take(now)) {
@@ -447,7 +460,9 @@ void Engine::notify_due(int64_t now) {
             folded_[ci] = 0;
             mark("queued");
             for (uint64_t s : seqs) {
-                events_[s].outstanding++;
+                if (auto it = events_.find(s); it != events_.end()) {
+                    it->second.outstanding++;
+                }
             }
         }
     }
@@ -684,9 +699,20 @@ Engine::Observations Engine::delivery_stats(const std::string& rule) {
         o.threshold = rc.threshold;
         if (rule == "failure_ratio") {
             o.value = total > 0 ? failed / total : 0;
-            o.active = total >= rc.min_count && total > 0 && o.value >= rc.threshold;
+            bool enough = total >= rc.min_count && total > 0;
+            o.active = enough && o.value >= rc.threshold;
             o.summary = fmt(failed) + " of " + fmt(total) + " attempts failed in the last " +
                         fmt(static_cast<double>(rc.window_ms) / 1000) + " s";
+            if (rc.warn_threshold > 0) {
+                // The warning level is its own alert: crossing into critical resolves it and
+                // fires the critical one, so an escalation is announced.
+                Observation w = o;
+                w.labels["level"] = "warning";
+                w.threshold = rc.warn_threshold;
+                w.severity = rc.warn_severity;
+                w.active = enough && o.value >= rc.warn_threshold && o.value < rc.threshold;
+                out.push_back(std::move(w));
+            }
         } else {
             ops::Histogram h(kStatsBuckets, 0);
             ops::add_histogram(h, cell(r, i, 3));
