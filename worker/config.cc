@@ -316,7 +316,8 @@ void read_retention(const Reader& r, const toml::table& root, Config& c) {
     if (!t) {
         return;
     }
-    r.only_keys(*t, "[retention]", {"events", "attempts", "dead_letters", "audit", "alerts", "interval"});
+    r.only_keys(*t, "[retention]",
+                {"events", "attempts", "dead_letters", "audit", "alerts", "interval"});
     auto read = [&](std::string_view key, uint64_t lo_ms, uint64_t& out) {
         const toml::node* n = t->get(key);
         if (n && ((n->is_string() && n->as_string()->get() == "off") ||
@@ -413,15 +414,15 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
     }
     if (const toml::table* sa = r.table(*a, "silent_after")) {
         for (auto&& [k, v] : *sa) {
-            al.silent_after[std::string(k.str())] =
-                *r.duration(*sa, k.str(), 1000, 30 * kDay);
+            al.silent_after[std::string(k.str())] = *r.duration(*sa, k.str(), 1000, 30 * kDay);
         }
     }
     std::set<std::string> channel_names;
     if (const toml::node* chn = a->get("channels")) {
         if (!chn->is_array_of_tables()) {
-            r.fail(chn->source(), "[alerts] 'channels' must be an array of tables "
-                                  "([[alerts.channels]])");
+            r.fail(chn->source(),
+                   "[alerts] 'channels' must be an array of tables "
+                   "([[alerts.channels]])");
         }
         for (const toml::node& cn : *chn->as_array()) {
             const toml::table& ct = *cn.as_table();
@@ -469,8 +470,8 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
                                    : ": 'url' must be an http:// or https:// URL"));
             }
             if (std::string s = secret("secret"); !s.empty()) {
-                auto key = s.starts_with("whsec_") ? crypto::base64_decode(s.substr(6))
-                                                   : std::nullopt;
+                auto key =
+                    s.starts_with("whsec_") ? crypto::base64_decode(s.substr(6)) : std::nullopt;
                 if (ch.type != "webhook" || !key || key->empty()) {
                     r.fail(r.where(ct, "secret"),
                            ctx + ": 'secret' is for webhook channels, a whsec_<base64> secret");
@@ -495,14 +496,17 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
                 }
                 for (const auto& t : ch.to) {
                     if (!mailbox_ok(t)) {
-                        r.fail(r.where(ct, "to"), ctx + ": 'to' entries must be addresses "
-                                                        "user@host, not \"" + t + "\"");
+                        r.fail(r.where(ct, "to"), ctx +
+                                                      ": 'to' entries must be addresses "
+                                                      "user@host, not \"" +
+                                                      t + "\"");
                     }
                 }
-            } else if (ct.get("from") || ct.get("to") || ct.get("username") ||
-                       ct.get("password") || ct.get("starttls")) {
-                r.fail(ct.source(), ctx + ": from, to, username, password and starttls are for "
-                                          "smtp channels");
+            } else if (ct.get("from") || ct.get("to") || ct.get("username") || ct.get("password") ||
+                       ct.get("starttls")) {
+                r.fail(ct.source(), ctx +
+                                        ": from, to, username, password and starttls are for "
+                                        "smtp channels");
             }
             ch.timeout_ms = r.duration(ct, "timeout", 1000, 60 * 1000).value_or(ch.timeout_ms);
             if (auto rl = r.str(ct, "rate_limit")) {
@@ -522,7 +526,8 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
         auto list = r.strings(t, key);
         for (const auto& n : list) {
             if (!channel_names.count(n)) {
-                r.fail(r.where(t, key), ctx + ": no channel named '" + n + "' in [[alerts.channels]]");
+                r.fail(r.where(t, key),
+                       ctx + ": no channel named '" + n + "' in [[alerts.channels]]");
             }
         }
         return list;
@@ -568,8 +573,9 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
                 rule.channels = check_channels(*t, "channels", ctx);
             }
             if ((t->get("warn_threshold") || t->get("warn_severity")) && name != "failure_ratio") {
-                r.fail(t->source(), ctx + ": 'warn_threshold' and 'warn_severity' are for "
-                                          "failure_ratio");
+                r.fail(t->source(), ctx +
+                                        ": 'warn_threshold' and 'warn_severity' are for "
+                                        "failure_ratio");
             }
             rule.warn_threshold =
                 r.number(*t, "warn_threshold", 0, 1).value_or(rule.warn_threshold);
@@ -816,9 +822,9 @@ std::optional<std::string> url_destination(std::string_view url) {
 
 const std::vector<std::string>& alert_rule_names() {
     static const std::vector<std::string> names = {
-        "failure_ratio", "dead_letters",  "queue_depth",   "queue_age",     "retry_overdue",
-        "breaker_open",  "signature_failures", "source_silent", "slow_p95", "slow_delivery",
-        "fallback_used", "redis_down",    "postgres_down", "health_check"};
+        "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",   "retry_overdue",
+        "breaker_open",  "signature_failures", "source_silent", "slow_p95",    "slow_delivery",
+        "fallback_used", "redis_down",         "postgres_down", "health_check"};
     return names;
 }
 

@@ -135,7 +135,6 @@ struct RetentionConfig {
     uint64_t interval_ms = 3600 * 1000;  // how often a worker applies it; 0: never (hookqctl only)
 };
 
-
 // [alerts]: the in-worker alerting engine (worker/alerts/). Off unless enabled; rules evaluated by
 // the one worker holding the Redis lease, notifications through the channels below.
 struct AlertChannel {
@@ -144,7 +143,7 @@ struct AlertChannel {
     // slack/webhook: the URL to POST to; smtp: smtp://host[:port] or smtps://host[:port]. May hold
     // a token (Slack's URL does): never logged, never in a row.
     std::string url;
-    std::string signing_key;  // webhook: base64-decoded whsec_ secret; empty: unsigned
+    std::string signing_key;         // webhook: base64-decoded whsec_ secret; empty: unsigned
     std::string username, password;  // smtp AUTH, optional
     bool starttls = true;            // smtp://: require STARTTLS before anything is sent
     std::string from;                // smtp

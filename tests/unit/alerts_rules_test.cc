@@ -139,8 +139,7 @@ TEST(AlertsChannels, MessageNamesEverything) {
     std::string t = message_text(m, ctx);
     EXPECT_NE(t.find("[FIRING P1] breaker_open on prod-1 (2 alerts)"), std::string::npos) << t;
     EXPECT_NE(t.find("destination=http://app:8000"), std::string::npos);
-    EXPECT_NE(t.find("value 1 against threshold 1, since 2025-11-30T16:00:00Z"),
-              std::string::npos);
+    EXPECT_NE(t.find("value 1 against threshold 1, since 2025-11-30T16:00:00Z"), std::string::npos);
     EXPECT_NE(t.find("...and 3 more"), std::string::npos);
     EXPECT_NE(t.find("https://x/docs/runbooks.md#destination-down-breaker-open"),
               std::string::npos);
@@ -204,6 +203,8 @@ TEST(AlertsConfig, DefaultsAndOverrides) {
     EXPECT_EQ(d.alerts.rules.size(), alert_rule_names().size());
     EXPECT_DOUBLE_EQ(d.alerts.rules["failure_ratio"].threshold, 0.05);
     EXPECT_DOUBLE_EQ(d.alerts.rules["failure_ratio"].min_count, 20);
+    EXPECT_DOUBLE_EQ(d.alerts.rules["failure_ratio"].warn_threshold, 0.01);
+    EXPECT_EQ(d.alerts.rules["failure_ratio"].warn_severity, "P2");
     EXPECT_EQ(d.alerts.rules["queue_age"].severity, "P1");
     EXPECT_EQ(d.alerts.rules["redis_down"].severity, "P0");
     EXPECT_EQ(d.retention.alerts_ms, 30ull * 24 * 3600 * 1000);
@@ -267,11 +268,19 @@ TEST(AlertsConfig, BadConfigNamesTheLine) {
                        "url = \"literal:http://h/x\"\nsecret = \"literal:nope\"\n")
                   .find("'secret' is for webhook channels, a whsec_"),
               std::string::npos);
+    EXPECT_NE(error_of("[alerts]\n[alerts.rules.queue_depth]\nwarn_threshold = 0.1\n")
+                  .find("'warn_threshold' and 'warn_severity' are for failure_ratio"),
+              std::string::npos);
+    EXPECT_NE(error_of("[alerts]\n[alerts.rules.failure_ratio]\nwarn_threshold = 0.2\n"
+                       "threshold = 0.1\n")
+                  .find("'warn_threshold' must be below 'threshold'"),
+              std::string::npos);
     EXPECT_NE(error_of("[alerts]\nwhat = 1\n").find("w.toml:10:1: unknown key 'what' in [alerts]"),
               std::string::npos);
     // A channel URL is never echoed (it may hold a token).
-    std::string e = error_of("[alerts]\n[[alerts.channels]]\nname = \"s\"\ntype = \"slack\"\n"
-                             "url = \"literal:ftp://hooks.slack.com/T0/SECRET\"\n");
+    std::string e = error_of(
+        "[alerts]\n[[alerts.channels]]\nname = \"s\"\ntype = \"slack\"\n"
+        "url = \"literal:ftp://hooks.slack.com/T0/SECRET\"\n");
     EXPECT_NE(e.find("'url' must be an http://"), std::string::npos);
     EXPECT_EQ(e.find("SECRET"), std::string::npos);
 }

@@ -62,8 +62,7 @@ std::string encode_header(const std::string& s) {
         return s;
     }
     return "=?UTF-8?B?" +
-           crypto::base64_encode(reinterpret_cast<const unsigned char*>(s.data()), s.size()) +
-           "?=";
+           crypto::base64_encode(reinterpret_cast<const unsigned char*>(s.data()), s.size()) + "?=";
 }
 
 size_t discard(char*, size_t size, size_t n, void*) {
@@ -199,10 +198,9 @@ std::string email_message(const Message& m, const MessageContext& ctx, const Ale
     }
     return "Date: " + rfc5322_date(now_ms) + "\r\n" + "From: hookq <" + ch.from + ">\r\n" +
            "To: " + to + "\r\n" + "Message-ID: <" + message_id + ">\r\n" +
-           "Subject: " + encode_header(email_subject(m, ctx)) + "\r\n" +
-           "MIME-Version: 1.0\r\n" + "Content-Type: text/plain; charset=utf-8\r\n" +
-           "Content-Transfer-Encoding: 8bit\r\n" + "Auto-Submitted: auto-generated\r\n\r\n" +
-           body;
+           "Subject: " + encode_header(email_subject(m, ctx)) + "\r\n" + "MIME-Version: 1.0\r\n" +
+           "Content-Type: text/plain; charset=utf-8\r\n" + "Content-Transfer-Encoding: 8bit\r\n" +
+           "Auto-Submitted: auto-generated\r\n\r\n" + body;
 }
 
 Notifier::Notifier(const AlertsConfig& cfg, Done done)
@@ -223,9 +221,7 @@ void Notifier::start() {
 void Notifier::stop() {
     stopping_ = true;
     for (auto& l : lanes_) {
-        {
-            std::lock_guard lock(l->mu);
-        }
+        { std::lock_guard lock(l->mu); }
         l->cv.notify_all();
     }
     for (auto& l : lanes_) {

@@ -328,28 +328,28 @@ void Engine::round(int64_t now) {
             }
             Action act = step(a, o, now, rc.for_ms, acfg_.repeat_interval_ms);
             switch (act) {
-            case Action::fire:
-            case Action::repeat:
-            case Action::resolve: {
-                bool resolved = act == Action::resolve;
-                log::warn(resolved ? "alert resolved" : "alert firing",
-                          {{"rule", rule},
-                           {"fingerprint", fp},
-                           {"severity", a.severity},
-                           {"value", a.value},
-                           {"threshold", a.threshold},
-                           {"summary", a.summary}});
-                uint64_t seq = record_event(a, now);
-                events_.at(seq).outstanding++;
-                grouper_.add(rule, resolved, GroupItem{fp, seq}, now);
-                break;
-            }
-            case Action::entered_pending:
-            case Action::dropped_pending:
-                record_event(a, now);
-                break;
-            case Action::none:
-                break;
+                case Action::fire:
+                case Action::repeat:
+                case Action::resolve: {
+                    bool resolved = act == Action::resolve;
+                    log::warn(resolved ? "alert resolved" : "alert firing",
+                              {{"rule", rule},
+                               {"fingerprint", fp},
+                               {"severity", a.severity},
+                               {"value", a.value},
+                               {"threshold", a.threshold},
+                               {"summary", a.summary}});
+                    uint64_t seq = record_event(a, now);
+                    events_.at(seq).outstanding++;
+                    grouper_.add(rule, resolved, GroupItem{fp, seq}, now);
+                    break;
+                }
+                case Action::entered_pending:
+                case Action::dropped_pending:
+                    record_event(a, now);
+                    break;
+                case Action::none:
+                    break;
             }
             if (a.state == State::pending || a.state == State::firing) {
                 ++active[{a.rule, a.severity, state_name(a.state)}];
@@ -421,7 +421,7 @@ void Engine::notify_due(int64_t now) {
                     continue;
                 }
                 auto& [m, seqs] = per_channel[ci];
-                AlertInfo info{a.fingerprint, a.rule,  a.labels,    a.severity, g.resolved,
+                AlertInfo info{a.fingerprint, a.rule,       a.labels,  a.severity, g.resolved,
                                ev.value,      ev.threshold, a.summary, 0};
                 info.since_ms = g.resolved ? a.resolved_at_ms : a.firing_since_ms;
                 m.rule = g.rule;
@@ -488,16 +488,16 @@ void Engine::apply_results() {
 }
 
 void Engine::load_state() {
-    PgResult r = ctl::query(
-        pg_,
-        "SELECT fingerprint, rule, labels::text, severity, state, coalesce(value, 0), "
-        "coalesce(threshold, 0), summary, "
-        "coalesce(extract(epoch FROM pending_since) * 1000, 0)::bigint, "
-        "coalesce(extract(epoch FROM firing_since) * 1000, 0)::bigint, "
-        "coalesce(extract(epoch FROM resolved_at) * 1000, 0)::bigint, "
-        "coalesce(extract(epoch FROM last_notified_at) * 1000, 0)::bigint "
-        "FROM alerts WHERE state IN ('pending', 'firing')",
-        {});
+    PgResult r =
+        ctl::query(pg_,
+                   "SELECT fingerprint, rule, labels::text, severity, state, coalesce(value, 0), "
+                   "coalesce(threshold, 0), summary, "
+                   "coalesce(extract(epoch FROM pending_since) * 1000, 0)::bigint, "
+                   "coalesce(extract(epoch FROM firing_since) * 1000, 0)::bigint, "
+                   "coalesce(extract(epoch FROM resolved_at) * 1000, 0)::bigint, "
+                   "coalesce(extract(epoch FROM last_notified_at) * 1000, 0)::bigint "
+                   "FROM alerts WHERE state IN ('pending', 'firing')",
+                   {});
     if (!r) {
         return;
     }
@@ -615,8 +615,9 @@ void Engine::flush() {
             e.db_id = std::stoll(cell(r, 0, 0));
             e.notified_dirty = false;
         } else if (e.notified_dirty) {
-            PgResult r = ctl::query(pg_, "UPDATE alert_events SET notified = $2::jsonb WHERE id = $1",
-                                    {std::to_string(e.db_id), e.notified.dump()});
+            PgResult r =
+                ctl::query(pg_, "UPDATE alert_events SET notified = $2::jsonb WHERE id = $1",
+                           {std::to_string(e.db_id), e.notified.dump()});
             if (!r) {
                 pg_ok_ = false;
                 return;
@@ -643,9 +644,9 @@ Engine::Observations Engine::evaluate(const std::string& rule, int64_t now) {
                     (down ? " unreachable from the alerting engine" : " reachable");
         return std::vector<Observation>{o};
     }
-    static const std::set<std::string> pg_rules = {"failure_ratio", "slow_p95", "slow_delivery",
-                                                   "dead_letters", "source_silent",
-                                                   "fallback_used"};
+    static const std::set<std::string> pg_rules = {"failure_ratio", "slow_p95",
+                                                   "slow_delivery", "dead_letters",
+                                                   "source_silent", "fallback_used"};
     if (pg_rules.count(rule)) {
         if (!pg_ok_) {
             return std::nullopt;
@@ -680,12 +681,12 @@ Engine::Observations Engine::evaluate(const std::string& rule, int64_t now) {
 // (migrations/0004): never from delivery_attempts.
 Engine::Observations Engine::delivery_stats(const std::string& rule) {
     const AlertRule& rc = acfg_.rules.at(rule);
-    PgResult r = ctl::query(
-        pg_,
-        "SELECT route, sum(delivered)::text, sum(retried + dead)::text, "
-        "coalesce(hookq_hist_sum(duration_hist), '{}')::text FROM delivery_stats_minute "
-        "WHERE bucket >= date_trunc('minute', now() - $1::interval) GROUP BY route",
-        {interval_sql(rc.window_ms)});
+    PgResult r =
+        ctl::query(pg_,
+                   "SELECT route, sum(delivered)::text, sum(retried + dead)::text, "
+                   "coalesce(hookq_hist_sum(duration_hist), '{}')::text FROM delivery_stats_minute "
+                   "WHERE bucket >= date_trunc('minute', now() - $1::interval) GROUP BY route",
+                   {interval_sql(rc.window_ms)});
     if (!r) {
         return std::nullopt;
     }
@@ -738,8 +739,8 @@ Engine::Observations Engine::delivery_stats(const std::string& rule) {
                 }
                 o.value = static_cast<double>(slow);
                 o.active = slow >= 1;
-                o.summary = std::to_string(slow) + " attempts took over " + fmt(rc.threshold) +
-                            " s";
+                o.summary =
+                    std::to_string(slow) + " attempts took over " + fmt(rc.threshold) + " s";
             }
         }
         out.push_back(std::move(o));
@@ -880,8 +881,8 @@ Engine::Observations Engine::health_checks() {
     const AlertRule& rc = acfg_.rules.at("health_check");
     std::vector<Observation> out;
     for (const auto& route : cfg_.routes) {
-        Reply r = ctl::must(redis_, {"HGET", "hookq:hc:{" + route.name + "}",
-                                     "consecutive_failures"});
+        Reply r =
+            ctl::must(redis_, {"HGET", "hookq:hc:{" + route.name + "}", "consecutive_failures"});
         if (r->type != REDIS_REPLY_STRING) {
             continue;  // no health check on this route
         }

@@ -40,14 +40,14 @@ std::string runbook_anchor(const std::string& rule) {
 
 const char* state_name(State s) {
     switch (s) {
-    case State::pending:
-        return "pending";
-    case State::firing:
-        return "firing";
-    case State::resolved:
-        return "resolved";
-    default:
-        return "inactive";
+        case State::pending:
+            return "pending";
+        case State::firing:
+            return "firing";
+        case State::resolved:
+            return "resolved";
+        default:
+            return "inactive";
     }
 }
 
@@ -84,45 +84,45 @@ Action step(AlertState& a, const Observation* obs, int64_t now_ms, uint64_t for_
         return Action::fire;
     };
     switch (a.state) {
-    case State::inactive:
-    case State::resolved:
-        if (!active) {
+        case State::inactive:
+        case State::resolved:
+            if (!active) {
+                return Action::none;
+            }
+            a.state = State::pending;
+            a.pending_since_ms = now_ms;
+            a.firing_since_ms = 0;
+            a.resolved_at_ms = 0;
+            a.dirty = true;
+            if (for_ms == 0) {
+                return fire();
+            }
+            return Action::entered_pending;
+        case State::pending:
+            if (!active) {
+                a.state = State::resolved;
+                a.resolved_at_ms = now_ms;
+                a.dirty = true;
+                return Action::dropped_pending;
+            }
+            if (now_ms - a.pending_since_ms >= static_cast<int64_t>(for_ms)) {
+                return fire();
+            }
             return Action::none;
-        }
-        a.state = State::pending;
-        a.pending_since_ms = now_ms;
-        a.firing_since_ms = 0;
-        a.resolved_at_ms = 0;
-        a.dirty = true;
-        if (for_ms == 0) {
-            return fire();
-        }
-        return Action::entered_pending;
-    case State::pending:
-        if (!active) {
-            a.state = State::resolved;
-            a.resolved_at_ms = now_ms;
-            a.dirty = true;
-            return Action::dropped_pending;
-        }
-        if (now_ms - a.pending_since_ms >= static_cast<int64_t>(for_ms)) {
-            return fire();
-        }
-        return Action::none;
-    case State::firing:
-        if (!active) {
-            a.state = State::resolved;
-            a.resolved_at_ms = now_ms;
-            a.last_notified_ms = now_ms;
-            a.dirty = true;
-            return Action::resolve;
-        }
-        if (repeat_ms > 0 && now_ms - a.last_notified_ms >= static_cast<int64_t>(repeat_ms)) {
-            a.last_notified_ms = now_ms;
-            a.dirty = true;
-            return Action::repeat;
-        }
-        return Action::none;
+        case State::firing:
+            if (!active) {
+                a.state = State::resolved;
+                a.resolved_at_ms = now_ms;
+                a.last_notified_ms = now_ms;
+                a.dirty = true;
+                return Action::resolve;
+            }
+            if (repeat_ms > 0 && now_ms - a.last_notified_ms >= static_cast<int64_t>(repeat_ms)) {
+                a.last_notified_ms = now_ms;
+                a.dirty = true;
+                return Action::repeat;
+            }
+            return Action::none;
     }
     return Action::none;
 }

@@ -77,7 +77,8 @@ bool inhibited(const std::string& rule, bool redis_down_firing, bool postgres_do
 // Per channel: `rate` messages a second, bursts up to `burst`. Starts full.
 class TokenBucket {
   public:
-    TokenBucket(double rate_per_s, double burst) : rate_(rate_per_s), burst_(burst), tokens_(burst) {}
+    TokenBucket(double rate_per_s, double burst)
+        : rate_(rate_per_s), burst_(burst), tokens_(burst) {}
     bool take(int64_t now_ms);
 
   private:
