@@ -112,7 +112,7 @@ def test_breaker_open_fires_then_recovery_on_slack_and_signed_webhook(
     sink.set("/app", "200")  # the application is back
     resolved = wait_until(lambda: texts(receiver, "/slack", "[RESOLVED P1] breaker_open"), 30,
                           what="recovery message")[0]
-    assert "resolved at" in resolved
+    assert "resolved at" in resolved and "circuit breaker closed" in resolved
     verify_standard_webhooks(wait_until(lambda: hooks("alert.resolved"), 20,
                                         what="resolved webhook")[0], ALERT_SECRET)
     wait_until(lambda: all(event_status(pg_migrated).get(i) == "delivered" for i in ids), 30,

@@ -45,7 +45,7 @@ TEST(AlertsRules, PendingThenFiringAfterFor) {
     EXPECT_EQ(step(a, &off, 20000, 5000, 10000), Action::resolve);
     EXPECT_EQ(a.state, State::resolved);
     EXPECT_EQ(a.resolved_at_ms, 20000);
-    EXPECT_DOUBLE_EQ(a.value, 0.2);  // the resolved row keeps what it fired with
+    EXPECT_DOUBLE_EQ(a.value, 0);  // the recovery message says where it is now
     EXPECT_EQ(step(a, nullptr, 21000, 5000, 10000), Action::none);
     // And can fire again.
     EXPECT_EQ(step(a, &on, 22000, 0, 10000), Action::fire);

@@ -64,8 +64,9 @@ Action step(AlertState& a, const Observation* obs, int64_t now_ms, uint64_t for_
             uint64_t repeat_ms) {
     bool active = obs && obs->active;
     if (obs) {
+        // A pending or firing row follows the value; a resolved one keeps its last.
         if (a.value != obs->value || a.threshold != obs->threshold || a.summary != obs->summary) {
-            a.dirty = a.dirty || active;  // a resolved row keeps the values it fired with
+            a.dirty = a.dirty || active;
         }
         if (active) {
             a.value = obs->value;
@@ -111,6 +112,11 @@ Action step(AlertState& a, const Observation* obs, int64_t now_ms, uint64_t for_
             return Action::none;
         case State::firing:
             if (!active) {
+                // The recovery message says where the value is now ("breaker closed").
+                if (obs) {
+                    a.value = obs->value;
+                    a.summary = obs->summary;
+                }
                 a.state = State::resolved;
                 a.resolved_at_ms = now_ms;
                 a.last_notified_ms = now_ms;
