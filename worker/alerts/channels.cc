@@ -81,6 +81,11 @@ size_t read_upload(char* buf, size_t size, size_t n, void* p) {
     return len;
 }
 
+// A stopping worker does not wait out a hanging channel's timeout.
+int abort_when_stopping(void* stopping, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return static_cast<std::atomic<bool>*>(stopping)->load() ? 1 : 0;
+}
+
 }  // namespace
 
 std::string rfc3339(int64_t ms) {
@@ -299,6 +304,9 @@ std::string Notifier::send(const AlertChannel& ch, const Message& m) {
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ch.timeout_ms));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &stopping_);
     Upload up{&payload};
     if (ch.type == "smtp") {
         thread_local Uuid7Generator gen;
