@@ -81,13 +81,14 @@ inline std::string health_check(std::string_view route) {
 inline std::string health_check_lease(std::string_view route) {
     return "hookq:hc:{" + std::string(route) + "}:lease";
 }
+// Held (SET NX PX, renewed every round) by the one worker that evaluates alerts and notifies.
+inline std::string alerts_lease() {
+    return "hookq:alerts:lease";
+}
 
 // Dedup keys longer than this are replaced by their SHA-256 (hex) so a hostile header cannot make
 // Redis keys arbitrarily large.
 inline constexpr size_t kMaxDedupKeyLength = 128;
-
-// The alert evaluator's leader: the id of the one worker that evaluates and notifies.
-inline std::string alerts_lease() { return "hookq:alerts:lease"; }
 
 }  // namespace hookq::keys
 

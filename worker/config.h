@@ -146,6 +146,7 @@ struct RetentionConfig {
     uint64_t attempts_ms = 90ull * 24 * 3600 * 1000;
     uint64_t dead_letters_ms = 90ull * 24 * 3600 * 1000;
     uint64_t audit_ms = 365ull * 24 * 3600 * 1000;
+    uint64_t alerts_ms = 30ull * 24 * 3600 * 1000;  // alert_events rows
     uint64_t interval_ms = 3600 * 1000;  // how often a worker applies it; 0: never (hookqctl only)
 };
 
@@ -170,6 +171,59 @@ struct SloConfig {
         return it == routes.end() ? global : it->second;
     }
 };
+
+// [alerts]: the in-worker alerting engine (worker/alerts/). Off unless enabled; rules evaluated by
+// the one worker holding the Redis lease, notifications through the channels below.
+struct AlertChannel {
+    std::string name;  // as configured; what rules and severities refer to
+    std::string type;  // "slack", "webhook" or "smtp"
+    // slack/webhook: the URL to POST to; smtp: smtp://host[:port] or smtps://host[:port]. May hold
+    // a token (Slack's URL does): never logged, never in a row.
+    std::string url;
+    std::string signing_key;         // webhook: base64-decoded whsec_ secret; empty: unsigned
+    std::string username, password;  // smtp AUTH, optional
+    bool starttls = true;            // smtp://: require STARTTLS before anything is sent
+    std::string from;                // smtp
+    std::vector<std::string> to;     // smtp
+    uint64_t timeout_ms = 10000;     // per try
+    double rate_per_s = 6.0 / 60;    // token bucket: rate_limit = "6/min"
+    double burst = 6;
+};
+
+struct AlertRule {
+    bool enabled = true;
+    double threshold = 0;
+    uint64_t window_ms = 0;
+    uint64_t for_ms = 0;
+    std::string severity = "P2";
+    double min_count = 0;  // failure_ratio: fewer attempts than this in the window never fire
+    // failure_ratio only: a second, lower level (labels level=warning) with its own severity,
+    // active from warn_threshold up to threshold. 0: none.
+    double warn_threshold = 0;
+    std::string warn_severity = "P2";
+    std::optional<std::vector<std::string>> channels;  // overrides the severity's channels
+};
+
+struct AlertsConfig {
+    bool enabled = false;
+    uint64_t interval_ms = 15000;
+    std::string instance;       // named in every message; default: the worker id
+    std::string dashboard_url;  // linked from every message
+    std::string runbook_url = "https://github.com/hookq/hookq/blob/main/docs/runbooks.md";
+    uint64_t group_wait_ms = 30000;
+    uint64_t repeat_interval_ms = 4 * 3600 * 1000;
+    std::vector<std::string> edge_metrics;  // the edge's hookq_status URLs (signature_failures)
+    std::vector<std::string> payment_sources = {"stripe", "paypal"};  // dead letters are P1 there
+    std::map<std::string, uint64_t> silent_after;  // source -> ms without a webhook
+    std::vector<AlertChannel> channels;
+    // Severity -> channel names. Default: P0, P1, P2 every channel; P3 the log only.
+    std::map<std::string, std::vector<std::string>> severity_channels;
+    std::map<std::string, AlertRule> rules;  // every rule name, defaults filled in
+    size_t queue_size = 100;                 // per channel: messages waiting to be sent
+};
+
+// The rule names, as in the alerts table and the Prometheus rules.
+const std::vector<std::string>& alert_rule_names();
 
 struct Config {
     std::string path;
@@ -204,6 +258,7 @@ struct Config {
     AdminConfig admin;
     RetentionConfig retention;
     SloConfig slo;
+    AlertsConfig alerts;
 
     // Not fatal, said once at start (e.g. a token file other users can read).
     std::vector<std::string> warnings;

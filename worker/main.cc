@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <curl/curl.h>
 
+#include "worker/alerts/engine.h"
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/pipeline/worker.h"
@@ -46,7 +47,11 @@ int main(int argc, char** argv) {
     for (const auto& w : cfg.warnings) {
         hookq::log::warn("configuration", {{"config", config_path}, {"warning", w}});
     }
+    // Alerting runs beside the pipeline, on its own threads and connections.
+    hookq::alerts::Engine alerts(cfg);
+    alerts.start();
     int rc = hookq::run_worker(cfg);
+    alerts.stop();
     curl_global_cleanup();
     return rc;
 }

@@ -295,7 +295,42 @@ std::string Registry::render() const {
     line(
         "hookq_worker_in_process_bytes", "",
         std::to_string(in_process_bytes_ ? in_process_bytes_->load(std::memory_order_relaxed) : 0));
+
+    {
+        std::lock_guard lock(alerts_mu_);
+        header(out, "hookq_alerts_sent_total", "counter",
+               "Alert notifications by rule, channel and result (sent, error, rate_limited, "
+               "silenced).");
+        for (const auto& [k, n] : alerts_sent_) {
+            line("hookq_alerts_sent_total",
+                 "rule=\"" + escape_label(k[0]) + "\",channel=\"" + escape_label(k[1]) +
+                     "\",result=\"" + escape_label(k[2]) + "\"",
+                 std::to_string(n));
+        }
+        header(out, "hookq_alerts_active", "gauge",
+               "Pending and firing alerts, on the worker that evaluates them (the leader).");
+        for (const auto& [k, n] : alerts_active_) {
+            line("hookq_alerts_active",
+                 "rule=\"" + escape_label(k[0]) + "\",severity=\"" + escape_label(k[1]) +
+                     "\",state=\"" + escape_label(k[2]) + "\"",
+                 std::to_string(n));
+        }
+    }
+    header(out, "hookq_alerts_leader", "gauge",
+           "1 on the worker holding the alerting lease (it evaluates and notifies).");
+    line("hookq_alerts_leader", "", alerts_leader_.load() ? "1" : "0");
     return out;
+}
+
+void Registry::alert_sent(std::string_view rule, std::string_view channel,
+                          std::string_view result) {
+    std::lock_guard lock(alerts_mu_);
+    ++alerts_sent_[{std::string(rule), std::string(channel), std::string(result)}];
+}
+
+void Registry::alerts_active(std::map<std::array<std::string, 3>, uint64_t> counts) {
+    std::lock_guard lock(alerts_mu_);
+    alerts_active_ = std::move(counts);
 }
 
 double oldest_age_s(std::string_view raw, uint64_t now_us) {

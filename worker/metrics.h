@@ -11,7 +11,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -154,6 +156,12 @@ class Registry {
     void replay_event(ReplayResult r) noexcept {
         replay_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
     }
+    // Alerting (worker/alerts/): a few events a minute at most, so a map under a mutex.
+    void alert_sent(std::string_view rule, std::string_view channel, std::string_view result);
+    // The leader's count of pending and firing alerts by {rule, severity, state}, replacing the
+    // last; empty on a worker that is not the leader.
+    void alerts_active(std::map<std::array<std::string, 3>, uint64_t> counts);
+    void alerts_leader(bool leader) noexcept { alerts_leader_.store(leader); }
 
     // The counters and the process's own series, in the text exposition format 0.0.4.
     std::string render() const;
@@ -177,6 +185,11 @@ class Registry {
     const std::atomic<int64_t>* in_process_ = nullptr;
     const std::atomic<int64_t>* in_process_bytes_ = nullptr;
     std::function<size_t()> recorder_backlog_;
+
+    mutable std::mutex alerts_mu_;
+    std::map<std::array<std::string, 3>, uint64_t> alerts_sent_;    // {rule, channel, result}
+    std::map<std::array<std::string, 3>, uint64_t> alerts_active_;  // {rule, severity, state}
+    std::atomic<bool> alerts_leader_{false};
 };
 
 // The process's registry: what the stages count into and /metrics renders.

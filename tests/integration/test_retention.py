@@ -85,7 +85,7 @@ def test_cleanup_drops_whole_old_partitions_shown_first_and_audited(pg_migrated)
                    ("audit_log", f"audit_log_{old}"): 1}
     assert plan["deletes"] == [{"table": "dead_letters", "rows": 1}]
     assert plan["rows"] == 11 and plan["bytes"] > 0
-    assert set(plan["cutoffs"]) == {"events", "attempts", "dead_letters", "audit"}
+    assert set(plan["cutoffs"]) == {"events", "attempts", "dead_letters", "audit", "alerts"}
     text = ctl("cleanup", "--dsn", pg.dsn, "--older-than", "90d", "--dry-run").stdout
     assert f"webhook_events_{old}" in text and "would remove 11 rows" in text
     assert count(pg, "webhook_events") == 5 and count(pg, "dead_letters") == 2

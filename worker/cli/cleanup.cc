@@ -13,7 +13,7 @@ int cleanup(Pg& pg, const Config& cfg, const CleanupOptions& o) {
     RetentionConfig policy = cfg.retention;
     if (o.older_than_ms) {
         policy.events_ms = policy.attempts_ms = policy.dead_letters_ms = policy.audit_ms =
-            *o.older_than_ms;
+            policy.alerts_ms = *o.older_than_ms;
     }
     nlohmann::ordered_json j;
     try {

@@ -35,6 +35,9 @@ uint64_t policy_ms(const RetentionConfig& p, std::string_view key) {
     if (key == "dead_letters") {
         return p.dead_letters_ms;
     }
+    if (key == "alerts") {
+        return p.alerts_ms;
+    }
     return p.audit_ms;
 }
 
@@ -57,7 +60,7 @@ constexpr const char* kRfc3339 = "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"";
 
 nlohmann::ordered_json plan(Pg& pg, const RetentionConfig& p) {
     nlohmann::ordered_json cutoffs = nlohmann::ordered_json::object();
-    for (const char* key : {"events", "attempts", "dead_letters", "audit"}) {
+    for (const char* key : {"events", "attempts", "dead_letters", "audit", "alerts"}) {
         uint64_t ms = policy_ms(p, key);
         if (ms == 0) {
             cutoffs[key] = nullptr;
@@ -129,6 +132,15 @@ nlohmann::ordered_json plan(Pg& pg, const RetentionConfig& p) {
             rows += n;
         }
     }
+    // Alert transitions: a few rows per incident, not partitioned.
+    if (!cutoffs["alerts"].is_null()) {
+        auto d = must_query(pg, "SELECT count(*) FROM alert_events WHERE at < $1",
+                            {cutoffs["alerts"].get<std::string>()});
+        if (long long n = std::stoll(cell(d, 0, 0)); n > 0) {
+            deletes.push_back({{"table", "alert_events"}, {"rows", n}});
+            rows += n;
+        }
+    }
     nlohmann::ordered_json j;
     j["cutoffs"] = cutoffs;
     j["partitions"] = parts;
@@ -144,6 +156,9 @@ std::pair<std::string, std::string> delete_filter(const std::string& table) {
         if (table == std::string(t.name) + "_default") {
             return {t.column, t.policy};
         }
+    }
+    if (table == "alert_events") {
+        return {"at", "alerts"};
     }
     return {"failed_at", "dead_letters"};
 }
