@@ -121,6 +121,7 @@ def test_example_config_is_valid(tmp_path):
     import re
     text = re.sub(r'secret = "(file|env):[^"]*"',
                   'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"', text)
+    text = re.sub(r'password = "(file|env):[^"]*"', 'password = "literal:example-password"', text)
     tokens = iter(range(100))
     text = re.sub(r'token = "(file|env):[^"]*"',
                   lambda m: f'token = "literal:example-admin-token-{next(tokens):04d}"', text)
