@@ -475,3 +475,31 @@ def test_bad_alerts_config_stops_the_worker_naming_the_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (f"{path}:9:12: [alerts.rules.queue_depth]: 'severity' must be "
                                   "P0, P1, P2 or P3")
+
+
+def test_retry_overdue_fires_and_resolves(redis_server, pg_migrated, sink, receiver, workers):
+    """Retries past due by more than the window are a backlog (the worker is not moving them);
+    retries merely scheduled are not."""
+    rules = ('[alerts.rules.retry_overdue]\nthreshold = 2\nwindow = "1s"\nfor = "0s"\n'
+             '[alerts.rules.dead_letters]\nenabled = false\n')
+    # retry_poll at its ceiling: this worker moves no due retry back during the test.
+    workers(config_text(redis_server, pg_migrated,
+                        alerts_config(slack_channel(receiver.url("/slack")), rules)
+                        + route("r", "qr", sink.url("/ok"))).replace(
+                            'retry_poll = "50ms"', 'retry_poll = "60s"'))
+    r = redis_server.client()
+    now_ms = int(r.time()[0]) * 1000
+    key = "hookq:{qr}:retry"
+    time.sleep(1.5)  # past the worker's first look at the retry set
+    r.zadd(key, {b"scheduled-later": now_ms + 600_000, b"overdue-1": now_ms - 10_000})
+    time.sleep(2.5)  # one overdue retry: under the threshold, and the scheduled one never counts
+    assert rows(pg_migrated, "SELECT count(*) FROM alerts WHERE rule = 'retry_overdue' "
+                             "AND state = 'firing'") == [(0,)]
+    r.zadd(key, {b"overdue-2": now_ms - 10_000})
+    msg = wait_until(lambda: texts(receiver, "/slack", "retry_overdue"), 20,
+                     what="retry_overdue announced")[0]
+    assert "queue=qr" in msg and "2 retries overdue" in msg, msg
+    r.zrem(key, b"overdue-1", b"overdue-2", b"scheduled-later")
+    wait_until(lambda: rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = "
+                                         "'retry_overdue{queue=qr}'") == [("resolved",)], 20,
+               what="retry_overdue resolved")

@@ -137,6 +137,34 @@ std::string header(MHD_Connection* c, const char* name) {
     return v ? v : "";
 }
 
+// The method against what the endpoint allows (HEAD is answered as GET, and `m` is set to the
+// method to dispatch on), then a write's preconditions: same-site when from a browser, an admin
+// token. nullopt when the request may go ahead; else the answer.
+std::optional<HttpReply> refused(MHD_Connection* c, const AdminToken& token,
+                                 std::string_view method, const std::string& allow,
+                                 std::string& m) {
+    m = method == "HEAD" ? "GET" : std::string(method);
+    if (allow.find(m) == std::string::npos) {
+        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    }
+    if (m == "GET") {
+        return std::nullopt;
+    }
+    std::string why;
+    if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
+                            why)) {
+        return error(403, "cross-site request refused", why);
+    }
+    if (token.role != "admin") {
+        return error(403, "forbidden",
+                     "token '" + token.name + "' has the role " + token.role +
+                         ", which only reads; writes need an admin token");
+    }
+    return std::nullopt;
+}
+
 enum MHD_Result collect_arg(void* cls, enum MHD_ValueKind, const char* key, const char* value) {
     auto* args = static_cast<std::map<std::string, std::string>*>(cls);
     (*args)[key ? key : ""] = value ? value : "";
@@ -646,23 +674,9 @@ HttpReply alerts_api(MHD_Connection* c, const Config& cfg, const AdminToken& tok
     } else {
         return error(404, "not found", "no such endpoint");
     }
-    std::string m(method == "HEAD" ? "GET" : method);
-    if (allow.find(m) == std::string::npos) {
-        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
-        r.headers.emplace_back("Allow", allow);
-        return r;
-    }
-    if (m != "GET") {
-        std::string why;
-        if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
-                                why)) {
-            return error(403, "cross-site request refused", why);
-        }
-        if (token.role != "admin") {
-            return error(403, "forbidden",
-                         "token '" + token.name + "' has the role " + token.role +
-                             ", which only reads; writes need an admin token");
-        }
+    std::string m;
+    if (auto no = refused(c, token, method, allow, m)) {
+        return *no;
     }
     ops::Scope scope;
     if (!token.sources.empty()) {
@@ -740,26 +754,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
         } else {
             return error(404, "not found", "no such endpoint");
         }
-        std::string m(method);
-        if (m == "HEAD") {
-            m = "GET";
-        }
-        if (allow.find(m) == std::string::npos) {
-            HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
-            r.headers.emplace_back("Allow", allow);
-            return r;
-        }
-        if (m != "GET") {
-            std::string why;
-            if (!browser_safe_write(header(c, "Origin"), header(c, "Host"),
-                                    header(c, "Sec-Fetch-Site"), why)) {
-                return error(403, "cross-site request refused", why);
-            }
-            if (token.role != "admin") {
-                return error(403, "forbidden",
-                             "token '" + token.name + "' has the role " + token.role +
-                                 ", which only reads; writes need an admin token");
-            }
+        std::string m;
+        if (auto no = refused(c, token, method, allow, m)) {
+            return *no;
         }
         if (!args.empty()) {
             return error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
@@ -895,27 +892,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
     } else {
         return error(404, "not found", "no such endpoint");
     }
-    std::string m(method);
-    if (m == "HEAD") {
-        m = "GET";
-    }
-    if (allow.find(m) == std::string::npos) {
-        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
-        r.headers.emplace_back("Allow", allow);
-        return r;
-    }
-    bool write = m != "GET";
-    if (write) {
-        std::string why;
-        if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
-                                why)) {
-            return error(403, "cross-site request refused", why);
-        }
-        if (token.role != "admin") {
-            return error(403, "forbidden",
-                         "token '" + token.name + "' has the role " + token.role +
-                             ", which only reads; writes need an admin token");
-        }
+    std::string m;
+    if (auto no = refused(c, token, method, allow, m)) {
+        return *no;
     }
     auto allowed_args = [&](std::initializer_list<std::string_view> names) -> std::string {
         for (const auto& [k, v] : args) {

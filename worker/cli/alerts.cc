@@ -17,21 +17,6 @@ void print_json(const Json& j) {
     std::printf("%s\n", j.dump(2).c_str());
 }
 
-std::string text(const Json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    if (v.is_string()) {
-        return printable(v.get<std::string>());
-    }
-    if (v.is_number_float()) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%g", v.get<double>());
-        return buf;
-    }
-    return printable(v.dump());
-}
-
 // "2026-11-30T14:05:00.123456Z" -> "2026-11-30T14:05:00Z": seconds are what a table needs.
 std::string when(const Json& v) {
     if (!v.is_string()) {
@@ -78,10 +63,11 @@ int alerts_list(Pg& pg, RedisConn* redis, const AlertCommands& c, bool json) {
             for (const auto& id : a["silenced_by"]) {
                 by += (by.empty() ? "" : ",") + std::to_string(id.get<long long>());
             }
-            rows.push_back({st, text(a["severity"]), text(a["fingerprint"]), text(a["value"]),
-                            text(a["threshold"]), when(since), by.empty() ? "-" : by,
-                            a["runbook"].get<std::string>().empty() ? "-" : text(a["runbook"]),
-                            text(a["summary"])});
+            rows.push_back({st, json_cell(a["severity"]), json_cell(a["fingerprint"]),
+                            json_cell(a["value"]), json_cell(a["threshold"]), when(since),
+                            by.empty() ? "-" : by,
+                            a["runbook"].get<std::string>().empty() ? "-" : json_cell(a["runbook"]),
+                            json_cell(a["summary"])});
         }
         std::fputs(table(rows).c_str(), stdout);
     }
@@ -116,11 +102,12 @@ int alert_events(Pg& pg, const AlertCommands& c, bool json) {
     for (const auto& e : j["events"]) {
         std::string notified;
         for (const auto& [ch, outcome] : e["notified"].items()) {
-            notified += (notified.empty() ? "" : ", ") + printable(ch) + ": " + text(outcome);
+            notified += (notified.empty() ? "" : ", ") + printable(ch) + ": " + json_cell(outcome);
         }
         rows.push_back({std::to_string(e["id"].get<long long>()), when(e["at"]),
-                        text(e["fingerprint"]), text(e["state"]), text(e["severity"]),
-                        text(e["value"]), text(e["threshold"]), notified.empty() ? "-" : notified});
+                        json_cell(e["fingerprint"]), json_cell(e["state"]),
+                        json_cell(e["severity"]), json_cell(e["value"]), json_cell(e["threshold"]),
+                        notified.empty() ? "-" : notified});
     }
     std::fputs(table(rows).c_str(), stdout);
     if (j["next_cursor"].is_string()) {
@@ -148,7 +135,7 @@ int silence_list(Pg& pg, const AlertCommands& c, bool json) {
     for (const auto& s : j["silences"]) {
         rows.push_back({std::to_string(s["id"].get<long long>()), s["active"] ? "yes" : "no",
                         matchers_text(s["matchers"]), when(s["ends_at"]), when(s["expired_at"]),
-                        text(s["created_by"]), text(s["comment"])});
+                        json_cell(s["created_by"]), json_cell(s["comment"])});
     }
     std::fputs(table(rows).c_str(), stdout);
     return 0;

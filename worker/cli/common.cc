@@ -194,4 +194,16 @@ std::string printable(const std::string& s, bool keep_newlines) {
     return out;
 }
 
+std::string json_cell(const nlohmann::ordered_json& v) {
+    if (v.is_null()) {
+        return "-";
+    }
+    if (v.is_number_float()) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
+        return buf;
+    }
+    return printable(v.is_string() ? v.get<std::string>() : v.dump());
+}
+
 }  // namespace hookq::ctl

@@ -57,5 +57,7 @@ std::string table(const std::vector<std::vector<std::string>>& rows);
 // Payloads and errors are attacker-controlled: control bytes are shown as \xNN, so no escape
 // sequence of theirs reaches the terminal.
 std::string printable(const std::string& s, bool keep_newlines = false);
+// A JSON value in a table: "-" for null, numbers to 4 significant digits, text made printable.
+std::string json_cell(const nlohmann::ordered_json& v);
 
 }  // namespace hookq::ctl

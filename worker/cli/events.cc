@@ -13,13 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string text(const Json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    return printable(v.is_string() ? v.get<std::string>() : v.dump());
-}
-
 }  // namespace
 
 int events_list(Pg& pg, const std::map<std::string, std::string>& args, bool json) {
@@ -35,9 +28,10 @@ int events_list(Pg& pg, const std::map<std::string, std::string>& args, bool jso
     std::vector<std::vector<std::string>> rows{
         {"ID", "RECEIVED_AT", "SOURCE", "EVENT_TYPE", "STATUS", "ATTEMPTS", "BYTES", "LAST_ERROR"}};
     for (const auto& e : page["items"]) {
-        rows.push_back({text(e["id"]), text(e["received_at"]), text(e["source"]),
-                        text(e["event_type"]), text(e["status"]), text(e["attempts"]),
-                        text(e["body_size"]), text(e["last_error"])});
+        rows.push_back({json_cell(e["id"]), json_cell(e["received_at"]), json_cell(e["source"]),
+                        json_cell(e["event_type"]), json_cell(e["status"]),
+                        json_cell(e["attempts"]), json_cell(e["body_size"]),
+                        json_cell(e["last_error"])});
     }
     std::fputs(table(rows).c_str(), stdout);
     if (!page["next_cursor"].is_null()) {
@@ -55,11 +49,11 @@ int events_show(Pg& pg, const std::string& id, bool json) {
     for (const char* k :
          {"id", "received_at", "source", "event_type", "dedup_key", "method", "path", "remote_addr",
           "status", "attempts", "delivered_at", "last_error", "body_size"}) {
-        std::printf("%-13s %s\n", (std::string(k) + ":").c_str(), text(j[k]).c_str());
+        std::printf("%-13s %s\n", (std::string(k) + ":").c_str(), json_cell(j[k]).c_str());
     }
     std::printf("\nheaders:\n");
     for (const auto& [k, v] : j["headers"].items()) {
-        std::printf("  %s: %s\n", printable(k).c_str(), text(v).c_str());
+        std::printf("  %s: %s\n", printable(k).c_str(), json_cell(v).c_str());
     }
     std::printf("\nbody (%s):\n%s\n", j["body_encoding"].get<std::string>().c_str(),
                 printable(j["body"].get<std::string>(), true).c_str());
@@ -67,8 +61,8 @@ int events_show(Pg& pg, const std::string& id, bool json) {
         std::vector<std::vector<std::string>> rows{
             {"ROUTE", "STATUS", "ATTEMPTS", "UPDATED_AT", "LAST_ERROR"}};
         for (const auto& r : j["routes"]) {
-            rows.push_back({text(r["route"]), text(r["status"]), text(r["attempts"]),
-                            text(r["updated_at"]), text(r["last_error"])});
+            rows.push_back({json_cell(r["route"]), json_cell(r["status"]), json_cell(r["attempts"]),
+                            json_cell(r["updated_at"]), json_cell(r["last_error"])});
         }
         std::printf("\nroutes:\n%s", table(rows).c_str());
     }
@@ -78,9 +72,10 @@ int events_show(Pg& pg, const std::string& id, bool json) {
         std::vector<std::vector<std::string>> rows{
             {"STARTED_AT", "ROUTE", "ATTEMPT", "MS", "HTTP", "OUTCOME", "ERROR"}};
         for (const auto& a : j["attempts"]) {
-            rows.push_back({text(a["started_at"]), text(a["route"]), text(a["attempt"]),
-                            text(a["duration_ms"]), text(a["http_status"]), text(a["outcome"]),
-                            text(a["error"])});
+            rows.push_back({json_cell(a["started_at"]), json_cell(a["route"]),
+                            json_cell(a["attempt"]), json_cell(a["duration_ms"]),
+                            json_cell(a["http_status"]), json_cell(a["outcome"]),
+                            json_cell(a["error"])});
         }
         std::printf("\nattempts:\n%s", table(rows).c_str());
     }
@@ -88,8 +83,8 @@ int events_show(Pg& pg, const std::string& id, bool json) {
         std::vector<std::vector<std::string>> rows{
             {"DEAD_LETTER", "ROUTE", "FAILED_AT", "REQUEUED_AT", "REASON"}};
         for (const auto& d : j["dead_letters"]) {
-            rows.push_back({text(d["id"]), text(d["route"]), text(d["failed_at"]),
-                            text(d["requeued_at"]), text(d["reason"])});
+            rows.push_back({json_cell(d["id"]), json_cell(d["route"]), json_cell(d["failed_at"]),
+                            json_cell(d["requeued_at"]), json_cell(d["reason"])});
         }
         std::printf("\ndead letters:\n%s", table(rows).c_str());
     }

@@ -13,18 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string text(const Json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    if (v.is_number_float()) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.3g", v.get<double>());
-        return buf;
-    }
-    return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 }  // namespace
 
 int health(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
@@ -43,9 +31,10 @@ int health(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
         for (const auto& r : s["reasons"]) {
             reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
         }
-        rows.push_back({text(s["source"]), text(s["status"]), text(s["last_received_at"]),
-                        text(s["queue_depth"]), text(s["oldest_age_seconds"]),
-                        text(s["lag_seconds"]), text(s["deliveries_5m"]), text(s["error_rate_5m"]),
+        rows.push_back({json_cell(s["source"]), json_cell(s["status"]),
+                        json_cell(s["last_received_at"]), json_cell(s["queue_depth"]),
+                        json_cell(s["oldest_age_seconds"]), json_cell(s["lag_seconds"]),
+                        json_cell(s["deliveries_5m"]), json_cell(s["error_rate_5m"]),
                         reasons.empty() ? "-" : reasons});
     }
     std::fputs(table(rows).c_str(), stdout);

@@ -14,18 +14,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string text(const Json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    if (v.is_number_float()) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.4g", v.get<double>());
-        return buf;
-    }
-    return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 }  // namespace
 
 int health_checks(RedisConn& redis, const Config& cfg, bool json) {
@@ -45,10 +33,10 @@ int health_checks(RedisConn& redis, const Config& cfg, bool json) {
     std::vector<std::vector<std::string>> rows{
         {"ROUTE", "STATUS", "HTTP", "MS", "FAILURES", "CHECKED_AT", "LAST_OK_AT", "URL", "ERROR"}};
     for (const auto& r : j["routes"]) {
-        rows.push_back({text(r["route"]), text(r["status"]), text(r["http_status"]),
-                        text(r["duration_ms"]), text(r["consecutive_failures"]),
-                        text(r["checked_at"]), text(r["last_ok_at"]), text(r["url"]),
-                        printable(text(r["last_error"]))});
+        rows.push_back({json_cell(r["route"]), json_cell(r["status"]), json_cell(r["http_status"]),
+                        json_cell(r["duration_ms"]), json_cell(r["consecutive_failures"]),
+                        json_cell(r["checked_at"]), json_cell(r["last_ok_at"]), json_cell(r["url"]),
+                        printable(json_cell(r["last_error"]))});
     }
     std::fputs(table(rows).c_str(), stdout);
     return rc;
@@ -74,9 +62,10 @@ int slo(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
             for (const auto& r : x["reasons"]) {
                 reasons += (reasons.empty() ? "" : "; ") + r.get<std::string>();
             }
-            rows.push_back({kind == std::string("sources") ? "source" : "route", text(x["name"]),
-                            text(x["status"]), text(x["deliveries"]), text(x["failures"]),
-                            text(x["error_rate"]), text(x["lag_seconds"]),
+            rows.push_back({kind == std::string("sources") ? "source" : "route",
+                            json_cell(x["name"]), json_cell(x["status"]),
+                            json_cell(x["deliveries"]), json_cell(x["failures"]),
+                            json_cell(x["error_rate"]), json_cell(x["lag_seconds"]),
                             reasons.empty() ? "-" : printable(reasons)});
         }
     }

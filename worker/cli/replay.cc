@@ -28,13 +28,6 @@ int64_t now_us() {
         .count();
 }
 
-std::string text(const Json& v) {
-    if (v.is_null()) {
-        return "-";
-    }
-    return printable(v.is_string() ? v.get<std::string>() : v.dump());
-}
-
 std::string duration(double s) {
     if (s < 0 || !std::isfinite(s)) {
         return "?";
@@ -95,19 +88,19 @@ std::string progress_line(const Json& j, bool bar) {
 
 void print_job(const Json& j) {
     std::printf("id:          %lld\n", static_cast<long long>(j["id"].get<int64_t>()));
-    std::printf("state:       %s\n", text(j["state"]).c_str());
-    std::printf("created:     %s by %s\n", text(j["created_at"]).c_str(),
-                text(j["created_by"]).c_str());
+    std::printf("state:       %s\n", json_cell(j["state"]).c_str());
+    std::printf("created:     %s by %s\n", json_cell(j["created_at"]).c_str(),
+                json_cell(j["created_by"]).c_str());
     std::printf("selection:   %s\n", selection_text(j["selection"]).c_str());
-    std::printf("routes:      %s\n", text(j["routes_mode"]).c_str());
-    std::printf("rate:        %s/s\n", text(j["rate"]).c_str());
-    std::printf("limit:       %s\n", text(j["limit"]).c_str());
+    std::printf("routes:      %s\n", json_cell(j["routes_mode"]).c_str());
+    std::printf("rate:        %s/s\n", json_cell(j["rate"]).c_str());
+    std::printf("limit:       %s\n", json_cell(j["limit"]).c_str());
     std::printf("progress:    %s\n", progress_line(j, false).c_str());
-    std::printf("started:     %s\n", text(j["started_at"]).c_str());
-    std::printf("finished:    %s\n", text(j["finished_at"]).c_str());
-    std::printf("worker:      %s\n", text(j["worker"]).c_str());
+    std::printf("started:     %s\n", json_cell(j["started_at"]).c_str());
+    std::printf("finished:    %s\n", json_cell(j["finished_at"]).c_str());
+    std::printf("worker:      %s\n", json_cell(j["worker"]).c_str());
     if (!j["error"].is_null()) {
-        std::printf("error:       %s\n", text(j["error"]).c_str());
+        std::printf("error:       %s\n", json_cell(j["error"]).c_str());
     }
 }
 
@@ -158,12 +151,12 @@ int replay_create(Pg& pg, const ReplayOptions& o) {
         for (const auto& [r, n] : p["routes"].items()) {
             rows.push_back({printable(r), n.dump()});
         }
-        std::printf("routes (%s):\n%s", text(p["routes_mode"]).c_str(), table(rows).c_str());
+        std::printf("routes (%s):\n%s", json_cell(p["routes_mode"]).c_str(), table(rows).c_str());
         std::printf("sample:     ");
         for (const auto& id : p["sample"]) {
             std::printf(" %s", id.get<std::string>().c_str());
         }
-        std::printf("\nat %s/s:    about %s\n", text(p["rate"]).c_str(),
+        std::printf("\nat %s/s:    about %s\n", json_cell(p["rate"]).c_str(),
                     duration(p["estimated_seconds"].get<double>()).c_str());
         if (p["confirmation_required"].get<bool>()) {
             std::printf("more than %lld webhooks: the replay needs --yes (or a --limit)\n",
@@ -188,7 +181,7 @@ int replay_create(Pg& pg, const ReplayOptions& o) {
             "replay %s created: %lld webhooks at %s/s (Ctrl-C stops watching, not the "
             "replay; hookqctl replay cancel %s)\n",
             id.c_str(), static_cast<long long>(job["total"].get<int64_t>()),
-            text(job["rate"]).c_str(), id.c_str());
+            json_cell(job["rate"]).c_str(), id.c_str());
         std::fflush(stdout);
     }
     if (o.detach) {
@@ -219,7 +212,7 @@ int replay_create(Pg& pg, const ReplayOptions& o) {
     if (o.json) {
         std::printf("%s\n", job.dump(2).c_str());
     } else if (!job["error"].is_null()) {
-        std::printf("error: %s\n", text(job["error"]).c_str());
+        std::printf("error: %s\n", json_cell(job["error"]).c_str());
     }
     return job["state"] == "done" ? 0 : 1;
 }
@@ -237,9 +230,9 @@ int replay_list(Pg& pg, bool json) {
     std::vector<std::vector<std::string>> rows{{"ID", "STATE", "CREATED_AT", "BY", "TOTAL", "SENT",
                                                 "SKIPPED", "FAILED", "RATE", "SELECTION"}};
     for (const auto& r : j["replays"]) {
-        rows.push_back({text(r["id"]), text(r["state"]), text(r["created_at"]),
-                        text(r["created_by"]), text(r["total"]), text(r["sent"]),
-                        text(r["skipped"]), text(r["failed"]), text(r["rate"]),
+        rows.push_back({json_cell(r["id"]), json_cell(r["state"]), json_cell(r["created_at"]),
+                        json_cell(r["created_by"]), json_cell(r["total"]), json_cell(r["sent"]),
+                        json_cell(r["skipped"]), json_cell(r["failed"]), json_cell(r["rate"]),
                         selection_text(r["selection"])});
     }
     std::fputs(table(rows).c_str(), stdout);
