@@ -373,6 +373,7 @@ class FakeEdge:
     def __init__(self):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         self.counters = {}
+        self.scrapes = 0
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -380,6 +381,7 @@ class FakeEdge:
                 pass
 
             def do_GET(self):
+                outer.scrapes += 1
                 body = "# TYPE hookq_edge_requests_total counter\n" + "".join(
                     f'hookq_edge_requests_total{{source="{s}",outcome="{o}"}} {n}\n'
                     for (s, o), n in sorted(outer.counters.items()))
@@ -391,7 +393,6 @@ class FakeEdge:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.scrapes = 0
 
     def close(self):
         self.server.shutdown()
@@ -420,6 +421,8 @@ def test_signature_failures_health_check_slow_and_fallback(redis_server, pg_migr
         workers(config)
         r = redis_server.client()
         wait_until(lambda: r.get("hookq:alerts:lease"), 20, what="leader")
+        # The engine has seen the counters before the burst (its baseline), even under load.
+        wait_until(lambda: edge.scrapes >= 2, 20, what="the edge scraped twice")
 
         # A burst of bad signatures at the edge (a rotated secret): 2 -> 20 within the window.
         edge.counters[("stripe", "bad_signature")] = 20

@@ -203,4 +203,8 @@ std::vector<Group> Grouper::due(int64_t now_ms, uint64_t group_wait_ms) {
     return out;
 }
 
+int severity_rank(const std::string& s) {
+    return s.size() == 2 ? s[1] - '0' : 9;
+}
+
 }  // namespace hookq::alerts

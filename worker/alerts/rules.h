@@ -32,6 +32,8 @@ struct Observation {
 };
 
 enum class State { inactive, pending, firing, resolved };
+// P0 -> 0 ... P3 -> 3 (lower is more severe); anything else after them.
+int severity_rank(const std::string& s);
 const char* state_name(State s);
 std::optional<State> parse_state(const std::string& s);
 
