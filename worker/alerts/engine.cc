@@ -411,7 +411,9 @@ void Engine::notify_due(int64_t now) {
             }
         }
         for (auto& [ci, mp] : per_channel) {
-            auto& [m, seqs] = mp;
+            // Not a structured binding: clang 14 cannot capture one in the lambda below.
+            auto& m = mp.first;
+            auto& seqs = mp.second;
             const std::string& cname = acfg_.channels[ci].name;
             auto mark = [&](const std::string& outcome) {
                 for (uint64_t s : seqs) {
