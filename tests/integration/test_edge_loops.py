@@ -236,7 +236,7 @@ def test_release_delivers_the_held_ones(redis_server, pg_migrated, sink, workers
         assert not c.keys("hookq:{ms}:loop*")
         assert "no loops" in ctl(w, "loops")
         audit = rows(pg_migrated, "SELECT action, actor, target FROM audit_log "
-                                  "WHERE action LIKE 'loops.%' ORDER BY id")
+                                  "WHERE action LIKE %s ORDER BY id", "loops.%")
         assert audit == [("loops.release", "alice", "ms"), ("loops.clear", "alice", "ms")]
         assert w.stop() == 0
     finally:
