@@ -39,10 +39,13 @@ IngestResult parse_ingest(const redisReply* r) {
             break;
         case -2:
         case 0:
-            if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+            if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING) {
                 res.status = r->element[0]->integer == 0 ? IngestStatus::duplicate
                                                          : IngestStatus::wrong_type;
                 res.detail = {r->element[1]->str, r->element[1]->len};
+                // wrong_type of one of the loop part's keys: its index in KEYS
+                if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER)
+                    res.loop = static_cast<int>(r->element[2]->integer);
             }
             break;
         case 1:
@@ -395,13 +398,18 @@ void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privda
         result.status == IngestStatus::wrong_type) {
         if (g_ingest_errors.allow(note, sizeof note)) {
             if (result.status == IngestStatus::wrong_type) {
-                // argv[3] is KEYS[1], the queue key (see the handler's EVALSHA).
-                ngx_log_error(
-                    NGX_LOG_ERR, link->log_, 0,
-                    "hookq: redis %s: queue key \"%*s\" (or one of its loop keys) holds a %*s: "
-                    "nothing was written, requests get 503 until the key is fixed%s",
-                    link->conf_->redis.display.c_str(), pc->args->argvlen[3], pc->args->argv[3],
-                    result.detail.size(), result.detail.data(), note);
+                // argv[2 + n] is KEYS[n]; KEYS[1] is the queue key (see the handler's EVALSHA).
+                static constexpr const char* kLoopKeyTypes[] = {"string", "zset", "hash", "list"};
+                bool loop_key =
+                    result.loop >= 3 && result.loop <= 6 && 2 + result.loop < pc->args->argc;
+                int at = loop_key ? 2 + result.loop : 3;
+                ngx_log_error(NGX_LOG_ERR, link->log_, 0,
+                              "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
+                              "written, requests get 503 until the key is fixed%s",
+                              link->conf_->redis.display.c_str(), loop_key ? "loop" : "queue",
+                              pc->args->argvlen[at], pc->args->argv[at], result.detail.size(),
+                              result.detail.data(),
+                              loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
             } else {
                 std::string_view why = reply_text(r);
                 ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",

@@ -119,14 +119,14 @@ namespace hookq::scripts {
 // nothing): KEYS[3] the entity's counter, KEYS[4] loops zset, KEYS[5] loop_keys hash, KEYS[6]
 // held list; ARGV[5] window in ms, ARGV[6] limit, ARGV[7] "1" to hold, ARGV[8] fingerprint,
 // ARGV[9] readable loop key.
-// Returns {-1} queue full, {-2, type} queue (or held) key is not a list, {0, original request id}
-// duplicate, {1, new list length, loop} accepted, where loop is 0 (under the limit), 1 (over it,
-// counted and queued) or 2 (over it, held).
-// Every check comes before the first write, so that nothing (not even a dedup key) is written for a
-// request that is refused: the provider's retry must be treated as new, not as a duplicate of a
-// lost request. Redis keeps a script's earlier writes when a later command fails, so a LPUSH that
-// could fail (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front; the
-// same for every key the loop part writes.
+// Returns {-1} queue full, {-2, type[, n]} the queue key (or the loop part's KEYS[n]) is of the
+// wrong type, {0, original request id} duplicate, {1, new list length, loop} accepted, where loop
+// is 0 (under the limit), 1 (over it, counted and queued) or 2 (over it, held). Every check comes
+// before the first write, so that nothing (not even a dedup key) is written for a request that is
+// refused: the provider's retry must be treated as new, not as a duplicate of a lost request. Redis
+// keeps a script's earlier writes when a later command fails, so a LPUSH that could fail
+// (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front; the same for
+// every key the loop part writes.
 inline constexpr std::string_view kIngest = R"lua(
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'list' and kind ~= 'none' then
@@ -137,7 +137,7 @@ if looped then
   for i, want in ipairs({'string', 'zset', 'hash', 'list'}) do
     local k = redis.call('TYPE', KEYS[i + 2])['ok']
     if k ~= want and k ~= 'none' then
-      return {-2, k}
+      return {-2, k, i + 2}
     end
   end
 end

@@ -153,6 +153,26 @@ def test_locations_without_the_directives_are_unchanged(stack):
     assert not c.keys("hookq:{lp}:loop*") and not c.exists("hookq:{lp}:held")
 
 
+def test_a_loop_key_of_the_wrong_type_writes_nothing(stack):
+    """All or nothing: a loop key someone overwrote is refused before the first write (no dedup
+    key, no count), 503 so the provider retries, and the log names the key."""
+    nginx, redis = stack
+    c = redis.client()
+    c.set("hookq:{lh}:held", "oops")
+    try:
+        before = sorted(c.keys("hookq:{lh}:*"))
+        body = update("https://x/product/wrongtype", 0)
+        status, headers, _ = edge.post(nginx.port, "/hooks/hold", body,
+                                       {"Content-Type": "application/json"})
+        assert status == 503 and headers["retry-after"] == "5"
+        assert sorted(c.keys("hookq:{lh}:*")) == before
+        assert 'loop key "hookq:{lh}:held" holds a string, not a list' in nginx.log()
+    finally:
+        c.delete("hookq:{lh}:held")
+    status, _ = send(nginx, "/hooks/hold", body)
+    assert status == 202
+
+
 def conf(loc):
     return """
     hookq_redis 127.0.0.1:6379;
