@@ -235,10 +235,24 @@ def test_release_delivers_the_held_ones(redis_server, pg_migrated, sink, workers
     nginx = harness.Nginx(HOLD_HTTP, redis_port=redis_server.port)
     try:
         c = redis_server.client()
-        w = workers(config_text(redis_server, pg_migrated, route("app", "ms", sink.url("/app"))))
+        # The worker's alerting: loop_detected fires per queue once the edge lists an entity.
+        alerts = ('[alerts]\ninterval = "1s"\ngroup_wait = "0s"\n'
+                  'runbook_url = "https://docs.example/runbooks.md"\n'
+                  f'[[alerts.channels]]\nname = "slack"\ntype = "slack"\n'
+                  f'url = "{sink.url("/slack")}"\n')
+        w = workers(config_text(redis_server, pg_migrated,
+                                alerts + route("app", "ms", sink.url("/app"))))
         ids = [send(nginx, "/hooks/ms", update(HREF, n))[1]["x-request-id"] for n in range(25)]
         wait_until(lambda: sink.ids("/app") >= set(ids[:20]), 20, what="first 20 delivered")
         assert c.llen("hookq:{ms}:held") == 5 and not sink.ids("/app") & set(ids[20:])
+
+        msg = wait_until(lambda: [json.loads(r.body)["text"] for r in sink.received("/slack")
+                                  if "loop_detected" in json.loads(r.body)["text"]], 20,
+                         what="loop_detected sent")[0]
+        assert "FIRING P2] loop_detected" in msg and "queue=ms" in msg, msg
+        assert "runbooks.md#webhook-loop" in msg, msg
+        assert rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = %s",
+                    "loop_detected{queue=ms}") == [("firing",)]
 
         [q] = json.loads(ctl(w, "loops", "--json"))
         assert q["queue"] == "ms" and q["held"] == 5
@@ -255,6 +269,9 @@ def test_release_delivers_the_held_ones(redis_server, pg_migrated, sink, workers
                                                                        "cleared": 1}
         assert not c.keys("hookq:{ms}:loop*")
         assert "no loops" in ctl(w, "loops")
+        wait_until(lambda: rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = %s",
+                                "loop_detected{queue=ms}") == [("resolved",)], 20,
+                   what="loop_detected resolved once cleared")
         audit = rows(pg_migrated, "SELECT action, actor, target FROM audit_log "
                                   "WHERE action LIKE %s ORDER BY id", "loops.%")
         assert audit == [("loops.release", "alice", "ms"), ("loops.clear", "alice", "ms")]
