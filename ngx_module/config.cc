@@ -196,6 +196,59 @@ char* set_dedup_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return NGX_CONF_OK;
 }
 
+// hookq_loop_key <complex value>, e.g. $ms_href (from hookq_json_var) or $hookq_body_sha256
+char* set_loop_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->loop_key != NGX_CONF_UNSET_PTR)
+        return const_cast<char*>("is duplicate");
+    if (arg(cf, 1).empty())
+        return fail(cf, "%*s: empty key%*s", directive(cf));
+    auto* cv = ngx::pcalloc<ngx_http_complex_value_t>(cf->pool);
+    if (cv == nullptr)
+        return static_cast<char*>(NGX_CONF_ERROR);
+    ngx_http_compile_complex_value_t ccv{};
+    ccv.cf = cf;
+    ccv.value = &static_cast<ngx_str_t*>(cf->args->elts)[1];
+    ccv.complex_value = cv;
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK)
+        return static_cast<char*>(NGX_CONF_ERROR);
+    lcf->loop_key = cv;
+    return NGX_CONF_OK;
+}
+
+// hookq_loop_limit <N> <window>, e.g. "20 10m": more than N webhooks of one entity in the window
+// is a loop.
+char* set_loop_limit(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->loop_limit != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    uint64_t n = 0;
+    if (!parse_uint(arg(cf, 1), n) || n < 1 || n > 1000000000)
+        return fail(cf, "%*s: invalid count \"%*s\" (a whole number from 1)", directive(cf),
+                    arg(cf, 1));
+    auto ms = parse_duration_ms(arg(cf, 2));
+    if (!ms || *ms < 1000 || *ms > 7ull * 86400 * 1000)
+        return fail(cf, "%*s: invalid window \"%*s\" (1s to 7d, e.g. 10m)", directive(cf),
+                    arg(cf, 2));
+    lcf->loop_limit = static_cast<ngx_int_t>(n);
+    lcf->loop_window = static_cast<ngx_msec_t>(*ms);
+    return NGX_CONF_OK;
+}
+
+char* set_loop_action(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->loop_hold != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    if (arg(cf, 1) == "count")
+        lcf->loop_hold = 0;
+    else if (arg(cf, 1) == "hold")
+        lcf->loop_hold = 1;
+    else
+        return fail(cf, "%*s: \"%*s\" is neither \"count\" nor \"hold\"", directive(cf),
+                    arg(cf, 1));
+    return NGX_CONF_OK;
+}
+
 char* set_dedup_ttl(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     return set_seconds(cf, static_cast<LocConf*>(conf)->dedup_ttl, 1, 365ull * 86400);
 }
@@ -609,6 +662,29 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     conf->dedup_prefix = keys::dedup_prefix(queue);
     conf->depth_limit = std::to_string(conf->max_queue_depth);
     conf->ttl_text = std::to_string(conf->dedup_ttl);
+    if (conf->loop_limit > 0) {
+        if (conf->loop_key == nullptr) {
+            static ngx_str_t body_sha = ngx_string("$hookq_body_sha256");
+            conf->loop_key = ngx::pcalloc<ngx_http_complex_value_t>(cf->pool);
+            ngx_http_compile_complex_value_t ccv{};
+            ccv.cf = cf;
+            ccv.value = &body_sha;
+            ccv.complex_value = conf->loop_key;
+            if (conf->loop_key == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK)
+                return static_cast<char*>(NGX_CONF_ERROR);
+        }
+        conf->loop = true;
+        conf->loop_prefix = keys::loop_prefix(queue);
+        conf->loops_key = keys::loops(queue);
+        conf->loop_keys_key = keys::loop_keys(queue);
+        conf->held_key = keys::held(queue);
+        conf->loop_window_text = std::to_string(conf->loop_window);
+        conf->loop_limit_text = std::to_string(conf->loop_limit);
+    } else if (conf->loop_key != nullptr || conf->loop_hold != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: needs \"hookq_loop_limit <N> <window>\"",
+                           conf->loop_key != nullptr ? "hookq_loop_key" : "hookq_loop_action");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
     conf->retry_after_text = std::to_string(conf->retry_after);
     conf->source_index = mcf->source_index(to_string(ngx::view(conf->source)));
 
@@ -672,6 +748,12 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
     auto* conf = static_cast<LocConf*>(child_ptr);
     ngx_conf_merge_ptr_value(conf->dedup_key, prev->dedup_key, nullptr);
     ngx_conf_merge_value(conf->dedup_ttl, prev->dedup_ttl, kDefaultDedupTtl);
+    ngx_conf_merge_ptr_value(conf->loop_key, prev->loop_key, nullptr);
+    if (conf->loop_limit == NGX_CONF_UNSET) {
+        conf->loop_limit = prev->loop_limit == NGX_CONF_UNSET ? 0 : prev->loop_limit;
+        conf->loop_window = prev->loop_window == NGX_CONF_UNSET_MSEC ? 0 : prev->loop_window;
+    }
+    ngx_conf_merge_value(conf->loop_hold, prev->loop_hold, 0);
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, kDefaultMaxBody);
     ngx_conf_merge_size_value(conf->json_max, prev->json_max, kDefaultJsonMax);
     ngx_conf_merge_value(conf->report_only, prev->report_only, 0);
@@ -723,6 +805,12 @@ ngx_command_t commands[] = {
     {ngx_string("hookq_signature_header"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE3 | NGX_CONF_TAKE4,
      set_signature_header, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_dedup_key"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_key,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_loop_key"), HOOKQ_LOC | NGX_CONF_TAKE1, set_loop_key,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_loop_limit"), HOOKQ_LOC | NGX_CONF_TAKE2, set_loop_limit,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_loop_action"), HOOKQ_LOC | NGX_CONF_TAKE1, set_loop_action,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_dedup_ttl"), HOOKQ_LOC | NGX_CONF_TAKE1, set_dedup_ttl,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},

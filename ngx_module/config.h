@@ -51,6 +51,11 @@ struct LocConf {
     ngx_http_complex_value_t* dedup_key =
         static_cast<ngx_http_complex_value_t*>(NGX_CONF_UNSET_PTR);
     time_t dedup_ttl = NGX_CONF_UNSET;
+    // Loop and storm detection: hookq_loop_key, hookq_loop_limit <N> <window>, hookq_loop_action.
+    ngx_http_complex_value_t* loop_key = static_cast<ngx_http_complex_value_t*>(NGX_CONF_UNSET_PTR);
+    ngx_int_t loop_limit = NGX_CONF_UNSET;
+    ngx_msec_t loop_window = NGX_CONF_UNSET_MSEC;
+    ngx_flag_t loop_hold = NGX_CONF_UNSET;
     size_t max_body = NGX_CONF_UNSET_SIZE;
     size_t json_max = NGX_CONF_UNSET_SIZE;  // hookq_json_max_size
     // hookq_verify report_only: a request that fails verification is queued anyway, marked.
@@ -72,6 +77,9 @@ struct LocConf {
     std::string dedup_prefix;
     std::string depth_limit;  // ARGV[1] of the ingest script, as text
     std::string ttl_text;     // ARGV[2]
+    bool loop = false;        // the ingest script runs its loop part
+    std::string loop_prefix, loops_key, loop_keys_key, held_key;
+    std::string loop_window_text, loop_limit_text;  // ARGV[5], ARGV[6]
     std::string retry_after_text;
     int source_index = -1;
 };

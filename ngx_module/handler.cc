@@ -132,6 +132,8 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
     Answer a;
     switch (res.status) {
         case IngestStatus::accepted:
+            if (res.loop != 0)
+                count_loop(ctx->conf->source_index, res.loop == 2);
             a = {ctx->conf->accept_status, Outcome::accepted, {}, {ctx->id, sizeof ctx->id}};
             break;
         case IngestStatus::duplicate: {
@@ -338,6 +340,31 @@ std::string_view dedup_key(ngx_http_request_t* r, const LocConf& conf, BodyKeys&
     if (key.size() > keys::kMaxDedupKeyLength)
         return sha256_hex(r->pool, key);
     return key;
+}
+
+// The entity hookq_loop_limit counts: the hookq_loop_key value (the body's SHA-256 when it is empty
+// or uses a body field the body lacks), and its fingerprint, which names its Redis counter.
+struct LoopKey {
+    std::string_view readable;
+    std::string_view fingerprint;
+};
+
+// Readable keys are for people looking at `hookq loops`; past this they are cut, not hashed.
+constexpr size_t kMaxLoopKeyShown = 256;
+constexpr size_t kLoopFingerprintHex = 32;
+
+std::optional<LoopKey> loop_key(ngx_http_request_t* r, const LocConf& conf, BodyKeys& bk) noexcept {
+    std::string_view key;
+    ngx_str_t v;
+    bk.missed = false;
+    if (ngx_http_complex_value(r, conf.loop_key, &v) == NGX_OK)
+        key = ngx::view(v);
+    if (key.empty() || bk.missed)
+        key = body_sha256(r->pool, bk);
+    std::string_view fp = sha256_hex(r->pool, key);
+    if (key.empty() || fp.empty())
+        return std::nullopt;
+    return LoopKey{key.substr(0, kMaxLoopKeyShown), fp.substr(0, kLoopFingerprintHex)};
 }
 
 constexpr std::string_view kRedacted = "[redacted]";
@@ -580,10 +607,39 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
         return out_of_memory(r, "the envelope");
 
     RedisLink& link = RedisLink::instance();
-    std::string_view argv[IngestArgs::kArgc] = {
+    std::string_view argv[IngestArgs::kLoopArgc] = {
         "EVALSHA",     link.script_sha(),         "2",     conf.queue_key, dedup, conf.depth_limit,
         conf.ttl_text, {ctx->id, sizeof ctx->id}, envelope};
-    for (int i = 0; i < IngestArgs::kArgc; i++) {
+    args->argc = IngestArgs::kArgc;
+    if (conf.loop) {
+        std::optional<LoopKey> lk = loop_key(r, conf, ctx->keys);
+        std::string_view counter =
+            lk ? pool_concat(r->pool, conf.loop_prefix, lk->fingerprint) : std::string_view{};
+        if (counter.empty())
+            return out_of_memory(r, "the loop key");
+        // EVALSHA sha 6 KEYS[1..6] ARGV[1..9]: the keys go between the dedup key and ARGV[1].
+        std::string_view loop_argv[IngestArgs::kLoopArgc] = {"EVALSHA",
+                                                             link.script_sha(),
+                                                             "6",
+                                                             conf.queue_key,
+                                                             dedup,
+                                                             counter,
+                                                             conf.loops_key,
+                                                             conf.loop_keys_key,
+                                                             conf.held_key,
+                                                             conf.depth_limit,
+                                                             conf.ttl_text,
+                                                             {ctx->id, sizeof ctx->id},
+                                                             envelope,
+                                                             conf.loop_window_text,
+                                                             conf.loop_limit_text,
+                                                             conf.loop_hold ? "1" : "0",
+                                                             lk->fingerprint,
+                                                             lk->readable};
+        std::copy(std::begin(loop_argv), std::end(loop_argv), std::begin(argv));
+        args->argc = IngestArgs::kLoopArgc;
+    }
+    for (int i = 0; i < args->argc; i++) {
         args->argv[i] = argv[i].data();
         args->argvlen[i] = argv[i].size();
     }

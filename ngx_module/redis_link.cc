@@ -39,14 +39,19 @@ IngestResult parse_ingest(const redisReply* r) {
             break;
         case -2:
         case 0:
-            if (r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+            if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING) {
                 res.status = r->element[0]->integer == 0 ? IngestStatus::duplicate
                                                          : IngestStatus::wrong_type;
                 res.detail = {r->element[1]->str, r->element[1]->len};
+                // wrong_type of one of the loop part's keys: its index in KEYS
+                if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER)
+                    res.loop = static_cast<int>(r->element[2]->integer);
             }
             break;
         case 1:
             res.status = IngestStatus::accepted;
+            if (r->elements >= 3 && r->element[2]->type == REDIS_REPLY_INTEGER)
+                res.loop = static_cast<int>(r->element[2]->integer);
             break;
         default:
             break;
@@ -318,8 +323,8 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
         held_tail_ = pc;
         return pc;
     }
-    if (redisAsyncCommandArgv(ac_, on_ingest_reply, pc, IngestArgs::kArgc, args->argv,
-                              args->argvlen) != REDIS_OK) {
+    if (redisAsyncCommandArgv(ac_, on_ingest_reply, pc, args->argc, args->argv, args->argvlen) !=
+        REDIS_OK) {
         release(pc);
         return nullptr;
     }
@@ -336,7 +341,7 @@ void RedisLink::send_held() noexcept {
         } else {
             pc->sent_at = ngx_current_msec;
             if (ac_ == nullptr ||
-                redisAsyncCommandArgv(ac_, on_ingest_reply, pc, IngestArgs::kArgc, pc->args->argv,
+                redisAsyncCommandArgv(ac_, on_ingest_reply, pc, pc->args->argc, pc->args->argv,
                                       pc->args->argvlen) != REDIS_OK) {
                 void* owner = pc->owner;
                 IngestCallback cb = pc->callback;
@@ -383,7 +388,7 @@ void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privda
         pc->args->argvlen[0] = 4;
         pc->args->argv[1] = scripts::kIngest.data();
         pc->args->argvlen[1] = scripts::kIngest.size();
-        if (redisAsyncCommandArgv(ac, on_ingest_reply, pc, IngestArgs::kArgc, pc->args->argv,
+        if (redisAsyncCommandArgv(ac, on_ingest_reply, pc, pc->args->argc, pc->args->argv,
                                   pc->args->argvlen) == REDIS_OK)
             return;
     }
@@ -393,12 +398,18 @@ void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privda
         result.status == IngestStatus::wrong_type) {
         if (g_ingest_errors.allow(note, sizeof note)) {
             if (result.status == IngestStatus::wrong_type) {
-                // argv[3] is KEYS[1], the queue key (see the handler's EVALSHA).
+                // argv[2 + n] is KEYS[n]; KEYS[1] is the queue key (see the handler's EVALSHA).
+                static constexpr const char* kLoopKeyTypes[] = {"string", "zset", "hash", "list"};
+                bool loop_key =
+                    result.loop >= 3 && result.loop <= 6 && 2 + result.loop < pc->args->argc;
+                int at = loop_key ? 2 + result.loop : 3;
                 ngx_log_error(NGX_LOG_ERR, link->log_, 0,
-                              "hookq: redis %s: queue key \"%*s\" holds a %*s, not a list: "
-                              "nothing was written, requests get 503 until the key is fixed%s",
-                              link->conf_->redis.display.c_str(), pc->args->argvlen[3],
-                              pc->args->argv[3], result.detail.size(), result.detail.data(), note);
+                              "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
+                              "written, requests get 503 until the key is fixed%s",
+                              link->conf_->redis.display.c_str(), loop_key ? "loop" : "queue",
+                              pc->args->argvlen[at], pc->args->argv[at], result.detail.size(),
+                              result.detail.data(),
+                              loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
             } else {
                 std::string_view why = reply_text(r);
                 ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",

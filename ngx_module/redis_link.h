@@ -20,15 +20,19 @@ struct IngestResult {
     IngestStatus status = IngestStatus::error;
     // duplicate: the first delivery's request id; wrong_type: the key's type (valid in callback)
     std::string_view detail;
+    // accepted: 0 under the loop limit (or none configured), 1 over it and counted, 2 held.
+    int loop = 0;
 };
 
 using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcept;
 
 // The EVALSHA arguments of one request, in the request's pool.
 struct IngestArgs {
-    static constexpr int kArgc = 9;
-    const char* argv[kArgc];
-    size_t argvlen[kArgc];
+    static constexpr int kArgc = 9;       // without the loop part
+    static constexpr int kLoopArgc = 18;  // with it: four more keys, five more arguments
+    int argc = kArgc;
+    const char* argv[kLoopArgc];
+    size_t argvlen[kLoopArgc];
 };
 
 // One command in flight. Owned by the link (recycled through a free list), never by a request: a

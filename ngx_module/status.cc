@@ -30,6 +30,7 @@ struct SourceCounters {
     ngx_atomic_t buckets[kBuckets];  // not cumulative; summed when printed
     ngx_atomic_t latency_sum_us;
     ngx_atomic_t unverified[kOutcomes];  // by the verification outcome
+    ngx_atomic_t loop[2];                // over hookq_loop_limit: [0] counted, [1] held
 };
 
 struct Counters {
@@ -151,6 +152,12 @@ void count_unverified(int source, Outcome reason) noexcept {
     ngx_atomic_fetch_add(&g_counters->source[source].unverified[static_cast<size_t>(reason)], 1);
 }
 
+void count_loop(int source, bool held) noexcept {
+    if (g_counters == nullptr || source < 0 || static_cast<size_t>(source) >= g_counters->sources)
+        return;
+    ngx_atomic_fetch_add(&g_counters->source[source].loop[held ? 1 : 0], 1);
+}
+
 void observe_latency(int source, uint64_t elapsed_us) noexcept {
     if (g_counters == nullptr || source < 0 || static_cast<size_t>(source) >= g_counters->sources)
         return;
@@ -222,6 +229,16 @@ ngx_int_t status_handler(ngx_http_request_t* r) noexcept {
                         std::to_string(g_counters->source[s].unverified[static_cast<size_t>(o)]) +
                         "\n";
             }
+        }
+        text +=
+            "# HELP hookq_edge_loop_total Requests over their location's hookq_loop_limit (the "
+            "same entity repeating), queued and counted or held.\n"
+            "# TYPE hookq_edge_loop_total counter\n";
+        for (size_t s = 0; s < n && s < mcf->sources.size(); s++) {
+            for (int held = 0; held < 2; held++)
+                text += "hookq_edge_loop_total{source=\"" + names[s] + "\",action=\"" +
+                        (held ? "held" : "counted") + "\"} " +
+                        std::to_string(g_counters->source[s].loop[held]) + "\n";
         }
     } catch (const std::exception& e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "hookq_status: %s", e.what());

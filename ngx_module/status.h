@@ -33,6 +33,8 @@ std::string_view outcome_name(Outcome outcome) noexcept;
 // with `reason` (missing_signature, bad_signature, stale_timestamp or malformed). The request is
 // counted under its outcome (accepted, duplicate, ...) as well.
 void count_unverified(int source, Outcome reason) noexcept;
+// A request over its location's hookq_loop_limit: queued and counted, or held.
+void count_loop(int source, bool held) noexcept;
 void observe_latency(int source, uint64_t elapsed_us) noexcept;
 
 ngx_int_t status_handler(ngx_http_request_t* r) noexcept;

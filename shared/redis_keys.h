@@ -86,6 +86,25 @@ inline std::string alerts_lease() {
     return "hookq:alerts:lease";
 }
 
+// Loop and storm detection (hookq_loop_limit): the per-entity counter of the current window, the
+// entities over the limit (zset fingerprint -> count in the window when last seen), their readable
+// keys (hash fingerprint -> key, trimmed with the zset), and the envelopes held by
+// `hookq_loop_action hold` until an operator releases them.
+inline std::string loop_prefix(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:loop:";
+}
+inline std::string loops(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:loops";
+}
+inline std::string loop_keys(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:loop_keys";
+}
+inline std::string held(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:held";
+}
+// How many entities the loops zset (and the loop_keys hash) keeps: the top ones by count.
+inline constexpr int kMaxLoopEntries = 100;
+
 // Dedup keys longer than this are replaced by their SHA-256 (hex) so a hostile header cannot make
 // Redis keys arbitrarily large.
 inline constexpr size_t kMaxDedupKeyLength = 128;
@@ -96,16 +115,31 @@ namespace hookq::scripts {
 
 // KEYS[1] queue, KEYS[2] dedup key; ARGV[1] depth limit (0: none), ARGV[2] dedup TTL in seconds,
 // ARGV[3] request id (text), ARGV[4] envelope.
-// Returns {-1} queue full, {-2, type} queue key is not a list, {0, original request id} duplicate,
-// {1, new queue length} accepted.
-// Every check comes before the first write, so that nothing (not even a dedup key) is written for a
-// request that is refused: the provider's retry must be treated as new, not as a duplicate of a
-// lost request. Redis keeps a script's earlier writes when a later command fails, so a LPUSH that
-// could fail (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front.
+// Loop part, only when the location has hookq_loop_limit (other locations send two keys and pay
+// nothing): KEYS[3] the entity's counter, KEYS[4] loops zset, KEYS[5] loop_keys hash, KEYS[6]
+// held list; ARGV[5] window in ms, ARGV[6] limit, ARGV[7] "1" to hold, ARGV[8] fingerprint,
+// ARGV[9] readable loop key.
+// Returns {-1} queue full, {-2, type[, n]} the queue key (or the loop part's KEYS[n]) is of the
+// wrong type, {0, original request id} duplicate, {1, new list length, loop} accepted, where loop
+// is 0 (under the limit), 1 (over it, counted and queued) or 2 (over it, held). Every check comes
+// before the first write, so that nothing (not even a dedup key) is written for a request that is
+// refused: the provider's retry must be treated as new, not as a duplicate of a lost request. Redis
+// keeps a script's earlier writes when a later command fails, so a LPUSH that could fail
+// (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front; the same for
+// every key the loop part writes.
 inline constexpr std::string_view kIngest = R"lua(
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'list' and kind ~= 'none' then
   return {-2, kind}
+end
+local looped = #KEYS >= 6
+if looped then
+  for i, want in ipairs({'string', 'zset', 'hash', 'list'}) do
+    local k = redis.call('TYPE', KEYS[i + 2])['ok']
+    if k ~= want and k ~= 'none' then
+      return {-2, k, i + 2}
+    end
+  end
 end
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('LLEN', KEYS[1]) >= limit then
@@ -114,7 +148,28 @@ end
 if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2]) then
   return {0, redis.call('GET', KEYS[2])}
 end
-return {1, redis.call('LPUSH', KEYS[1], ARGV[4])}
+if not looped then
+  return {1, redis.call('LPUSH', KEYS[1], ARGV[4]), 0}
+end
+local n = tonumber(redis.call('INCR', KEYS[3])) or 0
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+if n <= tonumber(ARGV[6]) then
+  return {1, redis.call('LPUSH', KEYS[1], ARGV[4]), 0}
+end
+redis.call('ZADD', KEYS[4], n, ARGV[8])
+redis.call('HSET', KEYS[5], ARGV[8], ARGV[9])
+local extra = redis.call('ZCARD', KEYS[4]) - 100 -- keys::kMaxLoopEntries
+if extra > 0 then
+  local gone = redis.call('ZRANGE', KEYS[4], 0, extra - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, extra - 1)
+  redis.call('HDEL', KEYS[5], unpack(gone))
+end
+if ARGV[7] == '1' then
+  return {1, redis.call('LPUSH', KEYS[6], ARGV[4]), 2}
+end
+return {1, redis.call('LPUSH', KEYS[1], ARGV[4]), 1}
 )lua";
 
 }  // namespace hookq::scripts

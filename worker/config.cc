@@ -536,6 +536,8 @@ AlertRule alert_rule_default(std::string_view name) {
         set(1, 0, 30 * s, "P0");
     } else if (name == "health_check") {
         set(3, 0, 0, "P1");
+    } else if (name == "loop_detected") {
+        set(1, 0, 0, "P2");
     }
     return d;
 }
@@ -983,9 +985,9 @@ std::optional<std::string> url_destination(std::string_view url) {
 
 const std::vector<std::string>& alert_rule_names() {
     static const std::vector<std::string> names = {
-        "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",   "retry_overdue",
-        "breaker_open",  "signature_failures", "source_silent", "slow_p95",    "slow_delivery",
-        "fallback_used", "redis_down",         "postgres_down", "health_check"};
+        "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",    "retry_overdue",
+        "breaker_open",  "signature_failures", "source_silent", "slow_p95",     "slow_delivery",
+        "fallback_used", "redis_down",         "postgres_down", "health_check", "loop_detected"};
     return names;
 }
 

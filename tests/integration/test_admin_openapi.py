@@ -47,6 +47,9 @@ ENDPOINTS = {
     ("get", "/api/v1/replays/{id}"),
     ("post", "/api/v1/replays/{id}/cancel"),
     ("post", "/api/v1/replays/{id}/resume"),
+    ("get", "/api/v1/loops"),
+    ("post", "/api/v1/loops/{queue}/release"),
+    ("delete", "/api/v1/loops/{queue}"),
 }
 # Added by other work of this session; until merged the server answers them "no such endpoint".
 PENDING = {"/api/v1/stats", "/api/v1/health"}
@@ -302,6 +305,23 @@ def test_every_endpoint_matches_the_document(redis_server, pg_migrated, sink, wo
                  f"/api/v1/breakers/{quote(d['down'], safe='')}/reset", A)
     assert reset["from_state"] == "open"
 
+    # Loops (the edge's hookq_loop_limit): one looping entity and one held webhook in github.
+    rc = redis_server.client()
+    rc.zadd("hookq:{github}:loops", {"f00d": 25})
+    rc.hset("hookq:{github}:loop_keys", "f00d", "https://x/product/1")
+    rc.lpush("hookq:{github}:held", envelope.make("github", body=b'{"n":"held"}')[1])
+    loops = call("get", "/api/v1/loops", "/api/v1/loops")
+    assert {"queue": "github", "held": 1, "loops": [{"fingerprint": "f00d",
+            "key": "https://x/product/1", "count": 0, "last_count": 25}]} in loops, loops
+    call("post", "/api/v1/loops/{queue}/release", "/api/v1/loops/github/release", V, status=403)
+    assert call("post", "/api/v1/loops/{queue}/release", "/api/v1/loops/github/release",
+                A)["released"] == 1
+    call("post", "/api/v1/loops/{queue}/release", "/api/v1/loops/nosuchqueue/release", A,
+         status=404)
+    assert call("delete", "/api/v1/loops/{queue}", "/api/v1/loops/github", A)["cleared"] == 1
+    call("delete", "/api/v1/loops/{queue}", "/api/v1/loops/nosuchqueue", A, status=404)
+    call("get", "/api/v1/loops", "/api/v1/loops?x=1", status=400)
+
     # Destination health checks (no route has a health_url here) and SLO status.
     assert call("get", "/api/v1/destinations/health", "/api/v1/destinations/health") == {
         "routes": []}
@@ -355,7 +375,7 @@ def test_every_endpoint_matches_the_document(redis_server, pg_migrated, sink, wo
 
 def concrete(template):
     return (template.replace("{id}", "999999")
-            .replace("{destination}", "http:%2F%2Fnone:1"))
+            .replace("{destination}", "http:%2F%2Fnone:1").replace("{queue}", "nosuchqueue"))
 
 
 def test_stats_and_health_match_the_document(redis_server, pg_migrated, sink, workers, tmp_path,

@@ -35,6 +35,7 @@
 #include "worker/ops/health.h"
 #include "worker/ops/health_checks.h"
 #include "worker/ops/slo.h"
+#include "worker/ops/loops.h"
 #include "worker/ops/replay.h"
 #include "worker/ops/routes.h"
 #include "worker/ops/stats.h"
@@ -817,6 +818,74 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                       : st == 409 ? "conflict"
                                   : "bad request",
                       e.what());
+        } catch (const std::runtime_error& e) {
+            log::warn("admin API: backend failed", {{"error", e.what()}});
+            r = error(503, "backend unavailable", e.what());
+        }
+        give(std::move(session));
+        return r;
+    }
+    // Loops (ops/loops.h): GET /loops, POST /loops/{queue}/release, DELETE /loops/{queue}.
+    if (seg.size() >= 3 && seg[2] == "loops") {
+        std::string allow;
+        if (seg.size() == 3) {
+            allow = "GET, HEAD";
+        } else if (seg.size() == 4) {
+            allow = "DELETE";
+        } else if (seg.size() == 5 && seg[4] == "release") {
+            allow = "POST";
+        } else {
+            return error(404, "not found", "no such endpoint");
+        }
+        std::string m(method == "HEAD" ? "GET" : method);
+        if (allow.find(m) == std::string::npos) {
+            HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+            r.headers.emplace_back("Allow", allow);
+            return r;
+        }
+        if (m != "GET") {
+            std::string why;
+            if (!browser_safe_write(header(c, "Origin"), header(c, "Host"),
+                                    header(c, "Sec-Fetch-Site"), why)) {
+                return error(403, "cross-site request refused", why);
+            }
+            if (token.role != "admin") {
+                return error(403, "forbidden",
+                             "token '" + token.name + "' has the role " + token.role +
+                                 ", which only reads; writes need an admin token");
+            }
+        }
+        // Queues are not tied to sources in the configuration: a token limited to some sources
+        // could otherwise read (or release) another source's entities.
+        if (!token.sources.empty()) {
+            return error(403, "forbidden",
+                         "token '" + token.name +
+                             "' is limited to some sources; loops are per "
+                             "queue and need an unrestricted token");
+        }
+        if (!args.empty()) {
+            return error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
+        }
+        ops::Actor actor{token.name, token.role, client_address(c), header(c, "User-Agent"), "api"};
+        auto session = take();
+        HttpReply r;
+        try {
+            std::string err;
+            if (m != "GET" && !session->ensure_pg(err)) {
+                log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+                give(std::move(session));
+                return error(503, "PostgreSQL unavailable", "see the worker's log");
+            }
+            if (m == "GET") {
+                r.body = ops::list_loops(session->redis, cfg.queues);
+            } else if (m == "POST") {
+                r.body = ops::release_loops(session->redis, session->pg, seg[3], actor, cfg.queues);
+            } else {
+                r.body = ops::clear_loops(session->redis, session->pg, seg[3], actor, cfg.queues);
+            }
+        } catch (const ops::Error& e) {
+            unsigned st = e.kind == ops::Error::not_found ? 404 : 400;
+            r = error(st, st == 404 ? "not found" : "bad request", e.what());
         } catch (const std::runtime_error& e) {
             log::warn("admin API: backend failed", {{"error", e.what()}});
             r = error(503, "backend unavailable", e.what());

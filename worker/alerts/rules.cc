@@ -33,6 +33,7 @@ std::string runbook_anchor(const std::string& rule) {
         {"redis_down", "redis-down"},
         {"postgres_down", "postgresql-down"},
         {"health_check", "destination-down-breaker-open"},
+        {"loop_detected", "webhook-loop"},
     };
     auto it = anchors.find(rule);
     return it == anchors.end() ? "" : it->second;

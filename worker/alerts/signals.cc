@@ -255,6 +255,14 @@ Engine::Observations Engine::queues(const std::string& rule) {
         } else if (rule == "queue_age") {
             o.value = std::max(0.0, ops::tail_age_s(redis_, keys::queue(q), now_ms));
             o.summary = "the oldest waiting webhook arrived " + fmt(o.value) + " s ago";
+        } else if (rule == "loop_detected") {
+            // The edge lists an entity here once it repeats past hookq_loop_limit; it stays
+            // until `hookqctl loops clear`, so the alert holds until someone has looked.
+            Reply r = ctl::must(redis_, {"ZCARD", keys::loops(q)});
+            Reply held = ctl::must(redis_, {"LLEN", keys::held(q)});
+            o.value = static_cast<double>(r->integer);
+            o.summary = fmt(o.value) + " entities repeating past hookq_loop_limit, " +
+                        fmt(static_cast<double>(held->integer)) + " webhooks held (hookqctl loops)";
         } else {
             // Past due by more than the window: retries merely scheduled are not a backlog.
             std::string before = std::to_string(now_ms - std::min(now_ms, rc.window_ms));

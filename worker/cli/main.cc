@@ -15,6 +15,7 @@
 #include "worker/config.h"
 #include "worker/cli/alerts.h"
 #include "worker/cli/breaker.h"
+#include "worker/cli/loops.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
 #include "worker/cli/dlq.h"
@@ -104,6 +105,20 @@ int main(int argc, char** argv) {
     std::string destination;
     breaker_reset->add_option("destination", destination, "scheme://host:port, as listed")
         ->required();
+
+    auto* loops = app.add_subcommand("loops",
+                                     "entities repeating past hookq_loop_limit, held "
+                                     "webhooks");
+    addresses(loops);
+    std::string loops_queue;
+    auto* loops_release = loops->add_subcommand("release",
+                                                "held webhooks back to the queue "
+                                                "(audited)");
+    addresses(loops_release);
+    loops_release->add_option("queue", loops_queue, "the queue, as configured")->required();
+    auto* loops_clear = loops->add_subcommand("clear", "forget a queue's loop counters (audited)");
+    addresses(loops_clear);
+    loops_clear->add_option("queue", loops_queue, "the queue, as configured")->required();
 
     auto* dlq = app.add_subcommand("dlq", "dead letters");
     dlq->require_subcommand(1);
@@ -328,6 +343,20 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::breaker_reset(redis, pg, destination, json);
+        }
+        if (*loops) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            if (!*loops_release && !*loops_clear) {
+                return hookq::ctl::loops_list(redis, cfg.queues, json);
+            }
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*loops_release) {
+                return hookq::ctl::loops_release(redis, pg, loops_queue, cfg.queues, json);
+            }
+            return hookq::ctl::loops_clear(redis, pg, loops_queue, cfg.queues, json);
         }
         if (*events) {
             auto cfg = hookq::ctl::load_target(target, false);

@@ -18,10 +18,10 @@ using ctl::is_null;
 using ctl::must_query;
 using Json = nlohmann::ordered_json;
 
-constexpr std::array<std::string_view, 14> kRules = {
-    "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",   "retry_overdue",
-    "breaker_open",  "signature_failures", "source_silent", "slow_p95",    "slow_delivery",
-    "fallback_used", "redis_down",         "postgres_down", "health_check"};
+constexpr std::array<std::string_view, 15> kRules = {
+    "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",    "retry_overdue",
+    "breaker_open",  "signature_failures", "source_silent", "slow_p95",     "slow_delivery",
+    "fallback_used", "redis_down",         "postgres_down", "health_check", "loop_detected"};
 
 constexpr uint64_t kMinSilenceMs = 60 * 1000;
 constexpr uint64_t kMaxSilenceMs = 30ull * 24 * 3600 * 1000;
