@@ -15,6 +15,7 @@
 #include "worker/config.h"
 #include "worker/cli/alerts.h"
 #include "worker/cli/breaker.h"
+#include "worker/cli/pause.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
 #include "worker/cli/dlq.h"
@@ -104,6 +105,26 @@ int main(int argc, char** argv) {
     std::string destination;
     breaker_reset->add_option("destination", destination, "scheme://host:port, as listed")
         ->required();
+
+    // Pauses: deliveries of a paused route (or source) stay parked until resumed.
+    auto* pause = app.add_subcommand("pause", "hold back deliveries of a route or source (audited)");
+    pause->require_subcommand(1);
+    auto* resume = app.add_subcommand("resume", "lift a pause; parked deliveries go back (audited)");
+    resume->require_subcommand(1);
+    auto* pauses = app.add_subcommand("pauses", "what is paused");
+    addresses(pauses);
+    std::string pause_name, pause_reason, pause_kind;
+    for (auto* parent : {pause, resume}) {
+        for (const char* kind : {"route", "source"}) {
+            auto* sub = parent->add_subcommand(kind, std::string("a ") + kind + " by name");
+            addresses(sub);
+            sub->add_option("name", pause_name, std::string(kind) + " name")->required();
+            if (parent == pause) {
+                sub->add_option("--reason", pause_reason, "why (shown in status and the audit log)");
+            }
+            sub->callback([&pause_kind, kind] { pause_kind = kind; });
+        }
+    }
 
     auto* dlq = app.add_subcommand("dlq", "dead letters");
     dlq->require_subcommand(1);
@@ -328,6 +349,21 @@ int main(int argc, char** argv) {
             hookq::Pg pg(cfg.postgres_dsn);
             hookq::ctl::connect_pg(pg);
             return hookq::ctl::breaker_reset(redis, pg, destination, json);
+        }
+        if (*pause || *resume || *pauses) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            if (*pauses) {
+                return hookq::ctl::pauses_list(redis, cfg, json);
+            }
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*pause) {
+                return hookq::ctl::pause_set(redis, pg, cfg, pause_kind, pause_name, pause_reason,
+                                             json);
+            }
+            return hookq::ctl::pause_lift(redis, pg, cfg, pause_kind, pause_name, json);
         }
         if (*events) {
             auto cfg = hookq::ctl::load_target(target, false);
