@@ -107,9 +107,11 @@ int main(int argc, char** argv) {
         ->required();
 
     // Pauses: deliveries of a paused route (or source) stay parked until resumed.
-    auto* pause = app.add_subcommand("pause", "hold back deliveries of a route or source (audited)");
+    auto* pause =
+        app.add_subcommand("pause", "hold back deliveries of a route or source (audited)");
     pause->require_subcommand(1);
-    auto* resume = app.add_subcommand("resume", "lift a pause; parked deliveries go back (audited)");
+    auto* resume =
+        app.add_subcommand("resume", "lift a pause; parked deliveries go back (audited)");
     resume->require_subcommand(1);
     auto* pauses = app.add_subcommand("pauses", "what is paused");
     addresses(pauses);
@@ -120,7 +122,8 @@ int main(int argc, char** argv) {
             addresses(sub);
             sub->add_option("name", pause_name, std::string(kind) + " name")->required();
             if (parent == pause) {
-                sub->add_option("--reason", pause_reason, "why (shown in status and the audit log)");
+                sub->add_option("--reason", pause_reason,
+                                "why (shown in status and the audit log)");
             }
             sub->callback([&pause_kind, kind] { pause_kind = kind; });
         }

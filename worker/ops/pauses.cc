@@ -30,7 +30,8 @@ std::string rfc3339_ms(uint64_t ms) {
 
 void check_kind(const std::string& kind) {
     if (kind != "route" && kind != "source") {
-        throw Error(Error::bad_request, "what is paused is a route or a source, not '" + kind + "'");
+        throw Error(Error::bad_request,
+                    "what is paused is a route or a source, not '" + kind + "'");
     }
 }
 
@@ -56,7 +57,8 @@ std::vector<std::string> routes_of(const Config& cfg, const std::string& kind,
     return out;
 }
 
-long long parked_count(RedisConn& redis, const Config& cfg, const std::vector<std::string>& routes) {
+long long parked_count(RedisConn& redis, const Config& cfg,
+                       const std::vector<std::string>& routes) {
     long long n = 0;
     for (const auto& q : cfg.queues) {
         for (const auto& r : routes) {

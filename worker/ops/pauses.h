@@ -14,20 +14,20 @@
 
 namespace hookq::ops {
 
-// {"pauses": [{"kind": "route"|"source", "name", "by", "at", "reason", "parked"}]}, the scope's only.
+// {"pauses": [{"kind": "route"|"source", "name", "by", "at", "reason", "parked"}]}, the scope's
+// only.
 nlohmann::ordered_json list_pauses(RedisConn& redis, const Config& cfg, const Scope& scope = {});
 
 // kind "route" or "source". Error::bad_request for another kind or a too long reason,
 // not_found for a name not configured (or outside the scope), conflict when already paused.
 // Audited ("route.pause" / "source.pause") in a transaction committed once Redis has changed.
 nlohmann::ordered_json pause(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& kind,
-                             const std::string& name, const std::string& reason,
-                             const Actor& actor, const Scope& scope = {});
+                             const std::string& name, const std::string& reason, const Actor& actor,
+                             const Scope& scope = {});
 
 // Lifts a pause and sends the parked deliveries of its routes back to their queues.
 // Error::conflict when not paused. {"kind", "name", "paused": false, "released"}.
 nlohmann::ordered_json resume(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& kind,
-                              const std::string& name, const Actor& actor,
-                              const Scope& scope = {});
+                              const std::string& name, const Actor& actor, const Scope& scope = {});
 
 }  // namespace hookq::ops
