@@ -162,6 +162,10 @@ Json resume(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& kind
         if (e.kind != Error::not_found || scope.sources) {
             throw;
         }
+        auto left = must(redis, {"HEXISTS", keys::paused(), kind + ":" + name});
+        if (left->type != REDIS_REPLY_INTEGER || left->integer == 0) {
+            throw;
+        }
         if (kind == "route") {
             routes.push_back(name);
         }
