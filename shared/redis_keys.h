@@ -39,6 +39,14 @@ inline std::string parked(std::string_view q, std::string_view destination) {
 inline std::string parked_released(std::string_view q, std::string_view destination) {
     return "hookq:{" + std::string(q) + "}:parked_released:" + std::string(destination);
 }
+// Operator pauses: fields "route:<name>" / "source:<name>" -> {"by","at_ms","reason"}. Deliveries
+// of a paused route park under the pseudo-destination paused_destination(route) until resumed.
+inline std::string paused() {
+    return "hookq:paused";
+}
+inline std::string paused_destination(std::string_view route) {
+    return "paused:" + std::string(route);
+}
 // The destinations that have a parked set in this queue.
 inline std::string parked_destinations(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:parked_destinations";

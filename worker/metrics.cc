@@ -429,6 +429,18 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
             line("hookq_breaker_state", dest + "," + label("state", name), st == name ? "1" : "0");
         }
     }
+    // Operator pauses (hookqctl pause / POST .../pause): 1 while the route (itself or by its
+    // source) or the source is paused.
+    header(out, "hookq_route_paused", "gauge", "1 while deliveries of the route are paused.");
+    const auto routes_paused = status.value("routes_paused", nlohmann::ordered_json::object());
+    for (const auto& [name, v] : routes_paused.items()) {
+        line("hookq_route_paused", label("route", name), v.get<bool>() ? "1" : "0");
+    }
+    header(out, "hookq_source_paused", "gauge", "1 while deliveries of the source are paused.");
+    const auto sources_paused = status.value("sources_paused", nlohmann::ordered_json::object());
+    for (const auto& [name, v] : sources_paused.items()) {
+        line("hookq_source_paused", label("source", name), v.get<bool>() ? "1" : "0");
+    }
     const auto& db = status.value("database", nlohmann::ordered_json::object());
     header(out, "hookq_dead_letters", "gauge", "Dead letters not requeued, by source.");
     const auto by_source = db.value("dead_letters_by_source", nlohmann::ordered_json::object());

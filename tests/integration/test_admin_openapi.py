@@ -50,6 +50,11 @@ ENDPOINTS = {
     ("get", "/api/v1/loops"),
     ("post", "/api/v1/loops/{queue}/release"),
     ("delete", "/api/v1/loops/{queue}"),
+    ("get", "/api/v1/pauses"),
+    ("post", "/api/v1/routes/{name}/pause"),
+    ("post", "/api/v1/routes/{name}/resume"),
+    ("post", "/api/v1/sources/{name}/pause"),
+    ("post", "/api/v1/sources/{name}/resume"),
 }
 # Added by other work of this session; until merged the server answers them "no such endpoint".
 PENDING = {"/api/v1/stats", "/api/v1/health"}
@@ -321,6 +326,23 @@ def test_every_endpoint_matches_the_document(redis_server, pg_migrated, sink, wo
     assert call("delete", "/api/v1/loops/{queue}", "/api/v1/loops/github", A)["cleared"] == 1
     call("delete", "/api/v1/loops/{queue}", "/api/v1/loops/nosuchqueue", A, status=404)
     call("get", "/api/v1/loops", "/api/v1/loops?x=1", status=400)
+    # Pauses (issue #9; test_pause.py exercises what they do).
+    call("post", "/api/v1/routes/{name}/pause", "/api/v1/routes/app/pause", A,
+         json={"reason": "deploy"})
+    call("post", "/api/v1/routes/{name}/pause", "/api/v1/routes/app/pause", A, status=409)
+    call("post", "/api/v1/routes/{name}/pause", "/api/v1/routes/nope/pause", A, status=404)
+    call("post", "/api/v1/routes/{name}/pause", "/api/v1/routes/app/pause", A, status=400,
+         json={"reason": 1})
+    call("post", "/api/v1/routes/{name}/pause", "/api/v1/routes/app/pause", V, status=403)
+    call("post", "/api/v1/sources/{name}/pause", "/api/v1/sources/github/pause", A)
+    listed = call("get", "/api/v1/pauses", "/api/v1/pauses")
+    assert {(p["kind"], p["name"]) for p in listed["pauses"]} == {("route", "app"),
+                                                                  ("source", "github")}
+    call("get", "/api/v1/status", "/api/v1/status")  # with its pauses
+    call("post", "/api/v1/routes/{name}/resume", "/api/v1/routes/app/resume", A)
+    call("post", "/api/v1/routes/{name}/resume", "/api/v1/routes/app/resume", A, status=409)
+    call("post", "/api/v1/sources/{name}/resume", "/api/v1/sources/github/resume", A)
+    call("post", "/api/v1/sources/{name}/resume", "/api/v1/sources/nope/resume", A, status=404)
 
     # Destination health checks (no route has a health_url here) and SLO status.
     assert call("get", "/api/v1/destinations/health", "/api/v1/destinations/health") == {
@@ -375,7 +397,8 @@ def test_every_endpoint_matches_the_document(redis_server, pg_migrated, sink, wo
 
 def concrete(template):
     return (template.replace("{id}", "999999")
-            .replace("{destination}", "http:%2F%2Fnone:1").replace("{queue}", "nosuchqueue"))
+            .replace("{destination}", "http:%2F%2Fnone:1").replace("{queue}", "nosuchqueue")
+            .replace("{name}", "nope"))
 
 
 def test_stats_and_health_match_the_document(redis_server, pg_migrated, sink, workers, tmp_path,

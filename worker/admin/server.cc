@@ -30,6 +30,7 @@
 #include "worker/metrics.h"
 #include "worker/ops/alerts.h"
 #include "worker/ops/breakers.h"
+#include "worker/ops/pauses.h"
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/events.h"
 #include "worker/ops/health.h"
@@ -727,6 +728,89 @@ HttpReply alerts_api(MHD_Connection* c, const Config& cfg, const AdminToken& tok
 }
 }  // namespace
 
+// Pauses (issue #9): GET /api/v1/pauses, POST /api/v1/{routes,sources}/{name}/{pause,resume}, in
+// ops/pauses; the route stage of every worker reads what these write.
+namespace {
+HttpReply pauses_api(MHD_Connection* c, const Config& cfg, const AdminToken& token,
+                     std::string_view method, const std::vector<std::string>& seg,
+                     const std::map<std::string, std::string>& args, const std::string& body,
+                     Session& s) {
+    bool list = seg.size() == 3;
+    std::string m(method == "HEAD" ? "GET" : method);
+    std::string allow = list ? "GET, HEAD" : "POST";
+    if (allow.find(m) == std::string::npos) {
+        HttpReply r = error(405, "method not allowed", "this endpoint allows " + allow);
+        r.headers.emplace_back("Allow", allow);
+        return r;
+    }
+    if (!list) {
+        std::string why;
+        if (!browser_safe_write(header(c, "Origin"), header(c, "Host"), header(c, "Sec-Fetch-Site"),
+                                why)) {
+            return error(403, "cross-site request refused", why);
+        }
+        if (token.role != "admin") {
+            return error(403, "forbidden",
+                         "token '" + token.name + "' has the role " + token.role +
+                             ", which only reads; writes need an admin token");
+        }
+    }
+    if (!args.empty()) {
+        return error(400, "bad request", "unknown parameter '" + args.begin()->first + "'");
+    }
+    ops::Scope scope;
+    if (!token.sources.empty()) {
+        scope.sources = token.sources;
+    }
+    ops::Actor actor{token.name, token.role, client_address(c), header(c, "User-Agent"), "api"};
+    HttpReply r;
+    try {
+        if (list) {
+            r.body = ops::list_pauses(s.redis, cfg, scope);
+            return r;
+        }
+        std::string err;
+        if (!s.ensure_pg(err)) {
+            log::warn("admin API: PostgreSQL unavailable", {{"error", err}});
+            return error(503, "PostgreSQL unavailable", "see the worker's log");
+        }
+        std::string kind = seg[2] == "routes" ? "route" : "source";
+        if (seg[4] == "resume") {
+            r.body = ops::resume(s.redis, s.pg, cfg, kind, seg[3], actor, scope);
+            return r;
+        }
+        std::string reason;
+        if (!body.empty()) {
+            if (!header(c, "Content-Type").starts_with("application/json")) {
+                return error(415, "unsupported media type",
+                             "the body, when given, is JSON (Content-Type: application/json)");
+            }
+            auto o = Json::parse(body, nullptr, false);
+            if (!o.is_object()) {
+                return error(400, "bad request", "the body must be a JSON object");
+            }
+            for (const auto& [k, v] : o.items()) {
+                if (k != "reason" || !v.is_string()) {
+                    return error(400, "bad request",
+                                 "unknown or mistyped field '" + k + "' (reason: string)");
+                }
+                reason = v.get<std::string>();
+            }
+        }
+        r.body = ops::pause(s.redis, s.pg, cfg, kind, seg[3], reason, actor, scope);
+    } catch (const ops::Error& e) {
+        unsigned st = e.kind == ops::Error::not_found  ? 404
+                      : e.kind == ops::Error::conflict ? 409
+                                                       : 400;
+        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+    } catch (const std::runtime_error& e) {
+        log::warn("admin API: backend failed", {{"error", e.what()}});
+        r = error(503, "backend unavailable", e.what());
+    }
+    return r;
+}
+}  // namespace
+
 HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::string_view method,
                             const std::vector<std::string>& seg,
                             const std::map<std::string, std::string>& args,
@@ -735,6 +819,14 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
     if ((seg.size() == 3 && seg[2] == "slo") ||
         (seg.size() == 4 && seg[2] == "destinations" && seg[3] == "health")) {
         return health_slo_reply(c, token, method, seg, args);
+    }
+    if ((seg.size() == 3 && seg[2] == "pauses") ||
+        (seg.size() == 5 && (seg[2] == "routes" || seg[2] == "sources") &&
+         (seg[4] == "pause" || seg[4] == "resume"))) {
+        auto session = take();
+        HttpReply r = pauses_api(c, cfg, token, method, seg, args, body, *session);
+        give(std::move(session));
+        return r;
     }
     if (seg.size() >= 3 && (seg[2] == "alerts" || seg[2] == "silences")) {
         auto session = take();

@@ -16,6 +16,7 @@
 #include "worker/cli/alerts.h"
 #include "worker/cli/breaker.h"
 #include "worker/cli/loops.h"
+#include "worker/cli/pause.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
 #include "worker/cli/dlq.h"
@@ -119,6 +120,28 @@ int main(int argc, char** argv) {
     auto* loops_clear = loops->add_subcommand("clear", "forget a queue's loop counters (audited)");
     addresses(loops_clear);
     loops_clear->add_option("queue", loops_queue, "the queue, as configured")->required();
+    // Pauses: deliveries of a paused route (or source) stay parked until resumed.
+    auto* pause =
+        app.add_subcommand("pause", "hold back deliveries of a route or source (audited)");
+    pause->require_subcommand(1);
+    auto* resume =
+        app.add_subcommand("resume", "lift a pause; parked deliveries go back (audited)");
+    resume->require_subcommand(1);
+    auto* pauses = app.add_subcommand("pauses", "what is paused");
+    addresses(pauses);
+    std::string pause_name, pause_reason, pause_kind;
+    for (auto* parent : {pause, resume}) {
+        for (const char* kind : {"route", "source"}) {
+            auto* sub = parent->add_subcommand(kind, std::string("a ") + kind + " by name");
+            addresses(sub);
+            sub->add_option("name", pause_name, std::string(kind) + " name")->required();
+            if (parent == pause) {
+                sub->add_option("--reason", pause_reason,
+                                "why (shown in status and the audit log)");
+            }
+            sub->callback([&pause_kind, kind] { pause_kind = kind; });
+        }
+    }
 
     auto* dlq = app.add_subcommand("dlq", "dead letters");
     dlq->require_subcommand(1);
@@ -357,6 +380,21 @@ int main(int argc, char** argv) {
                 return hookq::ctl::loops_release(redis, pg, loops_queue, cfg.queues, json);
             }
             return hookq::ctl::loops_clear(redis, pg, loops_queue, cfg.queues, json);
+        }
+        if (*pause || *resume || *pauses) {
+            auto cfg = hookq::ctl::load_target(target, true);
+            hookq::RedisConn redis(cfg, "hookqctl");
+            hookq::ctl::connect_redis(redis);
+            if (*pauses) {
+                return hookq::ctl::pauses_list(redis, cfg, json);
+            }
+            hookq::Pg pg(cfg.postgres_dsn);
+            hookq::ctl::connect_pg(pg);
+            if (*pause) {
+                return hookq::ctl::pause_set(redis, pg, cfg, pause_kind, pause_name, pause_reason,
+                                             json);
+            }
+            return hookq::ctl::pause_lift(redis, pg, cfg, pause_kind, pause_name, json);
         }
         if (*events) {
             auto cfg = hookq::ctl::load_target(target, false);

@@ -8,6 +8,7 @@
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
 #include "worker/ops/breakers.h"
+#include "worker/ops/pauses.h"
 #include "worker/ops/slo.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
@@ -90,6 +91,25 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
             for (auto& [name, s] : sources) {
                 if (s.destinations.count(dest)) {
                     s.flag(degraded, "breaker " + state + " for " + dest);
+                }
+            }
+        }
+        // Pauses are the operator's will, not ill health: named in the reasons, the level kept.
+        for (const auto& p : list_pauses(redis, cfg, scope)["pauses"]) {
+            std::string kind = p["kind"], name = p["name"];
+            std::string why = (kind == "route" ? "route " + name + " " : std::string()) +
+                              "paused by " + p["by"].get<std::string>();
+            if (!p["reason"].get<std::string>().empty()) {
+                why += ": " + p["reason"].get<std::string>();
+            }
+            for (const auto& r : cfg.routes) {
+                if ((kind == "route" && r.name == name) || (kind == "source" && r.source == name)) {
+                    if (auto it = sources.find(r.source); it != sources.end()) {
+                        it->second.reasons.push_back(why);
+                    }
+                    if (kind == "source") {
+                        break;
+                    }
                 }
             }
         }

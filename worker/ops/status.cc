@@ -8,6 +8,7 @@
 #include "worker/cli/breaker.h"
 #include "worker/cli/common.h"
 #include "worker/metrics.h"
+#include "worker/ops/pauses.h"
 #include "worker/pipeline/park.h"
 
 namespace hookq::ops {
@@ -179,6 +180,27 @@ nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
         }
     }
     j["breakers"] = breakers;
+    // Pauses: the list, and every route and source of the scope with whether it is held back
+    // (the hookq_route_paused / hookq_source_paused gauges are rendered from these).
+    j["pauses"] = list_pauses(redis, cfg, scope)["pauses"];
+    nlohmann::ordered_json route_paused = nlohmann::ordered_json::object();
+    nlohmann::ordered_json source_paused = nlohmann::ordered_json::object();
+    for (const auto& r : cfg.routes) {
+        if (scope.allows(r.source)) {
+            route_paused[r.name] = false;
+            source_paused[r.source] = false;
+        }
+    }
+    for (const auto& p : j["pauses"]) {
+        if (p["kind"] == "source") {
+            source_paused[p["name"].get<std::string>()] = true;
+        }
+        for (const auto& r : p["routes"]) {
+            route_paused[r.get<std::string>()] = true;
+        }
+    }
+    j["routes_paused"] = route_paused;
+    j["sources_paused"] = source_paused;
     return j;
 }
 

@@ -38,6 +38,8 @@ struct RouteOutcome {
     bool flag_route = false;
     // parked: when the breaker said so (Redis ms). A close after that makes the decision stale.
     uint64_t decided_ms = 0;
+    // parked: the parked set's destination when not the route's own (a pause: "paused:<route>").
+    std::string park_dest{};
 };
 
 struct Job {

@@ -96,8 +96,12 @@ void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
         header.first_attempt_us = j.first_attempt_us;
         std::string dest;
         if (o.kind == OutcomeKind::parked) {
-            const Route* r = s.router.by_name(o.route);
-            dest = r ? r->destination : o.route;
+            if (!o.park_dest.empty()) {
+                dest = o.park_dest;
+            } else {
+                const Route* r = s.router.by_name(o.route);
+                dest = r ? r->destination : o.route;
+            }
             own.push_back(keys::parked(q, dest));
             parked_keys.push_back(own.size() - 1);
             own.push_back(keys::parked_released(q, dest));

@@ -1,5 +1,6 @@
 #include "worker/pipeline/route_stage.h"
 
+#include "shared/redis_keys.h"
 #include "worker/pipeline/dispatcher.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
@@ -7,10 +8,16 @@
 
 namespace hookq {
 
+namespace {
+// How long a paused delivery waits before it is looked at again if no resume brings it back.
+constexpr uint64_t kPausedRecheckMs = 3600 * 1000;
+}  // namespace
+
 void RouteStage::run() {
     RouteMsg msg;
     for (;;) {
         s_.tick_route.store(mono_ms());
+        refresh_pauses();
         if (!lease_ends_.empty()) {
             check_leases();
         }
@@ -51,6 +58,32 @@ void RouteStage::release_parked(const std::string& dest, std::string_view why) {
         log::warn("cannot move parked deliveries back yet",
                   {{"destination", dest}, {"error", redis_.last_error()}});
     }
+}
+
+void RouteStage::refresh_pauses() {
+    uint64_t mono = mono_ms();
+    if (mono < pauses_next_mono_) {
+        return;
+    }
+    pauses_next_mono_ = mono + 1000;
+    uint64_t at = s_.clock.now_ms();
+    Reply r = redis_.command({"HGETALL", keys::paused()});
+    if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
+        return;  // keep the last copy: Redis trouble neither pauses nor resumes anything
+    }
+    pauses_.clear();
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply* f = r->element[i];
+        if (f->type == REDIS_REPLY_STRING) {
+            pauses_.emplace(std::string(f->str, f->len), true);
+        }
+    }
+    pauses_at_ = at;
+}
+
+bool RouteStage::paused(const Route& r) const {
+    return !pauses_.empty() &&
+           (pauses_.count("route:" + r.name) != 0 || pauses_.count("source:" + r.source) != 0);
 }
 
 // A probe's lease ended without this worker hearing of its result (its owner may have died): bring
@@ -168,6 +201,18 @@ void RouteStage::handle(const JobPtr& job) {
 
     std::vector<Delivery> deliveries;
     for (const Route* r : routes) {
+        if (paused(*r)) {
+            // Parked under its own pseudo-destination, keeping its attempt number: a pause is the
+            // operator's, not a failure. A resume sends them all back; one still paused when its
+            // score passes (move_due) is parked again here. No breaker is asked or probed.
+            uint64_t due = now + kPausedRecheckMs;
+            j.outcomes.push_back({r->name, OutcomeKind::parked, attempt - 1, attempt, due, now_us(),
+                                  "paused", false});
+            j.outcomes.back().decided_ms = pauses_at_;
+            j.outcomes.back().park_dest = keys::paused_destination(r->name);
+            metrics::global().outcome(r->index, OutcomeKind::parked);
+            continue;
+        }
         AcquireResult g = gate(r->destination, now, probe_seq_ + 1);
         if (g.action == AcquireResult::park) {
             // Parked deliveries keep their attempt number: an open breaker is the destination's

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <random>
+#include <string>
 #include <unordered_map>
 
 #include "worker/pipeline/breaker.h"
@@ -26,6 +27,8 @@ class RouteStage {
     AcquireResult gate(const std::string& dest, uint64_t now, uint64_t probe_id);
     void release_parked(const std::string& dest, std::string_view why);
     void check_leases();
+    void refresh_pauses();
+    bool paused(const Route& r) const;
     void transition(const std::string& dest, std::string_view t, std::string_view reason);
 
     Shared& s_;
@@ -39,6 +42,12 @@ class RouteStage {
     // never reuses the token of a lease its previous run may still hold.
     uint64_t probe_seq_ = now_us();
     std::mt19937_64 rng_{std::random_device{}()};
+    // Operator pauses (hookq:paused), fetched at most once a second on this thread's loop rather
+    // than per delivery. pauses_at_ is the Redis time taken just before the fetch: a resume after
+    // it makes a park decided from this copy stale (see park::kAck).
+    std::unordered_map<std::string, bool> pauses_;
+    uint64_t pauses_at_ = 0;
+    uint64_t pauses_next_mono_ = 0;
 };
 
 }  // namespace hookq
