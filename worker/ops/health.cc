@@ -95,7 +95,8 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
             }
         }
         // Pauses are the operator's will, not ill health: named in the reasons, the level kept.
-        for (const auto& p : list_pauses(redis, cfg, scope)["pauses"]) {
+        const auto pauses = list_pauses(redis, cfg, scope);  // outlives the loop over its member
+        for (const auto& p : pauses["pauses"]) {
             std::string kind = p["kind"], name = p["name"];
             std::string why = (kind == "route" ? "route " + name + " " : std::string()) +
                               "paused by " + p["by"].get<std::string>();
