@@ -178,11 +178,8 @@ char* set_seconds(ngx_conf_t* cf, time_t& out, uint64_t min_s, uint64_t max_s) {
     return NGX_CONF_OK;
 }
 
-// hookq_dedup_key <complex value>, e.g. $http_x_request_id or $arg_id$http_x_shop
-char* set_dedup_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
-    auto* lcf = static_cast<LocConf*>(conf);
-    if (lcf->dedup_key != NGX_CONF_UNSET_PTR)
-        return const_cast<char*>("is duplicate");
+// The directive's argument as a complex value (variables evaluated per request) into `out`.
+char* compile_key(ngx_conf_t* cf, ngx_http_complex_value_t*& out) noexcept {
     auto* cv = ngx::pcalloc<ngx_http_complex_value_t>(cf->pool);
     if (cv == nullptr)
         return static_cast<char*>(NGX_CONF_ERROR);
@@ -192,8 +189,16 @@ char* set_dedup_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     ccv.complex_value = cv;
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK)
         return static_cast<char*>(NGX_CONF_ERROR);
-    lcf->dedup_key = cv;
+    out = cv;
     return NGX_CONF_OK;
+}
+
+// hookq_dedup_key <complex value>, e.g. $http_x_request_id or $arg_id$http_x_shop
+char* set_dedup_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* lcf = static_cast<LocConf*>(conf);
+    if (lcf->dedup_key != NGX_CONF_UNSET_PTR)
+        return const_cast<char*>("is duplicate");
+    return compile_key(cf, lcf->dedup_key);
 }
 
 // hookq_loop_key <complex value>, e.g. $ms_href (from hookq_json_var) or $hookq_body_sha256
@@ -203,17 +208,7 @@ char* set_loop_key(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
         return const_cast<char*>("is duplicate");
     if (arg(cf, 1).empty())
         return fail(cf, "%*s: empty key%*s", directive(cf));
-    auto* cv = ngx::pcalloc<ngx_http_complex_value_t>(cf->pool);
-    if (cv == nullptr)
-        return static_cast<char*>(NGX_CONF_ERROR);
-    ngx_http_compile_complex_value_t ccv{};
-    ccv.cf = cf;
-    ccv.value = &static_cast<ngx_str_t*>(cf->args->elts)[1];
-    ccv.complex_value = cv;
-    if (ngx_http_compile_complex_value(&ccv) != NGX_OK)
-        return static_cast<char*>(NGX_CONF_ERROR);
-    lcf->loop_key = cv;
-    return NGX_CONF_OK;
+    return compile_key(cf, lcf->loop_key);
 }
 
 // hookq_loop_limit <N> <window>, e.g. "20 10m": more than N webhooks of one entity in the window

@@ -94,6 +94,20 @@ HttpReply error(unsigned status, std::string err, std::string detail) {
     return r;
 }
 
+// An operation's refusal as its answer: 404, 409 or 400, with the operation's reason.
+HttpReply refusal(const ops::Error& e) {
+    unsigned st = e.kind == ops::Error::not_found  ? 404
+                  : e.kind == ops::Error::conflict ? 409
+                                                   : 400;
+    return error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+}
+
+// Redis or PostgreSQL failed mid-operation (ctl::must / must_query).
+HttpReply backend_failed(const std::runtime_error& e) {
+    log::warn("admin API: backend failed", {{"error", e.what()}});
+    return error(503, "backend unavailable", e.what());
+}
+
 // One pair of connections, used by one request at a time.
 struct Session {
     explicit Session(const Config& cfg) : pg(cfg.postgres_dsn), redis(cfg, "admin") {}
@@ -582,8 +596,7 @@ HttpReply Server::Impl::health_slo_reply(MHD_Connection*, const AdminToken& toke
         r.body = slo ? ops::slo(session->redis, session->pg, cfg, scope)
                      : ops::health_checks(session->redis, cfg, scope);
     } catch (const std::runtime_error& e) {
-        log::warn("admin API: backend failed", {{"error", e.what()}});
-        r = error(503, "backend unavailable", e.what());
+        r = backend_failed(e);
     }
     give(std::move(session));
     return r;
@@ -716,13 +729,9 @@ HttpReply alerts_api(MHD_Connection* c, const Config& cfg, const AdminToken& tok
             }
         }
     } catch (const ops::Error& e) {
-        unsigned st = e.kind == ops::Error::not_found  ? 404
-                      : e.kind == ops::Error::conflict ? 409
-                                                       : 400;
-        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+        r = refusal(e);
     } catch (const std::runtime_error& e) {
-        log::warn("admin API: backend failed", {{"error", e.what()}});
-        r = error(503, "backend unavailable", e.what());
+        r = backend_failed(e);
     }
     return r;
 }
@@ -799,13 +808,9 @@ HttpReply pauses_api(MHD_Connection* c, const Config& cfg, const AdminToken& tok
         }
         r.body = ops::pause(s.redis, s.pg, cfg, kind, seg[3], reason, actor, scope);
     } catch (const ops::Error& e) {
-        unsigned st = e.kind == ops::Error::not_found  ? 404
-                      : e.kind == ops::Error::conflict ? 409
-                                                       : 400;
-        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+        r = refusal(e);
     } catch (const std::runtime_error& e) {
-        log::warn("admin API: backend failed", {{"error", e.what()}});
-        r = error(503, "backend unavailable", e.what());
+        r = backend_failed(e);
     }
     return r;
 }
@@ -902,17 +907,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
             r = error(409, "confirmation required", e.what());
             r.body["count"] = e.count;
         } catch (const ops::Error& e) {
-            unsigned st = e.kind == ops::Error::not_found  ? 404
-                          : e.kind == ops::Error::conflict ? 409
-                                                           : 400;
-            r = error(st,
-                      st == 404   ? "not found"
-                      : st == 409 ? "conflict"
-                                  : "bad request",
-                      e.what());
+            r = refusal(e);
         } catch (const std::runtime_error& e) {
-            log::warn("admin API: backend failed", {{"error", e.what()}});
-            r = error(503, "backend unavailable", e.what());
+            r = backend_failed(e);
         }
         give(std::move(session));
         return r;
@@ -976,11 +973,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
                 r.body = ops::clear_loops(session->redis, session->pg, seg[3], actor, cfg.queues);
             }
         } catch (const ops::Error& e) {
-            unsigned st = e.kind == ops::Error::not_found ? 404 : 400;
-            r = error(st, st == 404 ? "not found" : "bad request", e.what());
+            r = refusal(e);
         } catch (const std::runtime_error& e) {
-            log::warn("admin API: backend failed", {{"error", e.what()}});
-            r = error(503, "backend unavailable", e.what());
+            r = backend_failed(e);
         }
         give(std::move(session));
         return r;
@@ -1279,14 +1274,9 @@ HttpReply Server::Impl::api(MHD_Connection* c, const AdminToken& token, std::str
             }
         }
     } catch (const ops::Error& e) {
-        unsigned st = e.kind == ops::Error::not_found  ? 404
-                      : e.kind == ops::Error::conflict ? 409
-                                                       : 400;
-        r = error(st, st == 404 ? "not found" : st == 409 ? "conflict" : "bad request", e.what());
+        r = refusal(e);
     } catch (const std::runtime_error& e) {
-        // Redis or PostgreSQL failed mid-operation (ctl::must / must_query).
-        log::warn("admin API: backend failed", {{"error", e.what()}});
-        r = error(503, "backend unavailable", e.what());
+        r = backend_failed(e);
     }
     give(std::move(session));
     return r;
