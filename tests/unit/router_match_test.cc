@@ -75,11 +75,12 @@ url = "http://127.0.0.1:1/all"
 TEST(RouteMatch, BadConditionsNameTheLine) {
     auto error_of = [](const std::string& match) {
         try {
-            load_config_string("[worker]\nid = \"w\"\n[redis]\naddress = \"127.0.0.1:6379\"\n"
-                               "[postgres]\ndsn = \"host=x\"\n[[routes]]\nname = \"r\"\n"
-                               "source = \"s\"\nurl = \"http://127.0.0.1:1/\"\n" +
-                                   match + "\n",
-                               "w.toml");
+            load_config_string(
+                "[worker]\nid = \"w\"\n[redis]\naddress = \"127.0.0.1:6379\"\n"
+                "[postgres]\ndsn = \"host=x\"\n[[routes]]\nname = \"r\"\n"
+                "source = \"s\"\nurl = \"http://127.0.0.1:1/\"\n" +
+                    match + "\n",
+                "w.toml");
         } catch (const std::exception& e) {
             return std::string(e.what());
         }
