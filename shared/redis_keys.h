@@ -110,6 +110,14 @@ inline std::string loop_keys(std::string_view q) {
 inline std::string held(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:held";
 }
+// Entity ordering (worker/pipeline/ordering.h), per queue, route and entity (the first 128 bits
+// of the SHA-256 of its order_key value, hex): the id of the delivery that holds the entity, the
+// updates waiting behind it (":w"), and the ids merged into the holder (":m").
+inline std::string order(std::string_view q, std::string_view route, std::string_view entity) {
+    return "hookq:{" + std::string(q) + "}:order:" + std::string(route) + ":" +
+           std::string(entity);
+}
+
 // How many entities the loops zset (and the loop_keys hash) keeps: the top ones by count.
 inline constexpr int kMaxLoopEntries = 100;
 

@@ -311,6 +311,45 @@ void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const
     }
 }
 
+
+// A dotted field path such as "events[].action": no empty step, no bare "[]".
+bool field_path_ok(std::string_view path) {
+    if (path.empty()) {
+        return false;
+    }
+    for (size_t at = 0; at <= path.size();) {
+        size_t dot = std::min(path.find('.', at), path.size());
+        std::string_view seg = path.substr(at, dot - at);
+        if (seg.empty() || seg == "[]") {
+            return false;
+        }
+        at = dot + 1;
+    }
+    return true;
+}
+
+void read_batches(const Reader& r, const toml::table& rt, Route& route, const std::string& ctx) {
+    route.split = r.str(rt, "split").value_or("");
+    if (!route.split.empty() &&
+        (!field_path_ok(route.split) || route.split.find("[]") != std::string::npos)) {
+        r.fail(r.where(rt, "split"), ctx + ": 'split' must name the body's array of events by a "
+                                           "field path without [] such as \"events\"");
+    }
+    route.order_key = r.str(rt, "order_key").value_or("");
+    if (rt.get("order_key") && !field_path_ok(route.order_key)) {
+        r.fail(r.where(rt, "order_key"),
+               ctx + ": 'order_key' is not a field path such as \"events[].meta.href\"");
+    }
+    if (rt.get("coalesce_window")) {
+        if (route.order_key.empty()) {
+            r.fail(r.where(rt, "coalesce_window"),
+                   ctx + ": 'coalesce_window' needs 'order_key' (what to coalesce by)");
+        }
+        route.coalesce_window_us =
+            1000 * r.duration(rt, "coalesce_window", 1, 3600 * 1000).value_or(0);
+    }
+}
+
 // health_url and its schedule. The interval's floor is a second (a probe is one small GET), so
 // that a test or a staging setup need not wait minutes; the timeout must end before the next probe.
 void read_health_check(const Reader& r, const toml::table& rt, Route& route,
@@ -1192,7 +1231,8 @@ Config load_config_string(std::string_view text, const std::string& path) {
                     {"name", "source", "events", "match", "url", "timeout", "retry", "rate_limit",
                      "fallback_url", "secret", "forward_headers", "forward_headers_allow",
                      "forward_headers_deny", "forward_query", "redact_query", "health_url",
-                     "health_interval", "health_timeout", "health_expect"});
+                     "health_interval", "health_timeout", "health_expect", "split", "order_key",
+                     "coalesce_window"});
         if (route.name.empty()) {
             r.fail(rt.source(), "[[routes]] needs a non-empty 'name'");
         }
@@ -1212,14 +1252,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
         if (const toml::table* mt = r.table(rt, "match")) {
             for (const auto& [key, node] : *mt) {
                 FieldMatch m{std::string(key.str()), {}};
-                bool path_ok = !m.path.empty();
-                for (size_t at = 0; path_ok && at <= m.path.size();) {
-                    size_t dot = std::min(m.path.find('.', at), m.path.size());
-                    std::string_view seg = std::string_view(m.path).substr(at, dot - at);
-                    path_ok = !seg.empty() && seg != "[]";
-                    at = dot + 1;
-                }
-                if (!path_ok) {
+                if (!field_path_ok(m.path)) {
                     r.fail(key.source(), ctx + ": 'match' key \"" + m.path +
                                              "\" is not a field path such as \"events[].action\"");
                 }
@@ -1288,6 +1321,7 @@ Config load_config_string(std::string_view text, const std::string& path) {
         }
         read_forwarding(r, rt, route, ctx);
         read_health_check(r, rt, route, ctx);
+        read_batches(r, rt, route, ctx);
         c.routes.push_back(std::move(route));
     }
     read_admin(r, root, c);

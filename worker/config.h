@@ -99,6 +99,16 @@ struct Route {
     std::optional<RateLimit> rate_limit;
     std::string signing_key;  // base64-decoded whsec_ secret; empty: deliveries are unsigned
 
+    // Batches (worker/pipeline/fanout.h): `split` names the body's array of events ("events");
+    // each element goes out as a delivery of its own, with its own id, retried on its own.
+    std::string split;
+    // Entity ordering (worker/pipeline/ordering.h): deliveries whose body has the same value at
+    // `order_key` go one at a time, in arrival order. With a coalesce window, the updates that
+    // queued up behind one go out as a single delivery (the newest body; the ids merged are
+    // recorded), those received within the window of the oldest of them together.
+    std::string order_key;
+    uint64_t coalesce_window_us = 0;
+
     // The provider's own headers and query string travel with the delivery, so an application
     // moves behind hookq unchanged. Sets are built at load: the delivery loop only looks up.
     bool forward_headers = true;

@@ -15,8 +15,8 @@ namespace {
 
 constexpr std::array<std::string_view, kDeadReasons> kDeadReasonNames = {
     "rejected", "exhausted", "fallback_failed", "unrouted"};
-constexpr std::array<std::string_view, kOutcomes> kOutcomeNames = {"delivered", "retry", "dead",
-                                                                   "parked"};
+constexpr std::array<std::string_view, kOutcomes> kOutcomeNames = {
+    "delivered", "retry", "dead", "parked", "split", "waiting", "coalesced"};
 constexpr std::array<std::string_view, kBreakerStates> kStateNames = {"closed", "half_open",
                                                                       "open"};
 

@@ -54,7 +54,7 @@ struct Histogram {
     }
 };
 
-inline constexpr size_t kOutcomes = 4;  // OutcomeKind: delivered, retry, dead, parked
+inline constexpr size_t kOutcomes = 7;  // OutcomeKind: delivered ... coalesced
 
 // Why a route dead-lettered a webhook, as a bounded label (the stored reason is free text):
 // the application refused it (a non-retryable status), its attempts ran out on transient

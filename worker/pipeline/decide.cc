@@ -16,6 +16,12 @@ std::string_view to_string(OutcomeKind k) noexcept {
             return "dead";
         case OutcomeKind::parked:
             return "parked";
+        case OutcomeKind::split:
+            return "split";
+        case OutcomeKind::waiting:
+            return "waiting";
+        case OutcomeKind::coalesced:
+            return "coalesced";
     }
     return "?";
 }

@@ -19,7 +19,10 @@ struct AttemptResult {
     std::string error;                       // transport error text
 };
 
-enum class OutcomeKind : uint8_t { delivered, retry, dead, parked };
+// split: the webhook went out as one delivery per event (fanout.h), each with its own outcome.
+// waiting: queued behind a delivery of the same entity (ordering.h), sent when that one is done.
+// coalesced: merged into a newer update of the same entity (counted; rows say which).
+enum class OutcomeKind : uint8_t { delivered, retry, dead, parked, split, waiting, coalesced };
 std::string_view to_string(OutcomeKind k) noexcept;
 
 struct Decision {

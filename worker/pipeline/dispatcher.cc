@@ -189,6 +189,22 @@ bool listed_in(std::string_view list, std::string_view name) {
 // The edge stores a secret it checked (MoySklad's token) as this marker: nothing to forward.
 constexpr std::string_view kRedacted = "[redacted]";
 
+// The updates a coalesced delivery stands for: how many, and their ids (the first kMaxListed,
+// so that the header stays well under any server's limit).
+template <typename Add>
+void add_coalesced(const Add& add, const std::vector<MergedUpdate>& merged) {
+    constexpr size_t kMaxListed = 100;
+    std::string ids;
+    for (size_t i = 0; i < merged.size() && i < kMaxListed; ++i) {
+        if (i) {
+            ids += ',';
+        }
+        ids += merged[i].id;
+    }
+    add("X-Hookq-Coalesced-Count", std::to_string(merged.size()));
+    add("X-Hookq-Coalesced-Ids", ids);
+}
+
 bool forwardable(const Route& r, std::string_view name, std::string_view value,
                  std::string_view connection) {
     return header_name_ok(name) && value != kRedacted && !never_forwarded(name) &&
@@ -353,10 +369,20 @@ void Dispatcher::start(Delivery d) {
     if (!t->d.job->event_type.empty()) {
         add("X-Hookq-Event-Type", t->d.job->event_type);
     }
+    const Job& job = *t->d.job;
     // Let through unverified by a `hookq_verify report_only` location (a name only the edge can
     // write, see ngx_module/handler.cc): the application must know.
-    if (std::string_view why = env.header(":hookq-unverified"); !why.empty()) {
-        add("X-Hookq-Unverified", why);
+    if (!job.unverified.empty()) {
+        add("X-Hookq-Unverified", job.unverified);
+    }
+    if (!job.parent.empty()) {
+        add("X-Hookq-Parent-Id", job.parent);
+        add("X-Hookq-Part", job.part);
+    }
+    for (const OrderHold& h : job.holds) {
+        if (h.route == r.name && !h.merged.empty()) {
+            add_coalesced(add, h.merged);
+        }
     }
     if (!r.signing_key.empty()) {
         int64_t ts = static_cast<int64_t>(now_ms() / 1000);

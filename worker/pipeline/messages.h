@@ -40,6 +40,23 @@ struct RouteOutcome {
     uint64_t decided_ms = 0;
     // parked: the parked set's destination when not the route's own (a pause: "paused:<route>").
     std::string park_dest{};
+    // split: the retry records of the webhook's events (fanout.h), queued by the ack.
+    std::vector<std::string> children{};
+};
+
+// An update coalesced into a newer one (ordering.h): its id and when it was received (its rows'
+// key).
+struct MergedUpdate {
+    std::string id;
+    uint64_t received_us = 0;
+};
+
+// This claim holds the entity `entity` of `route` (ordering.h): the ack of its final outcome hands
+// the entity on. `merged`: the updates coalesced into this delivery.
+struct OrderHold {
+    std::string route;
+    std::string entity;
+    std::vector<MergedUpdate> merged;
 };
 
 struct Job {
@@ -53,8 +70,15 @@ struct Job {
     uint64_t claimed_us = 0;
     uint64_t first_attempt_us = 0;
 
+    // The edge's and the worker's own envelope headers (names starting with ':', which no request
+    // can carry), found in one pass by the route stage so that deliveries need not look again.
+    std::string_view unverified;  // ":hookq-unverified": `hookq_verify report_only` let it through
+    std::string_view parent;      // ":hookq-parent": the webhook this event was split from
+    std::string_view part;        // ":hookq-part": "<index>/<count>"
+
     std::vector<AttemptRow> attempts;
     std::vector<RouteOutcome> outcomes;
+    std::vector<OrderHold> holds;
     int pending = 0;  // deliveries still running; owned by the dispatcher thread once handed over
 
     std::string_view envelope_bytes() const {

@@ -15,6 +15,10 @@ namespace scripts {
 // reply is what LREM removed, so the caller can count acks that removed nothing. A park decided
 // before the destination's parked deliveries were last sent back (the breaker closed while this
 // ack was on its way) goes to the queue instead: nobody would bring it back before its score.
+// A split's events ('q') join the queue's far end, in order. An entity's holder that is done
+// ('o', ordering.h step 3) hands it to the next in line, or to the newest of those received within
+// the coalesce window (the others listed as merged into it), whose record goes to the consuming
+// end; a holder that is no longer the holder (its entity moved on without it) changes nothing.
 const std::string_view kAck = R"lua(
 local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
 local env = ARGV[1]
@@ -22,8 +26,9 @@ local off = tonumber(ARGV[2])
 if off > 0 then env = string.sub(env, off + 1) end
 local k = 5
 for i = 3, #ARGV, 5 do
-  local rec = ARGV[i + 2] .. env
-  if ARGV[i] == 'p' then
+  local t = ARGV[i]
+  if t == 'p' then
+    local rec = ARGV[i + 2] .. env
     local released = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
     if tonumber(ARGV[i + 4]) <= released then
       redis.call('RPUSH', KEYS[4], rec)
@@ -32,8 +37,38 @@ for i = 3, #ARGV, 5 do
       redis.call('SADD', KEYS[3], ARGV[i + 3])
     end
     k = k + 2
-  else
-    redis.call('ZADD', KEYS[2], ARGV[i + 1], rec)
+  elseif t == 'r' then
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i + 2] .. env)
+  elseif t == 'q' then
+    redis.call('LPUSH', KEYS[4], ARGV[i + 2])
+  elseif t == 'o' then
+    if redis.call('GET', KEYS[k]) == ARGV[i + 2] then
+      redis.call('DEL', KEYS[k + 2])
+      local w = redis.call('LRANGE', KEYS[k + 1], 0, -1)
+      if #w == 0 then
+        redis.call('DEL', KEYS[k])
+      else
+        local window = tonumber(ARGV[i + 1])
+        local function at(e)
+          local bar = string.find(e, '|', 38, true)
+          return tonumber(string.sub(e, 38, bar - 1)), bar
+        end
+        local take = 1
+        if window > 0 then
+          local t0 = at(w[1])
+          while take < #w and at(w[take + 1]) - t0 <= window do take = take + 1 end
+        end
+        for x = 1, take - 1 do
+          local _, bar = at(w[x])
+          redis.call('RPUSH', KEYS[k + 2], string.sub(w[x], 1, bar - 1))
+        end
+        redis.call('LTRIM', KEYS[k + 1], take, -1)
+        local _, bar = at(w[take])
+        redis.call('SET', KEYS[k], string.sub(w[take], 1, 36))
+        redis.call('RPUSH', KEYS[4], string.sub(w[take], bar + 1))
+      end
+    end
+    k = k + 3
   end
 end
 return removed
@@ -62,9 +97,24 @@ constexpr std::string_view kReleasedTtlMs = "3600000";
 thread_local bool g_ack_needs_eval = true;
 }  // namespace
 
+bool final_for(const Job& j, const OrderHold& h) {
+    for (const auto& o : j.outcomes) {
+        if (o.route == h.route) {
+            return o.kind == OutcomeKind::delivered || o.kind == OutcomeKind::dead;
+        }
+    }
+    return false;
+}
+
 bool needs_records(const Job& j) {
     for (const auto& o : j.outcomes) {
-        if (o.kind == OutcomeKind::parked || o.kind == OutcomeKind::retry) {
+        if (o.kind == OutcomeKind::parked || o.kind == OutcomeKind::retry ||
+            o.kind == OutcomeKind::split) {
+            return true;
+        }
+    }
+    for (const auto& h : j.holds) {
+        if (final_for(j, h)) {
             return true;
         }
     }
@@ -81,12 +131,29 @@ void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
     own.push_back(keys::retry(q));
     own.push_back(keys::parked_destinations(q));
     own.push_back(keys::queue(q));
-    std::vector<size_t> parked_keys;
-    std::vector<size_t> args;
     size_t env_offset = j.retry ? j.raw.size() - j.retry->envelope.size() : 0;
     own.push_back(std::to_string(env_offset));
     size_t offset_arg = own.size() - 1;
+    // Indexes into `own` of the records' keys and of their five arguments each, in script order.
+    std::vector<size_t> rec_keys, args;
+    auto key = [&](std::string k) {
+        own.push_back(std::move(k));
+        rec_keys.push_back(own.size() - 1);
+    };
+    auto record = [&](std::string_view type, std::string score, std::string rec, std::string dest,
+                      std::string decided) {
+        for (std::string* v : {static_cast<std::string*>(nullptr), &score, &rec, &dest, &decided}) {
+            own.push_back(v ? std::move(*v) : std::string(type));
+            args.push_back(own.size() - 1);
+        }
+    };
     for (const auto& o : j.outcomes) {
+        if (o.kind == OutcomeKind::split) {
+            for (const std::string& child : o.children) {
+                record("q", "0", child, "", "");
+            }
+            continue;
+        }
         if (o.kind != OutcomeKind::retry && o.kind != OutcomeKind::parked) {
             continue;
         }
@@ -102,30 +169,31 @@ void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
                 const Route* r = s.router.by_name(o.route);
                 dest = r ? r->destination : o.route;
             }
-            own.push_back(keys::parked(q, dest));
-            parked_keys.push_back(own.size() - 1);
-            own.push_back(keys::parked_released(q, dest));
-            parked_keys.push_back(own.size() - 1);
+            key(keys::parked(q, dest));
+            key(keys::parked_released(q, dest));
         }
-        own.push_back(o.kind == OutcomeKind::parked ? "p" : "r");
-        args.push_back(own.size() - 1);
-        own.push_back(std::to_string(o.due_ms));
-        args.push_back(own.size() - 1);
-        own.push_back(header.encode());
-        args.push_back(own.size() - 1);
-        own.push_back(std::move(dest));
-        args.push_back(own.size() - 1);
-        own.push_back(std::to_string(o.decided_ms));
-        args.push_back(own.size() - 1);
+        record(o.kind == OutcomeKind::parked ? "p" : "r", std::to_string(o.due_ms),
+               header.encode(), std::move(dest), std::to_string(o.decided_ms));
     }
-    std::string nkeys = std::to_string(4 + parked_keys.size());
+    for (const OrderHold& h : j.holds) {
+        if (!final_for(j, h)) {
+            continue;  // retrying or parked: it keeps the entity
+        }
+        const Route* r = s.router.by_name(h.route);
+        std::string k = keys::order(q, h.route, h.entity);
+        key(k);
+        key(k + ":w");
+        key(k + ":m");
+        record("o", std::to_string(r ? r->coalesce_window_us : 0), j.env.request_id.str(), "", "");
+    }
+    std::string nkeys = std::to_string(4 + rec_keys.size());
     std::vector<std::string_view> argv{"EVALSHA", sha, nkeys, own[0], own[1], own[2], own[3]};
     if (g_ack_needs_eval) {
         argv[0] = "EVAL";
         argv[1] = scripts::kAck;
         g_ack_needs_eval = false;
     }
-    for (size_t i : parked_keys) {
+    for (size_t i : rec_keys) {
         argv.push_back(own[i]);
     }
     argv.push_back(j.raw);

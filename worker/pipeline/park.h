@@ -23,11 +23,13 @@ struct Shared;
 namespace hookq::park {
 
 namespace scripts {
-// The ack of a job with at least one parked route. KEYS[1] inflight, KEYS[2] retry set,
-// KEYS[3] parked destinations, KEYS[4] queue, then per parked record (in ARGV order) its parked
-// set and its parked_released marker; ARGV[1] the inflight element, ARGV[2] where its envelope
-// starts (0: it is an envelope; else the length of its HQR1 header), then 5 per record:
-// 'r'|'p', score, HQR1 header, destination, decided ms.
+// The ack of a job that writes records. KEYS[1] inflight, KEYS[2] retry set, KEYS[3] parked
+// destinations, KEYS[4] queue, then per parked record (in ARGV order) its parked set and its
+// parked_released marker, per entity handed on its holder, waiting and merged keys (ordering.h);
+// ARGV[1] the inflight element, ARGV[2] where its envelope starts (0: it is an envelope; else the
+// length of its HQR1 header), then 5 per record: 'r'|'p', score, HQR1 header, destination,
+// decided ms; or 'q', -, a split event's whole retry record, -, -; or 'o', coalesce window us,
+// the holder's id, -, -.
 // -> 1, or 0 when the element was no longer in inflight (then nothing is written).
 extern const std::string_view kAck;
 // KEYS[1] parked set, KEYS[2] queue, KEYS[3] parked destinations, KEYS[4] parked_released marker;
@@ -36,6 +38,9 @@ extern const std::string_view kAck;
 extern const std::string_view kMove;
 }  // namespace scripts
 
+// Whether `j`'s outcome for the route of `h` is that route's last word (delivered or dead): its
+// ack hands the entity on (ordering.h step 3).
+bool final_for(const Job& j, const OrderHold& h);
 // Whether acking `j` writes retry or parked records (then append_ack does it in one script).
 bool needs_records(const Job& j);
 // Pipelines the ack of `j` (which needs_records): one script that takes the element out of inflight

@@ -333,10 +333,23 @@ void Recorder::log_outcomes(const Job& j) {
                 f["reason"] = o.reason;
                 log::warn("dead-lettered", f);
                 break;
+            case OutcomeKind::split:
+            case OutcomeKind::waiting:
+            case OutcomeKind::coalesced:
+                f["detail"] = o.reason;
+                log::info(to_string(o.kind), f);
+                break;
         }
         if (o.flag_route) {
             log::warn("route flagged: destination answered 410 Gone",
                       {{"request_id", id}, {"source", j.env.source}, {"route", o.route}});
+        }
+    }
+    for (const OrderHold& h : j.holds) {
+        if (!h.merged.empty()) {
+            log::info("coalesced", {{"request_id", id},
+                                    {"route", h.route},
+                                    {"merged", h.merged.size()}});
         }
     }
 }
@@ -379,6 +392,14 @@ void Recorder::process(std::vector<RecordMsg>& batch) {
         log_outcomes(*j);
     }
     metrics::global().acked(jobs);
+    for (const auto& j : jobs) {
+        for (const OrderHold& h : j->holds) {
+            const Route* r = s_.router.by_name(h.route);
+            for (size_t i = 0; r && park::final_for(*j, h) && i < h.merged.size(); ++i) {
+                metrics::global().outcome(r->index, OutcomeKind::coalesced);
+            }
+        }
+    }
     s_.release(static_cast<int64_t>(jobs.size()));
 }
 

@@ -1,17 +1,93 @@
 #include "worker/pipeline/route_stage.h"
 
 #include "shared/redis_keys.h"
-#include "worker/pipeline/dispatcher.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/pipeline/dispatcher.h"
+#include "worker/pipeline/fanout.h"
+#include "worker/pipeline/ordering.h"
 #include "worker/pipeline/park.h"
+#include "worker/pipeline/router.h"
 
 namespace hookq {
 
 namespace {
 // How long a paused delivery waits before it is looked at again if no resume brings it back.
 constexpr uint64_t kPausedRecheckMs = 3600 * 1000;
+// How long a delivery whose entity's turn could not be asked for (Redis trouble) waits.
+constexpr uint64_t kOrderRecheckMs = 1000;
+
+void find_own_headers(Job& j) {
+    for (const HeaderField& h : j.env.headers) {
+        if (h.name.empty() || h.name[0] != ':') {
+            continue;
+        }
+        if (h.name == ":hookq-unverified") {
+            j.unverified = h.value;
+        } else if (h.name == fanout::kParentHeader) {
+            j.parent = h.value;
+        } else if (h.name == fanout::kPartHeader) {
+            j.part = h.value;
+        }
+    }
+}
 }  // namespace
+
+bool RouteStage::split(Job& j, const Route& r) {
+    auto bodies = fanout::split_bodies(j.env.body, r.split);
+    if (!bodies) {
+        log::debug("not split: no array of events at the route's 'split' path",
+                   {{"request_id", j.env.request_id.str()}, {"route", r.name}, {"path", r.split}});
+        return false;
+    }
+    RouteOutcome o{r.name, OutcomeKind::split, 0, 0, 0, now_us(),
+                   "split into " + std::to_string(bodies->size()) + " events", false};
+    o.children.reserve(bodies->size());
+    for (size_t i = 0; i < bodies->size(); ++i) {
+        o.children.push_back(fanout::child_record(j.env, r.name, i, bodies->size(),
+                                                  std::move((*bodies)[i]), j.first_attempt_us));
+    }
+    j.outcomes.push_back(std::move(o));
+    metrics::global().outcome(r.index, OutcomeKind::split);
+    return true;
+}
+
+ordering::Entered RouteStage::enter_order(Job& j, const Route& r, uint32_t attempt) {
+    std::string value = json_field(j.env.body, r.order_key);
+    if (value.empty()) {
+        return ordering::Entered::go;  // no entity named: nothing to keep in order
+    }
+    std::string entity = ordering::entity(value);
+    std::string id = j.env.request_id.str();
+    RetryRecord header;  // the waiting entry is what a retry record of this delivery would be
+    header.route = r.name;
+    header.attempt = attempt;
+    header.first_attempt_us = j.first_attempt_us;
+    std::string record = header.encode();
+    record.append(j.envelope_bytes());
+    std::vector<MergedUpdate> merged;
+    std::string holder;
+    auto res =
+        ordering::enter(redis_, s_.cfg.queues[j.queue], r.name, entity, id,
+                        ordering::waiting_entry(id, j.env.received_at_us, record), merged, holder);
+    if (res == ordering::Entered::go) {
+        j.holds.push_back(OrderHold{r.name, std::move(entity), std::move(merged)});
+    } else if (res == ordering::Entered::wait) {
+        j.outcomes.push_back({r.name, OutcomeKind::waiting, attempt - 1, 0, 0, now_us(),
+                              "waiting behind " + holder, false});
+        metrics::global().outcome(r.index, OutcomeKind::waiting);
+    } else {
+        // Sending it now could overtake an update of the same entity: wait for Redis instead.
+        uint64_t now = s_.clock.now_ms();
+        j.outcomes.push_back({r.name, OutcomeKind::parked, attempt - 1, attempt,
+                              now + kOrderRecheckMs, now_us(), "entity ordering unavailable",
+                              false});
+        j.outcomes.back().decided_ms = now;
+        j.outcomes.back().park_dest = "order:" + r.name;
+        metrics::global().outcome(r.index, OutcomeKind::parked);
+    }
+    return res;
+}
 
 void RouteStage::run() {
     RouteMsg msg;
@@ -171,6 +247,7 @@ void RouteStage::handle(const JobPtr& job) {
         s_.to_record.push(job);
         return;
     }
+    find_own_headers(j);
 
     j.event_type = s_.router.event_type(j.env);
     uint64_t now = s_.clock.now_ms();
@@ -201,6 +278,14 @@ void RouteStage::handle(const JobPtr& job) {
 
     std::vector<Delivery> deliveries;
     for (const Route* r : routes) {
+        // A batch splits once, on its first claim: its events are then claims of their own.
+        if (!r->split.empty() && j.parent.empty() && split(j, *r)) {
+            continue;
+        }
+        // An entity's turn comes before any breaker or pause: the holder keeps it while parked.
+        if (!r->order_key.empty() && enter_order(j, *r, attempt) != ordering::Entered::go) {
+            continue;
+        }
         if (paused(*r)) {
             // Parked under its own pseudo-destination, keeping its attempt number: a pause is the
             // operator's, not a failure. A resume sends them all back; one still paused when its

@@ -9,6 +9,7 @@
 
 #include "worker/pipeline/breaker.h"
 #include "worker/pipeline/context.h"
+#include "worker/pipeline/ordering.h"
 #include "worker/store/redis_conn.h"
 
 namespace hookq {
@@ -29,6 +30,10 @@ class RouteStage {
     void check_leases();
     void refresh_pauses();
     bool paused(const Route& r) const;
+    // fanout.h: true when the webhook went out as one delivery per event (an outcome "split").
+    bool split(Job& j, const Route& r);
+    // ordering.h, step 1. Anything but go has added the route's outcome (waiting, or parked).
+    ordering::Entered enter_order(Job& j, const Route& r, uint32_t attempt);
     void transition(const std::string& dest, std::string_view t, std::string_view reason);
 
     Shared& s_;

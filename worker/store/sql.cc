@@ -126,6 +126,12 @@ std::string_view route_status(OutcomeKind k) {
             return "parked";
         case OutcomeKind::dead:
             return "dead";
+        case OutcomeKind::split:
+            return "split";
+        case OutcomeKind::waiting:
+            return "waiting";
+        case OutcomeKind::coalesced:
+            return "coalesced";
     }
     return "dead";
 }
@@ -134,9 +140,13 @@ std::string event_status(const Job& job) {
     bool retry = false, parked = false, dead = false, delivered = false;
     for (const auto& o : job.outcomes) {
         retry |= o.kind == OutcomeKind::retry;
-        parked |= o.kind == OutcomeKind::parked;
+        // Held back behind another delivery of the same entity: like parked, not failing.
+        parked |= o.kind == OutcomeKind::parked || o.kind == OutcomeKind::waiting;
         dead |= o.kind == OutcomeKind::dead;
-        delivered |= o.kind == OutcomeKind::delivered;
+        // The route's part is done: its events went out as deliveries of their own, or the
+        // update went out merged into a newer one.
+        delivered |= o.kind == OutcomeKind::delivered || o.kind == OutcomeKind::split ||
+                     o.kind == OutcomeKind::coalesced;
     }
     if (retry) {
         return "retrying";
@@ -508,11 +518,13 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
         "VALUES ",
         {"::uuid", "::timestamptz", "", "", "::int", ""},
-        // Delivered is final for a route: the application has it. A later outcome for the same
+        // Delivered is final for a route: the application has it (so are split and coalesced:
+        // their events went out in other deliveries). A later outcome for the same
         // route comes from a second copy (a reaped or retried element finishing after the first)
         // and must not turn the row back into "retrying" or "dead".
         " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
-        "WHEN webhook_routes.status = 'delivered' THEN 'delivered' ELSE EXCLUDED.status END, "
+        "WHEN webhook_routes.status IN ('delivered', 'split', 'coalesced') "
+        "THEN webhook_routes.status ELSE EXCLUDED.status END, "
         "attempts = GREATEST(webhook_routes.attempts, EXCLUDED.attempts), "
         "last_error = COALESCE(EXCLUDED.last_error, webhook_routes.last_error), "
         "updated_at = now()",
@@ -526,19 +538,62 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             s.add(o->kind == OutcomeKind::delivered ? std::nullopt
                                                     : nullable(sanitize_text(o->reason)));
         });
-    if (!events.empty()) {
+    // Updates coalesced into a delivery that is done (ordering.h): their route is done too, by
+    // that delivery, which their row names.
+    struct MergedRow {
+        const MergedUpdate* m;
+        const std::string* route;
+        std::string into;
+    };
+    std::vector<MergedRow> merged;
+    for (const Job* j : jobs) {
+        if (!j->decoded) {
+            continue;
+        }
+        for (const OrderHold& h : j->holds) {
+            bool done = std::any_of(j->outcomes.begin(), j->outcomes.end(), [&](const auto& o) {
+                return o.route == h.route &&
+                       (o.kind == OutcomeKind::delivered || o.kind == OutcomeKind::dead);
+            });
+            for (size_t i = 0; done && i < h.merged.size(); ++i) {
+                merged.push_back({&h.merged[i], &h.route, j->env.request_id.str()});
+            }
+        }
+    }
+    emit_rows(
+        out, merged.size(),
+        "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
+        "VALUES ",
+        {"::uuid", "::timestamptz", "", "", "::int", ""},
+        " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
+        "WHEN webhook_routes.status = 'delivered' THEN 'delivered' ELSE EXCLUDED.status END, "
+        "last_error = EXCLUDED.last_error, updated_at = now()",
+        max_params, [&](Statement& s, size_t i) {
+            s.add(merged[i].m->id);
+            s.add(format_timestamp_us(merged[i].m->received_us));
+            s.add(sanitize_text(*merged[i].route));
+            s.add(std::string(route_status(OutcomeKind::coalesced)));
+            s.add("0");
+            s.add("merged into " + merged[i].into);
+        });
+    if (!events.empty() || !merged.empty()) {
         std::vector<std::string> ids, times;
         for (const EventRow& e : events) {
             ids.push_back(e.job->env.request_id.str());
             times.push_back(format_timestamp_us(e.job->env.received_at_us));
         }
+        for (const MergedRow& m : merged) {
+            ids.push_back(m.m->id);
+            times.push_back(format_timestamp_us(m.m->received_us));
+        }
         Statement s;
-        s.rows = events.size();
+        s.rows = ids.size();
         s.sql =
             "UPDATE webhook_events AS e SET status = d.status FROM (SELECT received_at, event_id, "
-            "CASE WHEN bool_and(status = 'delivered') THEN 'delivered' "
+            "CASE WHEN bool_and(status IN ('delivered', 'split', 'coalesced')) THEN 'delivered' "
             "WHEN bool_or(status = 'retrying') THEN 'retrying' "
-            "WHEN bool_or(status = 'parked') THEN 'parked' ELSE 'dead' END AS status "
+            "WHEN bool_or(status IN ('parked', 'waiting')) THEN 'parked' ELSE 'dead' END "
+            "AS status "
             "FROM webhook_routes WHERE (received_at, event_id) IN "
             "(SELECT * FROM unnest($1::timestamptz[], $2::uuid[])) GROUP BY received_at, event_id"
             ") AS d WHERE e.received_at = d.received_at AND e.id = d.event_id "
