@@ -172,16 +172,52 @@ def test_a_failing_holder_keeps_the_others_waiting(redis_server, pg_migrated, si
     sink.script("/app", ["500", "500"])
     routes = route("ordered", Q, sink.url("/app"),
                    'order_key = "events[].meta.href"\n'
-                   'retry = { initial = "300ms", multiplier = 1, max_attempts = 5 }')
+                   'retry = { initial = "1s", multiplier = 1, max_attempts = 5 }')
     workers(config_text(redis_server, pg_migrated, routes))
     r = redis_server.client()
     ids = [push(r, batch(event("A", seq=s))) for s in range(3)]
+    # While the first is retrying, the others' rows say they wait (and the webhook is held).
+    wait_until(lambda: route_rows(pg_migrated, ids[2]).get("ordered") == "waiting", 10,
+               what="a waiting row")
+    assert event_status(pg_migrated)[ids[2]] == "parked"
     wait_until(lambda: len(sink.received("/app")) == 5, 30, what="2 failures + 3 deliveries")
     got = [(q.headers["x-request-id"], q.headers["x-retry-attempt"]) for q in sink.received("/app")]
     assert got == [(ids[0], "1"), (ids[0], "2"), (ids[0], "3"), (ids[1], "1"), (ids[2], "1")]
     wait_until(lambda: settled(pg_migrated, ids), 20, what="rows settled")
-    # While the first was retrying, the others' rows said so.
     assert {route_rows(pg_migrated, i)["ordered"] for i in ids} == {"delivered"}
+
+
+def test_a_dead_holder_hands_the_entity_on(redis_server, pg_migrated, sink, workers):
+    sink.script("/app", ["400"])
+    routes = route("ordered", Q, sink.url("/app"), 'order_key = "events[].meta.href"')
+    workers(config_text(redis_server, pg_migrated, routes))
+    r = redis_server.client()
+    ids = [push(r, batch(event("A", seq=s))) for s in range(3)]
+    wait_until(lambda: settled(pg_migrated, ids), 20, what="rows settled")
+    assert [q.headers["x-request-id"] for q in sink.received("/app")] == ids
+    st = event_status(pg_migrated)
+    assert [st[i] for i in ids] == ["dead", "delivered", "delivered"]
+    assert not list(r.scan_iter(f"hookq:{{{Q}}}:order:*"))
+
+
+def test_a_worker_killed_while_holding_an_entity_loses_no_turn(redis_server, pg_migrated, sink,
+                                                                 workers):
+    # The holder is mid-flight when its worker dies: another worker reaps it, it enters again as
+    # the holder (its id), and the updates behind it follow in order.
+    sink.script("/app", ["hang"])
+    routes = route("ordered", Q, sink.url("/app"), 'order_key = "events[].meta.href"')
+    w1 = workers(config_text(redis_server, pg_migrated, routes, worker_id="w1"), name="w1")
+    r = redis_server.client()
+    ids = [push(r, batch(event("A", seq=s))) for s in range(4)]
+    wait_until(lambda: len(sink.received("/app")) == 1, 10, what="the holder in flight")
+    wait_until(lambda: sum(r.llen(k) for k in r.scan_iter(f"hookq:{{{Q}}}:order:*:w")) == 3, 10,
+               what="three waiting behind it")
+    w1.kill9()
+    workers(config_text(redis_server, pg_migrated, routes, worker_id="w2"), name="w2")
+    wait_until(lambda: settled(pg_migrated, ids), 30, what="rows settled")
+    got = [q.headers["x-request-id"] for q in sink.received("/app")]
+    assert got == [ids[0]] + ids, got  # the hung first try, then all four in order
+    assert not list(r.scan_iter(f"hookq:{{{Q}}}:order:*"))
 
 
 def test_concurrent_updates_coalesce_into_one_or_two_deliveries(redis_server, pg_migrated, sink,
