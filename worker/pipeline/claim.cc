@@ -329,10 +329,12 @@ size_t ClaimStage::accept(size_t qi, const redisReply& items) {
     uint64_t t = now_us();
     s_.in_process.fetch_add(static_cast<int64_t>(items.elements));
     metrics::global().claimed(qi, items.elements);
+    claimed_.reserve(items.elements);
     for (size_t i = 0; i < items.elements; ++i) {
-        s_.to_route.push(
+        claimed_.push_back(
             s_.new_job(qi, std::string_view(items.element[i]->str, items.element[i]->len), t));
     }
+    s_.to_route.push_many(claimed_);
     return items.elements;
 }
 

@@ -436,7 +436,7 @@ void Dispatcher::start(Delivery d) {
 
 void Dispatcher::complete(const JobPtr& job) {
     if (--job->pending == 0) {
-        s_.to_record.push(job);
+        done_.emplace_back(job);
     }
 }
 
@@ -499,7 +499,7 @@ void Dispatcher::finish(Transfer* t, CURLcode res) {
     }
 
     if (!d.fallback) {
-        s_.to_route.push(BreakerReport{r.destination, !dec.breaker_failure, d.probe});
+        reports_.emplace_back(BreakerReport{r.destination, !dec.breaker_failure, d.probe});
     }
     if (dec.kind == OutcomeKind::dead && !d.fallback && !r.fallback_url.empty() &&
         dec.breaker_failure) {
@@ -581,12 +581,16 @@ void Dispatcher::run() {
             }
         }
         cut_slow_bodies(mono_ms());
+        s_.to_record.push_many(done_);
+        s_.to_route.push_many(reports_);
         int timeout = 100;
         if (!draining_.empty()) {
             timeout = std::min(timeout, static_cast<int>(kDrainGraceMs / 2));
         }
         curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
     }
+    s_.to_record.push_many(done_);
+    s_.to_route.push_many(reports_);
     // Abandon what is still running: the jobs stay in inflight and come back after restart.
     int left = 0;
     while (curl_multi_info_read(multi_, &left)) {

@@ -62,6 +62,9 @@ class Dispatcher {
     std::vector<CURL*> idle_handles_;
     std::unordered_set<Transfer*> active_;
     std::vector<Transfer*> draining_;  // final status in, body still being read (a few at most)
+    // What a loop turn finished, handed on at its end in one push each (one wake-up per turn).
+    std::vector<RecordMsg> done_;
+    std::vector<RouteMsg> reports_;
     std::unordered_map<std::string, Dest> dests_;
     std::mt19937_64 rng_{std::random_device{}()};
 };

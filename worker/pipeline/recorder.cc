@@ -423,8 +423,8 @@ void Recorder::run() {
         batch.push_back(std::move(m));
         auto deadline =
             std::chrono::steady_clock::now() + std::chrono::milliseconds(c.record_flush_ms);
-        while (batch.size() < c.record_batch && s_.to_record.pop_until(m, deadline)) {
-            batch.push_back(std::move(m));
+        while (batch.size() < c.record_batch &&
+               s_.to_record.pop_many(batch, c.record_batch - batch.size(), deadline)) {
         }
         process(batch);
         if (abandon_.load()) {

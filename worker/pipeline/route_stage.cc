@@ -90,20 +90,30 @@ ordering::Entered RouteStage::enter_order(Job& j, const Route& r, uint32_t attem
 }
 
 void RouteStage::run() {
-    RouteMsg msg;
+    std::vector<RouteMsg> msgs;
     for (;;) {
         s_.tick_route.store(mono_ms());
         refresh_pauses();
         if (!lease_ends_.empty()) {
             check_leases();
         }
-        if (!s_.to_route.pop(msg, std::chrono::milliseconds(100))) {
+        // A batch at a time (up to 256, then the checks above run again).
+        if (!s_.to_route.pop_many(msgs, 256,
+                                  std::chrono::steady_clock::now() +
+                                      std::chrono::milliseconds(100))) {
             if (s_.to_route.closed_and_empty()) {
                 return;
             }
             continue;
         }
-        std::visit([this](const auto& m) { handle(m); }, msg);
+        for (const RouteMsg& msg : msgs) {
+            std::visit([this](const auto& m) { handle(m); }, msg);
+        }
+        msgs.clear();
+        if (!to_dispatch_.empty()) {
+            dispatcher_.submit(std::move(to_dispatch_));  // one wake-up of its loop per batch
+            to_dispatch_.clear();
+        }
     }
 }
 
@@ -327,7 +337,9 @@ void RouteStage::handle(const JobPtr& job) {
         s_.to_record.push(job);
         return;
     }
-    dispatcher_.submit(std::move(deliveries));
+    for (Delivery& d : deliveries) {
+        to_dispatch_.push_back(std::move(d));
+    }
 }
 
 void RouteStage::handle(const BreakerReport& rep) {

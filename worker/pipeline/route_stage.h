@@ -53,6 +53,7 @@ class RouteStage {
     std::unordered_map<std::string, bool> pauses_;
     uint64_t pauses_at_ = 0;
     uint64_t pauses_next_mono_ = 0;
+    std::vector<Delivery> to_dispatch_;  // this batch's deliveries, submitted together
 };
 
 }  // namespace hookq
