@@ -114,8 +114,7 @@ inline std::string held(std::string_view q) {
 // of the SHA-256 of its order_key value, hex): the id of the delivery that holds the entity, the
 // updates waiting behind it (":w"), and the ids merged into the holder (":m").
 inline std::string order(std::string_view q, std::string_view route, std::string_view entity) {
-    return "hookq:{" + std::string(q) + "}:order:" + std::string(route) + ":" +
-           std::string(entity);
+    return "hookq:{" + std::string(q) + "}:order:" + std::string(route) + ":" + std::string(entity);
 }
 
 // How many entities the loops zset (and the loop_keys hash) keeps: the top ones by count.

@@ -311,7 +311,6 @@ void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const
     }
 }
 
-
 // A dotted field path such as "events[].action": no empty step, no bare "[]".
 bool field_path_ok(std::string_view path) {
     if (path.empty()) {
@@ -332,8 +331,9 @@ void read_batches(const Reader& r, const toml::table& rt, Route& route, const st
     route.split = r.str(rt, "split").value_or("");
     if (!route.split.empty() &&
         (!field_path_ok(route.split) || route.split.find("[]") != std::string::npos)) {
-        r.fail(r.where(rt, "split"), ctx + ": 'split' must name the body's array of events by a "
-                                           "field path without [] such as \"events\"");
+        r.fail(r.where(rt, "split"), ctx +
+                                         ": 'split' must name the body's array of events by a "
+                                         "field path without [] such as \"events\"");
     }
     route.order_key = r.str(rt, "order_key").value_or("");
     if (rt.get("order_key") && !field_path_ok(route.order_key)) {
@@ -1228,10 +1228,27 @@ Config load_config_string(std::string_view text, const std::string& path) {
         route.name = r.str(rt, "name").value_or("");
         std::string ctx = "[[routes]] '" + route.name + "'";
         r.only_keys(rt, ctx,
-                    {"name", "source", "events", "match", "url", "timeout", "retry", "rate_limit",
-                     "fallback_url", "secret", "forward_headers", "forward_headers_allow",
-                     "forward_headers_deny", "forward_query", "redact_query", "health_url",
-                     "health_interval", "health_timeout", "health_expect", "split", "order_key",
+                    {"name",
+                     "source",
+                     "events",
+                     "match",
+                     "url",
+                     "timeout",
+                     "retry",
+                     "rate_limit",
+                     "fallback_url",
+                     "secret",
+                     "forward_headers",
+                     "forward_headers_allow",
+                     "forward_headers_deny",
+                     "forward_query",
+                     "redact_query",
+                     "health_url",
+                     "health_interval",
+                     "health_timeout",
+                     "health_expect",
+                     "split",
+                     "order_key",
                      "coalesce_window"});
         if (route.name.empty()) {
             r.fail(rt.source(), "[[routes]] needs a non-empty 'name'");

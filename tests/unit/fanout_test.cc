@@ -45,7 +45,7 @@ TEST(Fanout, ChildIdsAreStableDistinctAndKeepTheParentsTime) {
     EXPECT_NE(a, fanout::child_id(parent, "other", 0));
     std::string s = a.str();
     EXPECT_EQ(s.substr(0, 13), "01a22e14-f000");
-    EXPECT_EQ(s[14], '8');                           // version 8
+    EXPECT_EQ(s[14], '8');                                          // version 8
     EXPECT_NE(std::string("89ab").find(s[19]), std::string::npos);  // RFC 9562 variant
 }
 

@@ -200,7 +200,8 @@ TEST(WorkerSql, StatusDerivedFromEveryRoute) {
     const Statement* derive = find_stmt(st, "UPDATE webhook_events AS e SET status = d.status");
     ASSERT_NE(derive, nullptr);
     EXPECT_GT(static_cast<size_t>(derive - st.data()), ri);
-    EXPECT_NE(derive->sql.find("bool_and(status IN ('delivered', 'split', 'coalesced'))"), std::string::npos);
+    EXPECT_NE(derive->sql.find("bool_and(status IN ('delivered', 'split', 'coalesced'))"),
+              std::string::npos);
 }
 
 TEST(WorkerSql, PoisonTraceIsShortAndNamesNoRoute) {

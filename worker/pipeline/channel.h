@@ -40,8 +40,7 @@ class Channel {
     // Up to `max` items appended to `out`, waiting until `deadline` for the first. false on
     // timeout, or when closed and empty.
     template <class Clock, class Dur>
-    bool pop_many(std::vector<T>& out, size_t max,
-                  std::chrono::time_point<Clock, Dur> deadline) {
+    bool pop_many(std::vector<T>& out, size_t max, std::chrono::time_point<Clock, Dur> deadline) {
         std::unique_lock lock(mu_);
         if (!cv_.wait_until(lock, deadline, [&] { return !q_.empty() || closed_; }) || q_.empty()) {
             return false;

@@ -92,7 +92,7 @@ class ClaimStage {
     size_t rr_ = 0;
     uint64_t seq_ = 0;
     std::vector<RouteMsg> claimed_;  // a batch on its way to the route stage (reused)
-    uint64_t next_sweep_ms_ = 0;  // reap() also SCANs for lists of unregistered workers
+    uint64_t next_sweep_ms_ = 0;     // reap() also SCANs for lists of unregistered workers
     std::optional<Unknown> unknown_;
     // Redis answered LOADING (restarted, reading its dataset): said once, then waited out quietly.
     bool loading_ = false;

@@ -8,11 +8,10 @@
 
 namespace hookq::fanout {
 
-std::optional<std::vector<std::string>> split_bodies(std::string_view body,
-                                                     std::string_view path) {
+std::optional<std::vector<std::string>> split_bodies(std::string_view body, std::string_view path) {
     // ordered_json: the children keep the provider's field order.
-    auto root =
-        nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    auto root = nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr,
+                                              /*allow_exceptions=*/false);
     if (root.is_discarded() || !root.is_object()) {
         return std::nullopt;
     }
@@ -43,10 +42,9 @@ std::optional<std::vector<std::string>> split_bodies(std::string_view body,
 }
 
 Uuid child_id(const Uuid& parent, std::string_view route, size_t index) {
-    unsigned char idx[4] = {static_cast<unsigned char>(index >> 24),
-                            static_cast<unsigned char>(index >> 16),
-                            static_cast<unsigned char>(index >> 8),
-                            static_cast<unsigned char>(index)};
+    unsigned char idx[4] = {
+        static_cast<unsigned char>(index >> 24), static_cast<unsigned char>(index >> 16),
+        static_cast<unsigned char>(index >> 8), static_cast<unsigned char>(index)};
     std::string in(reinterpret_cast<const char*>(parent.bytes.data()), parent.bytes.size());
     in.append(route);
     in.push_back('\0');
@@ -62,8 +60,8 @@ Uuid child_id(const Uuid& parent, std::string_view route, size_t index) {
     return id;
 }
 
-std::string child_record(const EnvelopeView& parent, std::string_view route, size_t index,
-                         size_t n, std::string body, uint64_t first_attempt_us) {
+std::string child_record(const EnvelopeView& parent, std::string_view route, size_t index, size_t n,
+                         std::string body, uint64_t first_attempt_us) {
     Envelope child;
     child.request_id = child_id(parent.request_id, route, index);
     child.received_at_us = parent.received_at_us;

@@ -38,7 +38,7 @@ std::optional<std::vector<std::string>> split_bodies(std::string_view body, std:
 Uuid child_id(const Uuid& parent, std::string_view route, size_t index);
 
 // The retry record (route, attempt 1) of child `index` of `n` whose body is `body`.
-std::string child_record(const EnvelopeView& parent, std::string_view route, size_t index,
-                         size_t n, std::string body, uint64_t first_attempt_us);
+std::string child_record(const EnvelopeView& parent, std::string_view route, size_t index, size_t n,
+                         std::string body, uint64_t first_attempt_us);
 
 }  // namespace hookq::fanout

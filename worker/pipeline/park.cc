@@ -172,8 +172,8 @@ void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
             key(keys::parked(q, dest));
             key(keys::parked_released(q, dest));
         }
-        record(o.kind == OutcomeKind::parked ? "p" : "r", std::to_string(o.due_ms),
-               header.encode(), std::move(dest), std::to_string(o.decided_ms));
+        record(o.kind == OutcomeKind::parked ? "p" : "r", std::to_string(o.due_ms), header.encode(),
+               std::move(dest), std::to_string(o.decided_ms));
     }
     for (const OrderHold& h : j.holds) {
         if (!final_for(j, h)) {

@@ -347,9 +347,8 @@ void Recorder::log_outcomes(const Job& j) {
     }
     for (const OrderHold& h : j.holds) {
         if (!h.merged.empty()) {
-            log::info("coalesced", {{"request_id", id},
-                                    {"route", h.route},
-                                    {"merged", h.merged.size()}});
+            log::info("coalesced",
+                      {{"request_id", id}, {"route", h.route}, {"merged", h.merged.size()}});
         }
     }
 }

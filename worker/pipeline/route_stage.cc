@@ -40,8 +40,14 @@ bool RouteStage::split(Job& j, const Route& r) {
                    {{"request_id", j.env.request_id.str()}, {"route", r.name}, {"path", r.split}});
         return false;
     }
-    RouteOutcome o{r.name, OutcomeKind::split, 0, 0, 0, now_us(),
-                   "split into " + std::to_string(bodies->size()) + " events", false};
+    RouteOutcome o{r.name,
+                   OutcomeKind::split,
+                   0,
+                   0,
+                   0,
+                   now_us(),
+                   "split into " + std::to_string(bodies->size()) + " events",
+                   false};
     o.children.reserve(bodies->size());
     for (size_t i = 0; i < bodies->size(); ++i) {
         o.children.push_back(fanout::child_record(j.env, r.name, i, bodies->size(),
@@ -98,9 +104,8 @@ void RouteStage::run() {
             check_leases();
         }
         // A batch at a time (up to 256, then the checks above run again).
-        if (!s_.to_route.pop_many(msgs, 256,
-                                  std::chrono::steady_clock::now() +
-                                      std::chrono::milliseconds(100))) {
+        if (!s_.to_route.pop_many(
+                msgs, 256, std::chrono::steady_clock::now() + std::chrono::milliseconds(100))) {
             if (s_.to_route.closed_and_empty()) {
                 return;
             }
