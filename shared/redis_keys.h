@@ -200,8 +200,50 @@ constexpr std::array<char, A + B + C - 2> join(const char (&a)[A], const char (&
         out[n++] = c[i];
     return out;
 }
-inline constexpr char kBatchHead[] = "local function ingest(KEYS, ARGV)";
+inline constexpr char kBatchHead[] = "local function ingest(KEYS, ARGV, redis)";
 inline constexpr char kBatchTail[] = R"lua(end
+
+local real = redis
+local kinds, lens, pushes, pushed = {}, {}, {}, {}
+local function push_now(key)
+  local values = pushes[key]
+  if values then
+    pushes[key] = nil
+    real.call('LPUSH', key, unpack(values))
+  end
+end
+local batched = {call = function(cmd, key, ...)
+  if cmd == 'TYPE' then
+    local kind = kinds[key]
+    if not kind then
+      kind = real.call('TYPE', key)['ok']
+      kinds[key] = kind
+    end
+    return {ok = kind}
+  end
+  if cmd == 'LLEN' or cmd == 'LPUSH' then
+    local n = lens[key]
+    if not n then
+      n = real.call('LLEN', key)
+    end
+    if cmd == 'LPUSH' then
+      local values = pushes[key]
+      if not values then
+        values = {}
+        pushes[key] = values
+        pushed[#pushed + 1] = key
+      end
+      values[#values + 1] = ...
+      n = n + 1
+      kinds[key] = 'list'
+    end
+    lens[key] = n
+    return n
+  end
+  push_now(key)
+  kinds[key], lens[key] = nil, nil
+  return real.call(cmd, key, ...)
+end}
 
 local out = {}
 local k, a = 1, 1
@@ -212,12 +254,15 @@ while a <= #ARGV do
   for i = 1, na do args[i] = ARGV[a + 1 + i] end
   k = k + nk
   a = a + 2 + na
-  local ok, res = pcall(ingest, keys, args)
+  local ok, res = pcall(ingest, keys, args, batched)
   if not ok then
     if type(res) == 'table' then res = res.err end
     res = {-3, tostring(res)}
   end
   out[#out + 1] = res
+end
+for _, key in ipairs(pushed) do
+  push_now(key)
 end
 return out
 )lua";
@@ -229,7 +274,13 @@ inline constexpr auto kIngestBatchText = join(kBatchHead, kIngestText, kBatchTai
 // once per batch instead of once per webhook. Each envelope runs kIngest's own text, in arrival
 // order, with its own KEYS and ARGV: dedup, depth limit and loop detection behave exactly as for a
 // lone call, and a later envelope of the batch sees the earlier ones' writes (the second of two
-// requests with one dedup key is the duplicate). Each runs under pcall: an error fails that
+// requests with one dedup key is the duplicate).
+// What a batch saves on top of the call itself: kIngest's `redis` is, in the batch, a stand-in that
+// answers TYPE and LLEN of a key from what it already saw (one real call per key and batch) and
+// holds LPUSHes back to push each list's values in one LPUSH at the end, in the same order (LPUSH
+// k a b = LPUSH k a, LPUSH k b); every other command first pushes what is held for its key and
+// forgets what was known of it, so even a key used in two roles reads what a lone call would. The
+// list lengths it returns are the real ones. Each envelope runs under pcall: an error fails that
 // envelope alone, as a lone call would, rather than the whole batch after earlier envelopes were
 // written and would be answered 503. (Redis checks maxmemory before a script's first write only:
 // once an envelope of the batch is written, the rest are too, so a batch can take Redis past

@@ -31,6 +31,9 @@ HTTP = """
             hookq none; hookq_queue lh; hookq_dedup_key $http_x_request_id;
             hookq_loop_key $http_x_entity; hookq_loop_limit 3 1m; hookq_loop_action hold;
         }
+        location = /hooks/small {
+            hookq none; hookq_queue small; hookq_dedup_key $http_x_request_id; hookq_max_queue_depth 5;
+        }
         location = /hookq/status { hookq_status; }
     }
 """
@@ -219,6 +222,37 @@ def test_queues_of_one_worker_share_a_batch_and_loops_count_inside_it(stack):
     assert max(order[e["request_id"]] for e in queued) < min(order[e["request_id"]] for e in held)
     (member, score), = client.zrange("hookq:{lh}:loops", 0, -1, withscores=True)
     assert score == 10
+
+
+def test_depth_limit_and_wrong_type_inside_a_batch(stack):
+    """hookq_max_queue_depth 5 with 2 queued: of 10 in one batch the first 3 (arrival order) are
+    202 and the rest 503 leaving no dedup key; then, with the queue key SET as a string, a whole
+    batch is 503 and writes nothing."""
+    nginx, redis = stack
+    client = redis.client()
+    queue = "hookq:{small}:queue"
+    for i in range(2):
+        assert edge.post(nginx.port, "/hooks/small", b"pre", {"X-Request-ID": f"pre-{i}"})[0] == 202
+    conns = Conns(nginx, 10)
+    try:
+        answers = conns.burst(nginx, [request_bytes("/hooks/small", f"deep-{i}", b"deep %d" % i)
+                                      for i in range(10)])
+        assert sorted(a[0] for a in answers) == [202] * 3 + [503] * 7
+        assert client.llen(queue) == 5
+        stored_keys = {e["dedup_key"] for e in stored(client, queue)}
+        for i, (status, _, _) in enumerate(answers):
+            key = f"deep-{i}"
+            assert (key.encode() in stored_keys) == (status == 202)
+            assert client.exists(f"hookq:{{small}}:dedup:{key}") == (status == 202)
+
+        client.delete(queue)
+        client.set(queue, "not a list")
+        answers = conns.burst(nginx, [request_bytes("/hooks/small", f"wt-{i}", b"wt") for i in range(10)])
+        assert [a[0] for a in answers] == [503] * 10
+        assert client.keys("hookq:{small}:dedup:wt-*") == []
+        assert client.get(queue) == b"not a list"
+    finally:
+        conns.close()
 
 
 def test_a_batch_in_flight_when_redis_dies_is_all_503(stack):
