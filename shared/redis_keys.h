@@ -213,6 +213,10 @@ local function push_now(key)
   end
 end
 local batched = {call = function(cmd, key, ...)
+  if cmd == 'SET' and not pushes[key] then
+    kinds[key], lens[key] = nil, nil
+    return real.call(cmd, key, ...)
+  end
   if cmd == 'TYPE' then
     local kind = kinds[key]
     if not kind then
@@ -248,12 +252,18 @@ end}
 local out = {}
 local k, a = 1, 1
 while a <= #ARGV do
-  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local keys, args = {}, {}
-  for i = 1, nk do keys[i] = KEYS[k + i - 1] end
-  for i = 1, na do args[i] = ARGV[a + 1 + i] end
-  k = k + nk
-  a = a + 2 + na
+  local keys, args
+  -- Table constructors, sized at once: filling empty tables would grow them step by step.
+  if ARGV[a] == '2' then
+    keys = {KEYS[k], KEYS[k + 1]}
+    args = {ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]}
+  else
+    keys = {KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]}
+    args = {ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],
+            ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]}
+  end
+  k = k + tonumber(ARGV[a])
+  a = a + 2 + tonumber(ARGV[a + 1])
   local ok, res = pcall(ingest, keys, args, batched)
   if not ok then
     if type(res) == 'table' then res = res.err end
