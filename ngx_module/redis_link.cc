@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "ngx_module/redis_adapter.h"
@@ -108,6 +109,7 @@ bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     log_ = log;
     try {
         script_sha_ = crypto::sha1_hex(scripts::kIngestBatch);
+        single_sha_ = crypto::sha1_hex(scripts::kIngest);
     } catch (...) {
         ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
         return false;
@@ -182,10 +184,13 @@ void RedisLink::connect() noexcept {
         redisAsyncCommand(ac, on_handshake_reply, nullptr, "SELECT %d", a.db);
         handshake_left_++;
     }
-    const char* argv[] = {"SCRIPT", "LOAD", scripts::kIngestBatch.data()};
-    size_t len[] = {6, 4, scripts::kIngestBatch.size()};
-    redisAsyncCommandArgv(ac, on_handshake_reply, nullptr, 3, argv, len);
-    handshake_left_++;
+    for (std::string* sha : {&single_sha_, &script_sha_}) {
+        std::string_view text = sha == &script_sha_ ? scripts::kIngestBatch : scripts::kIngest;
+        const char* argv[] = {"SCRIPT", "LOAD", text.data()};
+        size_t len[] = {6, 4, text.size()};
+        redisAsyncCommandArgv(ac, on_handshake_reply, sha, 3, argv, len);
+        handshake_left_++;
+    }
     ngx_add_timer(&connect_timer_, conf_->redis_connect_timeout);
 }
 
@@ -217,7 +222,8 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
     link->schedule_reconnect();
 }
 
-void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) noexcept {
+// privdata: for a SCRIPT LOAD, the SHA1 it must answer.
+void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
     auto* link = static_cast<RedisLink*>(ac->data);
     auto* r = static_cast<redisReply*>(reply);
     if (link->ac_ != ac || link->state_ != State::connecting)
@@ -231,14 +237,16 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) no
         link->drop("handshake failed");
         return;
     }
-    if (--link->handshake_left_ > 0)
-        return;
-    if (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != link->script_sha_) {
+    auto* sha = static_cast<const std::string*>(privdata);
+    if (sha != nullptr &&
+        (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != *sha)) {
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: unexpected SCRIPT LOAD reply",
                       link->conf_->redis.display.c_str());
         link->drop("bad script load");
         return;
     }
+    if (--link->handshake_left_ > 0)
+        return;
     if (link->connect_timer_.timer_set)
         ngx_del_timer(&link->connect_timer_);
     link->state_ = State::ready;
@@ -324,6 +332,7 @@ Batch* RedisLink::acquire_batch() noexcept {
     b->head = nullptr;
     b->size = 0;
     b->retried = false;
+    b->single = false;
     return b;
 }
 
@@ -421,10 +430,33 @@ void RedisLink::flush() noexcept {
     }
 }
 
-// Formats the batch script's call (EVALSHA, or EVAL after NOSCRIPT) from the batch's commands.
+// Formats the batch script's call (EVALSHA, or EVAL after NOSCRIPT) from the batch's commands. A
+// batch of one is sent as kIngest itself: in Redis the batch script costs a lone envelope more than
+// kIngest does (its per-envelope tables and stand-in), which only a batch's saved calls repay.
 bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     if (ac_ == nullptr)
         return false;
+    b->single = b->size == 1;
+    if (b->single) {
+        const IngestArgs& a = *b->head->args;
+        int n = 0;
+        argv_[n++] = eval ? "EVAL" : "EVALSHA";
+        argv_[n++] = eval ? scripts::kIngest.data() : single_sha_.data();
+        argv_[n++] = a.nkeys == IngestArgs::kKeys ? "2" : "6";
+        for (int i = 0; i < 3; i++)
+            argvlen_[i] = strlen(argv_[i]);
+        if (eval)
+            argvlen_[1] = scripts::kIngest.size();
+        for (int i = 0; i < a.nkeys; i++, n++) {
+            argv_[n] = a.keys[i].data();
+            argvlen_[n] = a.keys[i].size();
+        }
+        for (int i = 0; i < a.nargs; i++, n++) {
+            argv_[n] = a.args[i].data();
+            argvlen_[n] = a.args[i].size();
+        }
+        return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
+    }
     static constexpr std::string_view kCount[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     static_assert(IngestArgs::kLoopKeys < 10 && IngestArgs::kLoopArgs < 10);
     int n = 0;
@@ -533,7 +565,7 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
     }
     char note[96];
     bool whole = r != nullptr && r->type == REDIS_REPLY_ARRAY &&
-                 r->elements == static_cast<size_t>(b->size);
+                 (b->single || r->elements == static_cast<size_t>(b->size));
     if (r != nullptr && !whole && g_ingest_errors.allow(note, sizeof note)) {
         std::string_view why =
             r->type == REDIS_REPLY_ERROR ? reply_text(r) : std::string_view{"unexpected reply"};
@@ -543,6 +575,7 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
     // Answered in order; the owner is read as each command's turn comes, since answering one
     // request can free another (its request pool cleanup then detaches it).
     PendingCommand* pc = b->head;
+    bool b_single = b->single;
     link->release_batch(b);
     for (size_t i = 0; pc != nullptr; i++) {
         PendingCommand* next = pc->next;
@@ -550,7 +583,7 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
         IngestCallback cb = pc->callback;
         IngestResult result;
         if (whole && owner != nullptr) {
-            const redisReply* one = r->element[i];
+            const redisReply* one = b_single ? r : r->element[i];
             result = parse_ingest(one);
             if (result.status == IngestStatus::wrong_type ||
                 (result.status == IngestStatus::error && !result.detail.empty()))

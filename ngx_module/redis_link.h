@@ -55,6 +55,7 @@ struct Batch {
     PendingCommand* head = nullptr;
     int size = 0;
     bool retried = false;  // NOSCRIPT is retried once with EVAL
+    bool single = false;   // sent as kIngest (one command), not as the batch script
     Batch* next_free = nullptr;
 };
 
@@ -72,7 +73,6 @@ class RedisLink {
     bool start(const MainConf& conf, ngx_log_t* log) noexcept;
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
-    std::string_view script_sha() const noexcept { return script_sha_; }
 
     // Queues the command for the batch sent at the end of this turn of the event loop (or, while the
     // connection is still being set up, once it is ready); nullptr when there is no connection at
@@ -118,7 +118,8 @@ class RedisLink {
     // Posted (ngx_posted_events) by the first command of a turn: nginx runs posted events after
     // every I/O event of the turn, so the batch it sends carries everything the turn produced.
     ngx_event_t flush_event_{};
-    std::string script_sha_;
+    std::string script_sha_;  // the batch script's
+    std::string single_sha_;  // kIngest's, for a batch of one
     PendingCommand* free_ = nullptr;
     Batch* free_batches_ = nullptr;
     // Commands not sent yet, in arrival order: those of this turn, and those that arrived during
