@@ -425,14 +425,41 @@ void RedisLink::flush() noexcept {
         }
         if (b->size == 0)
             release_batch(b);
+        else if (b->size < kMinBatch && b->size > 1)
+            send_singly(b);
         else if (!send_batch(b, false))
             fail_batch(b);
     }
 }
 
+// A batch too small to pay for the batch script: each command as its own kIngest call, all of them
+// still pipelined in the one write of this turn.
+void RedisLink::send_singly(Batch* b) noexcept {
+    PendingCommand* pc = b->head;
+    release_batch(b);
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next;
+        pc->next = nullptr;
+        Batch* one = pc->owner != nullptr ? acquire_batch() : nullptr;
+        if (one != nullptr) {
+            one->head = pc;
+            one->size = 1;
+            if (!send_batch(one, false))
+                fail_batch(one);  // may answer (and free) requests whose commands come next
+        } else {
+            // Gone while an earlier command's failure was answered, or out of memory.
+            void* owner = pc->owner;
+            IngestCallback cb = pc->callback;
+            release(pc);
+            if (owner != nullptr)
+                cb(owner, IngestResult{});
+        }
+        pc = next;
+    }
+}
+
 // Formats the batch script's call (EVALSHA, or EVAL after NOSCRIPT) from the batch's commands. A
-// batch of one is sent as kIngest itself: in Redis the batch script costs a lone envelope more than
-// kIngest does (its per-envelope tables and stand-in), which only a batch's saved calls repay.
+// batch of one is sent as kIngest itself (see kMinBatch).
 bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     if (ac_ == nullptr)
         return false;
@@ -482,8 +509,8 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     }
     argv_[2] = numkeys_;
     argvlen_[2] = static_cast<size_t>(
-        reinterpret_cast<char*>(ngx_snprintf(reinterpret_cast<u_char*>(numkeys_),
-                                             sizeof numkeys_, "%d", numkeys)) -
+        reinterpret_cast<char*>(
+            ngx_snprintf(reinterpret_cast<u_char*>(numkeys_), sizeof numkeys_, "%d", numkeys)) -
         numkeys_);
     return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
 }

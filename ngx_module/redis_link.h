@@ -29,7 +29,7 @@ using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcep
 
 // The ingest script's KEYS and ARGV of one request, in the request's pool.
 struct IngestArgs {
-    static constexpr int kKeys = 2;      // without the loop part
+    static constexpr int kKeys = 2;  // without the loop part
     static constexpr int kArgs = 4;
     static constexpr int kLoopKeys = 6;  // with it: four more keys, five more arguments
     static constexpr int kLoopArgs = 9;
@@ -66,6 +66,11 @@ class RedisLink {
     // once; one envelope over the byte limit still goes, alone.
     static constexpr int kMaxBatch = 256;
     static constexpr size_t kMaxBatchBytes = 1024 * 1024;
+    // Fewer commands than this go as separate kIngest calls. In Redis the batch script costs each
+    // envelope more than kIngest does (its per-envelope tables, pcall and stand-in) and only the
+    // calls it saves repay that: measured (bench/edge/redis_cost.py, 1.3 KB envelopes) a batch of
+    // 1 costs 40% more per webhook than kIngest, 2 to 4 about the same or more, 6 and up less.
+    static constexpr int kMinBatch = 6;
 
     static RedisLink& instance() noexcept;
 
@@ -74,9 +79,9 @@ class RedisLink {
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
 
-    // Queues the command for the batch sent at the end of this turn of the event loop (or, while the
-    // connection is still being set up, once it is ready); nullptr when there is no connection at
-    // all right now (answer 503 at once).
+    // Queues the command for the batch sent at the end of this turn of the event loop (or, while
+    // the connection is still being set up, once it is ready); nullptr when there is no connection
+    // at all right now (answer 503 at once).
     PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
@@ -96,6 +101,7 @@ class RedisLink {
     void connect() noexcept;
     void flush() noexcept;
     bool send_batch(Batch* b, bool eval) noexcept;
+    void send_singly(Batch* b) noexcept;
     void fail_batch(Batch* b) noexcept;
     void fail_held() noexcept;
     void log_ingest_error(const IngestArgs& args, const IngestResult& result) noexcept;

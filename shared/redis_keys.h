@@ -279,25 +279,30 @@ return out
 inline constexpr auto kIngestBatchText = join(kBatchHead, kIngestText, kBatchTail);
 }  // namespace detail
 
-// Group commit: the ingest of every envelope one nginx worker produced in one turn of its event loop,
-// in one script call, so that Redis pays its per-call cost (command dispatch, script setup, reply)
-// once per batch instead of once per webhook. Each envelope runs kIngest's own text, in arrival
-// order, with its own KEYS and ARGV: dedup, depth limit and loop detection behave exactly as for a
-// lone call, and a later envelope of the batch sees the earlier ones' writes (the second of two
-// requests with one dedup key is the duplicate).
+// Group commit: the ingest of every envelope one nginx worker produced in one turn of its event
+// loop, in one script call, so that Redis pays its per-call cost (command dispatch, script setup,
+// reply) once per batch instead of once per webhook. Each envelope runs kIngest's own text, in
+// arrival order, with its own KEYS and ARGV: dedup, depth limit and loop detection behave exactly
+// as for a lone call, and a later envelope of the batch sees the earlier ones' writes (the second
+// of two requests with one dedup key is the duplicate).
+//
 // What a batch saves on top of the call itself: kIngest's `redis` is, in the batch, a stand-in that
 // answers TYPE and LLEN of a key from what it already saw (one real call per key and batch) and
 // holds LPUSHes back to push each list's values in one LPUSH at the end, in the same order (LPUSH
 // k a b = LPUSH k a, LPUSH k b); every other command first pushes what is held for its key and
 // forgets what was known of it, so even a key used in two roles reads what a lone call would. The
-// list lengths it returns are the real ones. Each envelope runs under pcall: an error fails that
-// envelope alone, as a lone call would, rather than the whole batch after earlier envelopes were
-// written and would be answered 503. (Redis checks maxmemory before a script's first write only:
-// once an envelope of the batch is written, the rest are too, so a batch can take Redis past
-// maxmemory by up to its size, which the edge bounds.)
+// list lengths it returns are the real ones.
+//
+// Each envelope runs under pcall: an error fails that envelope alone, as a lone call would, rather
+// than the whole batch after earlier envelopes were written and would be answered 503. (Redis
+// checks maxmemory before a script's first write only: once an envelope of the batch is written,
+// the rest are too, so a batch can take Redis past maxmemory by up to its size, which the edge
+// bounds.)
+//
 // KEYS: every envelope's keys, one envelope after the other. ARGV: per envelope, its key count, its
 // argument count, then its arguments. Returns one reply per envelope, in order: kIngest's reply, or
 // {-3, message} when it raised an error.
+//
 // On Redis Cluster one call must stay within one hash slot, so a batch would have to be per {Q};
 // the edge sends every queue of a worker in one batch (single Redis only).
 inline constexpr std::string_view kIngestBatch{detail::kIngestBatchText.data(),

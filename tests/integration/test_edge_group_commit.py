@@ -175,6 +175,28 @@ def test_bursts_with_repeated_keys_are_one_call_each_and_exactly_right(stack):
     assert calls == 4, calls
 
 
+def test_a_small_burst_goes_as_single_calls(stack):
+    """Under kMinBatch (6) the batch script costs Redis more than it saves: 4 requests of one turn,
+    two with one key, are 4 calls of the single script, with the same answers a batch gives."""
+    nginx, redis = stack
+    client = redis.client()
+    conns = Conns(nginx, 4)
+    try:
+        calls_before = ingest_calls(client)
+        keys = ["small-a", "small-b", "small-c", "small-c"]
+        answers = conns.burst(nginx, [request_bytes("/hooks/open", k, b"s %d" % i)
+                                      for i, k in enumerate(keys)])
+        calls = ingest_calls(client) - calls_before
+    finally:
+        conns.close()
+    assert sorted(a[0] for a in answers) == [200, 202, 202, 202]
+    c_answers = answers[2:]
+    first = next(a for a in c_answers if a[0] == 202)
+    dup = next(a for a in c_answers if a[0] == 200)
+    assert dup[1]["x-request-id"] == first[1]["x-request-id"]
+    assert calls == 4, calls
+
+
 def test_a_burst_over_the_batch_cap_is_split(stack):
     """300 requests in one turn: kMaxBatch (256) per call, so two calls, every request stored."""
     nginx, redis = stack

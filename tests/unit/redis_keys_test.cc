@@ -103,7 +103,6 @@ TEST(RedisKeysIngestScript, OrderAndReplies) {
     }
 }
 
-
 TEST(RedisKeysIngestScript, BatchRunsTheSameTextPerEnvelope) {
     const std::string_view batch = scripts::kIngestBatch;
     // Group commit must not fork the per-webhook logic: the batch script embeds kIngest verbatim,
