@@ -425,7 +425,7 @@ void RedisLink::flush() noexcept {
         }
         if (b->size == 0)
             release_batch(b);
-        else if (b->size < kMinBatch && b->size > 1)
+        else if (b->size > 1 && (b->size < kMinBatch || !conf_->redis_batch))
             send_singly(b);
         else if (!send_batch(b, false))
             fail_batch(b);

@@ -65,7 +65,7 @@ class RedisLink {
     // long one script call holds Redis (other clients wait meanwhile) and what hiredis formats at
     // once; one envelope over the byte limit still goes, alone.
     static constexpr int kMaxBatch = 256;
-    static constexpr size_t kMaxBatchBytes = 1024 * 1024;
+    static constexpr size_t kMaxBatchBytes = 16 * 1024;
     // Fewer commands than this go as separate kIngest calls. In Redis the batch script costs each
     // envelope more than kIngest does (its per-envelope tables, pcall and stand-in) and only the
     // calls it saves repay that: measured (bench/edge/redis_cost.py, 1.3 KB envelopes) a batch of
