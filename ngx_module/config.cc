@@ -167,6 +167,17 @@ char* set_redis_connect_timeout(ngx_conf_t* cf, ngx_command_t*, void* conf) noex
     return set_msec(cf, static_cast<MainConf*>(conf)->redis_connect_timeout);
 }
 
+char* set_redis_batch(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    ngx_flag_t& out = static_cast<MainConf*>(conf)->redis_batch;
+    if (out != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    std::string_view v = arg(cf, 1);
+    if (v != "on" && v != "off")
+        return fail(cf, "%*s: \"%*s\" is neither on nor off", directive(cf), v);
+    out = v == "on";
+    return NGX_CONF_OK;
+}
+
 char* set_seconds(ngx_conf_t* cf, time_t& out, uint64_t min_s, uint64_t max_s) {
     if (out != NGX_CONF_UNSET)
         return const_cast<char*>("is duplicate");
@@ -722,6 +733,7 @@ char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
     auto* mcf = static_cast<MainConf*>(conf);
     ngx_conf_init_msec_value(mcf->redis_timeout, kDefaultRedisTimeout);
     ngx_conf_init_msec_value(mcf->redis_connect_timeout, kDefaultConnectTimeout);
+    ngx_conf_init_value(mcf->redis_batch, 1);
     return NGX_CONF_OK;
 }
 
@@ -787,6 +799,8 @@ ngx_command_t commands[] = {
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_redis_connect_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
      set_redis_connect_timeout, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_redis_batch"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_redis_batch,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq"), NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1, set_hookq, NGX_HTTP_LOC_CONF_OFFSET,
      0, nullptr},
     {ngx_string("hookq_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, set_status,

@@ -28,6 +28,8 @@ struct MainConf {
     RedisAddress redis;
     ngx_msec_t redis_timeout = NGX_CONF_UNSET_MSEC;
     ngx_msec_t redis_connect_timeout = NGX_CONF_UNSET_MSEC;
+    // hookq_redis_batch: group commit, one script call per event-loop turn (see RedisLink::flush)
+    ngx_flag_t redis_batch = NGX_CONF_UNSET;
     // Every hookq location's source name; a source's index is its row in the status counters.
     std::vector<std::string> sources;
     bool used = false;               // some location runs hookq: connect to Redis in each worker

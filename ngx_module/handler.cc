@@ -606,44 +606,35 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     if (key.empty() || dedup.empty() || envelope.empty() || args == nullptr)
         return out_of_memory(r, "the envelope");
 
-    RedisLink& link = RedisLink::instance();
-    std::string_view argv[IngestArgs::kLoopArgc] = {
-        "EVALSHA",     link.script_sha(),         "2",     conf.queue_key, dedup, conf.depth_limit,
-        conf.ttl_text, {ctx->id, sizeof ctx->id}, envelope};
-    args->argc = IngestArgs::kArgc;
+    // The ingest script's KEYS[1..2] and ARGV[1..4] (shared/redis_keys.h)
+    *args = IngestArgs{};
+    args->keys[0] = conf.queue_key;
+    args->keys[1] = dedup;
+    args->args[0] = conf.depth_limit;
+    args->args[1] = conf.ttl_text;
+    args->args[2] = {ctx->id, sizeof ctx->id};
+    args->args[3] = envelope;
     if (conf.loop) {
         std::optional<LoopKey> lk = loop_key(r, conf, ctx->keys);
         std::string_view counter =
             lk ? pool_concat(r->pool, conf.loop_prefix, lk->fingerprint) : std::string_view{};
         if (counter.empty())
             return out_of_memory(r, "the loop key");
-        // EVALSHA sha 6 KEYS[1..6] ARGV[1..9]: the keys go between the dedup key and ARGV[1].
-        std::string_view loop_argv[IngestArgs::kLoopArgc] = {"EVALSHA",
-                                                             link.script_sha(),
-                                                             "6",
-                                                             conf.queue_key,
-                                                             dedup,
-                                                             counter,
-                                                             conf.loops_key,
-                                                             conf.loop_keys_key,
-                                                             conf.held_key,
-                                                             conf.depth_limit,
-                                                             conf.ttl_text,
-                                                             {ctx->id, sizeof ctx->id},
-                                                             envelope,
-                                                             conf.loop_window_text,
-                                                             conf.loop_limit_text,
-                                                             conf.loop_hold ? "1" : "0",
-                                                             lk->fingerprint,
-                                                             lk->readable};
-        std::copy(std::begin(loop_argv), std::end(loop_argv), std::begin(argv));
-        args->argc = IngestArgs::kLoopArgc;
-    }
-    for (int i = 0; i < args->argc; i++) {
-        args->argv[i] = argv[i].data();
-        args->argvlen[i] = argv[i].size();
+        // and the loop part's KEYS[3..6] and ARGV[5..9]
+        args->nkeys = IngestArgs::kLoopKeys;
+        args->nargs = IngestArgs::kLoopArgs;
+        args->keys[2] = counter;
+        args->keys[3] = conf.loops_key;
+        args->keys[4] = conf.loop_keys_key;
+        args->keys[5] = conf.held_key;
+        args->args[4] = conf.loop_window_text;
+        args->args[5] = conf.loop_limit_text;
+        args->args[6] = conf.loop_hold ? "1" : "0";
+        args->args[7] = lk->fingerprint;
+        args->args[8] = lk->readable;
     }
 
+    RedisLink& link = RedisLink::instance();
     ctx->pending = link.send_ingest(args, on_ingest_result, ctx);
     if (ctx->pending == nullptr)
         return send_answer(r, ctx, unavailable(Outcome::redis_error));

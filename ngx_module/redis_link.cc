@@ -4,6 +4,7 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "ngx_module/redis_adapter.h"
@@ -16,6 +17,7 @@ namespace {
 constexpr ngx_msec_t kBackoffFirst = 50;
 constexpr ngx_msec_t kBackoffCap = 5000;
 constexpr size_t kCommandChunk = 64;
+constexpr size_t kBatchChunk = 16;
 
 bool is_error(const redisReply* r) {
     return r == nullptr || r->type == REDIS_REPLY_ERROR;
@@ -27,7 +29,8 @@ std::string_view reply_text(const redisReply* r) {
     return {r->str, r->len};
 }
 
-// Parses the ingest script's reply: {-1} | {-2, type} | {0, id} | {1, length}.
+// Parses one envelope's reply of the batch script: kIngest's {-1} | {-2, type[, n]} | {0, id} |
+// {1, length, loop}, or {-3, message} when it raised an error.
 IngestResult parse_ingest(const redisReply* r) {
     IngestResult res;
     if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -47,6 +50,10 @@ IngestResult parse_ingest(const redisReply* r) {
                 if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_INTEGER)
                     res.loop = static_cast<int>(r->element[2]->integer);
             }
+            break;
+        case -3:
+            if (r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING)
+                res.detail = {r->element[1]->str, r->element[1]->len};
             break;
         case 1:
             res.status = IngestStatus::accepted;
@@ -101,7 +108,8 @@ bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     conf_ = &conf;
     log_ = log;
     try {
-        script_sha_ = crypto::sha1_hex(scripts::kIngest);
+        script_sha_ = crypto::sha1_hex(scripts::kIngestBatch);
+        single_sha_ = crypto::sha1_hex(scripts::kIngest);
     } catch (...) {
         ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
         return false;
@@ -114,6 +122,9 @@ bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     }
     reconnect_timer_.handler = on_reconnect_timer;
     connect_timer_.handler = on_connect_timer;
+    flush_event_.data = this;
+    flush_event_.log = log;
+    flush_event_.handler = on_flush;
     state_ = State::idle;
     connect();
     return true;
@@ -125,6 +136,9 @@ void RedisLink::stop() noexcept {
         ngx_del_timer(&reconnect_timer_);
     if (connect_timer_.timer_set)
         ngx_del_timer(&connect_timer_);
+    if (flush_event_.posted) {  // nginx's macro is several statements
+        ngx_delete_posted_event(&flush_event_);
+    }
     if (ac_ != nullptr) {
         redisAsyncContext* ac = ac_;
         ac_ = nullptr;
@@ -170,10 +184,13 @@ void RedisLink::connect() noexcept {
         redisAsyncCommand(ac, on_handshake_reply, nullptr, "SELECT %d", a.db);
         handshake_left_++;
     }
-    const char* argv[] = {"SCRIPT", "LOAD", scripts::kIngest.data()};
-    size_t len[] = {6, 4, scripts::kIngest.size()};
-    redisAsyncCommandArgv(ac, on_handshake_reply, nullptr, 3, argv, len);
-    handshake_left_++;
+    for (std::string* sha : {&single_sha_, &script_sha_}) {
+        std::string_view text = sha == &script_sha_ ? scripts::kIngestBatch : scripts::kIngest;
+        const char* argv[] = {"SCRIPT", "LOAD", text.data()};
+        size_t len[] = {6, 4, text.size()};
+        redisAsyncCommandArgv(ac, on_handshake_reply, sha, 3, argv, len);
+        handshake_left_++;
+    }
     ngx_add_timer(&connect_timer_, conf_->redis_connect_timeout);
 }
 
@@ -205,7 +222,8 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
     link->schedule_reconnect();
 }
 
-void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) noexcept {
+// privdata: for a SCRIPT LOAD, the SHA1 it must answer.
+void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
     auto* link = static_cast<RedisLink*>(ac->data);
     auto* r = static_cast<redisReply*>(reply);
     if (link->ac_ != ac || link->state_ != State::connecting)
@@ -219,14 +237,16 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) no
         link->drop("handshake failed");
         return;
     }
-    if (--link->handshake_left_ > 0)
-        return;
-    if (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != link->script_sha_) {
+    auto* sha = static_cast<const std::string*>(privdata);
+    if (sha != nullptr &&
+        (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != *sha)) {
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: unexpected SCRIPT LOAD reply",
                       link->conf_->redis.display.c_str());
         link->drop("bad script load");
         return;
     }
+    if (--link->handshake_left_ > 0)
+        return;
     if (link->connect_timer_.timer_set)
         ngx_del_timer(&link->connect_timer_);
     link->state_ = State::ready;
@@ -234,7 +254,7 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void*) no
     link->last_reply_at_ = ngx_current_msec;
     ngx_log_error(NGX_LOG_INFO, link->log_, 0, "hookq: redis %s: ready",
                   link->conf_->redis.display.c_str());
-    link->send_held();
+    link->flush();
 }
 
 void RedisLink::on_connect_timer(ngx_event_t* ev) noexcept {
@@ -288,15 +308,39 @@ PendingCommand* RedisLink::acquire() noexcept {
             release(&chunk[i]);
     }
     PendingCommand* pc = free_;
-    free_ = pc->next_free;
+    free_ = pc->next;
     return pc;
 }
 
 void RedisLink::release(PendingCommand* pc) noexcept {
     pc->owner = nullptr;
     pc->args = nullptr;
-    pc->next_free = free_;
+    pc->next = free_;
     free_ = pc;
+}
+
+Batch* RedisLink::acquire_batch() noexcept {
+    if (free_batches_ == nullptr) {
+        auto* chunk = new (std::nothrow) Batch[kBatchChunk];
+        if (chunk == nullptr)
+            return nullptr;
+        for (size_t i = 0; i < kBatchChunk; i++)
+            release_batch(&chunk[i]);
+    }
+    Batch* b = free_batches_;
+    free_batches_ = b->next_free;
+    b->head = nullptr;
+    b->size = 0;
+    b->retried = false;
+    b->single = false;
+    return b;
+}
+
+void RedisLink::release_batch(Batch* b) noexcept {
+    b->head = nullptr;
+    b->size = 0;
+    b->next_free = free_batches_;
+    free_batches_ = b;
 }
 
 PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {
@@ -312,54 +356,171 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     pc->owner = owner;
     pc->callback = cb;
     pc->args = args;
-    pc->retried = false;
     pc->sent_at = ngx_current_msec;
-    if (state_ == State::connecting) {
-        pc->next_free = nullptr;
-        if (held_tail_ != nullptr)
-            held_tail_->next_free = pc;
-        else
-            held_head_ = pc;
-        held_tail_ = pc;
-        return pc;
-    }
-    if (redisAsyncCommandArgv(ac_, on_ingest_reply, pc, args->argc, args->argv, args->argvlen) !=
-        REDIS_OK) {
-        release(pc);
-        return nullptr;
+    pc->next = nullptr;
+    if (held_tail_ != nullptr)
+        held_tail_->next = pc;
+    else
+        held_head_ = pc;
+    held_tail_ = pc;
+    // Group commit: the first command of the turn posts the flush. With accept_mutex off (nginx's
+    // default) epoll's events are handled inline and posted events after all of them, so the flush
+    // sees every command the turn produced. (With accept_mutex on, I/O events are posted too and
+    // some may run after the flush: their commands post it again and go in a second batch of the
+    // same turn. Still correct, only less grouped.)
+    if (state_ == State::ready && !flush_event_.posted) {
+        ngx_post_event(&flush_event_, &ngx_posted_events);
     }
     return pc;
 }
 
-void RedisLink::send_held() noexcept {
+void RedisLink::on_flush(ngx_event_t* ev) noexcept {
+    static_cast<RedisLink*>(ev->data)->flush();
+}
+
+// Sends every queued command, kMaxBatch (or kMaxBatchBytes) per script call, in arrival order.
+void RedisLink::flush() noexcept {
+    if (state_ != State::ready || ac_ == nullptr)
+        return;  // held for the handshake, or failed by fail_held()
+    // Detached first: a failure below answers requests, and nginx may then serve a pipelined
+    // request at once, whose command joins a new queue (and posts the next flush).
     PendingCommand* pc = held_head_;
     held_head_ = held_tail_ = nullptr;
     while (pc != nullptr) {
-        PendingCommand* next = pc->next_free;
-        if (pc->owner == nullptr) {  // its request timed out or went away meanwhile
-            release(pc);
-        } else {
-            pc->sent_at = ngx_current_msec;
-            if (ac_ == nullptr ||
-                redisAsyncCommandArgv(ac_, on_ingest_reply, pc, pc->args->argc, pc->args->argv,
-                                      pc->args->argvlen) != REDIS_OK) {
-                void* owner = pc->owner;
-                IngestCallback cb = pc->callback;
+        Batch* b = acquire_batch();
+        PendingCommand* tail = nullptr;
+        size_t bytes = 0;
+        while (pc != nullptr && b != nullptr && b->size < kMaxBatch) {
+            PendingCommand* next = pc->next;
+            if (pc->owner == nullptr) {  // its request timed out or went away meanwhile
                 release(pc);
-                cb(owner, IngestResult{});
+                pc = next;
+                continue;
             }
+            size_t size = 0;
+            for (int i = 0; i < pc->args->nargs; i++)
+                size += pc->args->args[i].size();
+            if (b->size > 0 && bytes + size > kMaxBatchBytes)
+                break;
+            bytes += size;
+            pc->next = nullptr;
+            pc->sent_at = ngx_current_msec;
+            if (tail != nullptr)
+                tail->next = pc;
+            else
+                b->head = pc;
+            tail = pc;
+            b->size++;
+            pc = next;
+        }
+        if (b == nullptr) {  // out of memory: this command fails, the next ones may fare better
+            PendingCommand* next = pc->next;
+            void* owner = pc->owner;
+            IngestCallback cb = pc->callback;
+            release(pc);
+            if (owner != nullptr)
+                cb(owner, IngestResult{});
+            pc = next;
+            continue;
+        }
+        if (b->size == 0)
+            release_batch(b);
+        else if (b->size > 1 && (b->size < kMinBatch || !conf_->redis_batch))
+            send_singly(b);
+        else if (!send_batch(b, false))
+            fail_batch(b);
+    }
+}
+
+// A batch too small to pay for the batch script: each command as its own kIngest call, all of them
+// still pipelined in the one write of this turn.
+void RedisLink::send_singly(Batch* b) noexcept {
+    PendingCommand* pc = b->head;
+    release_batch(b);
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next;
+        pc->next = nullptr;
+        Batch* one = pc->owner != nullptr ? acquire_batch() : nullptr;
+        if (one != nullptr) {
+            one->head = pc;
+            one->size = 1;
+            if (!send_batch(one, false))
+                fail_batch(one);  // may answer (and free) requests whose commands come next
+        } else {
+            // Gone while an earlier command's failure was answered, or out of memory.
+            void* owner = pc->owner;
+            IngestCallback cb = pc->callback;
+            release(pc);
+            if (owner != nullptr)
+                cb(owner, IngestResult{});
         }
         pc = next;
     }
 }
 
-// The handshake failed or the connection went away before it ended: every held command's request
-// gets 503 now rather than at its timeout.
-void RedisLink::fail_held() noexcept {
-    PendingCommand* pc = held_head_;
-    held_head_ = held_tail_ = nullptr;
+// Formats the batch script's call (EVALSHA, or EVAL after NOSCRIPT) from the batch's commands. A
+// batch of one is sent as kIngest itself (see kMinBatch).
+bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
+    if (ac_ == nullptr)
+        return false;
+    b->single = b->size == 1;
+    if (b->single) {
+        const IngestArgs& a = *b->head->args;
+        int n = 0;
+        argv_[n++] = eval ? "EVAL" : "EVALSHA";
+        argv_[n++] = eval ? scripts::kIngest.data() : single_sha_.data();
+        argv_[n++] = a.nkeys == IngestArgs::kKeys ? "2" : "6";
+        for (int i = 0; i < 3; i++)
+            argvlen_[i] = strlen(argv_[i]);
+        if (eval)
+            argvlen_[1] = scripts::kIngest.size();
+        for (int i = 0; i < a.nkeys; i++, n++) {
+            argv_[n] = a.keys[i].data();
+            argvlen_[n] = a.keys[i].size();
+        }
+        for (int i = 0; i < a.nargs; i++, n++) {
+            argv_[n] = a.args[i].data();
+            argvlen_[n] = a.args[i].size();
+        }
+        return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
+    }
+    static constexpr std::string_view kCount[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    static_assert(IngestArgs::kLoopKeys < 10 && IngestArgs::kLoopArgs < 10);
+    int n = 0;
+    auto put = [&](std::string_view v) {
+        argv_[n] = v.data();
+        argvlen_[n] = v.size();
+        n++;
+    };
+    put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
+    put(eval ? scripts::kIngestBatch : std::string_view{script_sha_});
+    put({});  // numkeys, known below
+    int numkeys = 0;
+    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next) {
+        for (int i = 0; i < pc->args->nkeys; i++)
+            put(pc->args->keys[i]);
+        numkeys += pc->args->nkeys;
+    }
+    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next) {
+        put(kCount[pc->args->nkeys]);
+        put(kCount[pc->args->nargs]);
+        for (int i = 0; i < pc->args->nargs; i++)
+            put(pc->args->args[i]);
+    }
+    argv_[2] = numkeys_;
+    argvlen_[2] = static_cast<size_t>(
+        reinterpret_cast<char*>(
+            ngx_snprintf(reinterpret_cast<u_char*>(numkeys_), sizeof numkeys_, "%d", numkeys)) -
+        numkeys_);
+    return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
+}
+
+// Every command of the batch gets an error (its request 503).
+void RedisLink::fail_batch(Batch* b) noexcept {
+    PendingCommand* pc = b->head;
+    release_batch(b);
     while (pc != nullptr) {
-        PendingCommand* next = pc->next_free;
+        PendingCommand* next = pc->next;
         void* owner = pc->owner;
         IngestCallback cb = pc->callback;
         release(pc);
@@ -369,58 +530,119 @@ void RedisLink::fail_held() noexcept {
     }
 }
 
-void RedisLink::on_ingest_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
+// The handshake failed or the connection went away before it ended: every held command's request
+// gets 503 now rather than at its timeout.
+void RedisLink::fail_held() noexcept {
+    if (flush_event_.posted) {  // nginx's macro is several statements
+        ngx_delete_posted_event(&flush_event_);
+    }
+    PendingCommand* pc = held_head_;
+    held_head_ = held_tail_ = nullptr;
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next;
+        void* owner = pc->owner;
+        IngestCallback cb = pc->callback;
+        release(pc);
+        if (owner != nullptr)
+            cb(owner, IngestResult{});
+        pc = next;
+    }
+}
+
+void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
     auto* link = static_cast<RedisLink*>(ac->data);
-    auto* pc = static_cast<PendingCommand*>(privdata);
+    auto* b = static_cast<Batch*>(privdata);
     auto* r = static_cast<redisReply*>(reply);
     if (r != nullptr)
         link->last_reply_at_ = ngx_current_msec;
 
-    if (pc->owner == nullptr || link->state_ == State::stopped) {
-        link->release(pc);
+    if (link->state_ == State::stopped) {
+        PendingCommand* pc = b->head;
+        link->release_batch(b);
+        while (pc != nullptr) {
+            PendingCommand* next = pc->next;
+            link->release(pc);
+            pc = next;
+        }
         return;
     }
-    // Redis restarted or flushed its script cache: EVAL carries the script and caches it again.
-    if (r != nullptr && r->type == REDIS_REPLY_ERROR && !pc->retried &&
+    // Redis restarted or flushed its script cache: nothing of the batch ran. EVAL carries the
+    // script and caches it again, for the commands whose requests still wait (the others' arguments
+    // died with their pools).
+    if (r != nullptr && r->type == REDIS_REPLY_ERROR && !b->retried &&
         std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
-        pc->retried = true;
-        pc->args->argv[0] = "EVAL";
-        pc->args->argvlen[0] = 4;
-        pc->args->argv[1] = scripts::kIngest.data();
-        pc->args->argvlen[1] = scripts::kIngest.size();
-        if (redisAsyncCommandArgv(ac, on_ingest_reply, pc, pc->args->argc, pc->args->argv,
-                                  pc->args->argvlen) == REDIS_OK)
-            return;
-    }
-    IngestResult result = parse_ingest(r);
-    char note[96];
-    if ((r != nullptr && r->type == REDIS_REPLY_ERROR) ||
-        result.status == IngestStatus::wrong_type) {
-        if (g_ingest_errors.allow(note, sizeof note)) {
-            if (result.status == IngestStatus::wrong_type) {
-                // argv[2 + n] is KEYS[n]; KEYS[1] is the queue key (see the handler's EVALSHA).
-                static constexpr const char* kLoopKeyTypes[] = {"string", "zset", "hash", "list"};
-                bool loop_key =
-                    result.loop >= 3 && result.loop <= 6 && 2 + result.loop < pc->args->argc;
-                int at = loop_key ? 2 + result.loop : 3;
-                ngx_log_error(NGX_LOG_ERR, link->log_, 0,
-                              "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
-                              "written, requests get 503 until the key is fixed%s",
-                              link->conf_->redis.display.c_str(), loop_key ? "loop" : "queue",
-                              pc->args->argvlen[at], pc->args->argv[at], result.detail.size(),
-                              result.detail.data(),
-                              loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
+        PendingCommand** at = &b->head;
+        while (*at != nullptr) {
+            PendingCommand* pc = *at;
+            if (pc->owner == nullptr) {
+                *at = pc->next;
+                link->release(pc);
+                b->size--;
             } else {
-                std::string_view why = reply_text(r);
-                ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",
-                              link->conf_->redis.display.c_str(), why.size(), why.data(), note);
+                at = &pc->next;
             }
         }
+        if (b->head == nullptr) {
+            link->release_batch(b);
+            return;
+        }
+        b->retried = true;
+        if (link->send_batch(b, true))
+            return;
     }
-    void* owner = pc->owner;
-    IngestCallback cb = pc->callback;
-    link->release(pc);
-    cb(owner, result);
+    char note[96];
+    bool whole = r != nullptr && r->type == REDIS_REPLY_ARRAY &&
+                 (b->single || r->elements == static_cast<size_t>(b->size));
+    if (r != nullptr && !whole && g_ingest_errors.allow(note, sizeof note)) {
+        std::string_view why =
+            r->type == REDIS_REPLY_ERROR ? reply_text(r) : std::string_view{"unexpected reply"};
+        ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",
+                      link->conf_->redis.display.c_str(), why.size(), why.data(), note);
+    }
+    // Answered in order; the owner is read as each command's turn comes, since answering one
+    // request can free another (its request pool cleanup then detaches it).
+    PendingCommand* pc = b->head;
+    bool b_single = b->single;
+    link->release_batch(b);
+    for (size_t i = 0; pc != nullptr; i++) {
+        PendingCommand* next = pc->next;
+        void* owner = pc->owner;
+        IngestCallback cb = pc->callback;
+        IngestResult result;
+        if (whole && owner != nullptr) {
+            const redisReply* one = b_single ? r : r->element[i];
+            result = parse_ingest(one);
+            if (result.status == IngestStatus::wrong_type ||
+                (result.status == IngestStatus::error && !result.detail.empty()))
+                link->log_ingest_error(*pc->args, result);
+        }
+        link->release(pc);
+        if (owner != nullptr)
+            cb(owner, result);
+        pc = next;
+    }
+}
+
+void RedisLink::log_ingest_error(const IngestArgs& args, const IngestResult& result) noexcept {
+    char note[96];
+    if (!g_ingest_errors.allow(note, sizeof note))
+        return;
+    if (result.status == IngestStatus::wrong_type) {
+        // KEYS[1] is the queue key, KEYS[3..6] the loop part's (see the handler).
+        static constexpr const char* kLoopKeyTypes[] = {"string", "zset", "hash", "list"};
+        bool loop_key = result.loop >= 3 && result.loop <= 6 && result.loop <= args.nkeys;
+        std::string_view key = args.keys[loop_key ? result.loop - 1 : 0];
+        ngx_log_error(NGX_LOG_ERR, log_, 0,
+                      "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
+                      "written, requests get 503 until the key is fixed%s",
+                      conf_->redis.display.c_str(), loop_key ? "loop" : "queue", key.size(),
+                      key.data(), result.detail.size(), result.detail.data(),
+                      loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log_, 0, "hookq: redis %s: ingest failed: %*s%s",
+                      conf_->redis.display.c_str(), result.detail.size(), result.detail.data(),
+                      note);
+    }
 }
 
 void RedisLink::timed_out(PendingCommand* pc) noexcept {

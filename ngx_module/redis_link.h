@@ -1,5 +1,6 @@
 // Each nginx worker process's one Redis connection: connects in init_process, reconnects with
-// backoff and jitter, loads the ingest script, and carries every request's EVALSHA pipelined.
+// backoff and jitter, loads the ingest script, and carries the requests' ingests pipelined, grouped
+// into one EVALSHA of the batch script per turn of nginx's event loop (group commit).
 #pragma once
 
 #include <cstdint>
@@ -26,38 +27,65 @@ struct IngestResult {
 
 using IngestCallback = void (*)(void* owner, const IngestResult& result) noexcept;
 
-// The EVALSHA arguments of one request, in the request's pool.
+// The ingest script's KEYS and ARGV of one request, in the request's pool.
 struct IngestArgs {
-    static constexpr int kArgc = 9;       // without the loop part
-    static constexpr int kLoopArgc = 18;  // with it: four more keys, five more arguments
-    int argc = kArgc;
-    const char* argv[kLoopArgc];
-    size_t argvlen[kLoopArgc];
+    static constexpr int kKeys = 2;  // without the loop part
+    static constexpr int kArgs = 4;
+    static constexpr int kLoopKeys = 6;  // with it: four more keys, five more arguments
+    static constexpr int kLoopArgs = 9;
+    int nkeys = kKeys;
+    int nargs = kArgs;
+    std::string_view keys[kLoopKeys];
+    std::string_view args[kLoopArgs];
 };
 
-// One command in flight. Owned by the link (recycled through a free list), never by a request: a
-// request that goes away sets `owner` to null and the reply, when it comes, is dropped.
+// One request's ingest, queued, then in flight inside a batch. Owned by the link (recycled through
+// a free list), never by a request: a request that goes away sets `owner` to null, and the command
+// is then left out of the batch if not sent yet, or its reply dropped when it comes.
 struct PendingCommand {
     void* owner = nullptr;
     IngestCallback callback = nullptr;
     IngestArgs* args = nullptr;
     ngx_msec_t sent_at = 0;
-    bool retried = false;                 // NOSCRIPT is retried once with EVAL
-    PendingCommand* next_free = nullptr;  // in the free list, or in the list held for the handshake
+    PendingCommand* next = nullptr;  // in the free list, the queue to send, or its batch
+};
+
+// One EVALSHA of the batch script: its commands in arrival order, whose replies come in that order.
+struct Batch {
+    PendingCommand* head = nullptr;
+    int size = 0;
+    bool retried = false;  // NOSCRIPT is retried once with EVAL
+    bool single = false;   // sent as kIngest (one command), not as the batch script
+    Batch* next_free = nullptr;
 };
 
 class RedisLink {
   public:
+    // A batch's limits: what comes on top goes in the next call of the same flush. They bound how
+    // long one script call holds Redis (other clients wait meanwhile) and what hiredis formats at
+    // once; one envelope over the byte limit still goes, alone. The byte limit is Redis's read
+    // size (PROTO_IOBUF_LEN): Redis runs a call only once it has read all of it and answers after
+    // it, so with larger batches nginx sat idle while Redis read and ran a whole turn's batch
+    // (measured: 10-45% fewer req/s at -c64 with 1 MB batches on a 2-core box), where separate
+    // calls, or 16 KB batches, let nginx answer the first while Redis runs the next.
+    static constexpr int kMaxBatch = 256;
+    static constexpr size_t kMaxBatchBytes = 16 * 1024;
+    // Fewer commands than this go as separate kIngest calls. In Redis the batch script costs each
+    // envelope more than kIngest does (its per-envelope tables, pcall and stand-in) and only the
+    // calls it saves repay that: measured (bench/edge/redis_cost.py, 1.3 KB envelopes) a batch of
+    // 1 costs 40% more per webhook than kIngest, 2 to 4 about the same or more, 6 and up less.
+    static constexpr int kMinBatch = 6;
+
     static RedisLink& instance() noexcept;
 
     // False (logged) when the link cannot even be set up: the worker should not run without it.
     bool start(const MainConf& conf, ngx_log_t* log) noexcept;
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
-    std::string_view script_sha() const noexcept { return script_sha_; }
 
-    // Sends the command, or holds it while the connection is still being set up; nullptr when there
-    // is no connection at all right now (answer 503 at once).
+    // Queues the command for the batch sent at the end of this turn of the event loop (or, while
+    // the connection is still being set up, once it is ready); nullptr when there is no connection
+    // at all right now (answer 503 at once).
     PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
@@ -69,17 +97,24 @@ class RedisLink {
     static void on_connect(const redisAsyncContext* ac, int status) noexcept;
     static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
     static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
-    static void on_ingest_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_flush(ngx_event_t* ev) noexcept;
     static void on_reconnect_timer(ngx_event_t* ev) noexcept;
     static void on_connect_timer(ngx_event_t* ev) noexcept;
 
     void connect() noexcept;
-    void send_held() noexcept;
+    void flush() noexcept;
+    bool send_batch(Batch* b, bool eval) noexcept;
+    void send_singly(Batch* b) noexcept;
+    void fail_batch(Batch* b) noexcept;
     void fail_held() noexcept;
+    void log_ingest_error(const IngestArgs& args, const IngestResult& result) noexcept;
     void drop(const char* reason) noexcept;
     void schedule_reconnect() noexcept;
     PendingCommand* acquire() noexcept;
     void release(PendingCommand* pc) noexcept;
+    Batch* acquire_batch() noexcept;
+    void release_batch(Batch* b) noexcept;
 
     const MainConf* conf_ = nullptr;
     ngx_log_t* log_ = nullptr;
@@ -90,12 +125,25 @@ class RedisLink {
     ngx_msec_t last_reply_at_ = 0;
     ngx_event_t reconnect_timer_{};
     ngx_event_t connect_timer_{};
-    std::string script_sha_;
+    // Posted (ngx_posted_events) by the first command of a turn: nginx runs posted events after
+    // every I/O event of the turn, so the batch it sends carries everything the turn produced.
+    ngx_event_t flush_event_{};
+    std::string script_sha_;  // the batch script's
+    std::string single_sha_;  // kIngest's, for a batch of one
     PendingCommand* free_ = nullptr;
-    // Commands that arrived during the handshake, in order: sent once it has succeeded, never
-    // pipelined behind it (after a failed SELECT they would run in db 0).
+    Batch* free_batches_ = nullptr;
+    // Commands not sent yet, in arrival order: those of this turn, and those that arrived during
+    // the handshake, sent once it has succeeded, never pipelined behind it (after a failed SELECT
+    // they would run in db 0).
     PendingCommand* held_head_ = nullptr;
     PendingCommand* held_tail_ = nullptr;
+    // One batch's EVALSHA argv, built here and copied by hiredis as it is sent: the link's own,
+    // so that sending allocates nothing but hiredis's buffer.
+    static constexpr int kMaxArgv =
+        3 + kMaxBatch * (IngestArgs::kLoopKeys + 2 + IngestArgs::kLoopArgs);
+    const char* argv_[kMaxArgv];
+    size_t argvlen_[kMaxArgv];
+    char numkeys_[16];
 };
 
 }  // namespace hookq::edge

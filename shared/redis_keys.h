@@ -2,6 +2,8 @@
 // script touches one slot and the layout runs unchanged on Redis Cluster.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -142,7 +144,8 @@ namespace hookq::scripts {
 // keeps a script's earlier writes when a later command fails, so a LPUSH that could fail
 // (WRONGTYPE: someone SET the queue key as a string) is ruled out by TYPE up front; the same for
 // every key the loop part writes.
-inline constexpr std::string_view kIngest = R"lua(
+// The text is shared with the batch script below, which runs the very same text per envelope.
+inline constexpr char kIngestText[] = R"lua(
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'list' and kind ~= 'none' then
   return {-2, kind}
@@ -186,5 +189,130 @@ if ARGV[7] == '1' then
 end
 return {1, redis.call('LPUSH', KEYS[1], ARGV[4]), 1}
 )lua";
+
+inline constexpr std::string_view kIngest{kIngestText, sizeof kIngestText - 1};
+
+namespace detail {
+// a + b + c, as one NUL-terminated array, at compile time.
+template <size_t A, size_t B, size_t C>
+constexpr std::array<char, A + B + C - 2> join(const char (&a)[A], const char (&b)[B],
+                                               const char (&c)[C]) {
+    std::array<char, A + B + C - 2> out{};
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < A; i++)
+        out[n++] = a[i];
+    for (size_t i = 0; i + 1 < B; i++)
+        out[n++] = b[i];
+    for (size_t i = 0; i < C; i++)
+        out[n++] = c[i];
+    return out;
+}
+inline constexpr char kBatchHead[] = "local function ingest(KEYS, ARGV, redis)";
+inline constexpr char kBatchTail[] = R"lua(end
+
+local real = redis
+local kinds, lens, pushes, pushed = {}, {}, {}, {}
+local function push_now(key)
+  local values = pushes[key]
+  if values then
+    pushes[key] = nil
+    real.call('LPUSH', key, unpack(values))
+  end
+end
+local batched = {call = function(cmd, key, ...)
+  if cmd == 'SET' and not pushes[key] then
+    kinds[key], lens[key] = nil, nil
+    return real.call(cmd, key, ...)
+  end
+  if cmd == 'TYPE' then
+    local kind = kinds[key]
+    if not kind then
+      kind = real.call('TYPE', key)['ok']
+      kinds[key] = kind
+    end
+    return {ok = kind}
+  end
+  if cmd == 'LLEN' or cmd == 'LPUSH' then
+    local n = lens[key]
+    if not n then
+      n = real.call('LLEN', key)
+    end
+    if cmd == 'LPUSH' then
+      local values = pushes[key]
+      if not values then
+        values = {}
+        pushes[key] = values
+        pushed[#pushed + 1] = key
+      end
+      values[#values + 1] = ...
+      n = n + 1
+      kinds[key] = 'list'
+    end
+    lens[key] = n
+    return n
+  end
+  push_now(key)
+  kinds[key], lens[key] = nil, nil
+  return real.call(cmd, key, ...)
+end}
+
+local out = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local keys, args
+  -- Table constructors, sized at once: filling empty tables would grow them step by step.
+  if ARGV[a] == '2' then
+    keys = {KEYS[k], KEYS[k + 1]}
+    args = {ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]}
+  else
+    keys = {KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]}
+    args = {ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],
+            ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]}
+  end
+  k = k + tonumber(ARGV[a])
+  a = a + 2 + tonumber(ARGV[a + 1])
+  local ok, res = pcall(ingest, keys, args, batched)
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = {-3, tostring(res)}
+  end
+  out[#out + 1] = res
+end
+for _, key in ipairs(pushed) do
+  push_now(key)
+end
+return out
+)lua";
+inline constexpr auto kIngestBatchText = join(kBatchHead, kIngestText, kBatchTail);
+}  // namespace detail
+
+// Group commit: the ingest of every envelope one nginx worker produced in one turn of its event
+// loop, in one script call, so that Redis pays its per-call cost (command dispatch, script setup,
+// reply) once per batch instead of once per webhook. Each envelope runs kIngest's own text, in
+// arrival order, with its own KEYS and ARGV: dedup, depth limit and loop detection behave exactly
+// as for a lone call, and a later envelope of the batch sees the earlier ones' writes (the second
+// of two requests with one dedup key is the duplicate).
+//
+// What a batch saves on top of the call itself: kIngest's `redis` is, in the batch, a stand-in that
+// answers TYPE and LLEN of a key from what it already saw (one real call per key and batch) and
+// holds LPUSHes back to push each list's values in one LPUSH at the end, in the same order (LPUSH
+// k a b = LPUSH k a, LPUSH k b); every other command first pushes what is held for its key and
+// forgets what was known of it, so even a key used in two roles reads what a lone call would. The
+// list lengths it returns are the real ones.
+//
+// Each envelope runs under pcall: an error fails that envelope alone, as a lone call would, rather
+// than the whole batch after earlier envelopes were written and would be answered 503. (Redis
+// checks maxmemory before a script's first write only: once an envelope of the batch is written,
+// the rest are too, so a batch can take Redis past maxmemory by up to its size, which the edge
+// bounds.)
+//
+// KEYS: every envelope's keys, one envelope after the other. ARGV: per envelope, its key count, its
+// argument count, then its arguments. Returns one reply per envelope, in order: kIngest's reply, or
+// {-3, message} when it raised an error.
+//
+// On Redis Cluster one call must stay within one hash slot, so a batch would have to be per {Q};
+// the edge sends every queue of a worker in one batch (single Redis only).
+inline constexpr std::string_view kIngestBatch{detail::kIngestBatchText.data(),
+                                               detail::kIngestBatchText.size() - 1};
 
 }  // namespace hookq::scripts

@@ -103,5 +103,18 @@ TEST(RedisKeysIngestScript, OrderAndReplies) {
     }
 }
 
+TEST(RedisKeysIngestScript, BatchRunsTheSameTextPerEnvelope) {
+    const std::string_view batch = scripts::kIngestBatch;
+    // Group commit must not fork the per-webhook logic: the batch script embeds kIngest verbatim,
+    // as a function called once per envelope under pcall, and builds no key names either.
+    EXPECT_NE(batch.find(scripts::kIngest), std::string_view::npos);
+    EXPECT_EQ(batch.find("local function ingest(KEYS, ARGV, redis)"), 0u);
+    EXPECT_NE(batch.find("pcall(ingest, keys, args, batched)"), std::string_view::npos);
+    EXPECT_EQ(batch.find("hookq:"), std::string_view::npos);
+    EXPECT_EQ(batch.find(" .. "), std::string_view::npos);
+    EXPECT_EQ(batch.find('\0'), std::string_view::npos);
+    EXPECT_TRUE(batch.ends_with("return out\n"));
+}
+
 }  // namespace
 }  // namespace hookq

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""What Redis spends per webhook on the ingest, without nginx: the single script (kIngest) against
+the batch script (kIngestBatch) at several batch sizes, and, as a floor, the same writes without
+Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this measures
+the text the module sends.
+
+    python3 bench/edge/redis_cost.py [shared/redis_keys.h]
+
+Starts its own redis-server (--save '' --appendonly no) on a free loopback port. Per case: 20480
+envelopes of 1.3 KB with fresh dedup keys, pipelined by redis-py; "cmd" is the ingest calls' usec
+from INFO commandstats (wall time inside Redis, so it counts preemption on a busy machine), "cpu"
+is redis-server's on-CPU time (/proc/PID/schedstat) over the case, per webhook, which also counts
+reading and parsing the commands. Each case runs REPEAT (7) times; the run with the least CPU is
+shown, as the one least disturbed by the rest of the machine.
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "../../shared/redis_keys.h")
+REPEAT = int(os.environ.get("REPEAT", "7"))
+N = 20480
+SIZES = [int(x) for x in os.environ.get("SIZES", "1 2 4 8 32 128 256").split()]
+
+
+def script_texts(path):
+    src = open(path).read()
+    raw = lambda name: re.search(r'inline constexpr char %s\[\] = R"lua\((.*?)\)lua";' % name,
+                                 src, re.S).group(1)
+    head = re.search(r'kBatchHead\[\] = "(.*?)";', src).group(1)
+    return raw("kIngestText"), head + raw("kIngestText") + raw("kBatchTail")
+
+
+def main():
+    single, batch = script_texts(SRC)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tempfile.mkdtemp(prefix="hookq-redis-cost-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "log")])
+    try:
+        c = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                c.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        pid = c.info("server")["process_id"]
+        cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0])
+        env = os.urandom(700).hex()[:1300].encode()
+
+        def run(per_call, script):
+            c.flushall()
+            c.config_resetstat()
+            t0 = cpu()
+            p = c.pipeline(transaction=False)
+            if script is None:  # the floor: the same writes, no Lua
+                for i in range(N):
+                    p.set(f"hookq:{{q}}:dedup:k{i}", f"rid-{i}", nx=True, ex=86400)
+                    p.lpush("hookq:{q}:queue", env)
+                    if len(p) >= 128:
+                        p.execute()
+                p.execute()
+                return 0.0, 0.0, (cpu() - t0) / 1000 / N
+            sha = c.script_load(script)
+            i = 0
+            while i < N:
+                if script is single:
+                    p.evalsha(sha, 2, "hookq:{q}:queue", f"hookq:{{q}}:dedup:k{i}", "0", "86400",
+                              f"rid-{i}", env)
+                    i += 1
+                else:
+                    keys, args = [], []
+                    for j in range(min(per_call, N - i)):
+                        keys += ["hookq:{q}:queue", f"hookq:{{q}}:dedup:k{i + j}"]
+                        args += ["2", "4", "0", "86400", f"rid-{i + j}", env]
+                    p.evalsha(sha, len(keys), *keys, *args)
+                    i += min(per_call, N - i)
+                if len(p) >= 64:
+                    p.execute()
+            p.execute()
+            used = (cpu() - t0) / 1000 / N
+            st = c.info("commandstats")["cmdstat_evalsha"]
+            assert c.llen("hookq:{q}:queue") == N
+            return st["usec"] / N, st["usec_per_call"], used
+
+        print(f"{'case':22s} {'cmd us/webhook':>15s} {'us/call':>10s} {'cpu us/webhook':>15s}")
+        cases = [("kIngest (1 per call)", 1, single)]
+        cases += [(f"batch of {n}", n, batch) for n in SIZES]
+        cases += [("no Lua: SET+LPUSH", 1, None)]
+        for label, per, script in cases:
+            cmd, per_call, used = min((run(per, script) for _ in range(REPEAT)), key=lambda t: t[2])
+            print(f"{label:22s} {cmd:15.2f} {per_call:10.2f} {used:15.2f}")
+        print(f"redis {c.info('server')['redis_version']}; load {open('/proc/loadavg').read().split()[:3]}")
+    finally:
+        proc.terminate()
+        proc.wait()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
