@@ -43,7 +43,7 @@ def q(pg, sql):
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else None
     finally:
         conn.close()
 
