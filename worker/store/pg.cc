@@ -153,6 +153,126 @@ PgResult Pg::query(const Statement& st) {
     return r;
 }
 
+void Pg::lost(const char* what) {
+    // The pipeline is in an unknown state: a new session is simpler than recovering this one.
+    error_ = conn_ ? PQerrorMessage(conn_) : "not connected";
+    while (!error_.empty() && (error_.back() == '\n' || error_.back() == ' ')) {
+        error_.pop_back();
+    }
+    if (error_.empty()) {
+        error_ = what;
+    }
+    sqlstate_.clear();
+    close();
+}
+
+bool Pg::exec_transaction(const std::vector<Statement>& sts) {
+    if (!conn_) {
+        error_ = "not connected";
+        sqlstate_.clear();
+        return false;
+    }
+    for (const auto& st : sts) {
+        if (st.params.size() > kMaxParams) {
+            error_ = "statement has " + std::to_string(st.params.size()) +
+                     " parameters; PostgreSQL takes at most " + std::to_string(kMaxParams);
+            sqlstate_.clear();
+            return false;
+        }
+    }
+    if (!PQenterPipelineMode(conn_)) {
+        lost("cannot enter pipeline mode");
+        return false;
+    }
+    // Per command sent, in order: the text a Prepare of it registers once it succeeds.
+    std::vector<std::pair<const std::string*, std::string>> sent;
+    std::unordered_map<std::string, std::string> pending;
+    auto plain = [&](const char* sql) {
+        sent.emplace_back(nullptr, std::string());
+        return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    };
+    bool sent_ok = plain("BEGIN");
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    for (size_t i = 0; sent_ok && i < sts.size(); ++i) {
+        const Statement& st = sts[i];
+        values.clear();
+        lengths.clear();
+        for (const auto& p : st.params) {
+            values.push_back(p ? p->data() : nullptr);
+            lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+        }
+        int n = static_cast<int>(values.size());
+        if (!st.prepare) {
+            sent.emplace_back(nullptr, std::string());
+            sent_ok = PQsendQueryParams(conn_, st.sql.c_str(), n, nullptr, values.data(),
+                                        lengths.data(), st.formats.data(), 0) == 1;
+            continue;
+        }
+        std::string name;
+        if (auto it = prepared_.find(st.sql); it != prepared_.end()) {
+            name = it->second;
+        } else if (auto pt = pending.find(st.sql); pt != pending.end()) {
+            name = pt->second;
+        } else {
+            if (prepared_.size() + pending.size() >= kMaxPrepared) {
+                sent_ok = plain("DEALLOCATE ALL");
+                prepared_.clear();
+            }
+            name = "hookq_" + std::to_string(next_name_++);
+            pending.emplace(st.sql, name);
+            sent.emplace_back(&st.sql, name);
+            sent_ok =
+                sent_ok && PQsendPrepare(conn_, name.c_str(), st.sql.c_str(), n, nullptr) == 1;
+        }
+        sent.emplace_back(nullptr, std::string());
+        sent_ok = sent_ok && PQsendQueryPrepared(conn_, name.c_str(), n, values.data(),
+                                                 lengths.data(), st.formats.data(), 0) == 1;
+    }
+    sent_ok = sent_ok && plain("COMMIT") && PQpipelineSync(conn_) == 1;
+    if (!sent_ok) {
+        lost("cannot send the batch");
+        return false;
+    }
+    bool all = true;
+    for (const auto& [sql, name] : sent) {
+        PgResult r(PQgetResult(conn_));
+        if (!r) {
+            lost("connection lost in the middle of a batch");
+            return false;
+        }
+        auto st = PQresultStatus(r.get());
+        if (st == PGRES_PIPELINE_ABORTED) {
+            all = false;  // skipped after the first error, which error() already tells
+        } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (sql) {
+                prepared_.emplace(*sql, name);
+            }
+        } else {
+            if (all) {
+                check(r);
+            }
+            all = false;
+            if (!ok()) {
+                close();
+                return false;
+            }
+        }
+        PgResult end(PQgetResult(conn_));  // each command's results end with a null
+    }
+    PgResult sync(PQgetResult(conn_));
+    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(conn_)) {
+        std::string first = error_, code = sqlstate_;
+        lost("pipeline out of step");
+        if (!all) {
+            error_ = first;
+            sqlstate_ = code;
+        }
+        return false;
+    }
+    return all;
+}
+
 bool Pg::exec(const Statement& st) {
     return query(st) != nullptr;
 }
