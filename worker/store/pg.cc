@@ -216,11 +216,6 @@ bool Pg::exec_transaction(const std::vector<Statement>& sts) {
             name = pt->second;
         } else {
             if (prepared_.size() + pending.size() >= kMaxPrepared) {
-                // Names prepared earlier in this pipeline go too: none of them is kept.
-                for (auto& s : sent) {
-                    s.first = nullptr;
-                }
-                pending.clear();
                 sent_ok = plain("DEALLOCATE ALL");
                 prepared_.clear();
             }
