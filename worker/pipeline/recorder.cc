@@ -74,14 +74,10 @@ Recorder::Write Recorder::write(const std::vector<const Job*>& jobs,
     if (stmts.empty()) {
         return Write::ok;
     }
-    // One statement per table (more past the byte limit), one transaction all the same: the
-    // batch is acked only once all of it is committed. Usually no result is read back: BEGIN,
-    // every statement and COMMIT then go in one round trip. Claims from retry records need the
-    // UPDATE's RETURNING before the rest, so they go one statement at a time.
-    bool sequential = std::any_of(stmts.begin(), stmts.end(),
-                                  [](const Statement& st) { return !st.jobs.empty(); });
-    bool ok = sequential ? pg_.exec("BEGIN") : pg_.exec_transaction(stmts);
-    for (size_t i = 0; sequential && ok && i < stmts.size(); ++i) {
+    // Several statements when the parameter limit splits a table, one transaction all the same:
+    // the batch is acked only once all of it is committed.
+    bool ok = pg_.exec("BEGIN");
+    for (size_t i = 0; ok && i < stmts.size(); ++i) {
         if (stmts[i].jobs.empty()) {
             ok = pg_.exec(stmts[i]);
             continue;
@@ -105,7 +101,7 @@ Recorder::Write Recorder::write(const std::vector<const Job*>& jobs,
             ok = ok && pg_.exec(st);
         }
     }
-    ok = ok && (!sequential || pg_.exec("COMMIT"));
+    ok = ok && pg_.exec("COMMIT");
     if (ok) {
         return Write::ok;
     }

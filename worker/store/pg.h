@@ -7,7 +7,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <vector>
 
 #include "worker/store/sql.h"
 
@@ -38,11 +37,6 @@ class Pg {
     // after a reconnect: connect() forgets them with the old session).
     PgResult query(const Statement& st);  // nullptr with error() set
     size_t prepared() const { return prepared_.size(); }
-    // BEGIN, the statements, COMMIT, sent together in one pipeline (one round trip instead of
-    // one per statement); false with error()/sqlstate() of the first that failed, the rest then
-    // skipped by the server and the transaction left aborted (ROLLBACK it). Only for statements
-    // whose results nobody reads.
-    bool exec_transaction(const std::vector<Statement>& sts);
     bool broken() const { return !ok(); }
     const std::string& error() const { return error_; }
     const std::string& sqlstate() const { return sqlstate_; }
@@ -50,7 +44,6 @@ class Pg {
 
   private:
     bool check(PgResult& r);
-    void lost(const char* what);
     std::string dsn_;
     PGconn* conn_ = nullptr;
     std::string error_;
