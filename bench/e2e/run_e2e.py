@@ -7,9 +7,13 @@ itself on loopback (nothing outside this run is touched).
                       side from webhook_events.delivered_at while it was saturated.
   phase 2 latency:    wrk paced below capacity; received_at -> delivered_at p50/p99 from PostgreSQL.
   phase 3 drain:      --drain envelopes LPUSHed straight into Redis, then the worker drains them;
-                      deliveries/s and worker RSS sampled every second.
+                      deliveries/s, CPU per delivery of the worker, PostgreSQL and Redis (from
+                      /proc), worker RSS. --worker BIN (repeatable) compares binaries in one run,
+                      --rounds K takes the median of K drains per binary (tables truncated before
+                      each drain, binaries interleaved, so none gets a bigger index than the other).
 
 Usage: HOOKQ_BUILD_DIR=build /usr/bin/python3 bench/e2e/run_e2e.py [--drain 1000000] [--seconds 20]
+       [--skip-ingest] [--rounds 3] [--worker build-base/worker/hookq-worker --worker build/...]
 """
 
 import argparse
@@ -39,7 +43,7 @@ def q(pg, sql):
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description else None
     finally:
         conn.close()
 
@@ -48,6 +52,99 @@ def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         m = re.search(r"VmRSS:\s+(\d+) kB", f.read())
         return int(m.group(1))
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid):
+    """(utime+stime, cutime+cstime, ppid) of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3 of proc(5)): ppid is field 4, utime..cstime are 14..17.
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]), int(fields[1])
+
+
+def cpu_s(pid):
+    return proc_stat(pid)[0] / CLK_TCK
+
+
+def pg_cpu_s(pg):
+    """CPU seconds used by the whole PostgreSQL cluster so far: the postmaster, its live children,
+    and (through the postmaster's cutime) every child that has already exited."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    own, children, _ = proc_stat(pm)
+    total = own + children
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            t, _, ppid = proc_stat(int(d))
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+        if ppid == pm:
+            total += t
+    return total / CLK_TCK
+
+
+TABLES = ("webhook_events, webhook_routes, delivery_attempts, delivery_stats_minute, "
+          "delivery_stats_hour, dead_letters, route_flags, breaker_transitions")
+
+
+def drain_once(r, pg, redis, tmp, config, worker_bin, envs):
+    """Empties the tables, queues `envs`, and lets `worker_bin` drain them; figures per delivery."""
+    q(pg, f"TRUNCATE {TABLES}")
+    q(pg, "CHECKPOINT")
+    for k in r.keys("hookq:{github}:*"):
+        r.delete(k)
+    pipe = r.pipeline(transaction=False)
+    for i in range(0, len(envs), 1000):
+        pipe.lpush("hookq:{github}:queue", *envs[i:i + 1000])
+        if i % 50_000 == 49_000:
+            pipe.execute()
+    pipe.execute()
+    n = len(envs)
+    pg0, redis0 = pg_cpu_s(pg), cpu_s(redis.proc.pid)
+    t0 = time.time()
+    worker = start_worker(tmp, config, worker_bin, wait=False)
+    rss = []
+    while True:
+        left = (r.llen("hookq:{github}:queue") + r.llen("hookq:{github}:inflight:bench") +
+                r.zcard("hookq:{github}:retry"))
+        rss.append(rss_kb(worker.pid))
+        if left == 0:
+            break
+        if worker.poll() is not None:
+            raise SystemExit(f"worker {worker_bin} exited with {worker.returncode}")
+        time.sleep(0.05)
+    elapsed = time.time() - t0
+    # Before stopping it: what the worker used for the drain, startup included (small).
+    wcpu = cpu_s(worker.pid)
+    pg1, redis1 = pg_cpu_s(pg), cpu_s(redis.proc.pid)
+    stop_worker(worker)
+    statuses = dict(q(pg, "SELECT status, count(*) FROM webhook_events GROUP BY 1"))
+    return {"rate": n / elapsed, "elapsed": elapsed, "worker_us": wcpu / n * 1e6,
+            "pg_us": (pg1 - pg0) / n * 1e6, "redis_us": (redis1 - redis0) / n * 1e6,
+            "rss_mb": max(rss) / 1024, "statuses": statuses}
+
+
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def print_table(results, n):
+    print(f"\ndrain of {n} x 1 KB webhooks into a `return 204` sink; median of "
+          f"{len(next(iter(results.values())))} round(s); CPU in us per delivery")
+    print(f"{'worker':<44} {'deliv/s':>8} {'worker':>7} {'pg':>7} {'redis':>7} {'total':>7} "
+          f"{'RSS MB':>7}")
+    for w, rs in results.items():
+        wu, pu, ru = (median([x[k] for x in rs]) for k in ("worker_us", "pg_us", "redis_us"))
+        name = w if len(w) <= 44 else "..." + w[-41:]
+        print(f"{name:<44} {median([x['rate'] for x in rs]):>8.0f} {wu:>7.1f} {pu:>7.1f} "
+              f"{ru:>7.1f} {wu + pu + ru:>7.1f} {max(x['rss_mb'] for x in rs):>7.0f}")
 
 
 class Nginx:
@@ -126,10 +223,12 @@ secret = "{ROUTE_SECRET}"
     return path
 
 
-def start_worker(tmp, config):
+def start_worker(tmp, config, binary=None, wait=True):
     log = open(os.path.join(tmp, "worker.log"), "ab")
-    p = subprocess.Popen([harness.WORKER_PATH, "--config", config], stdout=log, stderr=log)
-    time.sleep(0.5)
+    p = subprocess.Popen([binary or harness.WORKER_PATH, "--config", config], stdout=log,
+                         stderr=log)
+    if wait:
+        time.sleep(0.5)
     return p
 
 
@@ -177,6 +276,9 @@ def main():
     ap.add_argument("--module", help="nginx module .so (default: the build's, else build/)")
     ap.add_argument("--log-level", default="warn",
                     help="worker log level (info writes one line per webhook)")
+    ap.add_argument("--rounds", type=int, default=1, help="drains per worker binary (median)")
+    ap.add_argument("--worker", action="append",
+                    help="hookq-worker binary for phase 3; repeat to compare binaries in one run")
     args = ap.parse_args()
 
     module = args.module
@@ -241,52 +343,29 @@ def main():
         if errors or trans:
             print(f"  failed attempts so far {dict(errors)}; breaker transitions {dict(trans)}")
 
-        # Phase 3: drain a pre-filled queue.
+        # Phase 3: drain a pre-filled queue, once per round and worker binary.
         if args.drain:
-            base = q(pg, "SELECT count(*) FROM webhook_events")[0][0]
+            workers = [os.path.abspath(w) for w in args.worker or [harness.WORKER_PATH]]
             t0 = time.time()
             body = BODY.encode()
             hdrs = [("X-GitHub-Event", "push")]
-            batch = []
-            pipe = r.pipeline(transaction=False)
-            for i in range(args.drain):
-                batch.append(envelope.make("github", body=body, headers=hdrs)[1])
-                if len(batch) == 1000:
-                    pipe.lpush("hookq:{github}:queue", *batch)
-                    batch = []
-                    if i % 50_000 == 49_999:
-                        pipe.execute()
-            if batch:
-                pipe.lpush("hookq:{github}:queue", *batch)
-            pipe.execute()
-            print(f"phase 3: {r.llen('hookq:{github}:queue')} envelopes queued in "
-                  f"{time.time() - t0:.0f}s; draining")
-            worker = start_worker(tmp, config)
-            t0 = time.time()
-            samples = []
-            while True:
-                left = (r.llen("hookq:{github}:queue") + r.llen("hookq:{github}:inflight:bench") +
-                        r.zcard("hookq:{github}:retry"))
-                samples.append((time.time() - t0, left, rss_kb(worker.pid)))
-                if left == 0:
-                    break
-                time.sleep(1)
-            elapsed = time.time() - t0
-            done = q(pg, "SELECT count(*) FROM webhook_events WHERE status = 'delivered'")[0][0]
-            statuses = dict(q(pg, "SELECT status, count(*) FROM webhook_events GROUP BY 1"))
-            outcomes = dict(q(pg, "SELECT coalesce(http_status::text, outcome), count(*) "
-                                  "FROM delivery_attempts GROUP BY 1"))
-            print(f"  webhook_events by status {statuses}; attempts by HTTP status {outcomes}")
-            rss = [s[2] for s in samples]
-            print(f"  drained {args.drain} in {elapsed:.1f}s: {args.drain / elapsed:.0f} "
-                  f"deliveries/s end to end (Redis -> worker -> sink -> PostgreSQL commit -> ack); "
-                  f"rows delivered {done - base}/{args.drain}")
-            pick = [samples[int(len(samples) * f)] for f in (0.1, 0.25, 0.5, 0.75, 0.9)] + \
-                [samples[-1]]
-            print("  worker RSS MB at " + ", ".join(
-                f"{t:.0f}s ({left} left): {kb / 1024:.1f}" for t, left, kb in pick) +
-                f"; max {max(rss) / 1024:.1f}")
-            stop_worker(worker)
+            # The same envelopes every drain (the tables are emptied in between): every binary
+            # writes exactly the same rows.
+            envs = [envelope.make("github", body=body, headers=hdrs)[1] for _ in range(args.drain)]
+            print(f"phase 3: {args.drain} envelopes made in {time.time() - t0:.0f}s; "
+                  f"{args.rounds} round(s) x {len(workers)} worker(s)")
+            results = {w: [] for w in workers}
+            for rnd in range(args.rounds):
+                # Alternate the order so that neither binary always runs first (warm caches,
+                # another process's load on a shared machine).
+                for w in (workers if rnd % 2 == 0 else workers[::-1]):
+                    res = drain_once(r, pg, redis, tmp, config, w, envs)
+                    results[w].append(res)
+                    print(f"  round {rnd + 1} {w}: {res['rate']:.0f}/s  worker "
+                          f"{res['worker_us']:.1f} us  pg {res['pg_us']:.1f} us  redis "
+                          f"{res['redis_us']:.1f} us per delivery  rss {res['rss_mb']:.0f} MB  "
+                          f"statuses {res['statuses']}", flush=True)
+            print_table(results, args.drain)
     finally:
         nginx.close()
         redis.close()

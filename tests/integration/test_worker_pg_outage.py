@@ -1,11 +1,14 @@
 """PostgreSQL stopped for 20 s mid-run: nothing is acked while it is away, nothing is lost, and the
-worker resumes by itself when it comes back."""
+worker resumes by itself when it comes back. Restarted: the recorder prepares its statements again
+on the new session."""
 
+import os
+import re
 import time
 
 import envelope
 
-from worker_fixtures import (config_text, enqueue, event_status, route, rows, wait_until,
+from worker_fixtures import (config_text, enqueue, event_status, route, rows, sql, wait_until,
                              pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
 Q = "pgout"
@@ -68,4 +71,50 @@ def test_postgres_down_20s(redis_server, pg_migrated, sink, workers):
     delivered = dict(rows(pg_migrated, "SELECT event_id::text, count(*) FROM delivery_attempts "
                                        "WHERE outcome = 'delivered' GROUP BY 1"))
     assert set(delivered) == wanted
+    assert w.stop() == 0
+
+
+def test_restart_reprepares_and_keeps_recording(redis_server, pg_migrated, sink, workers):
+    """The recorder's statements are prepared once per connection. PostgreSQL restarted: the new
+    session has none of them; the worker prepares them again (rather than executing names the
+    server no longer knows) and records everything."""
+    pg = pg_migrated
+    # Every write logged with the name it was executed by ("execute hookq_3: INSERT ...").
+    sql(pg, "ALTER SYSTEM SET log_statement = 'mod'")
+    sql(pg, "SELECT pg_reload_conf()")
+    log_path = os.path.join(pg.dir.path, "pg.log")
+    r = redis_server.client()
+    config = config_text(redis_server, pg, route("r", Q, sink.url("/in")))
+    w = workers(config)
+
+    def recorded(ids):
+        st = event_status(pg)
+        return all(st.get(i) == "delivered" for i in ids)
+
+    def log_from(offset):
+        with open(log_path, errors="replace") as f:
+            f.seek(offset)
+            return f.read()
+
+    def named_inserts(text):
+        return re.findall(r"execute (\S+): INSERT INTO webhook_events", text)
+
+    before = enqueue(r, Q, 200)
+    wait_until(lambda: recorded(before), 30, interval=0.2, what="first batch recorded")
+    names = named_inserts(log_from(0))
+    assert names and all(n.startswith("hookq_") for n in names), names[:5]
+
+    pg.stop("fast")
+    mark = os.path.getsize(log_path)
+    pg.start()
+    after = enqueue(r, Q, 200)
+    wait_until(lambda: recorded(after), 60, interval=0.2, what="recording resumed after restart")
+    tail = log_from(mark)
+    names = named_inserts(tail)
+    assert names and all(n.startswith("hookq_") for n in names), names[:5]
+    # Prepared again on the new session, not executed blind: the server never saw a name it did
+    # not know.
+    assert "does not exist" not in tail, [l for l in tail.splitlines() if "does not exist" in l]
+    got = rows(pg, "SELECT id::text FROM webhook_events")
+    assert sorted(g[0] for g in got) == sorted(before + after)
     assert w.stop() == 0

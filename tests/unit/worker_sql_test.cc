@@ -69,6 +69,27 @@ const Statement* find_stmt(const std::vector<Statement>& st, std::string_view pr
     return nullptr;
 }
 
+// Column c of a statement: its binary array's elements, as text.
+std::vector<std::optional<std::string>> col(const Statement& s, size_t c) {
+    EXPECT_LT(c, s.params.size());
+    EXPECT_EQ(s.formats.at(c), 1);
+    return array_elements(s.params.at(c).value());
+}
+
+TEST(WorkerSql, BinaryArrayLayout) {
+    // array_recv's format, byte for byte: dimensions, has-nulls flag, element type oid, length,
+    // lower bound, then (length, value) per element, -1 for NULL; big-endian throughout.
+    Transition t{"d", "closed", "open", 946684800000001, ""};  // 2000-01-01 00:00:00.000001 UTC
+    auto st = build_batch({}, {&t}, "w");
+    ASSERT_EQ(st.size(), 1u);
+    using namespace std::string_literals;
+    EXPECT_EQ(*st[0].params[0],
+              "\0\0\0\1\0\0\0\0\0\0\x04\xa0\0\0\0\1\0\0\0\1\0\0\0\x08\0\0\0\0\0\0\0\1"s);
+    EXPECT_EQ(*st[0].params[5], "\0\0\0\1\0\0\0\1\0\0\0\x19\0\0\0\1\0\0\0\1\xff\xff\xff\xff"s);
+    EXPECT_EQ(col(st[0], 0)[0], "2000-01-01 00:00:00.000001+00");
+    EXPECT_EQ(col(st[0], 5)[0], std::nullopt);
+}
+
 TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     std::string s1, s2;
     auto a = job_for(sample(), s1);
@@ -79,58 +100,87 @@ TEST(WorkerSql, BatchUpsertsEventsOncePerId) {
     b->attempts.push_back({"r", "http://x/", 2, 20, 900, 200, OutcomeKind::delivered, ""});
     auto st = build_batch({a.get(), b.get()}, {}, "w1");
     ASSERT_EQ(st.size(), 6u);  // + the minute and hour statistics rollups, last
+    for (const auto& x : st) {
+        EXPECT_TRUE(x.prepare) << x.sql;
+    }
     EXPECT_EQ(st[0].rows, 1u);
     EXPECT_NE(st[0].sql.find("ON CONFLICT (received_at, id) DO UPDATE"), std::string::npos);
     EXPECT_EQ(st[0].params.size(), 14u);
-    EXPECT_EQ(st[0].params[0], "018f3c2a-7b1e-7000-8000-000000000001");
-    EXPECT_EQ(st[0].params[1], "2024-05-01 12:00:00.123456+00");
-    EXPECT_EQ(st[0].params[9], std::string("{\"x\":1}\0\xff", 9));
-    EXPECT_EQ(st[0].formats[9], 1);
-    EXPECT_EQ(st[0].params[10], "delivered");
-    EXPECT_EQ(st[0].params[11], "2");
+    EXPECT_EQ(col(st[0], 0),
+              (std::vector<std::optional<std::string>>{"018f3c2a-7b1e-7000-8000-000000000001"}));
+    EXPECT_EQ(col(st[0], 1)[0], "2024-05-01 12:00:00.123456+00");
+    EXPECT_EQ(col(st[0], 8)[0], R"({"X-GitHub-Event":"push","Accept":"a","accept":"b"})");
+    EXPECT_EQ(col(st[0], 9)[0], std::string("{\"x\":1}\0\xff", 9));
+    EXPECT_EQ(col(st[0], 10)[0], "delivered");
+    EXPECT_EQ(col(st[0], 11)[0], "2");
+    EXPECT_EQ(col(st[0], 12)[0], "2024-05-01 12:00:01.000000+00");
     EXPECT_NE(st[1].sql.find("INSERT INTO webhook_routes"), std::string::npos);
     EXPECT_EQ(st[1].rows, 1u);
-    EXPECT_EQ(st[1].params[3], "delivered");
+    EXPECT_EQ(col(st[1], 3)[0], "delivered");
     EXPECT_NE(st[2].sql.find("UPDATE webhook_events"), std::string::npos);
-    EXPECT_EQ(st[2].params[0], "{\"2024-05-01 12:00:00.123456+00\"}");
-    EXPECT_EQ(st[2].params[1], "{\"018f3c2a-7b1e-7000-8000-000000000001\"}");
+    EXPECT_EQ(col(st[2], 0)[0], "2024-05-01 12:00:00.123456+00");
+    EXPECT_EQ(col(st[2], 1)[0], "018f3c2a-7b1e-7000-8000-000000000001");
     EXPECT_EQ(st[3].rows, 2u);
-    EXPECT_EQ(st[3].params.size(), 20u);
-    EXPECT_NE(st[3].sql.find("$20"), std::string::npos);
-    EXPECT_EQ(st[3].params[6], "500");
+    EXPECT_EQ(st[3].params.size(), 10u);
+    EXPECT_EQ(count_placeholders(st[3].sql), 10u);
+    EXPECT_EQ(col(st[3], 6), (std::vector<std::optional<std::string>>{"500", "200"}));
+    EXPECT_EQ(col(st[3], 5), (std::vector<std::optional<std::string>>{"1.5", "0.9"}));
 }
 
-TEST(WorkerSql, StatementsStayUnderTheParameterLimit) {
-    // 500 webhooks x 14 attempts: 7,000 attempt rows x 10 columns would be 70,000 parameters in
-    // one statement, which libpq cannot send at all.
-    std::vector<std::string> storage(500);
-    std::vector<JobPtr> jobs;
-    std::vector<const Job*> jp;
-    for (size_t i = 0; i < storage.size(); ++i) {
-        Envelope e = sample();
-        e.request_id.bytes[15] = static_cast<uint8_t>(i);
-        e.request_id.bytes[14] = static_cast<uint8_t>(i >> 8);
-        auto j = job_for(e, storage[i]);
-        for (uint32_t a = 1; a <= 14; ++a) {
-            j->attempts.push_back({"r", "http://x/", a, a, 1000, 500, OutcomeKind::retry, "x"});
+TEST(WorkerSql, OneStatementTextPerTableWhateverTheRowCount) {
+    // 500 webhooks x 14 attempts: 7,000 attempt rows. One statement per table, with the same text
+    // and parameter count as for one row (prepared once per connection); past max_bytes a table
+    // goes on in more statements of that same text.
+    auto make = [](size_t n, std::vector<std::string>& storage, std::vector<JobPtr>& jobs) {
+        storage.resize(n);
+        std::vector<const Job*> jp;
+        for (size_t i = 0; i < n; ++i) {
+            Envelope e = sample();
+            e.request_id.bytes[15] = static_cast<uint8_t>(i);
+            e.request_id.bytes[14] = static_cast<uint8_t>(i >> 8);
+            auto j = job_for(e, storage[i]);
+            for (uint32_t a = 1; a <= 14; ++a) {
+                j->attempts.push_back({"r", "http://x/", a, a, 1000, 500, OutcomeKind::retry, "x"});
+            }
+            j->outcomes.push_back({"r", OutcomeKind::dead, 14, 0, 0, 10, "HTTP 500", false});
+            jobs.push_back(j);
+            jp.push_back(j.get());
         }
-        j->outcomes.push_back({"r", OutcomeKind::dead, 14, 0, 0, 10, "HTTP 500", false});
-        jobs.push_back(j);
-        jp.push_back(j.get());
+        return jp;
+    };
+    std::vector<std::string> s1, s500;
+    std::vector<JobPtr> j1, j500;
+    std::map<std::string, std::string> text_of_one;
+    for (const auto& s : build_batch(make(1, s1, j1), {}, "w1")) {
+        text_of_one[s.sql.substr(0, s.sql.find('('))] = s.sql;
     }
-    std::map<std::string, size_t> rows;
-    for (size_t limit : {kMaxParams, size_t{1000}}) {
+    auto jp = make(500, s500, j500);
+    std::map<std::string, size_t> rows, stmts;
+    for (size_t limit : {kMaxStatementBytes, size_t{4096}}) {
         rows.clear();
+        stmts.clear();
         for (const auto& s : build_batch(jp, {}, "w1", limit)) {
-            EXPECT_LE(s.params.size(), limit);
+            std::string table = s.sql.substr(0, s.sql.find('('));
+            EXPECT_EQ(s.sql, text_of_one[table]);
             EXPECT_EQ(s.params.size(), s.formats.size());
             EXPECT_EQ(count_placeholders(s.sql), s.params.size());
-            rows[s.sql.substr(0, s.sql.find('('))] += s.rows;
+            for (size_t c = 0; c < s.params.size(); ++c) {
+                EXPECT_EQ(col(s, c).size(), s.rows) << table << c;
+            }
+            rows[table] += s.rows;
+            ++stmts[table];
         }
         EXPECT_EQ(rows["INSERT INTO delivery_attempts "], 7000u) << limit;
         EXPECT_EQ(rows["INSERT INTO webhook_events "], 500u) << limit;
         EXPECT_EQ(rows["INSERT INTO webhook_routes "], 500u) << limit;
         EXPECT_EQ(rows["INSERT INTO dead_letters "], 500u) << limit;
+        if (limit == kMaxStatementBytes) {
+            for (const auto& [table, n] : stmts) {
+                EXPECT_EQ(n, 1u) << table;
+            }
+        } else {
+            EXPECT_GT(stmts["INSERT INTO delivery_attempts "], 1u);
+        }
     }
 }
 
@@ -148,7 +198,7 @@ TEST(WorkerSql, RetryClaimNeverRewritesBodyOrHeaders) {
         EXPECT_EQ(x.sql.find("body"), std::string::npos) << x.sql;
         EXPECT_EQ(x.sql.find("headers"), std::string::npos) << x.sql;
         for (const auto& p : x.params) {
-            EXPECT_NE(p, std::string(j->env.body));
+            EXPECT_EQ(p->find(std::string(j->env.body)), std::string::npos);
         }
     }
     EXPECT_EQ(ev->params.size(), 7u);
@@ -158,7 +208,7 @@ TEST(WorkerSql, RetryClaimNeverRewritesBodyOrHeaders) {
     EXPECT_EQ(ev->jobs[0], j.get());
     auto full = event_inserts(ev->jobs);
     ASSERT_EQ(full.size(), 1u);
-    EXPECT_EQ(full[0].params[9], std::string(j->env.body));
+    EXPECT_EQ(col(full[0], 9)[0], std::string(j->env.body));
     // And the first claim's upsert of an existing row leaves them alone too.
     std::string s2;
     auto first = job_for(sample(), s2);
@@ -193,8 +243,7 @@ TEST(WorkerSql, StatusDerivedFromEveryRoute) {
     const Statement* routes = find_stmt(st, "INSERT INTO webhook_routes");
     ASSERT_NE(routes, nullptr);
     EXPECT_EQ(routes->rows, 2u);
-    EXPECT_EQ(routes->params[3], "retrying");
-    EXPECT_EQ(routes->params[9], "delivered");
+    EXPECT_EQ(col(*routes, 3), (std::vector<std::optional<std::string>>{"retrying", "delivered"}));
     // The derivation runs after the route rows, in the same batch.
     size_t ri = static_cast<size_t>(routes - st.data());
     const Statement* derive = find_stmt(st, "UPDATE webhook_events AS e SET status = d.status");
@@ -227,7 +276,7 @@ TEST(WorkerSql, DeadLettersFlagsAndTransitions) {
     EXPECT_NE(st[3].sql.find("INSERT INTO dead_letters"), std::string::npos);
     EXPECT_NE(st[4].sql.find("INSERT INTO route_flags"), std::string::npos);
     EXPECT_NE(st[5].sql.find("INSERT INTO breaker_transitions"), std::string::npos);
-    EXPECT_EQ(st[5].params[2], "closed");
+    EXPECT_EQ(col(st[5], 2)[0], "closed");
 }
 
 TEST(WorkerRouter, JsonField) {

@@ -46,6 +46,7 @@ bool Pg::connect() {
 }
 
 void Pg::close() {
+    prepared_.clear();
     if (conn_) {
         PQfinish(conn_);
         conn_ = nullptr;
@@ -111,8 +112,41 @@ PgResult Pg::query(const Statement& st) {
         values.push_back(p ? p->data() : nullptr);
         lengths.push_back(p ? static_cast<int>(p->size()) : 0);
     }
-    PgResult r(PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                            values.data(), lengths.data(), st.formats.data(), 0));
+    PgResult r;
+    if (st.prepare) {
+        auto it = prepared_.find(st.sql);
+        if (it == prepared_.end()) {
+            // A bound on what one session keeps, should some caller prepare texts that vary.
+            if (prepared_.size() >= kMaxPrepared) {
+                if (!exec("DEALLOCATE ALL")) {
+                    return nullptr;
+                }
+                prepared_.clear();
+            }
+            std::string name = "hookq_" + std::to_string(next_name_++);
+            // Types come from the casts in the text ($1::uuid[]...).
+            PgResult p(PQprepare(conn_, name.c_str(), st.sql.c_str(),
+                                 static_cast<int>(values.size()), nullptr));
+            if (!check(p)) {
+                return nullptr;
+            }
+            it = prepared_.emplace(st.sql, std::move(name)).first;
+        }
+        r.reset(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                               values.data(), lengths.data(), st.formats.data(), 0));
+        if (!check(r)) {
+            // Gone from the session (a DISCARD by a pooler in between): prepare it again next
+            // time rather than fail on it forever.
+            if (sqlstate_ == "26000") {
+                prepared_.erase(it);
+            }
+            return nullptr;
+        }
+        return r;
+    } else {
+        r.reset(PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                             values.data(), lengths.data(), st.formats.data(), 0));
+    }
     if (!check(r)) {
         return nullptr;
     }

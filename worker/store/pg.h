@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "worker/store/sql.h"
 
@@ -31,7 +32,11 @@ class Pg {
     bool exec(std::string_view sql);
     bool exec(const Statement& st);
     PgResult query(std::string_view sql);
+    // A statement with `prepare` set is prepared on this connection the first time its text is
+    // seen, then executed by name: the server parses and plans it once per connection (again
+    // after a reconnect: connect() forgets them with the old session).
     PgResult query(const Statement& st);  // nullptr with error() set
+    size_t prepared() const { return prepared_.size(); }
     bool broken() const { return !ok(); }
     const std::string& error() const { return error_; }
     const std::string& sqlstate() const { return sqlstate_; }
@@ -43,6 +48,9 @@ class Pg {
     PGconn* conn_ = nullptr;
     std::string error_;
     std::string sqlstate_;
+    static constexpr size_t kMaxPrepared = 64;
+    std::unordered_map<std::string, std::string> prepared_;  // text -> name, this session's
+    uint64_t next_name_ = 0;
 };
 
 }  // namespace hookq

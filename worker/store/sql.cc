@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <climits>
 #include <tuple>
 #include <ctime>
 #include <map>
+#include <stdexcept>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -14,23 +17,155 @@ namespace hookq {
 
 namespace {
 
-// Placeholders "($1::uuid,$2,...),(...)" for `rows` rows with the given per-column casts.
-std::string values_clause(size_t rows, const std::vector<std::string_view>& casts) {
-    std::string out;
-    out.reserve(rows * casts.size() * 12);
-    size_t n = 1;
-    for (size_t r = 0; r < rows; ++r) {
-        out += r ? ",(" : "(";
-        for (size_t c = 0; c < casts.size(); ++c) {
-            if (c) {
-                out += ',';
-            }
-            out += '$';
-            out += std::to_string(n++);
-            out += casts[c];
-        }
-        out += ')';
+constexpr uint32_t kOidBytea = 17, kOidInt8 = 20, kOidText = 25, kOidFloat8 = 701,
+                   kOidTimestamptz = 1184, kOidUuid = 2950, kOidJsonb = 3802;
+// 2000-01-01 00:00:00 UTC, PostgreSQL's epoch for binary timestamps, in Unix microseconds.
+constexpr int64_t kPgEpochUs = 946684800000000;
+
+void put32(std::string& b, uint32_t v) {
+    char c[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                 static_cast<char>(v)};
+    b.append(c, 4);
+}
+void put64(std::string& b, uint64_t v) {
+    put32(b, static_cast<uint32_t>(v >> 32));
+    put32(b, static_cast<uint32_t>(v));
+}
+uint32_t get32(std::string_view b, size_t at) {
+    auto u = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(b[at + i])); };
+    return u(0) << 24 | u(1) << 16 | u(2) << 8 | u(3);
+}
+
+// A one-dimensional array in PostgreSQL's binary format (array_recv): a header, then each element
+// as a length and its binary value. Sent as one parameter per column, so a statement keeps the
+// same text and parameter count whatever the number of rows: it is prepared once per connection,
+// and the server parses no timestamp, uuid or number text.
+class PgArray {
+  public:
+    explicit PgArray(uint32_t oid) : oid_(oid) { buf_.resize(kHeader); }
+    void null() {
+        put32(buf_, 0xFFFFFFFFu);
+        has_null_ = true;
+        ++n_;
     }
+    void raw(std::string_view v) {
+        put32(buf_, static_cast<uint32_t>(v.size()));
+        buf_.append(v);
+        ++n_;
+    }
+    void text(const std::optional<std::string>& v) { v ? raw(*v) : null(); }
+    void i64(int64_t v) {
+        put32(buf_, 8);
+        put64(buf_, static_cast<uint64_t>(v));
+        ++n_;
+    }
+    void f64(double v) {
+        put32(buf_, 8);
+        put64(buf_, std::bit_cast<uint64_t>(v));
+        ++n_;
+    }
+    void uuid(const Uuid& u) { raw({reinterpret_cast<const char*>(u.bytes.data()), 16}); }
+    void ts(uint64_t unix_us) {
+        // Past int64, a value the server refuses as out of range (not INT64_MAX: 'infinity').
+        int64_t v = unix_us > static_cast<uint64_t>(INT64_MAX - 1) - kPgEpochUs
+                        ? INT64_MAX - 1
+                        : static_cast<int64_t>(unix_us) - kPgEpochUs;
+        i64(v);
+    }
+    void ts(const std::optional<uint64_t>& unix_us) { unix_us ? ts(*unix_us) : null(); }
+    void jsonb(std::string_view json) {
+        put32(buf_, static_cast<uint32_t>(json.size() + 1));
+        buf_ += '\1';  // jsonb_recv's version byte, then the text
+        buf_.append(json);
+        ++n_;
+    }
+    size_t bytes() const { return buf_.size(); }
+    size_t size() const { return n_; }
+    std::string finish() {
+        std::string h;
+        put32(h, 1);  // dimensions
+        put32(h, has_null_ ? 1 : 0);
+        put32(h, oid_);
+        put32(h, static_cast<uint32_t>(n_));
+        put32(h, 1);  // lower bound
+        std::string out = std::move(buf_);
+        out.replace(0, kHeader, h);
+        buf_.assign(kHeader, '\0');
+        n_ = 0;
+        has_null_ = false;
+        return out;
+    }
+
+  private:
+    static constexpr size_t kHeader = 20;
+    uint32_t oid_;
+    std::string buf_;
+    size_t n_ = 0;
+    bool has_null_ = false;
+};
+
+// Rows of one table, column by column, emitted as statements "... unnest($1::type[], ...) ...":
+// one per `max_bytes` of parameters (a statement is one protocol message; the server takes up to
+// 1 GB), usually one per batch.
+class Rows {
+  public:
+    Rows(std::vector<Statement>& out, std::string sql, std::initializer_list<uint32_t> oids,
+         size_t max_bytes)
+        : out_(out), sql_(std::move(sql)), max_bytes_(max_bytes) {
+        cols_.reserve(oids.size());
+        for (uint32_t o : oids) {
+            cols_.emplace_back(o);
+        }
+    }
+    PgArray& operator[](size_t c) { return cols_[c]; }
+    void job(const Job* j) { jobs_.push_back(j); }
+    void end_row() {
+        size_t b = 0;
+        for (const auto& c : cols_) {
+            b += c.bytes();
+        }
+        if (b >= max_bytes_) {
+            flush();
+        }
+    }
+    void flush() {
+        if (cols_.empty() || cols_[0].size() == 0) {
+            return;
+        }
+        Statement s;
+        s.sql = sql_;
+        s.prepare = true;
+        s.rows = cols_[0].size();
+        s.jobs = std::move(jobs_);
+        jobs_.clear();
+        s.params.reserve(cols_.size());
+        s.formats.reserve(cols_.size());
+        for (auto& c : cols_) {
+            s.add(c.finish(), /*binary=*/true);
+        }
+        out_.push_back(std::move(s));
+    }
+
+  private:
+    std::vector<Statement>& out_;
+    std::string sql_;
+    size_t max_bytes_;
+    std::vector<PgArray> cols_;
+    std::vector<const Job*> jobs_;
+};
+
+// "unnest($1::uuid[], $2::timestamptz[], ...)" for these element types.
+std::string unnest(std::initializer_list<std::string_view> types) {
+    std::string out = "unnest(";
+    size_t n = 0;
+    for (auto t : types) {
+        out += n ? ", $" : "$";
+        out += std::to_string(++n);
+        out += "::";
+        out += t;
+        out += "[]";
+    }
+    out += ')';
     return out;
 }
 
@@ -170,40 +305,6 @@ bool writes_nothing(const Job& j) {
 
 namespace {
 
-// Appends INSERTs of `n` rows, as many statements as the parameter limit needs. add_row(s, i)
-// adds the parameters of row i.
-template <class AddRow>
-void emit_rows(std::vector<Statement>& out, size_t n, const std::string& head,
-               const std::vector<std::string_view>& casts, const std::string& tail,
-               size_t max_params, AddRow add_row) {
-    size_t per = std::max<size_t>(1, max_params / casts.size());
-    for (size_t i = 0; i < n; i += per) {
-        size_t k = std::min(per, n - i);
-        Statement s;
-        s.rows = k;
-        s.sql = head + values_clause(k, casts) + tail;
-        s.params.reserve(k * casts.size());
-        s.formats.reserve(k * casts.size());
-        for (size_t r = i; r < i + k; ++r) {
-            add_row(s, r);
-        }
-        out.push_back(std::move(s));
-    }
-}
-
-// A PostgreSQL array literal of the given elements, each double-quoted (none contains a quote or
-// a backslash: they are uuids and our own timestamps).
-std::string array_literal(const std::vector<std::string>& items) {
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-        out += i ? ",\"" : "\"";
-        out += items[i];
-        out += '"';
-    }
-    out += '}';
-    return out;
-}
-
 struct EventRow {
     const Job* job = nullptr;
     bool insert = false;  // some claim of it came from the queue itself: the row may not exist yet
@@ -211,7 +312,7 @@ struct EventRow {
 
 struct Summary {
     uint32_t attempts = 0;
-    std::optional<std::string> delivered_at;
+    std::optional<uint64_t> delivered_us;
     std::optional<std::string> last_error;
 };
 Summary summary(const Job& j) {
@@ -227,7 +328,7 @@ Summary summary(const Job& j) {
         }
     }
     if (delivered_us) {
-        s.delivered_at = format_timestamp_us(delivered_us);
+        s.delivered_us = delivered_us;
     }
     s.last_error = nullable(sanitize_text(last_error));
     return s;
@@ -300,46 +401,49 @@ std::string hist_literal(const std::array<uint64_t, kStatsBuckets>& h) {
 using StatsRows = std::map<std::tuple<uint64_t, std::string, std::string>, StatsAgg>;
 
 void emit_stats(std::vector<Statement>& out, std::string_view table, const StatsRows& rows,
-                std::string_view worker_id, size_t max_params) {
-    std::vector<const StatsRows::value_type*> v;
-    v.reserve(rows.size());
-    for (const auto& kv : rows) {
-        v.push_back(&kv);
+                std::string_view worker_id, size_t max_bytes) {
+    // The histograms go as text ("[3:5]={2,0,1}", cast per row): unnest would flatten a
+    // two-dimensional array. A handful of rows per batch.
+    Rows t(out,
+           "INSERT INTO " + std::string(table) +
+               " AS t (bucket, source, route, worker_id, attempts, delivered, retried, dead, "
+               "parked, timeouts, duration_us_sum, duration_hist, e2e_hist) "
+               "SELECT b, s, r, w, a, dl, rt, dd, pk, tm, du, dh::bigint[], eh::bigint[] FROM " +
+               unnest({"timestamptz", "text", "text", "text", "bigint", "bigint", "bigint",
+                       "bigint", "bigint", "bigint", "bigint", "text", "text"}) +
+               " AS u (b, s, r, w, a, dl, rt, dd, pk, tm, du, dh, eh)"
+               " ON CONFLICT (bucket, source, route, worker_id) DO UPDATE SET "
+               "attempts = t.attempts + EXCLUDED.attempts, "
+               "delivered = t.delivered + EXCLUDED.delivered, "
+               "retried = t.retried + EXCLUDED.retried, dead = t.dead + EXCLUDED.dead, "
+               "parked = t.parked + EXCLUDED.parked, timeouts = t.timeouts + EXCLUDED.timeouts, "
+               "duration_us_sum = t.duration_us_sum + EXCLUDED.duration_us_sum, "
+               "duration_hist = hookq_hist_add(t.duration_hist, EXCLUDED.duration_hist), "
+               "e2e_hist = hookq_hist_add(t.e2e_hist, EXCLUDED.e2e_hist)",
+           {kOidTimestamptz, kOidText, kOidText, kOidText, kOidInt8, kOidInt8, kOidInt8, kOidInt8,
+            kOidInt8, kOidInt8, kOidInt8, kOidText, kOidText},
+           max_bytes);
+    for (const auto& [key, a] : rows) {
+        t[0].ts(std::get<0>(key));
+        t[1].raw(std::get<1>(key));
+        t[2].raw(std::get<2>(key));
+        t[3].raw(worker_id);
+        size_t c = 4;
+        for (uint64_t n :
+             {a.attempts, a.delivered, a.retried, a.dead, a.parked, a.timeouts, a.duration_us}) {
+            t[c++].i64(static_cast<int64_t>(n));
+        }
+        t[11].raw(hist_literal(a.duration));
+        t[12].raw(hist_literal(a.e2e));
+        t.end_row();
     }
-    std::string t(table);
-    emit_rows(out, v.size(),
-              "INSERT INTO " + t +
-                  " AS t (bucket, source, route, worker_id, attempts, delivered, retried, dead, "
-                  "parked, timeouts, duration_us_sum, duration_hist, e2e_hist) VALUES ",
-              {"::timestamptz", "", "", "", "::bigint", "::bigint", "::bigint", "::bigint",
-               "::bigint", "::bigint", "::bigint", "::bigint[]", "::bigint[]"},
-              " ON CONFLICT (bucket, source, route, worker_id) DO UPDATE SET "
-              "attempts = t.attempts + EXCLUDED.attempts, "
-              "delivered = t.delivered + EXCLUDED.delivered, "
-              "retried = t.retried + EXCLUDED.retried, dead = t.dead + EXCLUDED.dead, "
-              "parked = t.parked + EXCLUDED.parked, timeouts = t.timeouts + EXCLUDED.timeouts, "
-              "duration_us_sum = t.duration_us_sum + EXCLUDED.duration_us_sum, "
-              "duration_hist = hookq_hist_add(t.duration_hist, EXCLUDED.duration_hist), "
-              "e2e_hist = hookq_hist_add(t.e2e_hist, EXCLUDED.e2e_hist)",
-              max_params, [&](Statement& s, size_t i) {
-                  const auto& [key, a] = *v[i];
-                  s.add(format_timestamp_us(std::get<0>(key)));
-                  s.add(std::get<1>(key));
-                  s.add(std::get<2>(key));
-                  s.add(std::string(worker_id));
-                  for (uint64_t n : {a.attempts, a.delivered, a.retried, a.dead, a.parked,
-                                     a.timeouts, a.duration_us}) {
-                      s.add(std::to_string(n));
-                  }
-                  s.add(hist_literal(a.duration));
-                  s.add(hist_literal(a.e2e));
-              });
+    t.flush();
 }
 
 }  // namespace
 
 void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
-                   std::string_view worker_id, size_t max_params) {
+                   std::string_view worker_id, size_t max_bytes) {
     constexpr uint64_t kMinuteUs = 60 * 1000000ULL, kHourUs = 3600 * 1000000ULL;
     // Per attempt: one lookup in a map keyed by views into the job (no allocation unless the
     // minute, source and route are new to this batch), a few additions. Everything else below is
@@ -391,49 +495,53 @@ void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& j
         by_hour[{bucket - bucket % kHourUs, src, rt}].add(g);
         by_minute[{bucket, std::move(src), std::move(rt)}].add(g);
     }
-    emit_stats(out, "delivery_stats_minute", by_minute, worker_id, max_params);
-    emit_stats(out, "delivery_stats_hour", by_hour, worker_id, max_params);
+    emit_stats(out, "delivery_stats_minute", by_minute, worker_id, max_bytes);
+    emit_stats(out, "delivery_stats_hour", by_hour, worker_id, max_bytes);
 }
 
-std::vector<Statement> event_inserts(const std::vector<const Job*>& inserts, size_t max_params) {
+std::vector<Statement> event_inserts(const std::vector<const Job*>& inserts, size_t max_bytes) {
     std::vector<Statement> out;
-    emit_rows(
-        out, inserts.size(),
-        "INSERT INTO webhook_events (id, received_at, source, dedup_key, event_type, method, "
-        "path, remote_addr, headers, body, status, attempts, delivered_at, last_error) VALUES ",
-        {"::uuid", "::timestamptz", "", "", "", "", "", "", "::jsonb", "::bytea", "", "::int",
-         "::timestamptz", ""},
-        " ON CONFLICT (received_at, id) DO UPDATE SET status = EXCLUDED.status, "
-        "event_type = COALESCE(EXCLUDED.event_type, webhook_events.event_type), "
-        "attempts = GREATEST(webhook_events.attempts, EXCLUDED.attempts), "
-        "delivered_at = COALESCE(EXCLUDED.delivered_at, webhook_events.delivered_at), "
-        "last_error = COALESCE(EXCLUDED.last_error, webhook_events.last_error), "
-        "updated_at = now()",
-        max_params, [&](Statement& s, size_t i) {
-            const Job* j = inserts[i];
-            const EnvelopeView& e = j->env;
-            Summary sum = summary(*j);
-            s.add(e.request_id.str());
-            s.add(format_timestamp_us(e.received_at_us));
-            s.add(sanitize_text(e.source));
-            s.add(sanitize_text(e.dedup_key));
-            s.add(nullable(sanitize_text(j->event_type)));
-            s.add(sanitize_text(e.method));
-            s.add(sanitize_text(e.target));
-            s.add(nullable(sanitize_text(e.remote_addr)));
-            s.add(headers_json(e));
-            s.add(std::string(e.body), /*binary=*/true);
-            s.add(event_status(*j));
-            s.add(std::to_string(sum.attempts));
-            s.add(sum.delivered_at);
-            s.add(sum.last_error);
-        });
+    Rows t(out,
+           "INSERT INTO webhook_events (id, received_at, source, dedup_key, event_type, method, "
+           "path, remote_addr, headers, body, status, attempts, delivered_at, last_error) "
+           "SELECT * FROM " +
+               unnest({"uuid", "timestamptz", "text", "text", "text", "text", "text", "text",
+                       "jsonb", "bytea", "text", "bigint", "timestamptz", "text"}) +
+               " ON CONFLICT (received_at, id) DO UPDATE SET status = EXCLUDED.status, "
+               "event_type = COALESCE(EXCLUDED.event_type, webhook_events.event_type), "
+               "attempts = GREATEST(webhook_events.attempts, EXCLUDED.attempts), "
+               "delivered_at = COALESCE(EXCLUDED.delivered_at, webhook_events.delivered_at), "
+               "last_error = COALESCE(EXCLUDED.last_error, webhook_events.last_error), "
+               "updated_at = now()",
+           {kOidUuid, kOidTimestamptz, kOidText, kOidText, kOidText, kOidText, kOidText, kOidText,
+            kOidJsonb, kOidBytea, kOidText, kOidInt8, kOidTimestamptz, kOidText},
+           max_bytes);
+    for (const Job* j : inserts) {
+        const EnvelopeView& e = j->env;
+        Summary sum = summary(*j);
+        t[0].uuid(e.request_id);
+        t[1].ts(e.received_at_us);
+        t[2].raw(sanitize_text(e.source));
+        t[3].raw(sanitize_text(e.dedup_key));
+        t[4].text(nullable(sanitize_text(j->event_type)));
+        t[5].raw(sanitize_text(e.method));
+        t[6].raw(sanitize_text(e.target));
+        t[7].text(nullable(sanitize_text(e.remote_addr)));
+        t[8].jsonb(headers_json(e));
+        t[9].raw(e.body);
+        t[10].raw(event_status(*j));
+        t[11].i64(sum.attempts);
+        t[12].ts(sum.delivered_us);
+        t[13].text(sum.last_error);
+        t.end_row();
+    }
+    t.flush();
     return out;
 }
 
 std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
                                    const std::vector<const Transition*>& transitions,
-                                   std::string_view worker_id, size_t max_params) {
+                                   std::string_view worker_id, size_t max_bytes) {
     std::vector<Statement> out;
 
     // A crash between commit and ack redelivers; a batch can even hold the same webhook twice.
@@ -470,30 +578,33 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
     for (const EventRow& e : events) {
         (e.insert ? inserts : updates).push_back(e.job);
     }
-    for (auto& st : event_inserts(inserts, max_params)) {
+    for (auto& st : event_inserts(inserts, max_bytes)) {
         out.push_back(std::move(st));
     }
-    emit_rows(out, updates.size(),
-              "UPDATE webhook_events AS e SET status = v.status, "
-              "event_type = COALESCE(v.event_type, e.event_type), "
-              "attempts = GREATEST(e.attempts, v.attempts), "
-              "delivered_at = COALESCE(v.delivered_at, e.delivered_at), "
-              "last_error = COALESCE(v.last_error, e.last_error), updated_at = now() FROM (VALUES ",
-              {"::uuid", "::timestamptz", "", "", "::int", "::timestamptz", ""},
-              ") AS v (id, received_at, event_type, status, attempts, delivered_at, last_error) "
-              "WHERE e.received_at = v.received_at AND e.id = v.id RETURNING e.id::text",
-              max_params, [&](Statement& s, size_t i) {
-                  const Job* j = updates[i];
-                  s.jobs.push_back(j);
-                  Summary sum = summary(*j);
-                  s.add(j->env.request_id.str());
-                  s.add(format_timestamp_us(j->env.received_at_us));
-                  s.add(nullable(sanitize_text(j->event_type)));
-                  s.add(event_status(*j));
-                  s.add(std::to_string(sum.attempts));
-                  s.add(sum.delivered_at);
-                  s.add(sum.last_error);
-              });
+    Rows up(out,
+            "UPDATE webhook_events AS e SET status = v.status, "
+            "event_type = COALESCE(v.event_type, e.event_type), "
+            "attempts = GREATEST(e.attempts, v.attempts), "
+            "delivered_at = COALESCE(v.delivered_at, e.delivered_at), "
+            "last_error = COALESCE(v.last_error, e.last_error), updated_at = now() FROM " +
+                unnest({"uuid", "timestamptz", "text", "text", "bigint", "timestamptz", "text"}) +
+                " AS v (id, received_at, event_type, status, attempts, delivered_at, last_error) "
+                "WHERE e.received_at = v.received_at AND e.id = v.id RETURNING e.id::text",
+            {kOidUuid, kOidTimestamptz, kOidText, kOidText, kOidInt8, kOidTimestamptz, kOidText},
+            max_bytes);
+    for (const Job* j : updates) {
+        up.job(j);
+        Summary sum = summary(*j);
+        up[0].uuid(j->env.request_id);
+        up[1].ts(j->env.received_at_us);
+        up[2].text(nullable(sanitize_text(j->event_type)));
+        up[3].raw(event_status(*j));
+        up[4].i64(sum.attempts);
+        up[5].ts(sum.delivered_us);
+        up[6].text(sum.last_error);
+        up.end_row();
+    }
+    up.flush();
 
     // Per-route state, last one winning per (webhook, route) for the same reason as above; then
     // the webhook's status is derived from all its routes, so that "delivered" means every route
@@ -508,40 +619,40 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             route_rows[{j->env.request_id.str(), o.route}] = {j, &o};
         }
     }
-    std::vector<std::pair<const Job*, const RouteOutcome*>> rr;
-    rr.reserve(route_rows.size());
-    for (const auto& [key, v] : route_rows) {
-        rr.push_back(v);
-    }
-    emit_rows(
-        out, rr.size(),
+    Rows routes(
+        out,
         "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
-        "VALUES ",
-        {"::uuid", "::timestamptz", "", "", "::int", ""},
-        // Delivered is final for a route: the application has it (so are split and coalesced:
-        // their events went out in other deliveries). A later outcome for the same
-        // route comes from a second copy (a reaped or retried element finishing after the first)
-        // and must not turn the row back into "retrying" or "dead".
-        " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
-        "WHEN webhook_routes.status IN ('delivered', 'split', 'coalesced') "
-        "THEN webhook_routes.status ELSE EXCLUDED.status END, "
-        "attempts = GREATEST(webhook_routes.attempts, EXCLUDED.attempts), "
-        "last_error = COALESCE(EXCLUDED.last_error, webhook_routes.last_error), "
-        "updated_at = now()",
-        max_params, [&](Statement& s, size_t i) {
-            const auto& [j, o] = rr[i];
-            s.add(j->env.request_id.str());
-            s.add(format_timestamp_us(j->env.received_at_us));
-            s.add(sanitize_text(o->route));
-            s.add(std::string(route_status(o->kind)));
-            s.add(std::to_string(o->attempt));
-            s.add(o->kind == OutcomeKind::delivered ? std::nullopt
-                                                    : nullable(sanitize_text(o->reason)));
-        });
+        "SELECT * FROM " +
+            unnest({"uuid", "timestamptz", "text", "text", "bigint", "text"}) +
+            // Delivered is final for a route: the application has it (so are split and
+            // coalesced: their events went out in other deliveries). A later outcome for the
+            // same route comes from a second copy (a reaped or retried element finishing after
+            // the first) and must not turn the row back into "retrying" or "dead".
+            " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
+            "WHEN webhook_routes.status IN ('delivered', 'split', 'coalesced') "
+            "THEN webhook_routes.status ELSE EXCLUDED.status END, "
+            "attempts = GREATEST(webhook_routes.attempts, EXCLUDED.attempts), "
+            "last_error = COALESCE(EXCLUDED.last_error, webhook_routes.last_error), "
+            "updated_at = now()",
+        {kOidUuid, kOidTimestamptz, kOidText, kOidText, kOidInt8, kOidText}, max_bytes);
+    for (const auto& [key, v] : route_rows) {
+        const auto& [j, o] = v;
+        routes[0].uuid(j->env.request_id);
+        routes[1].ts(j->env.received_at_us);
+        routes[2].raw(sanitize_text(o->route));
+        routes[3].raw(route_status(o->kind));
+        routes[4].i64(o->attempt);
+        routes[5].text(o->kind == OutcomeKind::delivered ? std::nullopt
+                                                         : nullable(sanitize_text(o->reason)));
+        routes.end_row();
+    }
+    routes.flush();
+
     // Updates coalesced into a delivery that is done (ordering.h): their route is done too, by
     // that delivery, which their row names.
     struct MergedRow {
-        const MergedUpdate* m;
+        Uuid id;
+        uint64_t received_us;
         const std::string* route;
         std::string into;
     };
@@ -556,38 +667,45 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
                        (o.kind == OutcomeKind::delivered || o.kind == OutcomeKind::dead);
             });
             for (size_t i = 0; done && i < h.merged.size(); ++i) {
-                merged.push_back({&h.merged[i], &h.route, j->env.request_id.str()});
+                if (auto id = Uuid::parse(h.merged[i].id)) {
+                    merged.push_back(
+                        {*id, h.merged[i].received_us, &h.route, j->env.request_id.str()});
+                }
             }
         }
     }
-    emit_rows(
-        out, merged.size(),
+    Rows coalesced(
+        out,
         "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
-        "VALUES ",
-        {"::uuid", "::timestamptz", "", "", "::int", ""},
-        " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
-        "WHEN webhook_routes.status = 'delivered' THEN 'delivered' ELSE EXCLUDED.status END, "
-        "last_error = EXCLUDED.last_error, updated_at = now()",
-        max_params, [&](Statement& s, size_t i) {
-            s.add(merged[i].m->id);
-            s.add(format_timestamp_us(merged[i].m->received_us));
-            s.add(sanitize_text(*merged[i].route));
-            s.add(std::string(route_status(OutcomeKind::coalesced)));
-            s.add("0");
-            s.add("merged into " + merged[i].into);
-        });
+        "SELECT * FROM " +
+            unnest({"uuid", "timestamptz", "text", "text", "bigint", "text"}) +
+            " ON CONFLICT (received_at, event_id, route) DO UPDATE SET status = CASE "
+            "WHEN webhook_routes.status = 'delivered' THEN 'delivered' ELSE EXCLUDED.status END, "
+            "last_error = EXCLUDED.last_error, updated_at = now()",
+        {kOidUuid, kOidTimestamptz, kOidText, kOidText, kOidInt8, kOidText}, max_bytes);
+    for (const MergedRow& m : merged) {
+        coalesced[0].uuid(m.id);
+        coalesced[1].ts(m.received_us);
+        coalesced[2].raw(sanitize_text(*m.route));
+        coalesced[3].raw(route_status(OutcomeKind::coalesced));
+        coalesced[4].i64(0);
+        coalesced[5].raw("merged into " + m.into);
+        coalesced.end_row();
+    }
+    coalesced.flush();
     if (!events.empty() || !merged.empty()) {
-        std::vector<std::string> ids, times;
+        PgArray times(kOidTimestamptz), ids(kOidUuid);
         for (const EventRow& e : events) {
-            ids.push_back(e.job->env.request_id.str());
-            times.push_back(format_timestamp_us(e.job->env.received_at_us));
+            times.ts(e.job->env.received_at_us);
+            ids.uuid(e.job->env.request_id);
         }
         for (const MergedRow& m : merged) {
-            ids.push_back(m.m->id);
-            times.push_back(format_timestamp_us(m.m->received_us));
+            times.ts(m.received_us);
+            ids.uuid(m.id);
         }
         Statement s;
-        s.rows = ids.size();
+        s.rows = events.size() + merged.size();
+        s.prepare = true;
         s.sql =
             "UPDATE webhook_events AS e SET status = d.status FROM (SELECT received_at, event_id, "
             "CASE WHEN bool_and(status IN ('delivered', 'split', 'coalesced')) THEN 'delivered' "
@@ -598,8 +716,8 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             "(SELECT * FROM unnest($1::timestamptz[], $2::uuid[])) GROUP BY received_at, event_id"
             ") AS d WHERE e.received_at = d.received_at AND e.id = d.event_id "
             "AND e.status <> d.status";
-        s.add(array_literal(times));
-        s.add(array_literal(ids));
+        s.add(times.finish(), /*binary=*/true);
+        s.add(ids.finish(), /*binary=*/true);
         out.push_back(std::move(s));
     }
 
@@ -612,24 +730,29 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             att.emplace_back(j, &a);
         }
     }
-    emit_rows(
-        out, att.size(),
-        "INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
-        "duration_ms, http_status, outcome, error, worker_id) VALUES ",
-        {"::uuid", "", "", "::int", "::timestamptz", "::double precision", "::int", "", "", ""}, "",
-        max_params, [&](Statement& s, size_t i) {
-            const auto& [j, a] = att[i];
-            s.add(j->env.request_id.str());
-            s.add(sanitize_text(a->route));
-            s.add(sanitize_text(a->url));
-            s.add(std::to_string(a->attempt));
-            s.add(format_timestamp_us(a->started_us));
-            s.add(fmt::format("{:.3f}", static_cast<double>(a->duration_us) / 1000.0));
-            s.add(a->http_status ? std::optional(std::to_string(a->http_status)) : std::nullopt);
-            s.add(std::string(to_string(a->outcome)));
-            s.add(nullable(sanitize_text(a->error)));
-            s.add(std::string(worker_id));
-        });
+    Rows at(out,
+            "INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
+            "duration_ms, http_status, outcome, error, worker_id) SELECT * FROM " +
+                unnest({"uuid", "text", "text", "bigint", "timestamptz", "double precision",
+                        "bigint", "text", "text", "text"}),
+            {kOidUuid, kOidText, kOidText, kOidInt8, kOidTimestamptz, kOidFloat8, kOidInt8,
+             kOidText, kOidText, kOidText},
+            max_bytes);
+    for (const auto& [j, a] : att) {
+        at[0].uuid(j->env.request_id);
+        at[1].raw(sanitize_text(a->route));
+        at[2].raw(sanitize_text(a->url));
+        at[3].i64(a->attempt);
+        at[4].ts(a->started_us);
+        // Whole microseconds, as the text "%.3f" of milliseconds was.
+        at[5].f64(static_cast<double>(a->duration_us) / 1000.0);
+        a->http_status ? at[6].i64(a->http_status) : at[6].null();
+        at[7].raw(to_string(a->outcome));
+        at[8].text(nullable(sanitize_text(a->error)));
+        at[9].raw(worker_id);
+        at.end_row();
+    }
+    at.flush();
 
     // Dead letters and route flags, last one winning per key for the same reason as above.
     std::map<std::pair<std::string, std::string>, std::pair<const Job*, const RouteOutcome*>> dead;
@@ -647,61 +770,123 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             }
         }
     }
-    std::vector<std::pair<const std::pair<std::string, std::string>*,
-                          const std::pair<const Job*, const RouteOutcome*>*>>
-        dl;
+    Rows dls(out,
+             "INSERT INTO dead_letters (event_id, received_at, source, route, reason, attempts, "
+             "failed_at) SELECT * FROM " +
+                 unnest({"uuid", "timestamptz", "text", "text", "text", "bigint", "timestamptz"}) +
+                 " ON CONFLICT (event_id, route) DO UPDATE SET reason = EXCLUDED.reason, "
+                 "attempts = EXCLUDED.attempts, failed_at = EXCLUDED.failed_at, "
+                 "requeued_at = NULL",
+             {kOidUuid, kOidTimestamptz, kOidText, kOidText, kOidText, kOidInt8, kOidTimestamptz},
+             max_bytes);
     for (const auto& [key, v] : dead) {
-        dl.emplace_back(&key, &v);
+        dls[0].uuid(v.first->env.request_id);
+        dls[1].ts(v.first->env.received_at_us);
+        dls[2].raw(sanitize_text(v.first->env.source));
+        dls[3].raw(sanitize_text(key.second));
+        dls[4].raw(sanitize_text(v.second->reason));
+        dls[5].i64(v.second->attempt);
+        dls[6].ts(v.second->at_us);
+        dls.end_row();
     }
-    emit_rows(out, dl.size(),
-              "INSERT INTO dead_letters (event_id, received_at, source, route, reason, "
-              "attempts, failed_at) VALUES ",
-              {"::uuid", "::timestamptz", "", "", "", "::int", "::timestamptz"},
-              " ON CONFLICT (event_id, route) DO UPDATE SET reason = EXCLUDED.reason, "
-              "attempts = EXCLUDED.attempts, failed_at = EXCLUDED.failed_at, "
-              "requeued_at = NULL",
-              max_params, [&](Statement& s, size_t i) {
-                  const auto& [key, v] = dl[i];
-                  s.add(key->first);
-                  s.add(format_timestamp_us(v->first->env.received_at_us));
-                  s.add(sanitize_text(v->first->env.source));
-                  s.add(sanitize_text(key->second));
-                  s.add(sanitize_text(v->second->reason));
-                  s.add(std::to_string(v->second->attempt));
-                  s.add(format_timestamp_us(v->second->at_us));
-              });
-    std::vector<const std::pair<const std::string, std::pair<const Job*, const RouteOutcome*>>*> fl;
-    for (const auto& kv : flags) {
-        fl.push_back(&kv);
+    dls.flush();
+    Rows fl(out,
+            "INSERT INTO route_flags (route, reason, event_id, flagged_at) SELECT * FROM " +
+                unnest({"text", "text", "uuid", "timestamptz"}) +
+                " ON CONFLICT (route) DO UPDATE SET reason = EXCLUDED.reason, "
+                "event_id = EXCLUDED.event_id, flagged_at = EXCLUDED.flagged_at, "
+                "cleared_at = NULL",
+            {kOidText, kOidText, kOidUuid, kOidTimestamptz}, max_bytes);
+    for (const auto& [route, v] : flags) {
+        fl[0].raw(sanitize_text(route));
+        fl[1].raw(sanitize_text(v.second->reason));
+        fl[2].uuid(v.first->env.request_id);
+        fl[3].ts(v.second->at_us);
+        fl.end_row();
     }
-    emit_rows(out, fl.size(),
-              "INSERT INTO route_flags (route, reason, event_id, flagged_at) VALUES ",
-              {"", "", "::uuid", "::timestamptz"},
-              " ON CONFLICT (route) DO UPDATE SET reason = EXCLUDED.reason, "
-              "event_id = EXCLUDED.event_id, flagged_at = EXCLUDED.flagged_at, cleared_at = NULL",
-              max_params, [&](Statement& s, size_t i) {
-                  const auto& [route, v] = *fl[i];
-                  s.add(sanitize_text(route));
-                  s.add(sanitize_text(v.second->reason));
-                  s.add(v.first->env.request_id.str());
-                  s.add(format_timestamp_us(v.second->at_us));
-              });
-
-    emit_rows(out, transitions.size(),
-              "INSERT INTO breaker_transitions (at, destination, from_state, to_state, "
-              "worker_id, reason) VALUES ",
-              {"::timestamptz", "", "", "", "", ""}, "", max_params, [&](Statement& s, size_t i) {
-                  const Transition* t = transitions[i];
-                  s.add(format_timestamp_us(t->at_us));
-                  s.add(sanitize_text(t->destination));
-                  s.add(t->from);
-                  s.add(t->to);
-                  s.add(std::string(worker_id));
-                  s.add(nullable(sanitize_text(t->reason)));
-              });
+    fl.flush();
+    Rows tr(out,
+            "INSERT INTO breaker_transitions (at, destination, from_state, to_state, worker_id, "
+            "reason) SELECT * FROM " +
+                unnest({"timestamptz", "text", "text", "text", "text", "text"}),
+            {kOidTimestamptz, kOidText, kOidText, kOidText, kOidText, kOidText}, max_bytes);
+    for (const Transition* t : transitions) {
+        tr[0].ts(t->at_us);
+        tr[1].raw(sanitize_text(t->destination));
+        tr[2].raw(t->from);
+        tr[3].raw(t->to);
+        tr[4].raw(worker_id);
+        tr[5].text(nullable(sanitize_text(t->reason)));
+        tr.end_row();
+    }
+    tr.flush();
 
     // Last: the rollups are this worker's own rows, locked for the shortest time.
-    stats_rollups(out, jobs, worker_id, max_params);
+    stats_rollups(out, jobs, worker_id, max_bytes);
+    return out;
+}
+
+std::vector<std::optional<std::string>> array_elements(std::string_view a) {
+    auto need = [&](size_t at, size_t n) {
+        if (at + n > a.size()) {
+            throw std::runtime_error("binary array: truncated");
+        }
+    };
+    need(0, 12);
+    uint32_t ndim = get32(a, 0), oid = get32(a, 8);
+    std::vector<std::optional<std::string>> out;
+    if (ndim == 0) {
+        return out;
+    }
+    if (ndim != 1) {
+        throw std::runtime_error("binary array: not one-dimensional");
+    }
+    need(12, 8);
+    uint32_t n = get32(a, 12);
+    size_t at = 20;
+    for (uint32_t i = 0; i < n; ++i) {
+        need(at, 4);
+        uint32_t len = get32(a, at);
+        at += 4;
+        if (len == 0xFFFFFFFFu) {
+            out.emplace_back(std::nullopt);
+            continue;
+        }
+        need(at, len);
+        std::string_view v = a.substr(at, len);
+        at += len;
+        auto i64 = [&] {
+            if (len != 8) {
+                throw std::runtime_error("binary array: bad 8-byte element");
+            }
+            return static_cast<int64_t>(static_cast<uint64_t>(get32(v, 0)) << 32 | get32(v, 4));
+        };
+        switch (oid) {
+            case kOidUuid: {
+                Uuid u;
+                if (len != 16) {
+                    throw std::runtime_error("binary array: bad uuid");
+                }
+                std::copy(v.begin(), v.end(), reinterpret_cast<char*>(u.bytes.data()));
+                out.emplace_back(u.str());
+                break;
+            }
+            case kOidTimestamptz:
+                out.emplace_back(format_timestamp_us(static_cast<uint64_t>(i64() + kPgEpochUs)));
+                break;
+            case kOidInt8:
+                out.emplace_back(std::to_string(i64()));
+                break;
+            case kOidFloat8:
+                out.emplace_back(fmt::format("{}", std::bit_cast<double>(i64())));
+                break;
+            case kOidJsonb:
+                out.emplace_back(std::string(v.substr(std::min<size_t>(1, v.size()))));
+                break;
+            default:
+                out.emplace_back(std::string(v));
+        }
+    }
     return out;
 }
 
@@ -718,6 +903,7 @@ Statement poison_trace(const Job& j, std::string_view reason) {
     }
     Statement s;
     s.rows = 1;
+    s.prepare = true;
     s.sql =
         "INSERT INTO dead_letters (event_id, received_at, source, route, reason, attempts, "
         "failed_at) VALUES ($1::uuid, $2::timestamptz, $3, $4, $5, $6::int, now()) "

@@ -1,5 +1,8 @@
-// Batch SQL for the recorder: multi-row INSERT ... ON CONFLICT with parameters, built as plain data
-// so it can be tested without a server.
+// Batch SQL for the recorder, built as plain data so it can be tested without a server. Every
+// statement has a fixed text and parameter count whatever the batch size: one parameter per
+// column, a binary array of that column's values, unnested by the server
+// ("INSERT ... SELECT * FROM unnest($1::uuid[], ...) ON CONFLICT ..."). Pg prepares each text once
+// per connection; the server neither re-parses nor re-plans it, nor parses any value text.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +19,10 @@ namespace hookq {
 struct Statement {
     std::string sql;
     std::vector<std::optional<std::string>> params;
-    std::vector<int> formats;  // 1 = binary (bytea), 0 = text
+    std::vector<int> formats;  // 1 = binary, 0 = text
     size_t rows = 0;
+    // A fixed text, worth preparing once per connection (Pg keeps them by text).
+    bool prepare = false;
     // An UPDATE of webhook_events for claims from retry records, RETURNING the ids it found: the
     // rows of these jobs that do not exist are then inserted (event_inserts) in the same
     // transaction.
@@ -40,6 +45,9 @@ std::string headers_json(const EnvelopeView& env);
 // libpq sends the parameter count as a 16-bit integer: a statement with more cannot be sent at
 // all (and fails without a SQLSTATE).
 inline constexpr size_t kMaxParams = 65535;
+// Parameter bytes after which a table's rows go on in another statement (same transaction): the
+// server takes a message of up to 1 GB, an array value of up to 1 GB.
+inline constexpr size_t kMaxStatementBytes = 64u << 20;
 
 // The route name of the dead_letters row that traces a webhook PostgreSQL refused (it went to the
 // poison list): no configured route can have this name.
@@ -90,18 +98,24 @@ bool attempt_timed_out(const AttemptRow& a);
 // The rollup rows of these attempts (delivery_stats_minute and delivery_stats_hour), one
 // INSERT ... ON CONFLICT DO UPDATE per table adding into this worker's rows. Part of build_batch.
 void stats_rollups(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
-                   std::string_view worker_id, size_t max_params = kMaxParams);
+                   std::string_view worker_id, size_t max_bytes = kMaxStatementBytes);
 
-// Statements for a batch of finished jobs, each with at most `max_params` parameters (one table
-// may take several); statements with no rows are omitted. They are meant for one transaction:
-// the last webhook_events UPDATE derives each webhook's status from webhook_routes.
+// Statements for a batch of finished jobs, one per table (another past `max_bytes` of
+// parameters); tables with no rows are omitted. They are meant for one transaction: the last
+// webhook_events UPDATE derives each webhook's status from webhook_routes.
 std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
                                    const std::vector<const Transition*>& transitions,
-                                   std::string_view worker_id, size_t max_params = kMaxParams);
+                                   std::string_view worker_id,
+                                   size_t max_bytes = kMaxStatementBytes);
 
 // Full webhook_events upserts (body and headers included) for these jobs.
 std::vector<Statement> event_inserts(const std::vector<const Job*>& jobs,
-                                     size_t max_params = kMaxParams);
+                                     size_t max_bytes = kMaxStatementBytes);
+
+// For tests and tools: the elements of a binary array parameter of these statements, each in
+// PostgreSQL's text form (uuid, timestamptz as format_timestamp_us, integers, jsonb without its
+// version byte; text and bytea as they are); nullopt for NULL. Throws on a malformed array.
+std::vector<std::optional<std::string>> array_elements(std::string_view binary_array);
 
 // The dead_letters row that makes a webhook sent to the poison list visible (route kPoisonRoute).
 Statement poison_trace(const Job& j, std::string_view reason);
