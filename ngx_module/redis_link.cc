@@ -16,8 +16,6 @@ namespace {
 
 constexpr ngx_msec_t kBackoffFirst = 50;
 constexpr ngx_msec_t kBackoffCap = 5000;
-constexpr size_t kCommandChunk = 64;
-constexpr size_t kBatchChunk = 16;
 
 bool is_error(const redisReply* r) {
     return r == nullptr || r->type == REDIS_REPLY_ERROR;
@@ -299,48 +297,23 @@ void RedisLink::schedule_reconnect() noexcept {
 }
 
 PendingCommand* RedisLink::acquire() noexcept {
-    if (free_ == nullptr) {
-        // Grown in chunks and kept for the life of the worker: steady state allocates nothing.
-        auto* chunk = new (std::nothrow) PendingCommand[kCommandChunk];
-        if (chunk == nullptr)
-            return nullptr;
-        for (size_t i = 0; i < kCommandChunk; i++)
-            release(&chunk[i]);
-    }
-    PendingCommand* pc = free_;
-    free_ = pc->next;
-    return pc;
+    return commands_.get();
 }
 
 void RedisLink::release(PendingCommand* pc) noexcept {
-    pc->owner = nullptr;
+    pc->owner = nullptr;  // a stale pointer to it must not look like a live request's command
     pc->args = nullptr;
-    pc->next = free_;
-    free_ = pc;
+    commands_.put(pc);
 }
 
 Batch* RedisLink::acquire_batch() noexcept {
-    if (free_batches_ == nullptr) {
-        auto* chunk = new (std::nothrow) Batch[kBatchChunk];
-        if (chunk == nullptr)
-            return nullptr;
-        for (size_t i = 0; i < kBatchChunk; i++)
-            release_batch(&chunk[i]);
-    }
-    Batch* b = free_batches_;
-    free_batches_ = b->next_free;
-    b->head = nullptr;
-    b->size = 0;
-    b->retried = false;
-    b->single = false;
-    return b;
+    return batches_.get();
 }
 
 void RedisLink::release_batch(Batch* b) noexcept {
     b->head = nullptr;
     b->size = 0;
-    b->next_free = free_batches_;
-    free_batches_ = b;
+    batches_.put(b);
 }
 
 PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {

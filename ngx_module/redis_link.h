@@ -3,7 +3,9 @@
 // into one EVALSHA of the batch script per turn of nginx's event loop (group commit).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -57,6 +59,34 @@ struct Batch {
     bool retried = false;  // NOSCRIPT is retried once with EVAL
     bool single = false;   // sent as kIngest (one command), not as the batch script
     Batch* next_free = nullptr;
+};
+
+// Objects recycled through a free list (linked by their member `Next`), grown Chunk at a time
+// and kept for the life of the worker: steady state allocates nothing. get() hands one out as
+// freshly constructed; nullptr when out of memory.
+template <class T, T* T::*Next, size_t Chunk>
+class FreeList {
+  public:
+    T* get() noexcept {
+        if (head_ == nullptr) {
+            auto* chunk = new (std::nothrow) T[Chunk];
+            if (chunk == nullptr)
+                return nullptr;
+            for (size_t i = 0; i < Chunk; i++)
+                put(&chunk[i]);
+        }
+        T* t = head_;
+        head_ = t->*Next;
+        *t = T{};
+        return t;
+    }
+    void put(T* t) noexcept {
+        t->*Next = head_;
+        head_ = t;
+    }
+
+  private:
+    T* head_ = nullptr;
 };
 
 class RedisLink {
@@ -130,8 +160,8 @@ class RedisLink {
     ngx_event_t flush_event_{};
     std::string script_sha_;  // the batch script's
     std::string single_sha_;  // kIngest's, for a batch of one
-    PendingCommand* free_ = nullptr;
-    Batch* free_batches_ = nullptr;
+    FreeList<PendingCommand, &PendingCommand::next, 64> commands_;
+    FreeList<Batch, &Batch::next_free, 16> batches_;
     // Commands not sent yet, in arrival order: those of this turn, and those that arrived during
     // the handshake, sent once it has succeeded, never pipelined behind it (after a failed SELECT
     // they would run in db 0).
