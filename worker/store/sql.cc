@@ -649,7 +649,9 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
     routes.flush();
 
     // Updates coalesced into a delivery that is done (ordering.h): their route is done too, by
-    // that delivery, which their row names.
+    // that delivery, which their row names. A statement of their own, after the one above: an
+    // update's own "waiting" claim may be in this same batch, and one INSERT ... ON CONFLICT
+    // cannot touch a row twice.
     struct MergedRow {
         Uuid id;
         uint64_t received_us;
