@@ -1119,28 +1119,55 @@ Config load_config_string(std::string_view text, const std::string& path) {
 
     const toml::table* redis = r.table(root, "redis");
     if (redis) {
-        r.only_keys(*redis, "[redis]", {"address", "password", "db", "timeout"});
+        r.only_keys(*redis, "[redis]", {"address", "cluster", "password", "db", "timeout"});
+        // "host:port", "[::1]:6379" (the brackets only delimit the address from the port).
+        auto host_port = [](std::string_view a) -> std::optional<std::pair<std::string, int>> {
+            size_t colon = a.rfind(':');
+            if (colon == std::string_view::npos) {
+                return std::nullopt;
+            }
+            std::string host(a.substr(0, colon));
+            std::optional<int> port = parse_port(a.substr(colon + 1));
+            if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+                host = host.substr(1, host.size() - 2);
+            }
+            if (!port || host.empty() || host.find_first_of("[] \t\r\n") != std::string::npos) {
+                return std::nullopt;
+            }
+            return std::pair{host, *port};
+        };
         if (auto a = r.str(*redis, "address")) {
+            if (redis->contains("cluster")) {
+                r.fail(r.where(*redis, "cluster"),
+                       "[redis] 'cluster' and 'address' are mutually exclusive: 'address' is one "
+                       "Redis, 'cluster' the seed nodes of a Redis Cluster");
+            }
             if (a->starts_with("unix:")) {
                 c.redis_unix = a->substr(5);
             } else {
-                size_t colon = a->rfind(':');
-                std::optional<int> port;
-                if (colon != std::string::npos) {
-                    c.redis_host = a->substr(0, colon);
-                    port = parse_port(std::string_view(*a).substr(colon + 1));
-                }
-                // "[::1]:6379": the brackets only delimit the address from the port.
-                if (c.redis_host.size() > 2 && c.redis_host.front() == '[' &&
-                    c.redis_host.back() == ']') {
-                    c.redis_host = c.redis_host.substr(1, c.redis_host.size() - 2);
-                }
-                if (!port || c.redis_host.empty() ||
-                    c.redis_host.find_first_of("[] \t\r\n") != std::string::npos) {
+                auto hp = host_port(*a);
+                if (!hp) {
                     r.fail(r.where(*redis, "address"),
                            "'address' must be host:port (port 1-65535) or unix:/path/to/socket");
                 }
-                c.redis_port = *port;
+                c.redis_host = hp->first;
+                c.redis_port = hp->second;
+            }
+        }
+        if (redis->contains("cluster")) {
+            std::vector<std::string> seeds = r.strings(*redis, "cluster");
+            if (seeds.empty()) {
+                r.fail(r.where(*redis, "cluster"),
+                       "[redis] 'cluster' must list at least one seed node (host:port)");
+            }
+            for (const std::string& seed : seeds) {
+                auto hp = host_port(seed);
+                if (!hp) {
+                    r.fail(r.where(*redis, "cluster"), "[redis] 'cluster': '" + seed +
+                                                           "' must be host:port (port 1-65535); "
+                                                           "a cluster is reached over TCP only");
+                }
+                c.redis_cluster.push_back(*hp);
             }
         }
         if (auto p = r.str(*redis, "password")) {
@@ -1152,6 +1179,10 @@ Config load_config_string(std::string_view text, const std::string& path) {
             c.redis_password = *s;
         }
         c.redis_db = static_cast<int>(r.integer(*redis, "db", 0, 1000).value_or(0));
+        if (c.redis_db != 0 && !c.redis_cluster.empty()) {
+            r.fail(r.where(*redis, "db"),
+                   "[redis] 'db' must be 0 with 'cluster': Redis Cluster has database 0 only");
+        }
         c.redis_timeout_ms = r.duration(*redis, "timeout", 50, 60000).value_or(c.redis_timeout_ms);
     }
 

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_set>
 #include <vector>
+#include <utility>
 
 namespace hookq {
 
@@ -253,6 +254,8 @@ struct Config {
     std::string redis_host = "127.0.0.1";
     int redis_port = 6379;
     std::string redis_unix;
+    // [redis] cluster: seed nodes (host, port) of a Redis Cluster; empty for a single Redis.
+    std::vector<std::pair<std::string, int>> redis_cluster;
     std::string redis_password;
     int redis_db = 0;
     uint64_t redis_timeout_ms = 2000;

@@ -19,6 +19,7 @@ Config load_target(const Target& t, bool needs_redis) {
     }
     if (!t.redis.empty()) {
         cfg.redis_unix.clear();
+        cfg.redis_cluster.clear();  // --redis names one node
         if (t.redis.starts_with("unix:")) {
             cfg.redis_unix = t.redis.substr(5);
         } else {

@@ -108,15 +108,22 @@ bool Heartbeat::beat() {
     std::string ttl = std::to_string(c.heartbeat_ttl_ms);
     Reply r = redis_.command(
         {"SET", keys::worker_heartbeat(c.worker_id), std::to_string(s_.clock.now_ms()), "PX", ttl});
-    if (is_error(r)) {
-        return false;
-    }
+    // On Redis Cluster these keys live on several masters: one of them failing over must not let
+    // the heartbeats on the others lapse, so every queue is beaten even after a failure. (On a
+    // single Redis that is down, each further command fails at once, without a round trip.)
+    bool ok = !is_error(r);
     for (const auto& q : c.queues) {
+        if (!ok && !redis_.cluster()) {
+            return false;
+        }
         if (is_error(
                 redis_.command({"SET", keys::queue_heartbeat(q, c.worker_id), "1", "PX", ttl})) ||
             is_error(redis_.command({"SADD", keys::workers(q), c.worker_id}))) {
-            return false;
+            ok = false;
         }
+    }
+    if (!ok) {
+        return false;
     }
     lease_until_ms_.store(sent + c.heartbeat_ttl_ms);
     return true;

@@ -36,11 +36,21 @@ bool is_error(const Reply& r) {
     return !r || r->type == REDIS_REPLY_ERROR;
 }
 
+RedisConn::RedisConn(const Config& cfg, std::string name) : cfg_(cfg), name_(std::move(name)) {
+    if (!cfg_.redis_cluster.empty()) {
+        cluster_ = std::make_unique<cluster::ClusterClient>(cfg_, name_);
+    }
+}
+
 RedisConn::~RedisConn() {
     drop();
 }
 
 void RedisConn::drop() {
+    if (cluster_) {
+        cluster_->drop();
+        return;
+    }
     if (ctx_) {
         redisFree(ctx_);
         ctx_ = nullptr;
@@ -49,6 +59,9 @@ void RedisConn::drop() {
 }
 
 bool RedisConn::ensure() {
+    if (cluster_) {
+        return cluster_->ensure();
+    }
     if (ctx_) {
         return true;
     }
@@ -95,6 +108,9 @@ bool RedisConn::ensure() {
 }
 
 Reply RedisConn::command(const std::vector<std::string_view>& argv) {
+    if (cluster_) {
+        return cluster_->command(argv);
+    }
     if (!ensure()) {
         return nullptr;
     }
@@ -134,6 +150,10 @@ Reply RedisConn::eval(std::string_view script, const std::vector<std::string_vie
 }
 
 void RedisConn::append(const std::vector<std::string_view>& argv) {
+    if (cluster_) {
+        cluster_->append(argv);
+        return;
+    }
     if (!ctx_) {
         return;
     }
@@ -148,6 +168,9 @@ void RedisConn::append(const std::vector<std::string_view>& argv) {
 }
 
 bool RedisConn::read_replies(std::vector<Reply>& out) {
+    if (cluster_) {
+        return cluster_->read_replies(out);
+    }
     out.clear();
     if (!ctx_) {
         return false;

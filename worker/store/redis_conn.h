@@ -2,8 +2,6 @@
 // so a slow command in one stage never delays another.
 #pragma once
 
-#include <hiredis/hiredis.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,24 +10,24 @@
 #include <vector>
 
 #include "worker/config.h"
+#include "worker/store/redis_cluster.h"
 
 namespace hookq {
 
-struct ReplyDeleter {
-    void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
 class RedisConn {
   public:
-    explicit RedisConn(const Config& cfg, std::string name) : cfg_(cfg), name_(std::move(name)) {}
+    // With [redis] cluster set, every call goes through a cluster::ClusterClient that routes it
+    // to the node serving the slot of its key (redis_cluster.h).
+    RedisConn(const Config& cfg, std::string name);
     ~RedisConn();
     RedisConn(const RedisConn&) = delete;
     RedisConn& operator=(const RedisConn&) = delete;
 
     // Connects (AUTH, SELECT) if not connected; false if Redis cannot be reached right now.
     bool ensure();
-    bool connected() const { return ctx_ != nullptr; }
+    // Talking to a Redis Cluster ([redis] cluster).
+    bool cluster() const { return cluster_ != nullptr; }
+    bool connected() const { return cluster_ ? cluster_->connected() : ctx_ != nullptr; }
     void drop();
 
     // nullptr on a connection failure (the connection is dropped so the next call reconnects).
@@ -43,7 +41,9 @@ class RedisConn {
     void append(const std::vector<std::string_view>& argv);
     bool read_replies(std::vector<Reply>& out);
 
-    const std::string& last_error() const { return last_error_; }
+    const std::string& last_error() const {
+        return cluster_ ? cluster_->last_error() : last_error_;
+    }
 
   private:
     const Config& cfg_;
@@ -53,6 +53,7 @@ class RedisConn {
     std::string last_error_;
     uint64_t next_attempt_ms_ = 0;
     uint64_t backoff_ms_ = 0;
+    std::unique_ptr<cluster::ClusterClient> cluster_;
 };
 
 std::string sha1_of_script(std::string_view script);

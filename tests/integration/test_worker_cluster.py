@@ -1,0 +1,182 @@
+"""hookq-worker on a real Redis Cluster (three masters, three replicas on loopback): queues whose
+{Q} slots live on different masters, a slot migrated while the worker runs (MOVED/ASK), and a
+master killed under load with its replica promoted."""
+
+import threading
+import time
+
+import pytest
+import redis
+
+import envelope
+from redis_cluster import RedisCluster, key_slot
+from worker_fixtures import (config_text, event_status, route, wait_until, pg_migrated, sink,
+                             workers)  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
+    yield c
+    c.close()
+
+
+class _Addr:
+    port = 0
+
+
+def cfg(cluster, pg, sink, queues, path="/in"):
+    routes = "".join(route(f"r_{q}", q, sink.url(path)) for q in queues)
+    text = config_text(_Addr(), pg, routes, worker_extra='queues = ["' + '", "'.join(queues) + '"]')
+    seeds = ", ".join(f'"{s}"' for s in cluster.seeds)
+    text = text.replace('address = "127.0.0.1:0"', f"cluster = [{seeds}]", 1)
+    assert "cluster = [" in text
+    return text
+
+
+def push(node, queue, count, wait_replicas=1):
+    """LPUSHes straight to the master `node` (no redirection), then WAITs for the replica: the
+    test's own writes survive a failover. Returns the request ids."""
+    c = node.client()
+    pipe = c.pipeline(transaction=False)
+    ids = []
+    for _ in range(count):
+        rid, env = envelope.make(queue)
+        ids.append(rid)
+        pipe.lpush(f"hookq:{{{queue}}}:queue", env)
+    pipe.execute()
+    if wait_replicas:
+        assert c.execute_command("WAIT", wait_replicas, 2000) >= wait_replicas
+    return ids
+
+
+def delivered_and_recorded(pg, sink, ids, timeout=30):
+    wanted = set(ids)
+    wait_until(lambda: wanted <= sink.ids("/in"), timeout, interval=0.2,
+               what=f"{len(wanted)} ids delivered to the sink")
+
+    def missing():
+        st = event_status(pg)
+        return [i for i in wanted if st.get(i) != "delivered"]
+
+    wait_until(lambda: not missing(), timeout, interval=0.2, what="every id recorded")
+
+
+def queue_lists(cluster, queue, worker_id="w1"):
+    """Lengths of the queue's lists on the master that serves its slot, asked directly."""
+    m = cluster.master_for_queue(queue).client()
+    return {k: m.llen(f"hookq:{{{queue}}}:{k}") for k in
+            ("queue", f"inflight:{worker_id}", f"claiming:{worker_id}")} | {
+        "retry": m.zcard(f"hookq:{{{queue}}}:retry")}
+
+
+def test_queues_on_three_masters(cluster, pg_migrated, sink, workers):
+    """Three queues, each served by another master: every envelope is delivered once and recorded,
+    and each queue's keys (queue, workers set, heartbeat) are on its own master and no other."""
+    queues = cluster.queues_on_distinct_masters(3, "cq")
+    owners = [cluster.master_for_queue(q) for q in queues]
+    assert len({m.port for m in owners}) == 3
+    ids = []
+    for q, m in zip(queues, owners):
+        ids += push(m, q, 150)
+        assert m.client().llen(f"hookq:{{{q}}}:queue") == 150
+    w = workers(cfg(cluster, pg_migrated, sink, queues))
+    delivered_and_recorded(pg_migrated, sink, ids)
+    got = [r.headers.get("x-request-id") for r in sink.received("/in")]
+    assert sorted(got) == sorted(ids), "each envelope delivered exactly once"
+    for q, m in zip(queues, owners):
+        wait_until(lambda: queue_lists(cluster, q) == {
+            "queue": 0, "inflight:w1": 0, "claiming:w1": 0, "retry": 0}, 10,
+            what=f"{q} emptied")
+        own = m.client()
+        assert own.sismember(f"hookq:{{{q}}}:workers", "w1")
+        assert own.exists(f"hookq:{{{q}}}:heartbeat:w1")
+        for other in owners:
+            if other.port != m.port:
+                # A master that does not own the slot refuses the key outright.
+                with pytest.raises(redis.ResponseError, match="MOVED"):
+                    other.client().exists(f"hookq:{{{q}}}:workers")
+    assert w.proc.poll() is None
+    assert w.stop() == 0
+
+
+def test_slot_migrated_while_running(cluster, pg_migrated, sink, workers):
+    """A queue's slot moves to another master while the worker claims from it: the worker follows
+    the redirection and every envelope, before and after the move, is delivered and recorded."""
+    queues = cluster.queues_on_distinct_masters(2, "mv")
+    q = queues[0]
+    slot = key_slot("{" + q + "}")
+    source = cluster.master_for_queue(q)
+    target = next(m for m in cluster.masters() if m.port != source.port)
+    w = workers(cfg(cluster, pg_migrated, sink, queues))
+    before = push(source, q, 100) + push(cluster.master_for_queue(queues[1]), queues[1], 50)
+    delivered_and_recorded(pg_migrated, sink, before)
+    more = push(source, q, 200)  # some still queued or inflight when the slot moves
+    cluster.move_slot(slot, target)
+    assert cluster.master_for_queue(q).port == target.port
+    after = push(target, q, 100)
+    delivered_and_recorded(pg_migrated, sink, more + after)
+    wait_until(lambda: w.find("redis cluster redirections: slot map out of date"), 10,
+               what="the worker saw MOVED")
+    wait_until(lambda: queue_lists(cluster, q)["queue"] == 0, 10, what="queue drained")
+    assert target.client().exists(f"hookq:{{{q}}}:workers")
+    assert w.proc.poll() is None
+    assert w.stop() == 0
+
+
+def test_master_killed_under_load(cluster, pg_migrated, sink, workers):
+    """Envelopes pushed steadily into three queues on three masters; one master is SIGKILLed and
+    its replica takes over. The same worker process carries on: everything the test pushed and
+    saw replicated (WAIT 1), and everything pushed to the promoted master after, is delivered and
+    recorded, and nothing is left in any queue, inflight or retry list."""
+    sink.set("/in", "sleep:2")  # deliveries take a little while: work is in flight at the kill
+    queues = cluster.queues_on_distinct_masters(3, "fo")
+    owner = {q: cluster.master_for_queue(q) for q in queues}
+    victim_q = queues[1]
+    victim = owner[victim_q]
+    w = workers(cfg(cluster, pg_migrated, sink, queues))
+
+    accepted, stop, after_failover = [], threading.Event(), threading.Event()
+    errors = []
+
+    def pusher():
+        while not stop.is_set():
+            for q in queues:
+                try:
+                    # After the failover the promoted master has no replica left to WAIT for.
+                    ids = push(owner[q], q, 10,
+                               wait_replicas=0 if after_failover.is_set() and q == victim_q else 1)
+                    accepted.extend(ids)
+                except (redis.RedisError, AssertionError, OSError) as e:
+                    errors.append(repr(e))
+                    try:
+                        owner[q] = cluster.master_for_queue(q)
+                    except Exception:
+                        pass
+                    time.sleep(0.05)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=pusher, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: len(sink.ids("/in")) >= 200, 20, what="deliveries under way")
+        cluster.kill(victim)
+        cluster.wait_failover(timeout=30)
+        promoted = cluster.master_for_queue(victim_q)
+        assert promoted.port != victim.port
+        after_failover.set()
+        n = len(accepted)
+        wait_until(lambda: len(accepted) >= n + 150, 20, what="pushes after the failover")
+    finally:
+        stop.set()
+        t.join(10)
+    assert errors, "the kill should have failed some pushes"
+    delivered_and_recorded(pg_migrated, sink, accepted, timeout=45)
+    for q in queues:
+        wait_until(lambda: queue_lists(cluster, q) == {
+            "queue": 0, "inflight:w1": 0, "claiming:w1": 0, "retry": 0}, 20,
+            what=f"{q} emptied on its master")
+    assert w.proc.poll() is None, "the worker recovered without a restart"
+    down = [l for l in w.find("redis node unavailable") if l.get("node") == victim.address]
+    assert down, "the lost master is named in a warning"
+    assert w.stop() == 0
