@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
-#include <vector>
 #include <utility>
+#include <vector>
 
 namespace hookq {
 

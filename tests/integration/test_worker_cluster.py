@@ -2,6 +2,8 @@
 {Q} slots live on different masters, a slot migrated while the worker runs (MOVED/ASK), and a
 master killed under load with its replica promoted."""
 
+import json
+import subprocess
 import threading
 import time
 
@@ -9,9 +11,10 @@ import pytest
 import redis
 
 import envelope
+import harness
 from redis_cluster import RedisCluster, key_slot
-from worker_fixtures import (config_text, event_status, route, wait_until, pg_migrated, sink,
-                             workers)  # noqa: F401 (fixtures)
+from worker_fixtures import (config_text, event_status, route, wait_until, worker_env,
+                             pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +22,12 @@ def cluster():
     c = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
     yield c
     c.close()
+
+
+def ctl(*args):
+    r = subprocess.run([harness.CTL_PATH, *args], capture_output=True, text=True, env=worker_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
 
 
 class _Addr:
@@ -80,7 +89,16 @@ def test_queues_on_three_masters(cluster, pg_migrated, sink, workers):
     for q, m in zip(queues, owners):
         ids += push(m, q, 150)
         assert m.client().llen(f"hookq:{{{q}}}:queue") == 150
-    w = workers(cfg(cluster, pg_migrated, sink, queues))
+        # The inflight list of a worker nobody registered: only the keyspace sweep (SCAN, which
+        # must walk every master) finds it and gives it back to the queue.
+        ghost = [envelope.make(q) for _ in range(5)]
+        m.client().lpush(f"hookq:{{{q}}}:inflight:ghost", *[e for _, e in ghost])
+        ids += [rid for rid, _ in ghost]
+    w = workers(cfg(cluster, pg_migrated, sink, queues), start=False)
+    # hookqctl reads the same keys, on each queue's master, through the same connection class.
+    status = json.loads(ctl("--config", w.config_path, "status", "--json"))
+    assert {s["queue"]: s["depth"] for s in status["queues"]} == {q: 150 for q in queues}
+    w.start()
     delivered_and_recorded(pg_migrated, sink, ids)
     got = [r.headers.get("x-request-id") for r in sink.received("/in")]
     assert sorted(got) == sorted(ids), "each envelope delivered exactly once"

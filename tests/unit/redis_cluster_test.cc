@@ -80,10 +80,10 @@ TEST(RedisCluster, ParseRedirect) {
     auto named = parse_redirect("MOVED 1 redis-2.internal:6379");
     ASSERT_TRUE(named);
     EXPECT_EQ(named->host, "redis-2.internal");
-    for (const char* bad : {"MOVED", "MOVED 3999", "MOVED x 1.2.3.4:1", "MOVED 16384 h:1",
-                            "MOVED 1 h:", "MOVED 1 h:0", "MOVED 1 h:70000", "MOVED 1 nocolon",
-                            "ASK -1 h:1", "ERR MOVED 1 h:1", "TRYAGAIN Multiple keys",
-                            "CLUSTERDOWN The cluster is down"}) {
+    for (const char* bad :
+         {"MOVED", "MOVED 3999", "MOVED x 1.2.3.4:1", "MOVED 16384 h:1",
+          "MOVED 1 h:", "MOVED 1 h:0", "MOVED 1 h:70000", "MOVED 1 nocolon", "ASK -1 h:1",
+          "ERR MOVED 1 h:1", "TRYAGAIN Multiple keys", "CLUSTERDOWN The cluster is down"}) {
         EXPECT_FALSE(parse_redirect(bad)) << bad;
     }
 }

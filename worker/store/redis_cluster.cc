@@ -47,7 +47,8 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 std::string_view err_of(const redisReply* r) {
-    return r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len) : std::string_view();
+    return r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len)
+                                             : std::string_view();
 }
 
 // The hash tag of a key, or the key itself.
@@ -159,9 +160,10 @@ size_t key_index(const std::vector<std::string_view>& argv) {
         return argv.size() > 3 && std::atoi(std::string(argv[2]).c_str()) > 0 ? 3 : 0;
     }
     for (std::string_view keyless :
-         {"PING", "TIME", "INFO", "SCRIPT", "DBSIZE", "SCAN", "KEYS", "CLUSTER", "CONFIG", "ECHO",
-          "CLIENT", "COMMAND", "ROLE", "LASTSAVE", "WAIT", "MULTI", "EXEC", "DISCARD", "ASKING",
-          "READONLY", "AUTH", "SELECT", "FLUSHALL", "FLUSHDB", "SLOWLOG", "HELLO", "RESET"}) {
+         {"PING",    "TIME",     "INFO",    "SCRIPT",  "DBSIZE",  "SCAN",     "KEYS",
+          "CLUSTER", "CONFIG",   "ECHO",    "CLIENT",  "COMMAND", "ROLE",     "LASTSAVE",
+          "WAIT",    "MULTI",    "EXEC",    "DISCARD", "ASKING",  "READONLY", "AUTH",
+          "SELECT",  "FLUSHALL", "FLUSHDB", "SLOWLOG", "HELLO",   "RESET"}) {
         if (iequals(cmd, keyless)) {
             return 0;
         }
@@ -292,8 +294,8 @@ bool ClusterClient::connect(Node& n) {
     redisSetTimeout(n.ctx, tv);
     redisEnableKeepAlive(n.ctx);
     if (!cfg_.redis_password.empty()) {
-        Reply r(static_cast<redisReply*>(redisCommand(
-            n.ctx, "AUTH %b", cfg_.redis_password.data(), cfg_.redis_password.size())));
+        Reply r(static_cast<redisReply*>(redisCommand(n.ctx, "AUTH %b", cfg_.redis_password.data(),
+                                                      cfg_.redis_password.size())));
         if (!r || r->type == REDIS_REPLY_ERROR) {
             return fail("AUTH failed");
         }
@@ -332,8 +334,7 @@ bool ClusterClient::refresh() {
             if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
                 range->element[0]->type != REDIS_REPLY_INTEGER ||
                 range->element[1]->type != REDIS_REPLY_INTEGER ||
-                range->element[2]->type != REDIS_REPLY_ARRAY ||
-                range->element[2]->elements < 2 ||
+                range->element[2]->type != REDIS_REPLY_ARRAY || range->element[2]->elements < 2 ||
                 range->element[2]->element[1]->type != REDIS_REPLY_INTEGER) {
                 continue;
             }
@@ -375,7 +376,8 @@ bool ClusterClient::refresh() {
         next_refresh_ms_ = now + 100;  // a burst of MOVED replies needs one refresh, not one each
         return true;
     }
-    refresh_backoff_ms_ = refresh_backoff_ms_ ? std::min<uint64_t>(refresh_backoff_ms_ * 2, 1000) : 50;
+    refresh_backoff_ms_ =
+        refresh_backoff_ms_ ? std::min<uint64_t>(refresh_backoff_ms_ * 2, 1000) : 50;
     next_refresh_ms_ = now + refresh_backoff_ms_;
     if (last_error_.empty()) {
         last_error_ = "no redis cluster node reachable";
@@ -746,9 +748,9 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
     std::sort(redo.begin(), redo.end());
     for (size_t ui : redo) {
         const Unit& u = units[ui];
-        std::vector<std::vector<std::string_view>> block(views.begin() + static_cast<long>(u.first),
-                                                         views.begin() +
-                                                             static_cast<long>(u.first + u.count));
+        std::vector<std::vector<std::string_view>> block(
+            views.begin() + static_cast<long>(u.first),
+            views.begin() + static_cast<long>(u.first + u.count));
         std::vector<Reply> replies;
         if (!run_block(block, u.slot, -1, replies) || replies.size() != u.count) {
             out.clear();

@@ -100,9 +100,9 @@ class ClusterClient {
 
     const Config& cfg_;
     std::string name_;
-    std::vector<Node> nodes_;       // seeds first, then every node ever named by the cluster
-    std::vector<int> slots_;        // slot -> index in nodes_ of its master, -1 unknown
-    std::vector<size_t> masters_;   // distinct masters, in slot order
+    std::vector<Node> nodes_;      // seeds first, then every node ever named by the cluster
+    std::vector<int> slots_;       // slot -> index in nodes_ of its master, -1 unknown
+    std::vector<size_t> masters_;  // distinct masters, in slot order
     bool have_map_ = false;
     bool need_refresh_ = false;
     uint64_t next_refresh_ms_ = 0;
