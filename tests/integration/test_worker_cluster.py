@@ -20,6 +20,18 @@ from worker_fixtures import (config_text, event_status, route, wait_until, worke
 @pytest.fixture(scope="module")
 def cluster():
     c = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
+
+    def replicas_synced():
+        # cluster_state:ok comes before the replicas' first sync: WAIT would answer 0 until then.
+        infos = [m.info("replication") for m in c.masters()]
+        return all(i.get("connected_slaves", 0) >= 1 and
+                   i.get("slave0", {}).get("state") == "online" for i in infos)
+
+    try:
+        wait_until(replicas_synced, 30, interval=0.1, what="replicas in sync")
+    except Exception:
+        c.close()
+        raise
     yield c
     c.close()
 

@@ -363,10 +363,13 @@ bool ClusterClient::refresh() {
             for (size_t m : masters) {
                 list += (list.empty() ? "" : ",") + addr(nodes_[m]);
             }
-            log::info("redis cluster slot map loaded",
-                      {{"conn", name_},
-                       {"masters", list},
-                       {"slots_covered", static_cast<int64_t>(covered)}});
+            // The first map is routine (and hookqctl's stdout is its output); a changed set of
+            // masters (a failover, a reshard onto a new node) is worth a line.
+            log::write(have_map_ ? spdlog::level::info : spdlog::level::debug,
+                       "redis cluster slot map loaded",
+                       {{"conn", name_},
+                        {"masters", list},
+                        {"slots_covered", static_cast<int64_t>(covered)}});
         }
         slots_ = std::move(slots);
         masters_ = std::move(masters);
