@@ -692,24 +692,44 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
         units.push_back(u);
         i += u.count;
     }
+    // Sent only once every node the batch needs is reachable: a batch that ran on some masters
+    // and failed on another is sent again whole by the caller, and would run twice where it did
+    // run (an ack's LREM would then remove nothing and warn of a redelivery that is not coming).
     std::map<int, std::vector<size_t>> by_node;
-    std::vector<size_t> redo;
-    for (size_t ui = 0; ui < units.size(); ++ui) {
-        int n = node_for(units[ui].slot);
-        if (n < 0) {
-            redo.push_back(ui);
-        } else {
-            by_node[n].push_back(ui);
+    const uint64_t deadline = mono_ms() + cfg_.redis_timeout_ms;
+    uint64_t pause = 20;
+    for (;;) {
+        by_node.clear();
+        bool ready = true;
+        for (size_t ui = 0; ui < units.size() && ready; ++ui) {
+            int n = node_for(units[ui].slot);
+            if (n < 0) {
+                last_error_ = "no redis cluster node serves slot " + std::to_string(units[ui].slot);
+                ready = false;
+            } else {
+                by_node[n].push_back(ui);
+            }
         }
+        for (auto it = by_node.begin(); ready && it != by_node.end(); ++it) {
+            ready = connect(nodes_[static_cast<size_t>(it->first)]);
+        }
+        if (ready) {
+            break;
+        }
+        need_refresh_ = true;
+        if (mono_ms() + pause > deadline) {
+            out.clear();
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause));
+        pause = std::min<uint64_t>(pause * 2, 200);
+        maybe_refresh();
     }
+    std::vector<size_t> redo;
     std::vector<const char*> ptrs;
     std::vector<size_t> lens;
     for (auto& [ni, us] : by_node) {
         Node& node = nodes_[static_cast<size_t>(ni)];
-        if (!connect(node)) {
-            redo.insert(redo.end(), us.begin(), us.end());  // nothing sent: each on its own
-            continue;
-        }
         for (size_t ui : us) {
             for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
                 ptrs.clear();
