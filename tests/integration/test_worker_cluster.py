@@ -46,9 +46,12 @@ class _Addr:
     port = 0
 
 
-def cfg(cluster, pg, sink, queues, path="/in"):
-    routes = "".join(route(f"r_{q}", q, sink.url(path)) for q in queues)
-    text = config_text(_Addr(), pg, routes, worker_extra='queues = ["' + '", "'.join(queues) + '"]')
+def cfg(cluster, pg, sink, queues, per_queue_path=False):
+    routes = "".join(route(f"r_{q}", q, sink.url(f"/in/{q}" if per_queue_path else "/in"))
+                     for q in queues)
+    text = config_text(_Addr(), pg, routes, worker_extra='queues = ["' + '", "'.join(queues) + '"]',
+                       retry='initial = "100ms"\njitter = false',
+                       breaker="failure_threshold = 1000")
     seeds = ", ".join(f'"{s}"' for s in cluster.seeds)
     text = text.replace('address = "127.0.0.1:0"', f"cluster = [{seeds}]", 1)
     assert "cluster = [" in text
@@ -71,9 +74,9 @@ def push(node, queue, count, wait_replicas=1):
     return ids
 
 
-def delivered_and_recorded(pg, sink, ids, timeout=30):
+def delivered_and_recorded(pg, sink, ids, timeout=30, path="/in"):
     wanted = set(ids)
-    wait_until(lambda: wanted <= sink.ids("/in"), timeout, interval=0.2,
+    wait_until(lambda: wanted <= sink.ids(path), timeout, interval=0.2,
                what=f"{len(wanted)} ids delivered to the sink")
 
     def missing():
@@ -93,7 +96,10 @@ def queue_lists(cluster, queue, worker_id="w1"):
 
 def test_queues_on_three_masters(cluster, pg_migrated, sink, workers):
     """Three queues, each served by another master: every envelope is delivered once and recorded,
-    and each queue's keys (queue, workers set, heartbeat) are on its own master and no other."""
+    and each queue's keys (queue, workers set, heartbeat) are on its own master and no other. A few
+    first attempts fail on every queue, so the ack script (EVAL once, then EVALSHA, which the other
+    masters do not know yet) writes retry records on each master; an undecodable element goes to
+    the poison list with MULTI/EXEC in the same pipelined batches."""
     queues = cluster.queues_on_distinct_masters(3, "cq")
     owners = [cluster.master_for_queue(q) for q in queues]
     assert len({m.port for m in owners}) == 3
@@ -106,14 +112,28 @@ def test_queues_on_three_masters(cluster, pg_migrated, sink, workers):
         ghost = [envelope.make(q) for _ in range(5)]
         m.client().lpush(f"hookq:{{{q}}}:inflight:ghost", *[e for _, e in ghost])
         ids += [rid for rid, _ in ghost]
-    w = workers(cfg(cluster, pg_migrated, sink, queues), start=False)
+        sink.script(f"/in/{q}", ["500"] * 3)
+    owners[2].client().lpush(f"hookq:{{{queues[2]}}}:queue", b"not an envelope")
+    w = workers(cfg(cluster, pg_migrated, sink, queues, per_queue_path=True), start=False)
     # hookqctl reads the same keys, on each queue's master, through the same connection class.
     status = json.loads(ctl("--config", w.config_path, "status", "--json"))
-    assert {s["queue"]: s["depth"] for s in status["queues"]} == {q: 150 for q in queues}
+    assert {s["queue"]: s["depth"] for s in status["queues"]} == {q: 150 for q in queues[:2]} | {
+        queues[2]: 151}
     w.start()
-    delivered_and_recorded(pg_migrated, sink, ids)
-    got = [r.headers.get("x-request-id") for r in sink.received("/in")]
-    assert sorted(got) == sorted(ids), "each envelope delivered exactly once"
+    delivered_and_recorded(pg_migrated, sink, ids, path=None)
+    got = [r.headers.get("x-request-id") for r in sink.received()]
+    assert set(got) == set(ids)
+    assert len(got) == len(ids) + 9, "each envelope delivered once, plus the 9 failed attempts"
+    # The masters that had not seen the ack script refused its EVALSHA, and nothing failed.
+    def noscript_count(m):
+        v = m.info("errorstats").get("errorstat_NOSCRIPT", "count=0")
+        return int(v["count"]) if isinstance(v, dict) else int(v.split("count=")[1].split(",")[0])
+
+    noscript = sum(noscript_count(m) for m in owners)
+    assert noscript >= 1
+    assert not w.find("ack failed; retrying"), w.find("ack failed; retrying")
+    wait_until(lambda: owners[2].client().llen(f"hookq:{{{queues[2]}}}:poison") == 1, 10,
+               what="the undecodable element in the poison list")
     for q, m in zip(queues, owners):
         wait_until(lambda: queue_lists(cluster, q) == {
             "queue": 0, "inflight:w1": 0, "claiming:w1": 0, "retry": 0}, 10,
