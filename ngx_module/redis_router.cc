@@ -286,8 +286,10 @@ void RedisRouter::redirect(PendingCommand* list, bool ask, int slot, std::string
     RedisLink* target = node(host, port);
     if (!ask) {
         // Only this slot is known to have moved; the rest of the map soon.
-        if (target != nullptr)
+        if (target != nullptr) {
             slots_[slot] = target;
+            target->set_wanted(true);  // a node that had left the map may own slots again
+        }
         schedule_refresh(0);
     }
     Batch* again = nullptr;
