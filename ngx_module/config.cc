@@ -123,9 +123,8 @@ char* parse_address(ngx_conf_t* cf, std::string_view target, RedisAddress& a, bo
     if (!resolve(cf, host, a.host))
         return static_cast<char*>(NGX_CONF_ERROR);
     a.port = static_cast<int>(p);
-    a.display = a.host.find(':') != std::string::npos
-                    ? "[" + a.host + "]:" + std::to_string(a.port)
-                    : a.host + ":" + std::to_string(a.port);
+    a.display = a.host.find(':') != std::string::npos ? "[" + a.host + "]:" + std::to_string(a.port)
+                                                      : a.host + ":" + std::to_string(a.port);
     if (allow_unix)
         a.display = std::string(target);  // as the operator wrote it, for hookq_redis's logs
     return NGX_CONF_OK;

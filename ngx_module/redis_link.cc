@@ -396,8 +396,10 @@ void RedisLink::flush() noexcept {
     // request at once, whose command joins a new queue (and posts the next flush).
     PendingCommand* pc = held_head_;
     held_head_ = held_tail_ = nullptr;
+    in_flush_ = true;
     if (!cluster_) {
         send_list(pc);
+        wait_for_turn();
         return;
     }
     // A script's keys must all be in one slot (CROSSSLOT otherwise): one queue's slot per batch,
@@ -420,6 +422,24 @@ void RedisLink::flush() noexcept {
         send_list(same);
         pc = rest;
     }
+    wait_for_turn();
+}
+
+// Under hookq_redis_wait: ONE WAIT after all the turn's script calls. It counts the replicas that
+// have this connection's last write, and so every earlier one: a WAIT per call would cost one
+// replication round trip each, in series (Redis blocks the connection during WAIT).
+void RedisLink::wait_for_turn() noexcept {
+    in_flush_ = false;
+    Batch* group = unwaited_;
+    unwaited_ = nullptr;
+    if (group == nullptr)
+        return;
+    if (ac_ != nullptr && redisAsyncCommand(ac_, on_turn_wait_reply, group, "WAIT %d %d",
+                                            static_cast<int>(conf_->wait_replicas),
+                                            static_cast<int>(conf_->wait_timeout)) == REDIS_OK)
+        return;
+    // Not even queued: nothing is confirmed (the scripts' replies are still to come).
+    on_turn_wait_reply(ac_, nullptr, group);
 }
 
 void RedisLink::send_list(PendingCommand* pc) noexcept {
@@ -558,10 +578,19 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
 bool RedisLink::sent(int rc, Batch* b) noexcept {
     if (rc != REDIS_OK)
         return false;
+    b->link = this;
     if (conf_->wait_replicas <= 0)
         return true;
     b->replies_pending++;
-    if (redisAsyncCommand(ac_, on_wait_reply, b, "WAIT %d %d", static_cast<int>(conf_->wait_replicas),
+    if (in_flush_) {  // the turn's WAIT, sent once the turn's calls are (wait_for_turn)
+        b->replies_pending++;
+        b->next_free = unwaited_;
+        unwaited_ = b;
+        return true;
+    }
+    // A NOSCRIPT retry or an ASK, outside the turn: its own WAIT.
+    if (redisAsyncCommand(ac_, on_wait_reply, b, "WAIT %d %d",
+                          static_cast<int>(conf_->wait_replicas),
                           static_cast<int>(conf_->wait_timeout)) == REDIS_OK)
         b->replies_pending++;
     return true;
@@ -715,9 +744,9 @@ void RedisLink::store_results(Batch* b, const redisReply* r) noexcept {
     }
 }
 
-void RedisLink::on_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
-    auto* link = static_cast<RedisLink*>(ac->data);
+void RedisLink::on_wait_reply(redisAsyncContext*, void* reply, void* privdata) noexcept {
     auto* b = static_cast<Batch*>(privdata);
+    auto* link = b->link;
     auto* r = static_cast<redisReply*>(reply);
     if (r != nullptr)
         link->last_reply_at_ = ngx_current_msec;
@@ -735,6 +764,17 @@ void RedisLink::on_wait_reply(redisAsyncContext* ac, void* reply, void* privdata
         return;
     }
     link->finish_waited(b);
+}
+
+// privdata: the turn's batches, linked by next_free (unused while a batch is in flight).
+void RedisLink::on_turn_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
+    auto* b = static_cast<Batch*>(privdata);
+    while (b != nullptr) {
+        Batch* next = b->next_free;  // b may be released below
+        b->next_free = nullptr;
+        on_wait_reply(ac, reply, b);
+        b = next;
+    }
 }
 
 // Both replies are in: the stored answers go out, except that a write WAIT did not see reach
@@ -847,13 +887,12 @@ void RedisLink::log_ingest_error(const IngestArgs& args, const IngestResult& res
         ngx_log_error(NGX_LOG_ERR, log_, 0,
                       "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
                       "written, requests get 503 until the key is fixed%s",
-                      addr_.display.c_str(), loop_key ? "loop" : "queue", key.size(),
-                      key.data(), result.detail.size(), result.detail.data(),
+                      addr_.display.c_str(), loop_key ? "loop" : "queue", key.size(), key.data(),
+                      result.detail.size(), result.detail.data(),
                       loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
     } else {
         ngx_log_error(NGX_LOG_ERR, log_, 0, "hookq: redis %s: ingest failed: %*s%s",
-                      addr_.display.c_str(), result.detail.size(), result.detail.data(),
-                      note);
+                      addr_.display.c_str(), result.detail.size(), result.detail.data(), note);
     }
 }
 

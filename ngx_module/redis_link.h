@@ -77,6 +77,7 @@ struct Batch {
     // NOSCRIPT retry), and how many replicas the last WAIT counted (-1: none came).
     int replies_pending = 0;
     long long acked = -1;
+    RedisLink* link = nullptr;  // the connection it was last sent on
 };
 
 // Objects recycled through a free list (linked by their member `Next`), grown Chunk at a time
@@ -124,7 +125,8 @@ class RedisLink {
     // 1 costs 40% more per webhook than kIngest, 2 to 4 about the same or more, 6 and up less.
     static constexpr int kMinBatch = 6;
 
-    // Once per worker process, before any link starts: the scripts' SHA1s. False when out of memory.
+    // Once per worker process, before any link starts: the scripts' SHA1s. False when out of
+    // memory.
     static bool init_scripts(ngx_log_t* log) noexcept;
 
     // Starts connecting to `addr`. In a cluster, the link groups batches per slot, and tells the
@@ -174,6 +176,8 @@ class RedisLink {
     static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     static void on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     static void on_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_turn_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    void wait_for_turn() noexcept;
     static void on_slots_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     static void on_flush(ngx_event_t* ev) noexcept;
     static void on_reconnect_timer(ngx_event_t* ev) noexcept;
@@ -199,6 +203,9 @@ class RedisLink {
     RedisAddress addr_;
     bool cluster_ = false;
     bool wanted_ = true;
+    // Under hookq_redis_wait: the batches sent so far in this flush, for its one WAIT.
+    bool in_flush_ = false;
+    Batch* unwaited_ = nullptr;
     ngx_log_t* log_ = nullptr;
     redisAsyncContext* ac_ = nullptr;
     State state_ = State::idle;

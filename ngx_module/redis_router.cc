@@ -23,7 +23,8 @@ constexpr uint8_t kMaxRedirects = 3;
 
 bool numeric_ip(const std::string& host) {
     unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 }  // namespace

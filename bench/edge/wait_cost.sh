@@ -100,6 +100,8 @@ http {
     client_body_temp_path $TMP/$k/body;
     keepalive_requests 1000000;
     hookq_redis 127.0.0.1:$MASTER;
+    # generous, so that a loaded box's stalls show as latency, not as 503s
+    hookq_redis_timeout 1s;
     ${WAIT[$k]}
     server {
         listen 127.0.0.1:${PORT[$k]};
@@ -134,11 +136,12 @@ for c in $CONNS; do
     for round in $(seq "$ROUNDS"); do
         for k in off wait1; do
             url=http://127.0.0.1:${PORT[$k]}/hooks/github
-            HOOKQ_BENCH_NONCE="warm-$k-$c-$round-$$" wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" \
+            t=$((c < WRK_THREADS ? c : WRK_THREADS))
+            HOOKQ_BENCH_NONCE="warm-$k-$c-$round-$$" wrk -t"$t" -c"$c" -d"$WARMUP" \
                 -s "$HERE/signed.lua" "$url" >/dev/null
             rcli FLUSHALL >/dev/null
             rcli CONFIG RESETSTAT >/dev/null
-            out=$(HOOKQ_BENCH_NONCE="run-$k-$c-$round-$$" wrk -t"$WRK_THREADS" -c"$c" -d"$WRK_DURATION" \
+            out=$(HOOKQ_BENCH_NONCE="run-$k-$c-$round-$$" wrk -t"$t" -c"$c" -d"$WRK_DURATION" \
                 --latency -s "$HERE/signed.lua" "$url")
             printf '%s\n' "$out" >"$TMP/wrk-$k-$c-$round.txt"
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")

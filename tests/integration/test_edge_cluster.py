@@ -293,3 +293,44 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
             nginx.close()
         replica.close()
         master.close()
+
+
+def test_wait_is_one_per_turn_and_covers_every_call_of_it():
+    """A turn whose webhooks go as several script calls (fewer than 6: one call each) is followed
+    by ONE WAIT: it counts the replicas that have the connection's last write, hence all of them.
+    Every 202 of the turn is then on the replica."""
+    from test_edge_group_commit import Conns, request_bytes
+    master = harness.RedisServer()
+    replica = harness.RedisServer(["--replicaof", "127.0.0.1", str(master.port)])
+    nginx = None
+    try:
+        until(lambda: master.client().info("replication")["connected_slaves"] == 1, what="replica")
+        nginx = harness.Nginx("""
+            hookq_redis {redis};
+            hookq_redis_timeout 2s;
+            hookq_redis_wait 1 1s;
+            server { listen 127.0.0.1:{port};
+                     location = /hooks/open { hookq none; hookq_dedup_key $http_x_request_id; } }
+        """, redis_port=master.port)
+        until(lambda: edge.post(nginx.port, "/hooks/open", b"w", {"X-Request-ID": str(uuid.uuid4())})[0]
+              == 202, what="the edge to accept")
+        conns = Conns(nginx, 8)
+        try:
+            for n in (5, 8):  # five single calls; one batch call
+                master.client().config_resetstat()
+                answers = conns.burst(nginx, [request_bytes("/hooks/open", str(uuid.uuid4()), b"x")
+                                              for _ in range(n)])
+                assert [a[0] for a in answers] == [202] * n
+                stats = master.client().info("commandstats")
+                assert stats["cmdstat_evalsha"]["calls"] == (n if n < 6 else 1)
+                assert stats["cmdstat_wait"]["calls"] == 1
+                on_replica = {edge.decode_envelope(e)["request_id"]
+                              for e in replica.client().lrange("hookq:{none}:queue", 0, -1)}
+                assert {a[1]["x-request-id"] for a in answers} <= on_replica
+        finally:
+            conns.close()
+    finally:
+        if nginx:
+            nginx.close()
+        replica.close()
+        master.close()
