@@ -154,8 +154,8 @@ for c in $CONNS; do
         done
     done
 done
-echo "waits: WAIT calls Redis ran in the round (one per ingest call: per batch, or per webhook below"
-echo "6 per turn). ok: no non-2xx answer."
+echo "waits: WAIT calls Redis ran in the round (one per event-loop turn of the nginx worker, whatever"
+echo "the number of script calls in it). ok: no non-2xx answer."
 echo "machine: $(nproc) cpus, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "nginx: $("$NGINX" -v 2>&1 | cut -d/ -f2); redis: $(redis-server --version | awk '{ print $3 }')"
 for k in off wait1; do
