@@ -239,7 +239,8 @@ def test_config_errors_name_the_directive():
     cases = [
         ("hookq_redis_cluster 127.0.0.1:0;", "hookq_redis_cluster: invalid address"),
         (f"hookq_redis_cluster {seeds} db=1;", "hookq_redis_cluster: unknown parameter"),
-        ("hookq_redis_cluster unix:/run/redis.sock;", "hookq_redis_cluster: \"unix:/run/redis.sock\""),
+        ("hookq_redis_cluster unix:/run/redis.sock;",
+         "hookq_redis_cluster: \"unix:/run/redis.sock\""),
         (f"hookq_redis_cluster {seeds} password_file=/nonexistent/pass;",
          "hookq_redis_cluster: cannot open secret file"),
         ("hookq_redis_cluster foo.invalid:7000;", "hookq_redis_cluster: cannot resolve"),
@@ -251,14 +252,15 @@ def test_config_errors_name_the_directive():
          "hookq_redis_wait: invalid replica count \"0\""),
         (f"hookq_redis_cluster {seeds}; hookq_redis_wait many;",
          "hookq_redis_wait: invalid replica count"),
-        (f"hookq_redis_cluster {seeds}; hookq_redis_wait 1 0ms;", "hookq_redis_wait: invalid timeout"),
+        (f"hookq_redis_cluster {seeds}; hookq_redis_wait 1 0ms;",
+         "hookq_redis_wait: invalid timeout"),
     ]
+    server = "server { listen 127.0.0.1:{port}; location = /h { hookq none; } }"
     for head, message in cases:
-        rc, out = harness.nginx_test_config(head + """
-        server { listen 127.0.0.1:{port}; location = /h { hookq none; } }""")
+        rc, out = harness.nginx_test_config(head + server)
         assert rc != 0 and message in out, (head, out)
-    rc, out = harness.nginx_test_config(f"hookq_redis_cluster {seeds}; hookq_redis_wait 2 50ms;"
-                                        "server { listen 127.0.0.1:{port}; location = /h { hookq none; } }")
+    rc, out = harness.nginx_test_config(
+        f"hookq_redis_cluster {seeds}; hookq_redis_wait 2 50ms;" + server)
     assert rc == 0, out
 
 
@@ -272,14 +274,16 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
             hookq_redis {redis};
             hookq_redis_timeout 1s;
             hookq_redis_wait 1 300ms;
-            server { listen 127.0.0.1:{port}; location = /h { hookq none; hookq_dedup_key $http_x_request_id; } }
+            server { listen 127.0.0.1:{port};
+                     location = /h { hookq none; hookq_dedup_key $http_x_request_id; } }
         """, redis_port=master.port)
         until(lambda: edge.post(nginx.port, "/h", b"warm", {"X-Request-ID": str(uuid.uuid4())})[0]
               == 202, what="the edge to accept")
         status, headers, _ = edge.post(nginx.port, "/h", b"one", {"X-Request-ID": "k1"})
         assert status == 202
         # 202 came after WAIT: the replica has it already, no polling needed.
-        on_replica = [edge.decode_envelope(e) for e in replica.client().lrange("hookq:{none}:queue", 0, -1)]
+        on_replica = [edge.decode_envelope(e)
+                      for e in replica.client().lrange("hookq:{none}:queue", 0, -1)]
         assert headers["x-request-id"] in {e["request_id"] for e in on_replica}
 
         replica.pause()  # connected, silent: WAIT counts 0
@@ -288,7 +292,8 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
         elapsed = time.monotonic() - t0
         assert status == 503 and headers["retry-after"] == "5"
         assert 0.25 <= elapsed < 1.5, elapsed  # the WAIT timeout, within the request's
-        on_master = [edge.decode_envelope(e) for e in master.client().lrange("hookq:{none}:queue", 0, -1)]
+        on_master = [edge.decode_envelope(e)
+                     for e in master.client().lrange("hookq:{none}:queue", 0, -1)]
         assert b"k2" in {e["dedup_key"] for e in on_master}  # stored, just not confirmed
         assert "WAIT counted 0 of 1 replicas" in nginx.log()
         # The provider's retry is a duplicate now (the master has it): 200 with the first id.
@@ -321,8 +326,9 @@ def test_wait_is_one_per_turn_and_covers_every_call_of_it():
             server { listen 127.0.0.1:{port};
                      location = /hooks/open { hookq none; hookq_dedup_key $http_x_request_id; } }
         """, redis_port=master.port)
-        until(lambda: edge.post(nginx.port, "/hooks/open", b"w", {"X-Request-ID": str(uuid.uuid4())})[0]
-              == 202, what="the edge to accept")
+        until(lambda: edge.post(nginx.port, "/hooks/open", b"w",
+                                {"X-Request-ID": str(uuid.uuid4())})[0] == 202,
+              what="the edge to accept")
         conns = Conns(nginx, 8)
         try:
             for n in (5, 8):  # five single calls; one batch call
