@@ -16,7 +16,7 @@ namespace {
 // taken over (cluster-node-timeout plus the election).
 constexpr ngx_msec_t kRefreshInterval = 100;
 constexpr ngx_msec_t kDegradedPoll = 250;
-constexpr ngx_msec_t kRetryAfterFailure = 500;
+constexpr ngx_msec_t kRetryAfterFailure = 1000;
 // A command follows at most this many MOVED/ASK: more means a map in flux, and the provider's
 // retry (503) is the better wait.
 constexpr uint8_t kMaxRedirects = 3;
@@ -97,7 +97,7 @@ PendingCommand* RedisRouter::send_cluster(int slot, IngestArgs* args, IngestCall
     }
     // The first map is on its way (a worker just started): held, as a single link holds its
     // commands during its handshake.
-    if (!any_usable())
+    if (map_failed_ || !any_usable())
         return nullptr;
     PendingCommand* pc = RedisLink::acquire();
     if (pc == nullptr)
@@ -207,8 +207,13 @@ void RedisRouter::on_slots(RedisLink* from, const void* reply) noexcept {
                           r->type == REDIS_REPLY_ERROR ? r->len : 0,
                           r->type == REDIS_REPLY_ERROR ? r->str : "");
         self.schedule_refresh(kRetryAfterFailure);
-        if (!self.have_map_ && !self.any_usable())
+        // No map at all (say, the seeds are not in cluster mode): 503 now, not at the timeout.
+        if (r != nullptr && !self.have_map_) {
+            self.map_failed_ = true;
             self.fail_waiting();
+        } else if (!self.have_map_ && !self.any_usable()) {
+            self.fail_waiting();
+        }
         return;
     }
     RedisLink** slots = self.slots_.get();
@@ -242,6 +247,7 @@ void RedisRouter::on_slots(RedisLink* from, const void* reply) noexcept {
         }
     }
     self.have_map_ = true;
+    self.map_failed_ = false;
     bool degraded = std::any_of(slots, slots + cluster::kSlots, [](auto* l) { return !l; });
     for (size_t i = 0; i < self.nodes_.size(); i++) {
         RedisLink* link = self.nodes_[i].get();

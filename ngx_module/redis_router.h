@@ -62,6 +62,7 @@ class RedisRouter {
     size_t seeds_ = 0;  // nodes_[0, seeds_) are hookq_redis_cluster's seeds
     std::unique_ptr<RedisLink*[]> slots_;
     bool have_map_ = false;
+    bool map_failed_ = false;      // no map yet, and the last CLUSTER SLOTS was refused
     bool refreshing_ = false;      // a CLUSTER SLOTS is in flight
     bool refresh_wanted_ = false;  // no node was ready to ask: ask the next one that is
     ngx_msec_t last_refresh_ = 0;

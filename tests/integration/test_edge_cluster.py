@@ -349,3 +349,16 @@ def test_wait_is_one_per_turn_and_covers_every_call_of_it():
             nginx.close()
         replica.close()
         master.close()
+
+
+def test_seed_not_in_cluster_mode_is_503_at_once_and_logged(redis_server):
+    nginx = harness.Nginx(conf([f"127.0.0.1:{redis_server.port}"], ["cq0"]))
+    try:
+        until(lambda: "CLUSTER SLOTS failed" in nginx.log(), what="the refused CLUSTER SLOTS")
+        t0 = time.monotonic()
+        status, headers, _ = signed_post(nginx.port, "cq0")
+        assert status == 503 and headers["retry-after"] == "5"
+        assert time.monotonic() - t0 < 0.5  # not at hookq_redis_timeout (1s)
+        assert "cluster support disabled" in nginx.log()
+    finally:
+        nginx.close()
