@@ -739,7 +739,8 @@ void RedisLink::store_results(Batch* b, const redisReply* r) noexcept {
         size_t n = std::min(result.detail.size(), sizeof pc->detail);
         if (n < result.detail.size() && result.status == IngestStatus::duplicate)
             pc->status = IngestStatus::error;  // an id that does not fit is no id
-        if (n > 0)                             // an empty view may have no data at all
+        // An empty view may have no data at all, and memcpy's source must not be null.
+        if (n > 0)
             memcpy(pc->detail, result.detail.data(), n);
         pc->detail_len = static_cast<uint8_t>(n);
     }
