@@ -17,6 +17,7 @@
 #include "ngx_module/module.h"
 #include "ngx_module/status.h"
 #include "shared/redis_keys.h"
+#include "shared/redis_slot.h"
 #include "shared/secret.h"
 #include "shared/units.h"
 
@@ -25,6 +26,8 @@ namespace {
 
 constexpr ngx_msec_t kDefaultRedisTimeout = 200;
 constexpr ngx_msec_t kDefaultConnectTimeout = 1000;
+// Replication to a replica on the same network takes a fraction of a millisecond to a few.
+constexpr ngx_msec_t kDefaultWaitTimeout = 100;
 constexpr time_t kDefaultDedupTtl = 72 * 3600;
 constexpr size_t kDefaultMaxBody = 1024 * 1024;
 // Parsing runs on nginx's event loop: 64 KB is a fraction of a millisecond, and more than most
@@ -67,8 +70,8 @@ bool resolve(ngx_conf_t* cf, std::string_view host, std::string& numeric) {
     std::string h(host);
     int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res);
     if (rc != 0 || res == nullptr) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq_redis: cannot resolve \"%s\": %s",
-                           h.c_str(), gai_strerror(rc));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: cannot resolve \"%s\": %s",
+                           static_cast<ngx_str_t*>(cf->args->elts), h.c_str(), gai_strerror(rc));
         return false;
     }
     char buf[INET6_ADDRSTRLEN];
@@ -82,45 +85,74 @@ bool resolve(ngx_conf_t* cf, std::string_view host, std::string& numeric) {
     return true;
 }
 
+// host:port, [v6]:port or (when allowed) unix:/path, into `a`; fails `nginx -t` naming the
+// directive.
+char* parse_address(ngx_conf_t* cf, std::string_view target, RedisAddress& a, bool allow_unix) {
+    if (target.starts_with("unix:")) {
+        if (!allow_unix)
+            return fail(cf, "%*s: \"%*s\": cluster nodes are host:port, not unix sockets",
+                        directive(cf), target);
+        a.unix_path = target.substr(5);
+        if (a.unix_path.empty())
+            return fail(cf, "%*s: empty unix socket path in \"%*s\"", directive(cf), target);
+        a.display = target;
+        return NGX_CONF_OK;
+    }
+    std::string_view host = target;
+    std::string_view port = "6379";
+    if (target.starts_with("[")) {  // [::1]:6379
+        auto close = target.find(']');
+        if (close == std::string_view::npos)
+            return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
+        host = target.substr(1, close - 1);
+        if (close + 1 < target.size()) {
+            if (target[close + 1] != ':')
+                return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
+            port = target.substr(close + 2);
+        }
+    } else if (auto colon = target.rfind(':'); colon != std::string_view::npos) {
+        host = target.substr(0, colon);
+        port = target.substr(colon + 1);
+    }
+    uint64_t p = 0;
+    if (host.empty() || !parse_uint(port, p) || p == 0 || p > 65535)
+        return fail(cf,
+                    allow_unix ? "%*s: invalid address \"%*s\" (want host:port or unix:/path)"
+                               : "%*s: invalid address \"%*s\" (want host:port)",
+                    directive(cf), target);
+    if (!resolve(cf, host, a.host))
+        return static_cast<char*>(NGX_CONF_ERROR);
+    a.port = static_cast<int>(p);
+    a.display = a.host.find(':') != std::string::npos ? "[" + a.host + "]:" + std::to_string(a.port)
+                                                      : a.host + ":" + std::to_string(a.port);
+    if (allow_unix)
+        a.display = std::string(target);  // as the operator wrote it, for hookq_redis's logs
+    return NGX_CONF_OK;
+}
+
+char* load_password(ngx_conf_t* cf, std::string_view opt, std::string& out) {
+    std::string error, warning;
+    auto pw = load_secret("file:" + std::string(opt.substr(14)), error, &warning);
+    if (!pw)
+        return fail(cf, "%*s: %*s", directive(cf), error);
+    if (!warning.empty())
+        warn(cf, "%*s: %*s", directive(cf), warning);
+    out = std::move(*pw);
+    return NGX_CONF_OK;
+}
+
 // hookq_redis 127.0.0.1:6379 [db=N] [password_file=PATH] | unix:/path [...]
 char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     auto* mcf = static_cast<MainConf*>(conf);
+    if (mcf->cluster)
+        return fail(cf, "%*s: \"hookq_redis_cluster\" is set already: one or the other",
+                    directive(cf));
     if (mcf->redis_set)
         return const_cast<char*>("is duplicate");
     try {
         RedisAddress& a = mcf->redis;
-        std::string_view target = arg(cf, 1);
-        if (target.starts_with("unix:")) {
-            a.unix_path = target.substr(5);
-            if (a.unix_path.empty())
-                return fail(cf, "%*s: empty unix socket path in \"%*s\"", directive(cf), target);
-            a.display = target;
-        } else {
-            std::string_view host = target;
-            std::string_view port = "6379";
-            if (target.starts_with("[")) {  // [::1]:6379
-                auto close = target.find(']');
-                if (close == std::string_view::npos)
-                    return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
-                host = target.substr(1, close - 1);
-                if (close + 1 < target.size()) {
-                    if (target[close + 1] != ':')
-                        return fail(cf, "%*s: invalid address \"%*s\"", directive(cf), target);
-                    port = target.substr(close + 2);
-                }
-            } else if (auto colon = target.rfind(':'); colon != std::string_view::npos) {
-                host = target.substr(0, colon);
-                port = target.substr(colon + 1);
-            }
-            uint64_t p = 0;
-            if (host.empty() || !parse_uint(port, p) || p == 0 || p > 65535)
-                return fail(cf, "%*s: invalid address \"%*s\" (want host:port or unix:/path)",
-                            directive(cf), target);
-            if (!resolve(cf, host, a.host))
-                return static_cast<char*>(NGX_CONF_ERROR);
-            a.port = static_cast<int>(p);
-            a.display = std::string(target);
-        }
+        if (char* rc = parse_address(cf, arg(cf, 1), a, true); rc != NGX_CONF_OK)
+            return rc;
         for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
             std::string_view opt = arg(cf, i);
             if (opt.starts_with("db=")) {
@@ -129,13 +161,8 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
                     return fail(cf, "%*s: invalid \"%*s\"", directive(cf), opt);
                 a.db = static_cast<int>(db);
             } else if (opt.starts_with("password_file=")) {
-                std::string error, warning;
-                auto pw = load_secret("file:" + std::string(opt.substr(14)), error, &warning);
-                if (!pw)
-                    return fail(cf, "%*s: %*s", directive(cf), error);
-                if (!warning.empty())
-                    warn(cf, "%*s: %*s", directive(cf), warning);
-                a.password = std::move(*pw);
+                if (char* rc = load_password(cf, opt, a.password); rc != NGX_CONF_OK)
+                    return rc;
             } else {
                 return fail(cf, "%*s: unknown parameter \"%*s\" (want db= or password_file=)",
                             directive(cf), opt);
@@ -146,6 +173,65 @@ char* set_redis(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
     } catch (const std::exception&) {
         return const_cast<char*>("failed: out of memory");
     }
+}
+
+// hookq_redis_cluster host:port [host:port ...] [password_file=PATH]: seed nodes, asked for the
+// slot map (CLUSTER SLOTS). A cluster has no databases other than 0, so no db=.
+char* set_redis_cluster(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* mcf = static_cast<MainConf*>(conf);
+    if (mcf->cluster)
+        return const_cast<char*>("is duplicate");
+    if (mcf->redis_set)
+        return fail(cf, "%*s: \"hookq_redis\" is set already: one or the other", directive(cf));
+    try {
+        std::string password;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            std::string_view opt = arg(cf, i);
+            if (opt.starts_with("password_file=")) {
+                if (char* rc = load_password(cf, opt, password); rc != NGX_CONF_OK)
+                    return rc;
+                continue;
+            }
+            if (opt.find('=') != std::string_view::npos)
+                return fail(cf, "%*s: unknown parameter \"%*s\" (want password_file=)",
+                            directive(cf), opt);
+            RedisAddress a;
+            if (char* rc = parse_address(cf, opt, a, false); rc != NGX_CONF_OK)
+                return rc;
+            mcf->cluster_seeds.push_back(std::move(a));
+        }
+        if (mcf->cluster_seeds.empty())
+            return fail(cf, "%*s: no seed node (want host:port ...)", directive(cf));
+        for (RedisAddress& a : mcf->cluster_seeds)
+            a.password = password;
+        OPENSSL_cleanse(password.data(), password.size());
+        mcf->redis = mcf->cluster_seeds.front();  // for logs that name "the" Redis
+        mcf->cluster = true;
+        mcf->redis_set = true;
+        return NGX_CONF_OK;
+    } catch (const std::exception&) {
+        return const_cast<char*>("failed: out of memory");
+    }
+}
+
+// hookq_redis_wait <replicas> [timeout]
+char* set_redis_wait(ngx_conf_t* cf, ngx_command_t*, void* conf) noexcept {
+    auto* mcf = static_cast<MainConf*>(conf);
+    if (mcf->wait_replicas != NGX_CONF_UNSET)
+        return const_cast<char*>("is duplicate");
+    uint64_t n = 0;
+    if (!parse_uint(arg(cf, 1), n) || n == 0 || n > 64)
+        return fail(cf, "%*s: invalid replica count \"%*s\" (1 to 64)", directive(cf), arg(cf, 1));
+    if (cf->args->nelts == 3) {
+        // WAIT 0 would block forever: a timeout is always sent.
+        auto ms = parse_duration_ms(arg(cf, 2));
+        if (!ms || *ms == 0 || *ms > 60 * 1000)
+            return fail(cf, "%*s: invalid timeout \"%*s\" (e.g. 100ms, 1s)", directive(cf),
+                        arg(cf, 2));
+        mcf->wait_timeout = *ms;
+    }
+    mcf->wait_replicas = static_cast<ngx_int_t>(n);
+    return NGX_CONF_OK;
 }
 
 char* set_msec(ngx_conf_t* cf, ngx_msec_t& out) {
@@ -557,7 +643,8 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
         static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module));
     if (!mcf->redis_set) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "hookq: no \"hookq_redis\" in the http block for this location");
+                           "hookq: no \"hookq_redis\" (or \"hookq_redis_cluster\") in the http "
+                           "block for this location");
         return static_cast<char*>(NGX_CONF_ERROR);
     }
     std::string_view scheme = scheme_name(conf->scheme);
@@ -665,6 +752,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
 
     std::string queue = to_string(ngx::view(conf->queue));
     conf->queue_key = keys::queue(queue);
+    conf->slot = cluster::key_slot(conf->queue_key);
     conf->dedup_prefix = keys::dedup_prefix(queue);
     conf->depth_limit = std::to_string(conf->max_queue_depth);
     conf->ttl_text = std::to_string(conf->dedup_ttl);
@@ -734,6 +822,8 @@ char* init_main_conf(ngx_conf_t*, void* conf) noexcept {
     ngx_conf_init_msec_value(mcf->redis_timeout, kDefaultRedisTimeout);
     ngx_conf_init_msec_value(mcf->redis_connect_timeout, kDefaultConnectTimeout);
     ngx_conf_init_value(mcf->redis_batch, 1);
+    ngx_conf_init_value(mcf->wait_replicas, 0);
+    ngx_conf_init_msec_value(mcf->wait_timeout, kDefaultWaitTimeout);
     return NGX_CONF_OK;
 }
 
@@ -794,6 +884,10 @@ char* merge_loc_conf(ngx_conf_t* cf, void* parent_ptr, void* child_ptr) noexcept
 
 ngx_command_t commands[] = {
     {ngx_string("hookq_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_redis,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_redis_cluster"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, set_redis_cluster,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("hookq_redis_wait"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12, set_redis_wait,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("hookq_redis_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, set_redis_timeout,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},

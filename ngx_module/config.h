@@ -30,6 +30,13 @@ struct MainConf {
     ngx_msec_t redis_connect_timeout = NGX_CONF_UNSET_MSEC;
     // hookq_redis_batch: group commit, one script call per event-loop turn (see RedisLink::flush)
     ngx_flag_t redis_batch = NGX_CONF_UNSET;
+    // hookq_redis_cluster: seed nodes; each worker then keeps one link per master (redis_router.h).
+    // Exclusive with hookq_redis; redis_set is true with either.
+    bool cluster = false;
+    std::vector<RedisAddress> cluster_seeds;
+    // hookq_redis_wait <replicas> [timeout]: 2xx only once WAIT has counted that many replicas.
+    ngx_int_t wait_replicas = NGX_CONF_UNSET;  // 0 when off
+    ngx_msec_t wait_timeout = NGX_CONF_UNSET_MSEC;
     // Every hookq location's source name; a source's index is its row in the status counters.
     std::vector<std::string> sources;
     bool used = false;               // some location runs hookq: connect to Redis in each worker
@@ -84,6 +91,7 @@ struct LocConf {
     std::string loop_window_text, loop_limit_text;  // ARGV[5], ARGV[6]
     std::string retry_after_text;
     int source_index = -1;
+    int slot = 0;  // the queue's Redis Cluster slot (its keys' hash tag {queue})
 };
 
 extern ngx_command_t commands[];

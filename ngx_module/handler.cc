@@ -6,7 +6,7 @@
 
 #include "ngx_module/config.h"
 #include "ngx_module/module.h"
-#include "ngx_module/redis_link.h"
+#include "ngx_module/redis_router.h"
 #include "ngx_module/request_view.h"
 #include "ngx_module/status.h"
 #include "shared/crypto.h"
@@ -171,7 +171,7 @@ void on_timeout(ngx_event_t* ev) noexcept {
     PendingCommand* pc = ctx->pending;
     ctx->pending = nullptr;
     if (pc != nullptr)
-        RedisLink::instance().timed_out(pc);
+        RedisRouter::instance().timed_out(pc);
     answer_async(ctx, unavailable(Outcome::redis_error));
 }
 
@@ -634,8 +634,7 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
         args->args[8] = lk->readable;
     }
 
-    RedisLink& link = RedisLink::instance();
-    ctx->pending = link.send_ingest(args, on_ingest_result, ctx);
+    ctx->pending = RedisRouter::instance().send_ingest(conf.slot, args, on_ingest_result, ctx);
     if (ctx->pending == nullptr)
         return send_answer(r, ctx, unavailable(Outcome::redis_error));
 
@@ -643,7 +642,9 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     ctx->timer.handler = on_timeout;
     ctx->timer.data = ctx;
     ctx->timer.log = r->connection->log;
-    ngx_add_timer(&ctx->timer, mcf->redis_timeout);
+    // WAIT may hold the answer up to its own timeout after the script's reply.
+    ngx_add_timer(&ctx->timer,
+                  mcf->redis_timeout + (mcf->wait_replicas > 0 ? mcf->wait_timeout : 0));
     // Notice a client that hangs up while we wait: nginx then frees the request, and the pool
     // cleanup detaches it from the reply.
     r->read_event_handler = ngx_http_test_reading;

@@ -4,7 +4,7 @@
 #include "ngx_module/body_keys.h"
 #include "ngx_module/config.h"
 #include "ngx_module/handler.h"
-#include "ngx_module/redis_link.h"
+#include "ngx_module/redis_router.h"
 #include "ngx_module/status.h"
 
 namespace hookq::edge {
@@ -37,11 +37,11 @@ ngx_int_t init_process(ngx_cycle_t* cycle) noexcept {
     // loudly, and nginx does not respawn it (exit code 2), rather than answer 500 forever.
     if (!init_request_ids(cycle->log))
         return NGX_ERROR;
-    return RedisLink::instance().start(*mcf, cycle->log) ? NGX_OK : NGX_ERROR;
+    return RedisRouter::instance().start(*mcf, cycle->log) ? NGX_OK : NGX_ERROR;
 }
 
 void exit_process(ngx_cycle_t*) noexcept {
-    RedisLink::instance().stop();
+    RedisRouter::instance().stop();
 }
 
 ngx_http_module_t module_ctx = {

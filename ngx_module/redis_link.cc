@@ -4,12 +4,15 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <new>
 
 #include "ngx_module/redis_adapter.h"
+#include "ngx_module/redis_router.h"
 #include "shared/crypto.h"
 #include "shared/redis_keys.h"
+#include "shared/redis_slot.h"
 
 namespace hookq::edge {
 namespace {
@@ -96,15 +99,7 @@ LogLimiter g_ingest_errors;
 
 }  // namespace
 
-RedisLink& RedisLink::instance() noexcept {
-    // One per worker process; constructed on first use after fork.
-    static RedisLink link;
-    return link;
-}
-
-bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
-    conf_ = &conf;
-    log_ = log;
+bool RedisLink::init_scripts(ngx_log_t* log) noexcept {
     try {
         script_sha_ = crypto::sha1_hex(scripts::kIngestBatch);
         single_sha_ = crypto::sha1_hex(scripts::kIngest);
@@ -112,6 +107,15 @@ bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
         ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
         return false;
     }
+    return true;
+}
+
+void RedisLink::start(const MainConf& conf, const RedisAddress& addr, bool cluster,
+                      ngx_log_t* log) noexcept {
+    conf_ = &conf;
+    addr_ = addr;
+    cluster_ = cluster;
+    log_ = log;
     for (ngx_event_t* ev : {&reconnect_timer_, &connect_timer_}) {
         ev->data = this;
         ev->log = log;
@@ -125,7 +129,14 @@ bool RedisLink::start(const MainConf& conf, ngx_log_t* log) noexcept {
     flush_event_.handler = on_flush;
     state_ = State::idle;
     connect();
-    return true;
+}
+
+void RedisLink::set_wanted(bool wanted) noexcept {
+    wanted_ = wanted;
+    if (!wanted && reconnect_timer_.timer_set)
+        ngx_del_timer(&reconnect_timer_);
+    if (wanted && state_ == State::idle && ac_ == nullptr && !reconnect_timer_.timer_set)
+        connect();
 }
 
 void RedisLink::stop() noexcept {
@@ -145,7 +156,7 @@ void RedisLink::stop() noexcept {
 }
 
 void RedisLink::connect() noexcept {
-    const RedisAddress& a = conf_->redis;
+    const RedisAddress& a = addr_;
     redisAsyncContext* ac = a.unix_path.empty() ? redisAsyncConnect(a.host.c_str(), a.port)
                                                 : redisAsyncConnectUnix(a.unix_path.c_str());
     if (ac == nullptr || ac->err) {
@@ -198,12 +209,9 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) noexcept {
         return;
     // hiredis frees the context itself after this callback.
     ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connect failed: %s",
-                  link->conf_->redis.display.c_str(), ac->errstr);
+                  link->addr_.display.c_str(), ac->errstr);
     link->ac_ = nullptr;
-    if (link->state_ != State::stopped)
-        link->state_ = State::idle;
-    link->fail_held();
-    link->schedule_reconnect();
+    link->lost();
 }
 
 void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept {
@@ -211,13 +219,10 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) noexcept 
     if (link->ac_ != ac)
         return;  // we dropped it ourselves and already scheduled a reconnect
     ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connection lost%s%s",
-                  link->conf_->redis.display.c_str(), status == REDIS_OK ? "" : ": ",
+                  link->addr_.display.c_str(), status == REDIS_OK ? "" : ": ",
                   status == REDIS_OK ? "" : ac->errstr);
     link->ac_ = nullptr;
-    if (link->state_ != State::stopped)
-        link->state_ = State::idle;
-    link->fail_held();
-    link->schedule_reconnect();
+    link->lost();
 }
 
 // privdata: for a SCRIPT LOAD, the SHA1 it must answer.
@@ -231,7 +236,7 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void* pri
         // An AUTH error must not echo anything that could be the password: Redis's own messages
         // never do, and they are the only text logged here.
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: handshake failed: %*s",
-                      link->conf_->redis.display.c_str(), why.size(), why.data());
+                      link->addr_.display.c_str(), why.size(), why.data());
         link->drop("handshake failed");
         return;
     }
@@ -239,7 +244,7 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void* pri
     if (sha != nullptr &&
         (r->type != REDIS_REPLY_STRING || std::string_view(r->str, r->len) != *sha)) {
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: unexpected SCRIPT LOAD reply",
-                      link->conf_->redis.display.c_str());
+                      link->addr_.display.c_str());
         link->drop("bad script load");
         return;
     }
@@ -251,8 +256,10 @@ void RedisLink::on_handshake_reply(redisAsyncContext* ac, void* reply, void* pri
     link->failures_ = 0;
     link->last_reply_at_ = ngx_current_msec;
     ngx_log_error(NGX_LOG_INFO, link->log_, 0, "hookq: redis %s: ready",
-                  link->conf_->redis.display.c_str());
+                  link->addr_.display.c_str());
     link->flush();
+    if (link->cluster_)
+        RedisRouter::instance().on_link_ready(link);
 }
 
 void RedisLink::on_connect_timer(ngx_event_t* ev) noexcept {
@@ -260,13 +267,13 @@ void RedisLink::on_connect_timer(ngx_event_t* ev) noexcept {
     if (link->state_ != State::connecting)
         return;
     ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: connect timed out",
-                  link->conf_->redis.display.c_str());
+                  link->addr_.display.c_str());
     link->drop("connect timeout");
 }
 
 void RedisLink::on_reconnect_timer(ngx_event_t* ev) noexcept {
     auto* link = static_cast<RedisLink*>(ev->data);
-    if (link->state_ == State::idle && link->ac_ == nullptr)
+    if (link->state_ == State::idle && link->ac_ == nullptr && link->wanted_)
         link->connect();
 }
 
@@ -281,12 +288,22 @@ void RedisLink::drop(const char*) noexcept {
     // right after the current callback returns, when called from one): its request gets 503.
     if (ac != nullptr)
         redisAsyncFree(ac);
+    lost();
+}
+
+// The connection is gone (ac_ already null): held commands fail now, a reconnect is scheduled, and
+// in a cluster the slot map is refreshed (a failover may have moved this node's slots).
+void RedisLink::lost() noexcept {
+    if (state_ != State::stopped)
+        state_ = State::idle;
     fail_held();
     schedule_reconnect();
+    if (cluster_ && state_ != State::stopped)
+        RedisRouter::instance().on_link_down(this);
 }
 
 void RedisLink::schedule_reconnect() noexcept {
-    if (state_ == State::stopped || reconnect_timer_.timer_set)
+    if (state_ == State::stopped || reconnect_timer_.timer_set || !wanted_)
         return;
     // Exponential backoff with jitter in [cap/2, cap], so that the workers of every nginx in a
     // fleet do not knock on a recovering Redis in step.
@@ -296,18 +313,10 @@ void RedisLink::schedule_reconnect() noexcept {
     ngx_add_timer(&reconnect_timer_, delay);
 }
 
-PendingCommand* RedisLink::acquire() noexcept {
-    return commands_.get();
-}
-
 void RedisLink::release(PendingCommand* pc) noexcept {
     pc->owner = nullptr;  // a stale pointer to it must not look like a live request's command
     pc->args = nullptr;
     commands_.put(pc);
-}
-
-Batch* RedisLink::acquire_batch() noexcept {
-    return batches_.get();
 }
 
 void RedisLink::release_batch(Batch* b) noexcept {
@@ -316,7 +325,16 @@ void RedisLink::release_batch(Batch* b) noexcept {
     batches_.put(b);
 }
 
-PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept {
+void RedisLink::fail_command(PendingCommand* pc) noexcept {
+    void* owner = pc->owner;
+    IngestCallback cb = pc->callback;
+    release(pc);
+    if (owner != nullptr)
+        cb(owner, IngestResult{});
+}
+
+PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void* owner,
+                                       int slot) noexcept {
     // While connecting, commands are held until the handshake has succeeded: a freshly started
     // worker (after a reload) serves its first requests instead of refusing them. They are not
     // pipelined behind the handshake, because Redis runs what follows a failed SELECT in db 0. If
@@ -331,6 +349,8 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     pc->args = args;
     pc->sent_at = ngx_current_msec;
     pc->next = nullptr;
+    pc->link = this;
+    pc->slot = slot;
     if (held_tail_ != nullptr)
         held_tail_->next = pc;
     else
@@ -347,6 +367,23 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     return pc;
 }
 
+void RedisLink::enqueue(PendingCommand* pc) noexcept {
+    if (!usable()) {
+        fail_command(pc);
+        return;
+    }
+    pc->next = nullptr;
+    pc->link = this;
+    if (held_tail_ != nullptr)
+        held_tail_->next = pc;
+    else
+        held_head_ = pc;
+    held_tail_ = pc;
+    if (state_ == State::ready && !flush_event_.posted) {
+        ngx_post_event(&flush_event_, &ngx_posted_events);
+    }
+}
+
 void RedisLink::on_flush(ngx_event_t* ev) noexcept {
     static_cast<RedisLink*>(ev->data)->flush();
 }
@@ -359,6 +396,53 @@ void RedisLink::flush() noexcept {
     // request at once, whose command joins a new queue (and posts the next flush).
     PendingCommand* pc = held_head_;
     held_head_ = held_tail_ = nullptr;
+    in_flush_ = true;
+    if (!cluster_) {
+        send_list(pc);
+        wait_for_turn();
+        return;
+    }
+    // A script's keys must all be in one slot (CROSSSLOT otherwise): one queue's slot per batch,
+    // each slot's commands in arrival order.
+    while (pc != nullptr) {
+        int slot = pc->slot;
+        PendingCommand *same = nullptr, *same_tail = nullptr, *rest = nullptr, *rest_tail = nullptr;
+        while (pc != nullptr) {
+            PendingCommand* next = pc->next;
+            pc->next = nullptr;
+            PendingCommand*& head = pc->slot == slot ? same : rest;
+            PendingCommand*& tail = pc->slot == slot ? same_tail : rest_tail;
+            if (tail != nullptr)
+                tail->next = pc;
+            else
+                head = pc;
+            tail = pc;
+            pc = next;
+        }
+        send_list(same);
+        pc = rest;
+    }
+    wait_for_turn();
+}
+
+// Under hookq_redis_wait: ONE WAIT after all the turn's script calls. It counts the replicas that
+// have this connection's last write, and so every earlier one: a WAIT per call would cost one
+// replication round trip each, in series (Redis blocks the connection during WAIT).
+void RedisLink::wait_for_turn() noexcept {
+    in_flush_ = false;
+    Batch* group = unwaited_;
+    unwaited_ = nullptr;
+    if (group == nullptr)
+        return;
+    if (ac_ != nullptr && redisAsyncCommand(ac_, on_turn_wait_reply, group, "WAIT %d %d",
+                                            static_cast<int>(conf_->wait_replicas),
+                                            static_cast<int>(conf_->wait_timeout)) == REDIS_OK)
+        return;
+    // Not even queued: nothing is confirmed (the scripts' replies are still to come).
+    on_turn_wait_reply(ac_, nullptr, group);
+}
+
+void RedisLink::send_list(PendingCommand* pc) noexcept {
     while (pc != nullptr) {
         Batch* b = acquire_batch();
         PendingCommand* tail = nullptr;
@@ -455,7 +539,7 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
             argv_[n] = a.args[i].data();
             argvlen_[n] = a.args[i].size();
         }
-        return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
+        return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
     }
     static constexpr std::string_view kCount[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
     static_assert(IngestArgs::kLoopKeys < 10 && IngestArgs::kLoopArgs < 10);
@@ -485,7 +569,31 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
         reinterpret_cast<char*>(
             ngx_snprintf(reinterpret_cast<u_char*>(numkeys_), sizeof numkeys_, "%d", numkeys)) -
         numkeys_);
-    return redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_) == REDIS_OK;
+    return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
+}
+
+// The script call is queued (rc): under hookq_redis_wait, WAIT follows it in the same write, so
+// the replicas' count comes one replication delay after the script's reply, not one round trip.
+// Redis blocks this connection meanwhile: the next batch's script runs once WAIT has answered.
+bool RedisLink::sent(int rc, Batch* b) noexcept {
+    if (rc != REDIS_OK)
+        return false;
+    b->link = this;
+    if (conf_->wait_replicas <= 0)
+        return true;
+    b->replies_pending++;
+    if (in_flush_) {  // the turn's WAIT, sent once the turn's calls are (wait_for_turn)
+        b->replies_pending++;
+        b->next_free = unwaited_;
+        unwaited_ = b;
+        return true;
+    }
+    // A NOSCRIPT retry or an ASK, outside the turn: its own WAIT.
+    if (redisAsyncCommand(ac_, on_wait_reply, b, "WAIT %d %d",
+                          static_cast<int>(conf_->wait_replicas),
+                          static_cast<int>(conf_->wait_timeout)) == REDIS_OK)
+        b->replies_pending++;
+    return true;
 }
 
 // Every command of the batch gets an error (its request 503).
@@ -528,15 +636,18 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
     auto* r = static_cast<redisReply*>(reply);
     if (r != nullptr)
         link->last_reply_at_ = ngx_current_msec;
+    const bool wait = link->conf_->wait_replicas > 0;
 
     if (link->state_ == State::stopped) {
         PendingCommand* pc = b->head;
-        link->release_batch(b);
+        b->head = nullptr;
         while (pc != nullptr) {
             PendingCommand* next = pc->next;
             link->release(pc);
             pc = next;
         }
+        if (!wait || --b->replies_pending <= 0)
+            link->release_batch(b);
         return;
     }
     // Redis restarted or flushed its script cache: nothing of the batch ran. EVAL carries the
@@ -556,12 +667,21 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
             }
         }
         if (b->head == nullptr) {
-            link->release_batch(b);
+            if (!wait || --b->replies_pending <= 0)
+                link->release_batch(b);
             return;
         }
         b->retried = true;
-        if (link->send_batch(b, true))
+        if (link->send_batch(b, true)) {
+            if (wait)
+                b->replies_pending--;  // this reply; the retry's two are counted by send_batch
             return;
+        }
+    }
+    if (link->cluster_ && link->redirected(b, r)) {
+        if (!wait || --b->replies_pending <= 0)
+            link->release_batch(b);
+        return;
     }
     char note[96];
     bool whole = r != nullptr && r->type == REDIS_REPLY_ARRAY &&
@@ -570,7 +690,13 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
         std::string_view why =
             r->type == REDIS_REPLY_ERROR ? reply_text(r) : std::string_view{"unexpected reply"};
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",
-                      link->conf_->redis.display.c_str(), why.size(), why.data(), note);
+                      link->addr_.display.c_str(), why.size(), why.data(), note);
+    }
+    if (wait) {
+        link->store_results(b, whole ? r : nullptr);
+        if (--b->replies_pending <= 0)
+            link->finish_waited(b);
+        return;
     }
     // Answered in order; the owner is read as each command's turn comes, since answering one
     // request can free another (its request pool cleanup then detaches it).
@@ -596,6 +722,161 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
     }
 }
 
+// Under hookq_redis_wait: each command's answer, copied out of the reply (freed after this
+// callback) until WAIT's reply decides. r null: the call failed as a whole.
+void RedisLink::store_results(Batch* b, const redisReply* r) noexcept {
+    size_t i = 0;
+    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next, i++) {
+        IngestResult result;
+        if (r != nullptr && pc->owner != nullptr) {
+            result = parse_ingest(b->single ? r : r->element[i]);
+            if (result.status == IngestStatus::wrong_type ||
+                (result.status == IngestStatus::error && !result.detail.empty()))
+                log_ingest_error(*pc->args, result);
+        }
+        pc->status = result.status;
+        pc->loop = static_cast<uint8_t>(result.loop);
+        size_t n = std::min(result.detail.size(), sizeof pc->detail);
+        if (n < result.detail.size() && result.status == IngestStatus::duplicate)
+            pc->status = IngestStatus::error;  // an id that does not fit is no id
+        // An empty view may have no data at all, and memcpy's source must not be null.
+        if (n > 0)
+            memcpy(pc->detail, result.detail.data(), n);
+        pc->detail_len = static_cast<uint8_t>(n);
+    }
+}
+
+void RedisLink::on_wait_reply(redisAsyncContext*, void* reply, void* privdata) noexcept {
+    auto* b = static_cast<Batch*>(privdata);
+    auto* link = b->link;
+    auto* r = static_cast<redisReply*>(reply);
+    if (r != nullptr)
+        link->last_reply_at_ = ngx_current_msec;
+    b->acked = r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (--b->replies_pending > 0)
+        return;
+    if (link->state_ == State::stopped) {
+        PendingCommand* pc = b->head;
+        while (pc != nullptr) {
+            PendingCommand* next = pc->next;
+            link->release(pc);
+            pc = next;
+        }
+        link->release_batch(b);
+        return;
+    }
+    link->finish_waited(b);
+}
+
+// privdata: the turn's batches, linked by next_free (unused while a batch is in flight).
+void RedisLink::on_turn_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
+    auto* b = static_cast<Batch*>(privdata);
+    while (b != nullptr) {
+        Batch* next = b->next_free;  // b may be released below
+        b->next_free = nullptr;
+        on_wait_reply(ac, reply, b);
+        b = next;
+    }
+}
+
+// Both replies are in: the stored answers go out, except that a write WAIT did not see reach
+// enough replicas is answered 503. It is on the master, and a replica may have it or not; the
+// provider's retry is then a duplicate (2xx) while the master lives, or stored afresh on the
+// promoted replica if the master died without passing it on.
+void RedisLink::finish_waited(Batch* b) noexcept {
+    const bool replicated = b->acked >= conf_->wait_replicas;
+    PendingCommand* pc = b->head;
+    release_batch(b);
+    bool logged = false;
+    while (pc != nullptr) {
+        PendingCommand* next = pc->next;
+        void* owner = pc->owner;
+        IngestCallback cb = pc->callback;
+        IngestResult result;
+        if (owner != nullptr) {
+            result.status = pc->status;
+            result.loop = pc->loop;
+            result.detail = {pc->detail, pc->detail_len};
+            if (result.status == IngestStatus::accepted && !replicated) {
+                char note[96];
+                if (!logged && g_ingest_errors.allow(note, sizeof note))
+                    ngx_log_error(NGX_LOG_ERR, log_, 0,
+                                  "hookq: redis %s: WAIT counted %L of %i replicas within %M ms: "
+                                  "answering 503 for writes not known to be replicated%s",
+                                  addr_.display.c_str(), b->acked < 0 ? 0LL : b->acked,
+                                  conf_->wait_replicas, conf_->wait_timeout, note);
+                logged = true;
+                result = IngestResult{};
+            }
+        }
+        release(pc);
+        if (owner != nullptr)
+            cb(owner, result);
+        pc = next;
+    }
+}
+
+// In a cluster: MOVED (the slot has another master: nothing ran) sends the batch's commands to
+// it, and the slot map is refreshed soon; ASK (the slot is migrating and these keys are already
+// on the target) sends them there once, after ASKING. True when the batch was redirected (its
+// commands are no longer in it).
+bool RedisLink::redirected(Batch* b, const redisReply* r) noexcept {
+    if (r == nullptr || r->type != REDIS_REPLY_ERROR)
+        return false;
+    std::string_view text(r->str, r->len);
+    bool ask = text.starts_with("ASK ");
+    if (!ask && !text.starts_with("MOVED "))
+        return false;
+    // "MOVED 3999 127.0.0.1:6381"
+    text.remove_prefix(ask ? 4 : 6);
+    auto sp = text.find(' ');
+    auto colon = text.rfind(':');
+    if (sp == std::string_view::npos || colon == std::string_view::npos || colon < sp)
+        return false;
+    int slot = 0, port = 0;
+    auto [p1, e1] = std::from_chars(text.data(), text.data() + sp, slot);
+    auto [p2, e2] = std::from_chars(text.data() + colon + 1, text.data() + text.size(), port);
+    if (e1 != std::errc() || e2 != std::errc() || slot < 0 || slot >= cluster::kSlots)
+        return false;
+    std::string_view host = text.substr(sp + 1, colon - sp - 1);
+    PendingCommand* pc = b->head;
+    b->head = nullptr;
+    b->size = 0;
+    RedisRouter::instance().redirect(pc, ask, slot, host, port, this);
+    return true;
+}
+
+bool RedisLink::send_asking(Batch* b) noexcept {
+    if (state_ != State::ready || ac_ == nullptr)
+        return false;
+    if (redisAsyncCommand(ac_, nullptr, nullptr, "ASKING") != REDIS_OK)
+        return false;
+    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next) {
+        pc->link = this;
+        pc->sent_at = ngx_current_msec;
+    }
+    return send_batch(b, false);
+}
+
+bool RedisLink::query_slots(void (*cb)(RedisLink* link, const void* reply)) noexcept {
+    if (state_ != State::ready || ac_ == nullptr || slots_cb_ != nullptr)
+        return false;
+    if (redisAsyncCommand(ac_, on_slots_reply, nullptr, "CLUSTER SLOTS") != REDIS_OK)
+        return false;
+    slots_cb_ = cb;
+    return true;
+}
+
+void RedisLink::on_slots_reply(redisAsyncContext* ac, void* reply, void*) noexcept {
+    auto* link = static_cast<RedisLink*>(ac->data);
+    auto cb = link->slots_cb_;
+    link->slots_cb_ = nullptr;
+    if (reply != nullptr)
+        link->last_reply_at_ = ngx_current_msec;
+    if (cb != nullptr && link->state_ != State::stopped)
+        cb(link, reply);
+}
+
 void RedisLink::log_ingest_error(const IngestArgs& args, const IngestResult& result) noexcept {
     char note[96];
     if (!g_ingest_errors.allow(note, sizeof note))
@@ -608,13 +889,12 @@ void RedisLink::log_ingest_error(const IngestArgs& args, const IngestResult& res
         ngx_log_error(NGX_LOG_ERR, log_, 0,
                       "hookq: redis %s: %s key \"%*s\" holds a %*s, not a %s: nothing was "
                       "written, requests get 503 until the key is fixed%s",
-                      conf_->redis.display.c_str(), loop_key ? "loop" : "queue", key.size(),
-                      key.data(), result.detail.size(), result.detail.data(),
+                      addr_.display.c_str(), loop_key ? "loop" : "queue", key.size(), key.data(),
+                      result.detail.size(), result.detail.data(),
                       loop_key ? kLoopKeyTypes[result.loop - 3] : "list", note);
     } else {
         ngx_log_error(NGX_LOG_ERR, log_, 0, "hookq: redis %s: ingest failed: %*s%s",
-                      conf_->redis.display.c_str(), result.detail.size(), result.detail.data(),
-                      note);
+                      addr_.display.c_str(), result.detail.size(), result.detail.data(), note);
     }
 }
 
@@ -624,7 +904,7 @@ void RedisLink::timed_out(PendingCommand* pc) noexcept {
     if (state_ == State::ready && static_cast<ngx_msec_int_t>(last_reply_at_ - sent_at) < 0) {
         ngx_log_error(NGX_LOG_ERR, log_, 0,
                       "hookq: redis %s: no reply within hookq_redis_timeout, reconnecting",
-                      conf_->redis.display.c_str());
+                      addr_.display.c_str());
         drop("timeout");
     }
 }

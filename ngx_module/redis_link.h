@@ -1,6 +1,8 @@
-// Each nginx worker process's one Redis connection: connects in init_process, reconnects with
-// backoff and jitter, loads the ingest script, and carries the requests' ingests pipelined, grouped
-// into one EVALSHA of the batch script per turn of nginx's event loop (group commit).
+// One Redis connection of an nginx worker process (its only one, or one per Redis Cluster master:
+// see redis_router.h): connects in init_process, reconnects with backoff and jitter, loads the
+// ingest script, and carries the requests' ingests pipelined, grouped into one EVALSHA of the batch
+// script per turn of nginx's event loop (group commit), each followed by WAIT under
+// hookq_redis_wait.
 #pragma once
 
 #include <cstddef>
@@ -13,8 +15,11 @@
 #include "ngx_module/ngx.h"
 
 struct redisAsyncContext;
+struct redisReply;
 
 namespace hookq::edge {
+
+class RedisLink;
 
 // wrong_type: the queue key holds something other than a list; nothing was written.
 enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, wrong_type, error };
@@ -41,7 +46,7 @@ struct IngestArgs {
     std::string_view args[kLoopArgs];
 };
 
-// One request's ingest, queued, then in flight inside a batch. Owned by the link (recycled through
+// One request's ingest, queued, then in flight inside a batch. Owned by the links (recycled through
 // a free list), never by a request: a request that goes away sets `owner` to null, and the command
 // is then left out of the batch if not sent yet, or its reply dropped when it comes.
 struct PendingCommand {
@@ -50,6 +55,15 @@ struct PendingCommand {
     IngestArgs* args = nullptr;
     ngx_msec_t sent_at = 0;
     PendingCommand* next = nullptr;  // in the free list, the queue to send, or its batch
+    RedisLink* link = nullptr;       // where it is queued or in flight (moves on a MOVED)
+    int slot = 0;                    // its queue's cluster slot (0 outside a cluster)
+    uint8_t redirects = 0;           // MOVED/ASK followed so far
+    // Under hookq_redis_wait, the script's answer, kept until WAIT has answered too (the reply
+    // itself dies with its callback).
+    IngestStatus status = IngestStatus::error;
+    uint8_t loop = 0;
+    uint8_t detail_len = 0;
+    char detail[46];
 };
 
 // One EVALSHA of the batch script: its commands in arrival order, whose replies come in that order.
@@ -59,6 +73,11 @@ struct Batch {
     bool retried = false;  // NOSCRIPT is retried once with EVAL
     bool single = false;   // sent as kIngest (one command), not as the batch script
     Batch* next_free = nullptr;
+    // Under hookq_redis_wait: replies still to come (the script's and WAIT's, twice after a
+    // NOSCRIPT retry), and how many replicas the last WAIT counted (-1: none came).
+    int replies_pending = 0;
+    long long acked = -1;
+    RedisLink* link = nullptr;  // the connection it was last sent on
 };
 
 // Objects recycled through a free list (linked by their member `Next`), grown Chunk at a time
@@ -106,17 +125,45 @@ class RedisLink {
     // 1 costs 40% more per webhook than kIngest, 2 to 4 about the same or more, 6 and up less.
     static constexpr int kMinBatch = 6;
 
-    static RedisLink& instance() noexcept;
+    // Once per worker process, before any link starts: the scripts' SHA1s. False when out of
+    // memory.
+    static bool init_scripts(ngx_log_t* log) noexcept;
 
-    // False (logged) when the link cannot even be set up: the worker should not run without it.
-    bool start(const MainConf& conf, ngx_log_t* log) noexcept;
+    // Starts connecting to `addr`. In a cluster, the link groups batches per slot, and tells the
+    // cluster router when it is ready or lost.
+    void start(const MainConf& conf, const RedisAddress& addr, bool cluster,
+               ngx_log_t* log) noexcept;
     void stop() noexcept;
     bool ready() const noexcept { return state_ == State::ready; }
+    // Ready, or connecting with commands held until it is.
+    bool usable() const noexcept {
+        return ac_ != nullptr && (state_ == State::ready || state_ == State::connecting);
+    }
+    const RedisAddress& address() const noexcept { return addr_; }
+    // A cluster node no longer in the slot map is not reconnected to after losing it; one that
+    // is (again) is connected to at once if idle.
+    void set_wanted(bool wanted) noexcept;
 
     // Queues the command for the batch sent at the end of this turn of the event loop (or, while
     // the connection is still being set up, once it is ready); nullptr when there is no connection
     // at all right now (answer 503 at once).
-    PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner) noexcept;
+    PendingCommand* send_ingest(IngestArgs* args, IngestCallback cb, void* owner,
+                                int slot = 0) noexcept;
+    // Queues a command already made (one redirected here, or held for the slot map); its request
+    // gets 503 now when the link is not usable.
+    void enqueue(PendingCommand* pc) noexcept;
+    // After an ASK: ASKING and the batch on this connection, now. False when not ready.
+    bool send_asking(Batch* b) noexcept;
+    // CLUSTER SLOTS on this connection, answered to `cb` (reply null when the connection is lost).
+    bool query_slots(void (*cb)(RedisLink* link, const void* reply)) noexcept;
+    // A request's command that cannot be sent: released, and its request answered 503.
+    static void fail_command(PendingCommand* pc) noexcept;
+    // Every command of the batch gets an error (its request 503).
+    static void fail_batch(Batch* b) noexcept;
+    static PendingCommand* acquire() noexcept { return commands_.get(); }
+    static void release(PendingCommand* pc) noexcept;
+    static Batch* acquire_batch() noexcept { return batches_.get(); }
+    static void release_batch(Batch* b) noexcept;
     // The request gave up waiting (its timer fired). If the connection has said nothing since the
     // command was sent, it is unresponsive: drop it and reconnect rather than queue more behind it.
     void timed_out(PendingCommand* pc) noexcept;
@@ -128,25 +175,37 @@ class RedisLink {
     static void on_disconnect(const redisAsyncContext* ac, int status) noexcept;
     static void on_handshake_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     static void on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    static void on_turn_wait_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
+    void wait_for_turn() noexcept;
+    static void on_slots_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     static void on_flush(ngx_event_t* ev) noexcept;
     static void on_reconnect_timer(ngx_event_t* ev) noexcept;
     static void on_connect_timer(ngx_event_t* ev) noexcept;
 
     void connect() noexcept;
     void flush() noexcept;
+    void send_list(PendingCommand* pc) noexcept;
+    void lost() noexcept;
+    void answer_batch(Batch* b, const redisReply* r) noexcept;
+    void store_results(Batch* b, const redisReply* r) noexcept;
+    void finish_waited(Batch* b) noexcept;
+    bool redirected(Batch* b, const redisReply* r) noexcept;
     bool send_batch(Batch* b, bool eval) noexcept;
+    bool sent(int rc, Batch* b) noexcept;
     void send_singly(Batch* b) noexcept;
-    void fail_batch(Batch* b) noexcept;
     void fail_held() noexcept;
     void log_ingest_error(const IngestArgs& args, const IngestResult& result) noexcept;
     void drop(const char* reason) noexcept;
     void schedule_reconnect() noexcept;
-    PendingCommand* acquire() noexcept;
-    void release(PendingCommand* pc) noexcept;
-    Batch* acquire_batch() noexcept;
-    void release_batch(Batch* b) noexcept;
 
     const MainConf* conf_ = nullptr;
+    RedisAddress addr_;
+    bool cluster_ = false;
+    bool wanted_ = true;
+    // Under hookq_redis_wait: the batches sent so far in this flush, for its one WAIT.
+    bool in_flush_ = false;
+    Batch* unwaited_ = nullptr;
     ngx_log_t* log_ = nullptr;
     redisAsyncContext* ac_ = nullptr;
     State state_ = State::idle;
@@ -158,22 +217,24 @@ class RedisLink {
     // Posted (ngx_posted_events) by the first command of a turn: nginx runs posted events after
     // every I/O event of the turn, so the batch it sends carries everything the turn produced.
     ngx_event_t flush_event_{};
-    std::string script_sha_;  // the batch script's
-    std::string single_sha_;  // kIngest's, for a batch of one
-    FreeList<PendingCommand, &PendingCommand::next, 64> commands_;
-    FreeList<Batch, &Batch::next_free, 16> batches_;
+    static inline std::string script_sha_;  // the batch script's
+    static inline std::string single_sha_;  // kIngest's, for a batch of one
+    // Shared by the worker's links: a command redirected to another master moves with its request.
+    static inline FreeList<PendingCommand, &PendingCommand::next, 64> commands_;
+    static inline FreeList<Batch, &Batch::next_free, 16> batches_;
     // Commands not sent yet, in arrival order: those of this turn, and those that arrived during
     // the handshake, sent once it has succeeded, never pipelined behind it (after a failed SELECT
     // they would run in db 0).
     PendingCommand* held_head_ = nullptr;
     PendingCommand* held_tail_ = nullptr;
-    // One batch's EVALSHA argv, built here and copied by hiredis as it is sent: the link's own,
-    // so that sending allocates nothing but hiredis's buffer.
+    // One batch's EVALSHA argv, built here and copied by hiredis as it is sent: the process's own
+    // (one event loop), so that sending allocates nothing but hiredis's buffer.
     static constexpr int kMaxArgv =
         3 + kMaxBatch * (IngestArgs::kLoopKeys + 2 + IngestArgs::kLoopArgs);
-    const char* argv_[kMaxArgv];
-    size_t argvlen_[kMaxArgv];
-    char numkeys_[16];
+    static inline const char* argv_[kMaxArgv];
+    static inline size_t argvlen_[kMaxArgv];
+    static inline char numkeys_[16];
+    void (*slots_cb_)(RedisLink* link, const void* reply) = nullptr;
 };
 
 }  // namespace hookq::edge
