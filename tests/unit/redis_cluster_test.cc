@@ -7,30 +7,13 @@
 namespace hookq::cluster {
 namespace {
 
-// Values from the Redis Cluster specification and `CLUSTER KEYSLOT` of a real server.
-TEST(RedisCluster, KeySlotKnownValues) {
-    EXPECT_EQ(crc16("123456789"), 0x31C3);  // the spec's CRC16 check value
-    EXPECT_EQ(key_slot("123456789"), 12739);
-    EXPECT_EQ(key_slot("foo"), 12182);
-    EXPECT_EQ(key_slot("bar"), 5061);
-    EXPECT_EQ(key_slot(""), 0);
-    EXPECT_EQ(key_slot("{user1000}.following"), key_slot("{user1000}.followers"));
-    EXPECT_EQ(key_slot("{user1000}.following"), key_slot("user1000"));
-}
-
-TEST(RedisCluster, HashTagRule) {
-    // Only the first '{' and the next '}' count, and an empty tag hashes the whole key.
-    EXPECT_EQ(key_slot("foo{}{bar}"), crc16("foo{}{bar}") & 16383);
-    EXPECT_EQ(key_slot("foo{{bar}}zap"), key_slot("{bar"));
-    EXPECT_EQ(key_slot("foo{bar}{zap}"), key_slot("bar"));
-    EXPECT_EQ(key_slot("{abc"), crc16("{abc") & 16383);
-}
-
+// The slot function itself is tested in redis_slot_test.cc.
 TEST(RedisCluster, EveryKeyOfAQueueSharesItsSlot) {
     int s = key_slot(keys::queue("github"));
     EXPECT_EQ(s, key_slot("github"));
     for (const std::string& k :
-         {keys::retry("github"), keys::inflight("github", "w1"), keys::claiming("github", "w1"),
+         {keys::retry("github"), keys::dedup_prefix("github") + "abc",
+          keys::inflight("github", "w1"), keys::claiming("github", "w1"),
           keys::claim_seq("github", "w1"), keys::queue_heartbeat("github", "w1"),
           keys::workers("github"), keys::poison("github"), keys::parked("github", "d:443"),
           keys::parked_released("github", "d:443"), keys::parked_destinations("github"),

@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "shared/redis_keys.h"
-
 namespace hookq::cluster {
 namespace {
 
@@ -27,13 +25,7 @@ TEST(RedisSlot, HashTag) {
     EXPECT_EQ(key_slot("foo{bar"), crc16("foo{bar") & 16383);
 }
 
-// Every key of one queue lands in the queue's slot: a script over them never gets CROSSSLOT.
-TEST(RedisSlot, QueueKeysShareASlot) {
-    int slot = key_slot(keys::queue("github"));
-    EXPECT_EQ(slot, key_slot("github"));
-    EXPECT_EQ(key_slot(keys::dedup_prefix("github") + "abc"), slot);
-    EXPECT_EQ(key_slot(keys::retry("github")), slot);
-}
+// That every key of a queue shares its slot: redis_cluster_test.cc.
 
 }  // namespace
 }  // namespace hookq::cluster

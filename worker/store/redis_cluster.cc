@@ -27,19 +27,6 @@ timeval to_timeval(uint64_t ms) {
     return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
 }
 
-constexpr std::array<uint16_t, 256> make_crc_table() {
-    std::array<uint16_t, 256> t{};
-    for (unsigned i = 0; i < 256; ++i) {
-        auto c = static_cast<uint16_t>(i << 8);
-        for (int b = 0; b < 8; ++b) {
-            c = static_cast<uint16_t>((c & 0x8000) ? (c << 1) ^ 0x1021 : c << 1);
-        }
-        t[i] = c;
-    }
-    return t;
-}
-constexpr auto kCrcTable = make_crc_table();
-
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return (x >= 'a' && x <= 'z' ? x - 32 : x) == (y >= 'a' && y <= 'z' ? y - 32 : y);
@@ -49,18 +36,6 @@ bool iequals(std::string_view a, std::string_view b) {
 std::string_view err_of(const redisReply* r) {
     return r && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len)
                                              : std::string_view();
-}
-
-// The hash tag of a key, or the key itself.
-std::string_view hashed_part(std::string_view key) {
-    size_t open = key.find('{');
-    if (open != std::string_view::npos) {
-        size_t close = key.find('}', open + 1);
-        if (close != std::string_view::npos && close > open + 1) {
-            return key.substr(open + 1, close - open - 1);
-        }
-    }
-    return key;
 }
 
 enum class Kind { none, moved, ask, tryagain, down };
@@ -117,18 +92,6 @@ const std::string* known_script(std::string_view sha) {
 }
 
 }  // namespace
-
-uint16_t crc16(std::string_view data) {
-    uint16_t crc = 0;
-    for (unsigned char c : data) {
-        crc = static_cast<uint16_t>((crc << 8) ^ kCrcTable[((crc >> 8) ^ c) & 0xff]);
-    }
-    return crc;
-}
-
-int key_slot(std::string_view key) {
-    return crc16(hashed_part(key)) & (kSlots - 1);
-}
 
 int pattern_slot(std::string_view pattern) {
     size_t open = pattern.find('{');

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shared/redis_slot.h"
 #include "worker/config.h"
 
 namespace hookq {
@@ -25,13 +26,7 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
 namespace cluster {
 
-inline constexpr int kSlots = 16384;
-
-// CRC16-CCITT (XMODEM), the cluster's key hash.
-uint16_t crc16(std::string_view data);
-// The slot of a key: of the part between the first '{' and the next '}' when that part is not
-// empty, else of the whole key.
-int key_slot(std::string_view key);
+// kSlots, crc16() and key_slot() are shared/redis_slot.h's, the edge's too.
 // The one slot every key a SCAN/KEYS pattern can match lives in, or -1 when the pattern can match
 // keys of many slots (no hash tag, or a tag with glob characters in it).
 int pattern_slot(std::string_view pattern);
