@@ -176,6 +176,9 @@ def main():
     ap.add_argument("--batch", type=int, default=256, help="rows per batch (per table)")
     ap.add_argument("--batches", type=int, default=40, help="batches per method and round")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--libpq", action="store_true",
+                    help="also the binary forms (as the worker sends): copy_vs_unnest.cc, "
+                         "compiled with g++ -lpq, binary arrays vs COPY (FORMAT binary)")
     args = ap.parse_args()
 
     pg = harness.Postgres()
@@ -214,11 +217,27 @@ def main():
                 res[m]["cpu"].append(cpu / n * 1e6)
                 print(f"  round {rnd + 1} {m:<28} wall {wall / n * 1e6:6.1f} us/row  backend CPU "
                       f"{cpu / n * 1e6:6.1f} us/row", flush=True)
+        if args.libpq:
+            import re
+            import subprocess
+            import tempfile
+            exe = os.path.join(tempfile.mkdtemp(prefix="hookq-rec-"), "copy_vs_unnest")
+            subprocess.run(["g++", "-O2", "-std=c++20", "-I/usr/include/postgresql", "-o", exe,
+                            os.path.join(HERE, "copy_vs_unnest.cc"), "-lpq"], check=True)
+            out = subprocess.run([exe, pg.dsn, str(args.batch), str(args.batches),
+                                  str(args.rounds)], check=True, stdout=subprocess.PIPE,
+                                 text=True).stdout
+            print(out, end="")
+            for m, w, c in re.findall(r"round \d+ (.+?)\s+wall\s+([\d.]+) us/row\s+backend CPU"
+                                      r"\s+([\d.]+)", out):
+                res.setdefault("libpq: " + m, {"wall": [], "cpu": []})
+                res["libpq: " + m]["wall"].append(float(w))
+                res["libpq: " + m]["cpu"].append(float(c))
         print(f"\nmedian of {args.rounds}; a 'row' is one webhook_events row plus one "
               f"delivery_attempts row, batches of {args.batch}")
-        print(f"{'method':<30} {'wall us/row':>12} {'PG CPU us/row':>14}")
-        for m in METHODS:
-            print(f"{m:<30} {median(res[m]['wall']):>12.1f} {median(res[m]['cpu']):>14.1f}")
+        print(f"{'method':<43} {'wall us/row':>12} {'PG CPU us/row':>14}")
+        for m in res:
+            print(f"{m:<43} {median(res[m]['wall']):>12.1f} {median(res[m]['cpu']):>14.1f}")
     finally:
         pg.close()
 
