@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -311,20 +312,20 @@ def wrk(port, seconds, connections, pace_ms=0):
     return float(m.group(1)) if m else 0.0, int(non2xx.group(1)) if non2xx else 0, out
 
 
-def wrk_start(port, seconds, connections, tag):
+def wrk_start(port, seconds, connections, tag, threads=1):
     sig = "sha256=" + hmac.new(GITHUB_SECRET.encode(), BODY.encode(), hashlib.sha256).hexdigest()
     env = dict(os.environ, HOOKQ_BODY=BODY, HOOKQ_SIG=sig, HOOKQ_PACE_MS="0",
                HOOKQ_RUN=f"{time.time_ns()}-{tag}")
-    return subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+    return subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
                              "-s", os.path.join(HERE, "github.lua"), f"http://127.0.0.1:{port}/"],
                             env=env, stdout=subprocess.PIPE, text=True)
 
 
-def ingest_edges(tmp, redis, r, module, counts, seconds, conns, rounds):
+def ingest_edges(tmp, redis, r, module, counts, seconds, conns, threads, rounds):
     """Ingest only (no worker): E nginx instances with the module (one nginx worker process each)
-    on one Redis, E wrk processes at once, the connections split evenly between them. Per run:
-    req/s in total, CPU per webhook of the nginx workers (together) and of Redis, and the share of
-    a core each used."""
+    on one Redis, E wrk processes at once, the connections and wrk threads split evenly between
+    them (the client gets the same threads whatever E). Per run: req/s in total, CPU per webhook
+    of the nginx workers (together), of Redis and of wrk, and the share of a core each used."""
     edges = []
     for i in range(max(counts)):
         d = os.path.join(tmp, f"edge{i}")
@@ -338,7 +339,8 @@ def ingest_edges(tmp, redis, r, module, counts, seconds, conns, rounds):
             for c in (counts if rnd % 2 == 0 else counts[::-1]):
                 use = edges[:c]
                 # Warm up every edge's Redis link and wrk's connections.
-                for p in [wrk_start(e.ingest_port, 1, max(1, conns // c), f"w{i}")
+                per = max(1, threads // c)
+                for p in [wrk_start(e.ingest_port, 1, max(1, conns // c), f"w{i}", per)
                           for i, e in enumerate(use)]:
                     p.communicate()
                 r.delete("hookq:{github}:queue")
@@ -348,11 +350,14 @@ def ingest_edges(tmp, redis, r, module, counts, seconds, conns, rounds):
                 n0 = sum(cpu_s(p) for p in pids)
                 r0 = cpu_s(redis.proc.pid)
                 b0 = machine_busy()
+                u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.time()
-                procs = [wrk_start(e.ingest_port, seconds, max(1, conns // c), f"{rnd}-{i}")
+                procs = [wrk_start(e.ingest_port, seconds, max(1, conns // c), f"{rnd}-{i}", per)
                          for i, e in enumerate(use)]
                 outs = [p.communicate()[0] for p in procs]
                 elapsed = time.time() - t0
+                u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wrk_s = u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime
                 n1 = sum(cpu_s(p) for p in pids)
                 r1 = cpu_s(redis.proc.pid)
                 b1 = machine_busy()
@@ -362,22 +367,26 @@ def ingest_edges(tmp, redis, r, module, counts, seconds, conns, rounds):
                 queued = r.llen("hookq:{github}:queue")
                 x = {"rps": rps, "bad": bad, "queued": queued,
                      "nginx_us": (n1 - n0) / queued * 1e6, "redis_us": (r1 - r0) / queued * 1e6,
+                     "wrk_us": wrk_s / queued * 1e6,
                      "nginx_pct": (n1 - n0) / elapsed * 100, "redis_pct": (r1 - r0) / elapsed * 100,
+                     "wrk_pct": wrk_s / elapsed * 100,
                      "busy_pct": (b1[0] - b0[0]) / max(1, b1[1] - b0[1]) * 100}
                 res[c].append(x)
                 print(f"  edges round {rnd + 1}, {c} nginx: {rps:.0f} req/s (non-2xx {bad}, "
                       f"queued {queued}); per webhook nginx {x['nginx_us']:.1f} us redis "
-                      f"{x['redis_us']:.1f} us; cores: nginx {x['nginx_pct']:.0f}% redis "
-                      f"{x['redis_pct']:.0f}% machine {x['busy_pct']:.0f}%", flush=True)
-        print(f"\ningest only, wrk -c{conns} in total split between the edges, {seconds}s, "
+                      f"{x['redis_us']:.1f} us wrk {x['wrk_us']:.1f} us; cores: nginx "
+                      f"{x['nginx_pct']:.0f}% redis {x['redis_pct']:.0f}% wrk {x['wrk_pct']:.0f}% "
+                      f"machine {x['busy_pct']:.0f}%", flush=True)
+        print(f"\ningest only, wrk -t{threads} -c{conns} in total split between the edges, {seconds}s, "
               f"median of {rounds}; CPU in us per webhook; core shares (machine: "
               f"{os.cpu_count()} cores)")
-        print(f"{'edges':<6} {'req/s':>8} {'nginx us':>9} {'redis us':>9} {'nginx %':>8} "
-              f"{'redis %':>8} {'machine %':>10}")
+        print(f"{'edges':<6} {'req/s':>8} {'nginx us':>9} {'redis us':>9} {'wrk us':>7} "
+              f"{'nginx %':>8} {'redis %':>8} {'wrk %':>6} {'machine %':>10}")
         for c in counts:
             m = {k: median([x[k] for x in res[c]]) for k in res[c][0]}
             print(f"{c:<6} {m['rps']:>8.0f} {m['nginx_us']:>9.1f} {m['redis_us']:>9.1f} "
-                  f"{m['nginx_pct']:>7.0f}% {m['redis_pct']:>7.0f}% {m['busy_pct']:>9.0f}%")
+                  f"{m['wrk_us']:>7.1f} {m['nginx_pct']:>7.0f}% {m['redis_pct']:>7.0f}% "
+                  f"{m['wrk_pct']:>5.0f}% {m['busy_pct']:>9.0f}%")
         print()
     finally:
         for e in edges:
@@ -402,6 +411,8 @@ def main():
     ap.add_argument("--edge-seconds", type=int, default=10, help="wrk duration per edge run")
     ap.add_argument("--edge-conns", type=int, default=64,
                     help="wrk connections in total, split evenly between the edges")
+    ap.add_argument("--edge-threads", type=int, default=2,
+                    help="wrk threads in total, split evenly between the edges")
     ap.add_argument("--only-edges", action="store_true", help="the --edges phase, nothing else")
     ap.add_argument("--worker", action="append",
                     help="hookq-worker binary for phase 3; repeat to compare binaries in one run")
@@ -429,7 +440,7 @@ def main():
             if not have_module:
                 raise SystemExit("--edges needs the nginx module")
             ingest_edges(tmp, redis, r, module, [int(x) for x in args.edges.split(",")],
-                         args.edge_seconds, args.edge_conns, args.rounds)
+                         args.edge_seconds, args.edge_conns, args.edge_threads, args.rounds)
             if args.only_edges:
                 return
         worker = start_worker(tmp, config)
