@@ -120,6 +120,8 @@ def drain_once(r, pg, redis, nginx, tmp, configs, worker_bin, envs):
             pipe.execute()
     pipe.execute()
     n = len(envs)
+    commits = ("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    x0 = q(pg, commits)[0][0]
     sinks = nginx_workers(nginx)
     pg0, redis0 = pg_cpu_s(pg), cpu_s(redis.proc.pid)
     sink0 = sum(cpu_s(p) for p in sinks)
@@ -146,6 +148,10 @@ def drain_once(r, pg, redis, nginx, tmp, configs, worker_bin, envs):
     busy1 = machine_busy()
     for w in workers:
         stop_worker(w)
+    # The workers' sessions have ended, so their statistics are flushed: the transactions they
+    # committed (the recorder commits one per batch), a few of this script's own included.
+    time.sleep(1)
+    x1 = q(pg, commits)[0][0]
     statuses = dict(q(pg, "SELECT status, count(*) FROM webhook_events GROUP BY 1"))
     per_worker = dict(q(pg, "SELECT worker_id, count(*) FROM delivery_attempts GROUP BY 1"))
     return {"rate": n / elapsed, "elapsed": elapsed, "worker_us": wcpu / n * 1e6,
@@ -156,6 +162,7 @@ def drain_once(r, pg, redis, nginx, tmp, configs, worker_bin, envs):
             "redis_pct": (redis1 - redis0) / elapsed * 100,
             "sink_pct": (sink1 - sink0) / elapsed * 100,
             "busy_pct": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100,
+            "commits_per_1k": (x1 - x0) / n * 1000,
             "rss_mb": max(rss) / 1024, "statuses": statuses, "per_worker": per_worker}
 
 
@@ -179,12 +186,14 @@ def print_table(results, n):
               f"{ru:>7.1f} {wu + pu + ru:>7.1f} {su:>6.1f} {max(x['rss_mb'] for x in rs):>7.0f}")
     print("\nshare of one core used during the drain (median), and of the whole machine "
           f"({os.cpu_count()} cores)")
-    print(f"{'worker':<44} {'workers':>8} {'pg':>7} {'redis':>7} {'sink':>7} {'machine':>8}")
+    print(f"{'worker':<44} {'workers':>8} {'pg':>7} {'redis':>7} {'sink':>7} {'machine':>8} "
+          f"{'PG commits per 1000':>20}")
     for w, rs in results.items():
         name = w if len(w) <= 44 else "..." + w[-41:]
-        wp, pp, rp, sp, bp = (median([x[k] for x in rs])
-                              for k in ("worker_pct", "pg_pct", "redis_pct", "sink_pct", "busy_pct"))
-        print(f"{name:<44} {wp:>7.0f}% {pp:>6.0f}% {rp:>6.0f}% {sp:>6.0f}% {bp:>7.0f}%")
+        wp, pp, rp, sp, bp, cp = (median([x[k] for x in rs])
+                                  for k in ("worker_pct", "pg_pct", "redis_pct", "sink_pct",
+                                            "busy_pct", "commits_per_1k"))
+        print(f"{name:<44} {wp:>7.0f}% {pp:>6.0f}% {rp:>6.0f}% {sp:>6.0f}% {bp:>7.0f}% {cp:>20.1f}")
 
 
 class Nginx:
@@ -522,7 +531,8 @@ def main():
                           f"{res['redis_us']:.1f} us  sink {res['sink_us']:.1f} us per delivery; "
                           f"cores: workers {res['worker_pct']:.0f}% pg {res['pg_pct']:.0f}% redis "
                           f"{res['redis_pct']:.0f}% sink {res['sink_pct']:.0f}% machine "
-                          f"{res['busy_pct']:.0f}%  rss {res['rss_mb']:.0f} MB  statuses "
+                          f"{res['busy_pct']:.0f}%  PG commits per 1000 "
+                          f"{res['commits_per_1k']:.1f}  rss {res['rss_mb']:.0f} MB  statuses "
                           f"{res['statuses']}  attempts per worker {res['per_worker']}",
                           flush=True)
             print_table(results, args.drain)
