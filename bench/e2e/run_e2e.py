@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -92,8 +93,22 @@ TABLES = ("webhook_events, webhook_routes, delivery_attempts, delivery_stats_min
           "delivery_stats_hour, dead_letters, route_flags, breaker_transitions")
 
 
-def drain_once(r, pg, redis, tmp, config, worker_bin, envs):
-    """Empties the tables, queues `envs`, and lets `worker_bin` drain them; figures per delivery."""
+def machine_busy():
+    """(busy, total) jiffies of the whole machine from /proc/stat: how much of all cores was used."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
+def nginx_workers(nginx):
+    with open(f"/proc/{nginx.proc.pid}/task/{nginx.proc.pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def drain_once(r, pg, redis, nginx, tmp, configs, worker_bin, envs):
+    """Empties the tables, queues `envs`, and lets one `worker_bin` process per config (each its
+    own worker id, all on the same queue, Redis and PostgreSQL) drain them; figures per delivery."""
     q(pg, f"TRUNCATE {TABLES}")
     q(pg, "CHECKPOINT")
     for k in r.keys("hookq:{github}:*"):
@@ -105,28 +120,50 @@ def drain_once(r, pg, redis, tmp, config, worker_bin, envs):
             pipe.execute()
     pipe.execute()
     n = len(envs)
+    commits = ("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+    x0 = q(pg, commits)[0][0]
+    sinks = nginx_workers(nginx)
     pg0, redis0 = pg_cpu_s(pg), cpu_s(redis.proc.pid)
+    sink0 = sum(cpu_s(p) for p in sinks)
+    busy0 = machine_busy()
     t0 = time.time()
-    worker = start_worker(tmp, config, worker_bin, wait=False)
+    workers = [start_worker(tmp, c, worker_bin, wait=False) for c in configs]
+    inflight = [f"hookq:{{github}}:inflight:{worker_id(i)}" for i in range(len(configs))]
     rss = []
     while True:
-        left = (r.llen("hookq:{github}:queue") + r.llen("hookq:{github}:inflight:bench") +
+        left = (r.llen("hookq:{github}:queue") + sum(r.llen(k) for k in inflight) +
                 r.zcard("hookq:{github}:retry"))
-        rss.append(rss_kb(worker.pid))
+        rss.append(max(rss_kb(w.pid) for w in workers))
         if left == 0:
             break
-        if worker.poll() is not None:
-            raise SystemExit(f"worker {worker_bin} exited with {worker.returncode}")
+        for w in workers:
+            if w.poll() is not None:
+                raise SystemExit(f"worker {worker_bin} exited with {w.returncode}")
         time.sleep(0.05)
     elapsed = time.time() - t0
-    # Before stopping it: what the worker used for the drain, startup included (small).
-    wcpu = cpu_s(worker.pid)
+    # Before stopping them: what the workers used for the drain, startup included (small).
+    wcpu = sum(cpu_s(w.pid) for w in workers)
     pg1, redis1 = pg_cpu_s(pg), cpu_s(redis.proc.pid)
-    stop_worker(worker)
+    sink1 = sum(cpu_s(p) for p in sinks)
+    busy1 = machine_busy()
+    for w in workers:
+        stop_worker(w)
+    # The workers' sessions have ended, so their statistics are flushed: the transactions they
+    # committed (the recorder commits one per batch), a few of this script's own included.
+    time.sleep(1)
+    x1 = q(pg, commits)[0][0]
     statuses = dict(q(pg, "SELECT status, count(*) FROM webhook_events GROUP BY 1"))
+    per_worker = dict(q(pg, "SELECT worker_id, count(*) FROM delivery_attempts GROUP BY 1"))
     return {"rate": n / elapsed, "elapsed": elapsed, "worker_us": wcpu / n * 1e6,
             "pg_us": (pg1 - pg0) / n * 1e6, "redis_us": (redis1 - redis0) / n * 1e6,
-            "rss_mb": max(rss) / 1024, "statuses": statuses}
+            "sink_us": (sink1 - sink0) / n * 1e6,
+            # Share of one core each component used during the drain, and of the whole machine.
+            "worker_pct": wcpu / elapsed * 100, "pg_pct": (pg1 - pg0) / elapsed * 100,
+            "redis_pct": (redis1 - redis0) / elapsed * 100,
+            "sink_pct": (sink1 - sink0) / elapsed * 100,
+            "busy_pct": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * 100,
+            "commits_per_1k": (x1 - x0) / n * 1000,
+            "rss_mb": max(rss) / 1024, "statuses": statuses, "per_worker": per_worker}
 
 
 def median(xs):
@@ -137,14 +174,26 @@ def median(xs):
 
 def print_table(results, n):
     print(f"\ndrain of {n} x 1 KB webhooks into a `return 204` sink; median of "
-          f"{len(next(iter(results.values())))} round(s); CPU in us per delivery")
+          f"{len(next(iter(results.values())))} round(s); CPU in us per delivery (worker: all "
+          f"worker processes together; sink: the nginx worker answering 204)")
     print(f"{'worker':<44} {'deliv/s':>8} {'worker':>7} {'pg':>7} {'redis':>7} {'total':>7} "
-          f"{'RSS MB':>7}")
+          f"{'sink':>6} {'RSS MB':>7}")
     for w, rs in results.items():
-        wu, pu, ru = (median([x[k] for x in rs]) for k in ("worker_us", "pg_us", "redis_us"))
+        wu, pu, ru, su = (median([x[k] for x in rs])
+                          for k in ("worker_us", "pg_us", "redis_us", "sink_us"))
         name = w if len(w) <= 44 else "..." + w[-41:]
         print(f"{name:<44} {median([x['rate'] for x in rs]):>8.0f} {wu:>7.1f} {pu:>7.1f} "
-              f"{ru:>7.1f} {wu + pu + ru:>7.1f} {max(x['rss_mb'] for x in rs):>7.0f}")
+              f"{ru:>7.1f} {wu + pu + ru:>7.1f} {su:>6.1f} {max(x['rss_mb'] for x in rs):>7.0f}")
+    print("\nshare of one core used during the drain (median), and of the whole machine "
+          f"({os.cpu_count()} cores)")
+    print(f"{'worker':<44} {'workers':>8} {'pg':>7} {'redis':>7} {'sink':>7} {'machine':>8} "
+          f"{'PG commits per 1000':>20}")
+    for w, rs in results.items():
+        name = w if len(w) <= 44 else "..." + w[-41:]
+        wp, pp, rp, sp, bp, cp = (median([x[k] for x in rs])
+                                  for k in ("worker_pct", "pg_pct", "redis_pct", "sink_pct",
+                                            "busy_pct", "commits_per_1k"))
+        print(f"{name:<44} {wp:>7.0f}% {pp:>6.0f}% {rp:>6.0f}% {sp:>6.0f}% {bp:>7.0f}% {cp:>20.1f}")
 
 
 class Nginx:
@@ -195,12 +244,16 @@ http {{
         self.proc.wait(15)
 
 
-def worker_config(tmp, redis, pg, sink_port, log_level):
-    path = os.path.join(tmp, "worker.toml")
+def worker_id(i):
+    return "bench" if i == 0 else f"bench{i}"
+
+
+def worker_config(tmp, redis, pg, sink_port, log_level, i=0):
+    path = os.path.join(tmp, f"worker-{worker_id(i)}.toml")
     with open(path, "w") as f:
         f.write(f"""
 [worker]
-id = "bench"
+id = "{worker_id(i)}"
 queues = ["github"]
 max_inflight = 4000
 claim_batch = 500
@@ -268,6 +321,87 @@ def wrk(port, seconds, connections, pace_ms=0):
     return float(m.group(1)) if m else 0.0, int(non2xx.group(1)) if non2xx else 0, out
 
 
+def wrk_start(port, seconds, connections, tag, threads=1):
+    sig = "sha256=" + hmac.new(GITHUB_SECRET.encode(), BODY.encode(), hashlib.sha256).hexdigest()
+    env = dict(os.environ, HOOKQ_BODY=BODY, HOOKQ_SIG=sig, HOOKQ_PACE_MS="0",
+               HOOKQ_RUN=f"{time.time_ns()}-{tag}")
+    return subprocess.Popen(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                             "-s", os.path.join(HERE, "github.lua"), f"http://127.0.0.1:{port}/"],
+                            env=env, stdout=subprocess.PIPE, text=True)
+
+
+def ingest_edges(tmp, redis, r, module, counts, seconds, conns, threads, rounds):
+    """Ingest only (no worker): E nginx instances with the module (one nginx worker process each)
+    on one Redis, E wrk processes at once, the connections and wrk threads split evenly between
+    them (the client gets the same threads whatever E). Per run: req/s in total, CPU per webhook
+    of the nginx workers (together), of Redis and of wrk, and the share of a core each used."""
+    edges = []
+    for i in range(max(counts)):
+        d = os.path.join(tmp, f"edge{i}")
+        os.makedirs(d)
+        edges.append(Nginx(d, redis.port, module))
+    try:
+        for e in edges:
+            harness.wait_port(e.ingest_port)
+        res = {c: [] for c in counts}
+        for rnd in range(rounds):
+            for c in (counts if rnd % 2 == 0 else counts[::-1]):
+                use = edges[:c]
+                # Warm up every edge's Redis link and wrk's connections.
+                per = max(1, threads // c)
+                for p in [wrk_start(e.ingest_port, 1, max(1, conns // c), f"w{i}", per)
+                          for i, e in enumerate(use)]:
+                    p.communicate()
+                r.delete("hookq:{github}:queue")
+                for k in r.keys("hookq:{github}:dedup:*"):
+                    r.delete(k)
+                pids = [p for e in use for p in nginx_workers(e)]
+                n0 = sum(cpu_s(p) for p in pids)
+                r0 = cpu_s(redis.proc.pid)
+                b0 = machine_busy()
+                u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.time()
+                procs = [wrk_start(e.ingest_port, seconds, max(1, conns // c), f"{rnd}-{i}", per)
+                         for i, e in enumerate(use)]
+                outs = [p.communicate()[0] for p in procs]
+                elapsed = time.time() - t0
+                u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wrk_s = u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime
+                n1 = sum(cpu_s(p) for p in pids)
+                r1 = cpu_s(redis.proc.pid)
+                b1 = machine_busy()
+                rps = sum(float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1)) for o in outs)
+                bad = sum(int(m.group(1)) for o in outs
+                          for m in [re.search(r"Non-2xx or 3xx responses: (\d+)", o)] if m)
+                queued = r.llen("hookq:{github}:queue")
+                x = {"rps": rps, "bad": bad, "queued": queued,
+                     "nginx_us": (n1 - n0) / queued * 1e6, "redis_us": (r1 - r0) / queued * 1e6,
+                     "wrk_us": wrk_s / queued * 1e6,
+                     "nginx_pct": (n1 - n0) / elapsed * 100, "redis_pct": (r1 - r0) / elapsed * 100,
+                     "wrk_pct": wrk_s / elapsed * 100,
+                     "busy_pct": (b1[0] - b0[0]) / max(1, b1[1] - b0[1]) * 100}
+                res[c].append(x)
+                print(f"  edges round {rnd + 1}, {c} nginx: {rps:.0f} req/s (non-2xx {bad}, "
+                      f"queued {queued}); per webhook nginx {x['nginx_us']:.1f} us redis "
+                      f"{x['redis_us']:.1f} us wrk {x['wrk_us']:.1f} us; cores: nginx "
+                      f"{x['nginx_pct']:.0f}% redis {x['redis_pct']:.0f}% wrk {x['wrk_pct']:.0f}% "
+                      f"machine {x['busy_pct']:.0f}%", flush=True)
+        print(f"\ningest only, wrk -t{threads} -c{conns} in total split between the edges, {seconds}s, "
+              f"median of {rounds}; CPU in us per webhook; core shares (machine: "
+              f"{os.cpu_count()} cores)")
+        print(f"{'edges':<6} {'req/s':>8} {'nginx us':>9} {'redis us':>9} {'wrk us':>7} "
+              f"{'nginx %':>8} {'redis %':>8} {'wrk %':>6} {'machine %':>10}")
+        for c in counts:
+            m = {k: median([x[k] for x in res[c]]) for k in res[c][0]}
+            print(f"{c:<6} {m['rps']:>8.0f} {m['nginx_us']:>9.1f} {m['redis_us']:>9.1f} "
+                  f"{m['wrk_us']:>7.1f} {m['nginx_pct']:>7.0f}% {m['redis_pct']:>7.0f}% "
+                  f"{m['wrk_pct']:>5.0f}% {m['busy_pct']:>9.0f}%")
+        print()
+    finally:
+        for e in edges:
+            e.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drain", type=int, default=1_000_000)
@@ -277,6 +411,18 @@ def main():
     ap.add_argument("--log-level", default="warn",
                     help="worker log level (info writes one line per webhook)")
     ap.add_argument("--rounds", type=int, default=1, help="drains per worker binary (median)")
+    ap.add_argument("--workers", default="1",
+                    help="worker process counts for phase 3, e.g. 1,2,4 (each count drains the "
+                         "same queue with that many processes, own worker ids)")
+    ap.add_argument("--edges", default="",
+                    help="nginx instance counts for an ingest-only phase, e.g. 1,2 (no worker "
+                         "running; each nginx one worker process, all on one Redis)")
+    ap.add_argument("--edge-seconds", type=int, default=10, help="wrk duration per edge run")
+    ap.add_argument("--edge-conns", type=int, default=64,
+                    help="wrk connections in total, split evenly between the edges")
+    ap.add_argument("--edge-threads", type=int, default=2,
+                    help="wrk threads in total, split evenly between the edges")
+    ap.add_argument("--only-edges", action="store_true", help="the --edges phase, nothing else")
     ap.add_argument("--worker", action="append",
                     help="hookq-worker binary for phase 3; repeat to compare binaries in one run")
     args = ap.parse_args()
@@ -290,14 +436,22 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hookq-bench-")
     redis = harness.RedisServer()
     pg = harness.Postgres()
-    subprocess.run([harness.CTL_PATH, "migrate", "--dsn", pg.dsn], check=True,
-                   capture_output=True)
+    if not args.only_edges:
+        subprocess.run([harness.CTL_PATH, "migrate", "--dsn", pg.dsn], check=True,
+                       capture_output=True)
     nginx = Nginx(tmp, redis.port, module)
     r = redis.client()
     config = worker_config(tmp, redis, pg, nginx.sink_port, args.log_level)
     print(f"# hookq e2e bench  cores={os.cpu_count()}  worker={harness.WORKER_PATH}")
     print(f"# nginx module: {module or 'NOT BUILT: phases 1-2 skipped'}")
     try:
+        if args.edges:
+            if not have_module:
+                raise SystemExit("--edges needs the nginx module")
+            ingest_edges(tmp, redis, r, module, [int(x) for x in args.edges.split(",")],
+                         args.edge_seconds, args.edge_conns, args.edge_threads, args.rounds)
+            if args.only_edges:
+                return
         worker = start_worker(tmp, config)
         if have_module and not args.skip_ingest:
             harness.wait_port(nginx.ingest_port)
@@ -345,7 +499,18 @@ def main():
 
         # Phase 3: drain a pre-filled queue, once per round and worker binary.
         if args.drain:
-            workers = [os.path.abspath(w) for w in args.worker or [harness.WORKER_PATH]]
+            binaries = [os.path.abspath(w) for w in args.worker or [harness.WORKER_PATH]]
+            counts = [int(x) for x in args.workers.split(",")]
+            configs = [worker_config(tmp, redis, pg, nginx.sink_port, args.log_level, i)
+                       for i in range(max(counts))]
+            runs = [(b, c) for b in binaries for c in counts]
+
+            def label(b, c):
+                if len(counts) == 1:
+                    return b
+                name = f"{c} worker{'s' if c > 1 else ''}"
+                return name if len(binaries) == 1 else f"{name} {b}"
+
             t0 = time.time()
             body = BODY.encode()
             hdrs = [("X-GitHub-Event", "push")]
@@ -353,18 +518,23 @@ def main():
             # writes exactly the same rows.
             envs = [envelope.make("github", body=body, headers=hdrs)[1] for _ in range(args.drain)]
             print(f"phase 3: {args.drain} envelopes made in {time.time() - t0:.0f}s; "
-                  f"{args.rounds} round(s) x {len(workers)} worker(s)")
-            results = {w: [] for w in workers}
+                  f"{args.rounds} round(s) x {len(binaries)} binary(ies) x workers {counts}")
+            results = {label(*x): [] for x in runs}
             for rnd in range(args.rounds):
-                # Alternate the order so that neither binary always runs first (warm caches,
-                # another process's load on a shared machine).
-                for w in (workers if rnd % 2 == 0 else workers[::-1]):
-                    res = drain_once(r, pg, redis, tmp, config, w, envs)
-                    results[w].append(res)
-                    print(f"  round {rnd + 1} {w}: {res['rate']:.0f}/s  worker "
+                # Alternate the order so that no run always comes first (warm caches, another
+                # process's load on a shared machine).
+                for b, c in (runs if rnd % 2 == 0 else runs[::-1]):
+                    res = drain_once(r, pg, redis, nginx, tmp, configs[:c], b, envs)
+                    results[label(b, c)].append(res)
+                    print(f"  round {rnd + 1} {label(b, c)}: {res['rate']:.0f}/s  worker "
                           f"{res['worker_us']:.1f} us  pg {res['pg_us']:.1f} us  redis "
-                          f"{res['redis_us']:.1f} us per delivery  rss {res['rss_mb']:.0f} MB  "
-                          f"statuses {res['statuses']}", flush=True)
+                          f"{res['redis_us']:.1f} us  sink {res['sink_us']:.1f} us per delivery; "
+                          f"cores: workers {res['worker_pct']:.0f}% pg {res['pg_pct']:.0f}% redis "
+                          f"{res['redis_pct']:.0f}% sink {res['sink_pct']:.0f}% machine "
+                          f"{res['busy_pct']:.0f}%  PG commits per 1000 "
+                          f"{res['commits_per_1k']:.1f}  rss {res['rss_mb']:.0f} MB  statuses "
+                          f"{res['statuses']}  attempts per worker {res['per_worker']}",
+                          flush=True)
             print_table(results, args.drain)
     finally:
         nginx.close()
