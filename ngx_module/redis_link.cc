@@ -348,9 +348,14 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     pc->callback = cb;
     pc->args = args;
     pc->sent_at = ngx_current_msec;
+    pc->slot = slot;
+    hold(pc);
+    return pc;
+}
+
+void RedisLink::hold(PendingCommand* pc) noexcept {
     pc->next = nullptr;
     pc->link = this;
-    pc->slot = slot;
     if (held_tail_ != nullptr)
         held_tail_->next = pc;
     else
@@ -364,7 +369,6 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
     if (state_ == State::ready && !flush_event_.posted) {
         ngx_post_event(&flush_event_, &ngx_posted_events);
     }
-    return pc;
 }
 
 void RedisLink::enqueue(PendingCommand* pc) noexcept {
@@ -372,16 +376,7 @@ void RedisLink::enqueue(PendingCommand* pc) noexcept {
         fail_command(pc);
         return;
     }
-    pc->next = nullptr;
-    pc->link = this;
-    if (held_tail_ != nullptr)
-        held_tail_->next = pc;
-    else
-        held_head_ = pc;
-    held_tail_ = pc;
-    if (state_ == State::ready && !flush_event_.posted) {
-        ngx_post_event(&flush_event_, &ngx_posted_events);
-    }
+    hold(pc);
 }
 
 void RedisLink::on_flush(ngx_event_t* ev) noexcept {

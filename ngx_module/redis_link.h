@@ -169,6 +169,8 @@ class RedisLink {
     void timed_out(PendingCommand* pc) noexcept;
 
   private:
+    // Appends to the commands of this turn and posts the flush.
+    void hold(PendingCommand* pc) noexcept;
     enum class State : uint8_t { idle, connecting, ready, stopped };
 
     static void on_connect(const redisAsyncContext* ac, int status) noexcept;
