@@ -162,6 +162,11 @@ void on_ingest_result(void* owner, const IngestResult& res) noexcept {
         case IngestStatus::error:
             a = unavailable(Outcome::redis_error);
             break;
+        // Counted apart from redis_error: Redis is up and took the write, its replicas lag or are
+        // gone, which the operator mends elsewhere (see docs/runbooks.md).
+        case IngestStatus::unreplicated:
+            a = unavailable(Outcome::unreplicated);
+            break;
     }
     answer_async(ctx, a);
 }

@@ -354,13 +354,8 @@ PendingCommand* RedisLink::send_ingest(IngestArgs* args, IngestCallback cb, void
 }
 
 void RedisLink::hold(PendingCommand* pc) noexcept {
-    pc->next = nullptr;
     pc->link = this;
-    if (held_tail_ != nullptr)
-        held_tail_->next = pc;
-    else
-        held_head_ = pc;
-    held_tail_ = pc;
+    held_.push(pc);
     // Group commit: the first command of the turn posts the flush. With accept_mutex off (nginx's
     // default) epoll's events are handled inline and posted events after all of them, so the flush
     // sees every command the turn produced. (With accept_mutex on, I/O events are posted too and
@@ -389,8 +384,7 @@ void RedisLink::flush() noexcept {
         return;  // held for the handshake, or failed by fail_held()
     // Detached first: a failure below answers requests, and nginx may then serve a pipelined
     // request at once, whose command joins a new queue (and posts the next flush).
-    PendingCommand* pc = held_head_;
-    held_head_ = held_tail_ = nullptr;
+    PendingCommand* pc = held_.take();
     in_flush_ = true;
     if (!cluster_) {
         send_list(pc);
@@ -612,17 +606,7 @@ void RedisLink::fail_held() noexcept {
     if (flush_event_.posted) {  // nginx's macro is several statements
         ngx_delete_posted_event(&flush_event_);
     }
-    PendingCommand* pc = held_head_;
-    held_head_ = held_tail_ = nullptr;
-    while (pc != nullptr) {
-        PendingCommand* next = pc->next;
-        void* owner = pc->owner;
-        IngestCallback cb = pc->callback;
-        release(pc);
-        if (owner != nullptr)
-            cb(owner, IngestResult{});
-        pc = next;
-    }
+    held_.drain([](PendingCommand* pc) { fail_command(pc); });
 }
 
 void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept {
@@ -801,7 +785,7 @@ void RedisLink::finish_waited(Batch* b) noexcept {
                                   addr_.display.c_str(), b->acked < 0 ? 0LL : b->acked,
                                   conf_->wait_replicas, conf_->wait_timeout, note);
                 logged = true;
-                result = IngestResult{};
+                result = IngestResult{IngestStatus::unreplicated};
             }
         }
         release(pc);

@@ -22,7 +22,16 @@ namespace hookq::edge {
 class RedisLink;
 
 // wrong_type: the queue key holds something other than a list; nothing was written.
-enum class IngestStatus : uint8_t { accepted, duplicate, queue_full, wrong_type, error };
+// unreplicated: stored on the master, but hookq_redis_wait's WAIT did not see it reach the
+// replicas.
+enum class IngestStatus : uint8_t {
+    accepted,
+    duplicate,
+    queue_full,
+    wrong_type,
+    unreplicated,
+    error
+};
 
 struct IngestResult {
     IngestStatus status = IngestStatus::error;
@@ -64,6 +73,39 @@ struct PendingCommand {
     uint8_t loop = 0;
     uint8_t detail_len = 0;
     char detail[46];
+};
+
+// Commands not sent yet, in arrival order, linked through PendingCommand::next: a link's commands
+// of this turn, and the router's commands that came before the first slot map.
+class CommandQueue {
+  public:
+    void push(PendingCommand* pc) noexcept {
+        pc->next = nullptr;
+        if (tail_ != nullptr)
+            tail_->next = pc;
+        else
+            head_ = pc;
+        tail_ = pc;
+    }
+    // Detaches every command: what `f` causes to be pushed (a failed request's client may send
+    // its next request at once) starts a new queue rather than joining this walk.
+    PendingCommand* take() noexcept {
+        PendingCommand* pc = head_;
+        head_ = tail_ = nullptr;
+        return pc;
+    }
+    template <class F>
+    void drain(F&& f) noexcept {
+        for (PendingCommand* pc = take(); pc != nullptr;) {
+            PendingCommand* next = pc->next;
+            f(pc);
+            pc = next;
+        }
+    }
+
+  private:
+    PendingCommand* head_ = nullptr;
+    PendingCommand* tail_ = nullptr;
 };
 
 // One EVALSHA of the batch script: its commands in arrival order, whose replies come in that order.
@@ -227,8 +269,7 @@ class RedisLink {
     // Commands not sent yet, in arrival order: those of this turn, and those that arrived during
     // the handshake, sent once it has succeeded, never pipelined behind it (after a failed SELECT
     // they would run in db 0).
-    PendingCommand* held_head_ = nullptr;
-    PendingCommand* held_tail_ = nullptr;
+    CommandQueue held_;
     // One batch's EVALSHA argv, built here and copied by hiredis as it is sent: the process's own
     // (one event loop), so that sending allocates nothing but hiredis's buffer.
     static constexpr int kMaxArgv =

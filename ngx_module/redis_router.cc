@@ -70,13 +70,7 @@ void RedisRouter::stop() noexcept {
         ngx_del_timer(&refresh_timer_);
     for (auto& n : nodes_)
         n->stop();
-    PendingCommand* pc = waiting_head_;
-    waiting_head_ = waiting_tail_ = nullptr;
-    while (pc != nullptr) {
-        PendingCommand* next = pc->next;
-        RedisLink::release(pc);
-        pc = next;
-    }
+    waiting_.drain([](PendingCommand* pc) { RedisLink::release(pc); });
 }
 
 PendingCommand* RedisRouter::send_cluster(int slot, IngestArgs* args, IngestCallback cb,
@@ -108,12 +102,7 @@ PendingCommand* RedisRouter::send_cluster(int slot, IngestArgs* args, IngestCall
     pc->sent_at = ngx_current_msec;
     pc->slot = slot;
     pc->link = nullptr;
-    pc->next = nullptr;
-    if (waiting_tail_ != nullptr)
-        waiting_tail_->next = pc;
-    else
-        waiting_head_ = pc;
-    waiting_tail_ = pc;
+    waiting_.push(pc);
     return pc;
 }
 
@@ -263,10 +252,7 @@ void RedisRouter::on_slots(RedisLink* from, const void* reply) noexcept {
 }
 
 void RedisRouter::dispatch_waiting() noexcept {
-    PendingCommand* pc = waiting_head_;
-    waiting_head_ = waiting_tail_ = nullptr;
-    while (pc != nullptr) {
-        PendingCommand* next = pc->next;
+    waiting_.drain([this](PendingCommand* pc) {
         RedisLink* link = slots_[pc->slot];
         if (pc->owner == nullptr)
             RedisLink::release(pc);
@@ -274,18 +260,11 @@ void RedisRouter::dispatch_waiting() noexcept {
             RedisLink::fail_command(pc);
         else
             link->enqueue(pc);  // fails it when the link is down
-        pc = next;
-    }
+    });
 }
 
 void RedisRouter::fail_waiting() noexcept {
-    PendingCommand* pc = waiting_head_;
-    waiting_head_ = waiting_tail_ = nullptr;
-    while (pc != nullptr) {
-        PendingCommand* next = pc->next;
-        RedisLink::fail_command(pc);
-        pc = next;
-    }
+    waiting_.drain([](PendingCommand* pc) { RedisLink::fail_command(pc); });
 }
 
 void RedisRouter::redirect(PendingCommand* list, bool ask, int slot, std::string_view host,

@@ -69,8 +69,7 @@ class RedisRouter {
     size_t next_ask_ = 0;
     ngx_event_t refresh_timer_{};
     // Commands that came before the first slot map: sent when it comes, 503 if it cannot.
-    PendingCommand* waiting_head_ = nullptr;
-    PendingCommand* waiting_tail_ = nullptr;
+    CommandQueue waiting_;
 };
 
 }  // namespace hookq::edge

@@ -13,9 +13,9 @@ namespace {
 
 constexpr size_t kOutcomes = static_cast<size_t>(Outcome::count_);
 constexpr std::array<std::string_view, kOutcomes> kOutcomeNames = {
-    "accepted",           "duplicate",       "challenge",  "missing_signature",
-    "bad_signature",      "stale_timestamp", "malformed",  "too_large",
-    "method_not_allowed", "queue_full",      "redis_error"};
+    "accepted",           "duplicate",       "challenge",   "missing_signature",
+    "bad_signature",      "stale_timestamp", "malformed",   "too_large",
+    "method_not_allowed", "queue_full",      "redis_error", "unreplicated"};
 
 // Upper bounds in microseconds; the last bucket is +Inf.
 constexpr std::array<uint64_t, 11> kBucketsUs = {50,   100,   250,   500,    1000,   2500,

@@ -20,6 +20,7 @@ enum class Outcome : uint8_t {
     method_not_allowed,
     queue_full,
     redis_error,
+    unreplicated,  // 503: stored on the master, not confirmed on hookq_redis_wait's replicas
     count_
 };
 

@@ -272,10 +272,11 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
         until(lambda: master.client().info("replication")["connected_slaves"] == 1, what="replica")
         nginx = harness.Nginx("""
             hookq_redis {redis};
-            hookq_redis_timeout 1s;
-            hookq_redis_wait 1 300ms;
+            hookq_redis_timeout 3s;
+            hookq_redis_wait 1 1s;
             server { listen 127.0.0.1:{port};
-                     location = /h { hookq none; hookq_dedup_key $http_x_request_id; } }
+                     location = /h { hookq none; hookq_dedup_key $http_x_request_id; }
+                     location = /hookq/status { hookq_status; } }
         """, redis_port=master.port)
         until(lambda: edge.post(nginx.port, "/h", b"warm", {"X-Request-ID": str(uuid.uuid4())})[0]
               == 202, what="the edge to accept")
@@ -287,15 +288,20 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
         assert headers["x-request-id"] in {e["request_id"] for e in on_replica}
 
         replica.pause()  # connected, silent: WAIT counts 0
+        before = edge.status_counters(nginx.port)
         t0 = time.monotonic()
         status, headers, _ = edge.post(nginx.port, "/h", b"two", {"X-Request-ID": "k2"})
         elapsed = time.monotonic() - t0
         assert status == 503 and headers["retry-after"] == "5"
-        assert 0.25 <= elapsed < 1.5, elapsed  # the WAIT timeout, within the request's
+        assert 0.95 <= elapsed < 2.9, elapsed  # the WAIT timeout, within the request's
         on_master = [edge.decode_envelope(e)
                      for e in master.client().lrange("hookq:{none}:queue", 0, -1)]
         assert b"k2" in {e["dedup_key"] for e in on_master}  # stored, just not confirmed
         assert "WAIT counted 0 of 1 replicas" in nginx.log()
+        # Counted as its own outcome, not as Redis being down.
+        after = edge.status_counters(nginx.port)
+        assert after[("none", "unreplicated")] == before.get(("none", "unreplicated"), 0) + 1
+        assert after.get(("none", "redis_error"), 0) == before.get(("none", "redis_error"), 0)
         # The provider's retry is a duplicate now (the master has it): 200 with the first id.
         status, _, _ = edge.post(nginx.port, "/h", b"two", {"X-Request-ID": "k2"})
         assert status == 200
