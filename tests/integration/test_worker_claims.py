@@ -53,7 +53,7 @@ def test_claim_lost_while_redis_stopped_is_settled(redis_server, pg_migrated, si
     wait_until(lambda: r.llen(INFLIGHT + "w1") == 0 and
                r.llen("hookq:{claims}:claiming:w1") == 0, 10, what="inflight empty")
     assert r.llen("hookq:{claims}:queue") == 0
-    assert w.find("claim sent without an answer; settling it before claiming more"), \
+    assert w.find("claim sent without an answer; settling it before claiming more on its queue"), \
         "the pause should have caught a claim in flight"
     assert w.find("claim without an answer settled")
     assert w.stop() == 0

@@ -230,3 +230,36 @@ def test_master_killed_under_load(cluster, pg_migrated, sink, workers):
     down = [l for l in w.find("redis node unavailable") if l.get("node") == victim.address]
     assert down, "the lost master is named in a warning"
     assert w.stop() == 0
+
+
+def test_a_lost_master_does_not_hold_up_the_other_queues(pg_migrated, sink, workers):
+    """Three masters and no replicas (cluster-require-full-coverage no): one queue's master is
+    SIGKILLed and nobody takes over its slots. The worker's claims on that queue go unanswered, and
+    that must not stop it claiming and delivering the queue that lives on a master that is up.
+    Once the lost master is back, its queue is claimed again without a restart."""
+    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    try:
+        for m in c.masters():
+            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+        lost_q, up_q = c.queues_on_distinct_masters(2, "lm")
+        lost, up = c.master_for_queue(lost_q), c.master_for_queue(up_q)
+        w = workers(cfg(c, pg_migrated, sink, [lost_q, up_q]))
+        delivered_and_recorded(pg_migrated, sink, push(lost, lost_q, 5, wait_replicas=0) +
+                               push(up, up_q, 5, wait_replicas=0))
+
+        c.kill(lost)
+        wait_until(lambda: any(l.get("node") == lost.address
+                               for l in w.find("redis node unavailable")), 20,
+                   what="the worker to find the master lost")
+        # Without the per-queue fence the first unanswered claim on the lost queue held every
+        # queue's claims until that master came back: these were never delivered.
+        delivered_and_recorded(pg_migrated, sink, push(up, up_q, 20, wait_replicas=0), timeout=20)
+
+        lost.start()
+        c.wait_ok()
+        delivered_and_recorded(pg_migrated, sink, push(lost, lost_q, 5, wait_replicas=0),
+                               timeout=30)
+        assert w.proc.poll() is None
+        assert w.stop() == 0
+    finally:
+        c.close()

@@ -229,14 +229,45 @@ bool ClaimStage::deregister() {
 
 void ClaimStage::move_due() {
     std::string now = std::to_string(s_.clock.now_ms());
-    for (const auto& q : s_.cfg.queues) {
+    const uint64_t mono = mono_ms();
+    for (size_t qi = 0; qi < s_.cfg.queues.size(); ++qi) {
+        const std::string& q = s_.cfg.queues[qi];
+        if (!reachable(qi, mono)) {
+            continue;
+        }
         Reply r =
             redis_.eval(claim_scripts::kMoveDue, {keys::retry(q), keys::queue(q)}, {now, "1000"});
-        if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        if (!r) {
+            unanswered(qi, mono);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             log::debug("due retries moved to queue", {{"queue", q}, {"count", r->integer}});
         }
         park::move_due(redis_, q, s_.clock.now_ms());  // in case a breaker's close was missed
     }
+}
+
+bool ClaimStage::reachable(size_t qi, uint64_t now) const {
+    return backoff_.empty() || now >= backoff_[qi].until_ms;
+}
+
+void ClaimStage::answered(size_t qi) {
+    if (!backoff_.empty()) {
+        backoff_[qi] = {};
+    }
+}
+
+void ClaimStage::unanswered(size_t qi, uint64_t now) {
+    if (backoff_.empty()) {
+        return;  // a single Redis: every queue is down together, and run() waits for it
+    }
+    Backoff& b = backoff_[qi];
+    b.ms = b.ms ? std::min<uint64_t>(b.ms * 2, 5000) : 250;
+    b.until_ms = now + b.ms;
+    // A call that timed out is progress, not a wedged loop: several queues on one lost master
+    // may each take [redis] timeout in one turn, which must not read as a hang to the watchdog.
+    s_.tick_claim.store(mono_ms());
 }
 
 void ClaimStage::reap() {
@@ -274,8 +305,16 @@ void ClaimStage::reap() {
             }
         }
     }
-    for (const auto& q : c.queues) {
+    for (size_t qi = 0; qi < c.queues.size(); ++qi) {
+        const std::string& q = c.queues[qi];
+        if (!reachable(qi, now)) {
+            continue;
+        }
         Reply members = redis_.command({"SMEMBERS", keys::workers(q)});
+        if (!members) {
+            unanswered(qi, now);
+            continue;
+        }
         if (is_error(members) || members->type != REDIS_REPLY_ARRAY) {
             continue;
         }
@@ -354,11 +393,13 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
         {keys::queue(q), keys::inflight(q, id), keys::claiming(q, id), keys::claim_seq(q, id)},
         {std::to_string(n), std::to_string(seq), std::to_string(room_bytes)});
     if (!r) {
-        unknown_ = Unknown{qi, seq};
-        log::warn("claim sent without an answer; settling it before claiming more",
-                  {{"queue", q}, {"claim", seq}});
+        unknown_[qi] = seq;
+        unanswered(qi, mono_ms());
+        log::warn("claim sent without an answer; settling it before claiming more on its queue",
+                  {{"queue", q}, {"claim", seq}, {"error", redis_.last_error()}});
         return 0;
     }
+    answered(qi);
     if (r->type != REDIS_REPLY_ARRAY) {
         std::string err = r->str ? std::string(r->str, r->len) : std::string();
         // A restarted Redis refuses every command until its dataset is read back: expected, and
@@ -380,18 +421,22 @@ size_t ClaimStage::claim_batch(size_t qi, size_t n, int64_t room_bytes) {
     return accept(qi, *r);
 }
 
-bool ClaimStage::recover() {
-    const std::string& q = s_.cfg.queues[unknown_->queue];
+bool ClaimStage::recover(size_t qi) {
+    const std::string& q = s_.cfg.queues[qi];
     const std::string& id = s_.cfg.worker_id;
+    const uint64_t seq = *unknown_[qi];
     Reply r = redis_.eval(claim_scripts::kRecover, {keys::inflight(q, id), keys::claim_seq(q, id)},
-                          {std::to_string(unknown_->seq)});
+                          {std::to_string(seq)});
+    if (!r) {
+        unanswered(qi, mono_ms());
+    }
     if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
         return false;  // still unknown: asked again next turn
     }
-    size_t n = accept(unknown_->queue, *r);
-    log::warn("claim without an answer settled",
-              {{"queue", q}, {"claim", unknown_->seq}, {"recovered", n}});
-    unknown_.reset();
+    answered(qi);
+    size_t n = accept(qi, *r);
+    log::warn("claim without an answer settled", {{"queue", q}, {"claim", seq}, {"recovered", n}});
+    unknown_[qi].reset();
     return true;
 }
 
@@ -399,6 +444,8 @@ void ClaimStage::run() {
     const auto& c = s_.cfg;
     uint64_t next_due = 0, next_reap = mono_ms() + c.reaper_interval_ms;
     const size_t nq = c.queues.size();
+    unknown_.assign(nq, std::nullopt);
+    backoff_.assign(redis_.cluster() ? nq : 0, Backoff{});
     while (!s_.stop_claiming.load()) {
         uint64_t now = mono_ms();
         s_.tick_claim.store(now);
@@ -414,7 +461,18 @@ void ClaimStage::run() {
             reap();
             next_reap = now + c.reaper_interval_ms;
         }
-        if (unknown_ && !recover()) {
+        size_t settling = 0;  // queues with a claim still unknown
+        for (size_t qi = 0; qi < nq; ++qi) {
+            if (!unknown_[qi] || (reachable(qi, now) && recover(qi))) {
+                continue;
+            }
+            ++settling;
+            if (!redis_.cluster()) {
+                settling = nq;  // a single Redis that does not answer does so for every queue
+                break;
+            }
+        }
+        if (settling == nq) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
             continue;
         }
@@ -432,16 +490,22 @@ void ClaimStage::run() {
             continue;
         }
         size_t got = 0;
-        for (size_t k = 0; k < nq && room > 0 && room_bytes > 0 && !unknown_; ++k) {
+        bool lost = false;  // a claim went unanswered this turn: settle it at once
+        for (size_t k = 0; k < nq && room > 0 && room_bytes > 0 && !(lost && !redis_.cluster());
+             ++k) {
             size_t qi = (rr_ + k) % nq;
+            if (unknown_[qi] || !reachable(qi, mono_ms())) {
+                continue;
+            }
             size_t n = claim_batch(qi, std::min<size_t>(c.claim_batch, static_cast<size_t>(room)),
                                    room_bytes);
+            lost |= unknown_[qi].has_value();
             got += n;
             room -= static_cast<int64_t>(n);
             room_bytes = max_bytes - s_.in_process_bytes.load();
         }
         rr_ = (rr_ + 1) % nq;
-        if (got > 0 || unknown_) {
+        if (got > 0 || lost) {
             continue;
         }
         if (loading_) {

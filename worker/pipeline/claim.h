@@ -76,15 +76,18 @@ class ClaimStage {
     void reap();
     std::vector<std::string> scan_keys(const std::string& pattern);
     size_t claim_batch(size_t qi, size_t n, int64_t room_bytes);
-    bool recover();
+    bool recover(size_t qi);
     size_t accept(size_t qi, const redisReply& items);
+    // On Redis Cluster, a queue whose master did not answer is left alone for a while (claims,
+    // due retries, reaping): each call to a master that is down costs up to [redis] timeout, and
+    // one thread serves every queue, so without this one lost master would slow them all.
+    bool reachable(size_t qi, uint64_t now) const;
+    void answered(size_t qi);
+    void unanswered(size_t qi, uint64_t now);
 
-    // A claim script sent without an answer (timeout, dropped connection): it may have run, or may
-    // still run when Redis reads it. Nothing is claimed until it is settled, so that what it moved
-    // is still at the head of the inflight list.
-    struct Unknown {
-        size_t queue;
-        uint64_t seq;
+    struct Backoff {
+        uint64_t until_ms = 0;
+        uint64_t ms = 0;
     };
 
     Shared& s_;
@@ -93,7 +96,12 @@ class ClaimStage {
     uint64_t seq_ = 0;
     std::vector<RouteMsg> claimed_;  // a batch on its way to the route stage (reused)
     uint64_t next_sweep_ms_ = 0;     // reap() also SCANs for lists of unregistered workers
-    std::optional<Unknown> unknown_;
+    // Per queue, a claim script sent without an answer (timeout, dropped connection): it may have
+    // run, or may still run when Redis reads it. Nothing more is claimed on that queue until it is
+    // settled, so that what it moved is still at the head of the queue's inflight list. The other
+    // queues' claims go on: their lists, and on Redis Cluster perhaps their master, are others.
+    std::vector<std::optional<uint64_t>> unknown_;
+    std::vector<Backoff> backoff_;  // per queue; only on Redis Cluster
     // Redis answered LOADING (restarted, reading its dataset): said once, then waited out quietly.
     bool loading_ = false;
 };
