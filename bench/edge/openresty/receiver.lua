@@ -41,9 +41,13 @@ local SHA = ngx.encode_base16 and ngx.encode_base16(ngx.sha1_bin(SCRIPT))
 local M = {}
 local cfg
 
--- opts: secret (string), redis_host, redis_port, queue (name), ttl (seconds)
+-- opts: secret (string), redis_host, redis_port, or redis_unix (a unix socket path, which wins),
+-- queue (name), ttl (seconds)
 function M.init(opts)
     cfg = opts
+    if opts.redis_unix then
+        cfg.redis_host, cfg.redis_port = "unix:" .. opts.redis_unix, nil
+    end
     cfg.queue_key = "orr:{" .. opts.queue .. "}:queue"
     cfg.dedup_prefix = "orr:{" .. opts.queue .. "}:dedup:"
     cfg.ttl = tostring(opts.ttl or 86400)

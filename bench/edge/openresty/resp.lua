@@ -67,10 +67,16 @@ function M.call(sock, args)
     return read_reply(sock)
 end
 
+-- host "unix:/path" (port nil) connects to a unix socket.
 function M.connect(host, port, timeout_ms)
     local sock = tcp()
     sock:settimeouts(timeout_ms, timeout_ms, timeout_ms)
-    local ok, err = sock:connect(host, port)
+    local ok, err
+    if port then
+        ok, err = sock:connect(host, port)
+    else
+        ok, err = sock:connect(host)
+    end
     if not ok then
         return nil, err
     end
