@@ -453,10 +453,19 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
         }
         Node& node = nodes_[static_cast<size_t>(ni)];
         if (!connect(node)) {
-            // Nothing was sent: safe to try again, where a fresh map says.
+            // Nothing was sent: safe to try again, where a fresh map says. But only there: until
+            // a replica takes over (cluster-node-timeout, 15 s by default) the map names the lost
+            // master, and waiting out `timeout` on each call to it would stall every caller of
+            // this connection (one stage thread serves every queue) instead of only its queue's.
             need_refresh_ = true;
             std::string why = last_error_;
-            if (fixed >= 0 || !wait(why)) {
+            if (fixed >= 0) {
+                return false;
+            }
+            maybe_refresh();
+            int again = node_for(slot);
+            if (again < 0 || again == ni) {
+                last_error_ = why;
                 return false;
             }
             target = -1;
