@@ -546,4 +546,20 @@ def test_engine_started_before_redis_takes_the_lease_once_it_is_up(redis_server,
                what="its event written")
     assert len(w.find("alerting: redis reachable")) == 1
     assert len(engine_redis_failures()) == 1
+
+    # An outage while it runs (Redis restarted empty, the lease gone): said once more, and the
+    # lease is held again once Redis is back.
+    redis_server.stop()
+
+    def heartbeat_failures():
+        return len([l for l in w.find("redis unavailable") if l.get("conn") == "heartbeat"])
+    seen = heartbeat_failures()
+    wait_until(lambda: heartbeat_failures() >= seen + 3 and len(engine_redis_failures()) == 2,
+               30, what="several rounds without Redis, again")
+    assert [l["msg"] for l in engine_redis_failures()] == ["alerting: redis unreachable"] * 2
+    redis_server.start()
+    wait_until(lambda: redis_server.client().get("hookq:alerts:lease") == b"late", 30,
+               what="the lease held again")
+    wait_until(lambda: len(w.find("alerting: redis reachable")) == 2, 10, what="said once")
+    assert len(engine_redis_failures()) == 2
     assert w.stop() == 0
