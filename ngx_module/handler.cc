@@ -567,6 +567,16 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     }
     std::string_view unverified;
     if (verdict != Verdict::ok) {
+        if (verdict == Verdict::certificate_expired ||
+            verdict == Verdict::certificate_not_yet_valid) {
+            // PayPal really signed it: the fix is on this side (its current certificate).
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "hookq: %V: verification failed (certificate %s): signed under a "
+                          "hookq_paypal_cert outside its validity; install PayPal's current one "
+                          "and reload",
+                          &conf.source,
+                          verdict == Verdict::certificate_expired ? "expired" : "not yet valid");
+        }
         Answer no = rejected(verdict);
         if (!conf.report_only)
             return send_answer(r, ctx, no);

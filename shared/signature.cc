@@ -52,6 +52,10 @@ std::string_view to_string(Verdict v) noexcept {
             return "bad_signature";
         case Verdict::stale_timestamp:
             return "stale_timestamp";
+        case Verdict::certificate_expired:
+            return "certificate_expired";
+        case Verdict::certificate_not_yet_valid:
+            return "certificate_not_yet_valid";
     }
     return "unknown";
 }
@@ -65,6 +69,8 @@ int http_status(Verdict v) noexcept {
         case Verdict::missing_signature:
         case Verdict::bad_signature:
         case Verdict::stale_timestamp:
+        case Verdict::certificate_expired:
+        case Verdict::certificate_not_yet_valid:
             return 401;
     }
     return 401;

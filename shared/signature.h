@@ -59,6 +59,10 @@ enum class Verdict : uint8_t {
     malformed_signature,  // 400: header present but not parseable (bad hex/base64, no v1=, ...)
     bad_signature,        // 401: well-formed, matches no secret
     stale_timestamp,      // 401: outside the tolerance, in either direction
+    // 401 (paypal): verifies, but only under a configured certificate the clock has left since it
+    // was loaded, past its notAfter or (clock stepped back) before its notBefore.
+    certificate_expired,
+    certificate_not_yet_valid,
 };
 std::string_view to_string(Verdict v) noexcept;
 int http_status(Verdict v) noexcept;

@@ -26,8 +26,15 @@ struct State {
     int64_t tolerance_s = 300;
     std::string token_header;
     std::string token_arg;
-    std::vector<std::string> webhook_ids;                // paypal
-    std::vector<std::shared_ptr<EVP_PKEY>> paypal_keys;  // paypal: the certificates' RSA keys
+    std::vector<std::string> webhook_ids;  // paypal
+    // paypal: each certificate's RSA key and the Unix seconds its verified chain is valid for
+    // (the latest notBefore and the earliest notAfter of the chain), read once at load so that a
+    // request only compares two integers with the clock.
+    struct PaypalCert {
+        std::shared_ptr<EVP_PKEY> key;
+        int64_t not_before = 0, not_after = 0;
+    };
+    std::vector<PaypalCert> paypal_certs;
 };
 
 // Provided signatures decoded onto the stack. Providers send one or two (during their own key

@@ -3,7 +3,9 @@
 // certificate it names in PAYPAL-CERT-URL. Fetching that URL while answering would block the event
 // loop and let a request choose what the edge connects to, so the certificates are configured
 // (files the operator downloads, checked here against a trust store and PayPal's certificate name
-// once, at startup) and the URL only has to be on one of PayPal's hosts.
+// once, at startup) and the URL only has to be on one of PayPal's hosts. Their validity is the one
+// check that changes with time alone, so its bounds are kept and compared on every request: a
+// running nginx stops accepting a certificate the moment it expires, not at the next reload.
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -13,6 +15,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <ctime>
 
 #include "shared/signature_impl.h"
 
@@ -80,6 +84,17 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) noexcept {
     const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// Unix seconds of a certificate time (UTCTime or GeneralizedTime).
+std::optional<int64_t> unix_seconds(const ASN1_TIME* t) noexcept {
+    struct tm tm {};
+    if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1)
+        return std::nullopt;
+    return days_from_civil(tm.tm_year + 1900, static_cast<unsigned>(tm.tm_mon + 1),
+                           static_cast<unsigned>(tm.tm_mday)) *
+               86400 +
+           tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
 }
 
 }  // namespace
@@ -181,13 +196,31 @@ bool load_paypal_certs(State& st, const VerifierConfig& cfg, std::string& error)
                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
             return false;
         }
+        // What X509_verify_cert just checked against the clock, for every later request: the
+        // certificate is usable while the whole chain it verified through is.
+        State::PaypalCert usable;
+        usable.not_before = INT64_MIN;
+        usable.not_after = INT64_MAX;
+        STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(ctx.get());
+        for (int c = 0; verified != nullptr && c < sk_X509_num(verified); ++c) {
+            X509* link = sk_X509_value(verified, c);
+            auto from = unix_seconds(X509_get0_notBefore(link));
+            auto until = unix_seconds(X509_get0_notAfter(link));
+            if (!from || !until) {
+                error = which + ": cannot read the validity of its chain: " + openssl_error();
+                return false;
+            }
+            usable.not_before = std::max(usable.not_before, *from);
+            usable.not_after = std::min(usable.not_after, *until);
+        }
         EVP_PKEY* key = X509_get_pubkey(cert.get());
         if (key == nullptr || EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {
             EVP_PKEY_free(key);
             error = which + " does not hold an RSA key";
             return false;
         }
-        st.paypal_keys.emplace_back(key, EVP_PKEY_free);
+        usable.key.reset(key, EVP_PKEY_free);
+        st.paypal_certs.push_back(std::move(usable));
     }
     return true;
 }
@@ -230,7 +263,10 @@ Verdict verify_paypal(const State& st, const RequestView& req, int64_t now) noex
 
     // id|time|webhook_id|crc: bounded above, so on the stack.
     char message[kMaxIdLength + kMaxTimeLength + kMaxWebhookIdLength + sizeof crc_text + 3];
-    bool ok = false;
+    // Certificates outside their validity are still tried, only to say why a signature PayPal
+    // really made is refused (the operator has a certificate to replace); a forgery cannot
+    // verify under them, so it stays a plain bad signature.
+    bool ok = false, expired = false, not_yet_valid = false;
     EVP_MD_CTX* md = EVP_MD_CTX_new();
     if (md == nullptr)
         return Verdict::bad_signature;
@@ -241,17 +277,29 @@ Verdict verify_paypal(const State& st, const RequestView& req, int64_t now) noex
             *p++ = '|';
         }
         p = std::copy(crc_text, crc_end, p);
-        for (const auto& key : st.paypal_keys) {
-            ok |=
-                EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
+        for (const auto& cert : st.paypal_certs) {
+            const bool verified =
+                EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, cert.key.get()) == 1 &&
                 EVP_DigestVerify(md, signature, *sig_len, reinterpret_cast<unsigned char*>(message),
                                  static_cast<size_t>(p - message)) == 1;
             EVP_MD_CTX_reset(md);
+            if (!verified)
+                continue;
+            if (now < cert.not_before)
+                not_yet_valid = true;
+            else if (now > cert.not_after)
+                expired = true;
+            else
+                ok = true;
         }
     }
     EVP_MD_CTX_free(md);
     ERR_clear_error();  // a failed verification leaves an error on this thread's queue
-    return ok ? Verdict::ok : Verdict::bad_signature;
+    if (ok)
+        return Verdict::ok;
+    if (expired)
+        return Verdict::certificate_expired;
+    return not_yet_valid ? Verdict::certificate_not_yet_valid : Verdict::bad_signature;
 }
 
 }  // namespace hookq::sig

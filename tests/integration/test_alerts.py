@@ -1,7 +1,8 @@
 """The in-worker alerting engine against real servers: rules fire and resolve on a real pipeline,
 notifications reach a local Slack-style receiver, a signed generic webhook and a local SMTP server;
-grouping, the per-channel rate limit, silences, the lease (two workers notify once), and a hanging
-channel that does not slow deliveries."""
+grouping, the per-channel rate limit, silences, the lease (two workers notify once, taken once
+Redis is up when the worker started without it), and a hanging channel that does not slow
+deliveries."""
 
 import base64
 import email
@@ -506,3 +507,59 @@ def test_retry_overdue_fires_and_resolves(redis_server, pg_migrated, sink, recei
     wait_until(lambda: rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = "
                                          "'retry_overdue{queue=qr}'") == [("resolved",)], 20,
                what="retry_overdue resolved")
+
+
+def test_engine_started_before_redis_takes_the_lease_once_it_is_up(redis_server, pg_migrated,
+                                                                   sink, receiver, workers):
+    """hookq-worker started while Redis is down waits for it (its pipeline cannot claim anything);
+    the alerting engine, already running, retries the lease every round, says once that Redis is
+    unreachable rather than every round, and evaluates as soon as it holds the lease."""
+    alerts = alerts_config(slack_channel(receiver.url("/slack")),
+                           extra='[alerts.silent_after]\nnever = "1s"\n')
+    config = config_text(redis_server, pg_migrated,
+                         alerts + route("r", "never", sink.url("/in")), worker_id="late")
+    redis_server.stop()
+    w = workers(config, start=False)
+    w.start(wait_ready=False)
+
+    def engine_redis_failures():
+        return [l for l in w.lines() if l.get("msg") == "alerting: redis unreachable" or (
+            l.get("conn") == "alerts" and l.get("msg") in ("redis unavailable",
+                                                           "redis command failed"))]
+
+    # The heartbeat's own retries (backing off to 2 s) tell the time: six of them span several
+    # of the engine's 1 s rounds.
+    wait_until(lambda: len([l for l in w.find("redis unavailable")
+                            if l.get("conn") == "heartbeat"]) >= 6 and engine_redis_failures(),
+               30, what="several rounds without Redis")
+    assert w.proc.poll() is None, w.stderr()
+    assert not w.find("ready")
+    failures = engine_redis_failures()
+    assert [l["msg"] for l in failures] == ["alerting: redis unreachable"], failures
+    assert not w.find("alerting lease taken")
+
+    redis_server.start()
+    wait_until(lambda: w.find("alerting lease taken"), 30, what="the lease taken")
+    assert redis_server.client().get("hookq:alerts:lease") == b"late"
+    wait_until(lambda: texts(receiver, "/slack", "source_silent"), 30, what="an alert sent")
+    wait_until(lambda: [e[0] for e in events(pg_migrated, "source_silent")] == ["firing"], 20,
+               what="its event written")
+    assert len(w.find("alerting: redis reachable")) == 1
+    assert len(engine_redis_failures()) == 1
+
+    # An outage while it runs (Redis restarted empty, the lease gone): said once more, and the
+    # lease is held again once Redis is back.
+    redis_server.stop()
+
+    def heartbeat_failures():
+        return len([l for l in w.find("redis unavailable") if l.get("conn") == "heartbeat"])
+    seen = heartbeat_failures()
+    wait_until(lambda: heartbeat_failures() >= seen + 3 and len(engine_redis_failures()) == 2,
+               30, what="several rounds without Redis, again")
+    assert [l["msg"] for l in engine_redis_failures()] == ["alerting: redis unreachable"] * 2
+    redis_server.start()
+    wait_until(lambda: redis_server.client().get("hookq:alerts:lease") == b"late", 30,
+               what="the lease held again")
+    wait_until(lambda: len(w.find("alerting: redis reachable")) == 2, 10, what="said once")
+    assert len(engine_redis_failures()) == 2
+    assert w.stop() == 0

@@ -1,12 +1,14 @@
 """PayPal, verified offline against certificates issued by a local test CA: the signed string
 "transmission_id|transmission_time|webhook_id|crc32(body)", RSA-SHA256, the certificate URL pinned
 to PayPal's hosts and never fetched, the transmission time within tolerance. Valid requests, and
-every kind of invalid one, through real nginx; bad certificates fail `nginx -t` naming them."""
+every kind of invalid one, through real nginx; bad certificates fail `nginx -t` naming them; a
+certificate that expires while nginx runs stops verifying at that moment, without a reload."""
 
 import base64
 import datetime
 import os
 import subprocess
+import time
 import uuid
 import zlib
 
@@ -38,7 +40,39 @@ def pki(tmp_path_factory):
                 f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=d)
+    issue(d, "expired", not_before=-2 * 86400, not_after=-86400)
     return d
+
+
+def issue(pki, name, not_before, not_after):
+    """PayPal's certificate name from the test CA, valid from/until these offsets (seconds) from
+    now: what `openssl x509 -days` cannot express. Returns its notAfter (Unix seconds)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    with open(os.path.join(pki, "ca.key"), "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(os.path.join(pki, "ca.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    until = now + datetime.timedelta(seconds=not_after)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                        "messageverificationcerts.paypal.com")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(seconds=not_before))
+            .not_valid_after(until)
+            .sign(ca_key, hashes.SHA256()))
+    with open(os.path.join(pki, f"{name}.key"), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(os.path.join(pki, f"{name}.pem"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return until.timestamp()
 
 
 def sign(pki, key, message):
@@ -159,6 +193,7 @@ def test_every_kind_of_invalid_is_refused(stack, case, change, status):
     ("other-name.pem", "", "paypal: certificate #1 is not issued to "
                            "messageverificationcerts.paypal.com"),
     ("rogue.pem", "", "paypal: certificate #1 does not verify: unable to get local issuer"),
+    ("expired.pem", "", "paypal: certificate #1 does not verify: certificate has expired"),
     ("paypal.key", "", 'hookq_paypal_cert: "PKI/paypal.key" holds no PEM certificate'),
     ("missing.pem", "", 'hookq_paypal_cert: cannot open "PKI/missing.pem" (2: No such file'),
 ])
@@ -181,3 +216,46 @@ def test_paypal_directives_elsewhere_and_a_missing_webhook_id_fail_nginx_t(pki):
                         hookq_paypal_ca {pki}/ca.pem; }}
     }}""")
     assert code != 0 and "PayPal's webhook id" in out, out
+
+
+def test_a_certificate_that_expires_while_nginx_runs_stops_verifying(stack):
+    """Validity is checked per request against the bounds read at load: nothing reloads here."""
+    _, redis, pki = stack
+    # Long enough for nginx to start and answer once, even under ASan.
+    not_after = issue(pki, "short", not_before=-60, not_after=6)
+    nginx = harness.Nginx(location(pki, "short.pem", f"hookq_paypal_cert {pki}/paypal.pem;"),
+                          redis_port=redis.port)
+    try:
+        def post(key, n):
+            body = f'{{"id":"WH-short-{key}-{n}"}}'.encode()
+            return edge.post(nginx.port, "/hooks/paypal", body,
+                             paypal_headers(pki, body, key=f"{key}.key"))
+
+        status, _, _ = post("short", 0)
+        assert time.time() < not_after, "nginx took too long to start for this test"
+        assert status == 202, nginx.log()[-1500:]
+        assert "certificate expired" not in nginx.log()
+
+        n = 0
+        deadline = not_after + 30
+        while time.time() < deadline:
+            n += 1
+            status, _, text = post("short", n)
+            if status != 202:
+                break
+            time.sleep(0.2)
+        # Refused like any bad signature, only once its notAfter has passed.
+        assert time.time() > not_after
+        assert (status, text) == (401, b"invalid signature\n"), nginx.log()[-1500:]
+        log = nginx.log()
+        assert ("hookq: paypal: verification failed (certificate expired): signed under a "
+                "hookq_paypal_cert outside its validity") in log, log[-1500:]
+        assert WEBHOOK_ID not in log
+        # The other certificate is still valid: PayPal's signatures under it still pass.
+        assert post("paypal", n + 1)[0] == 202
+        # And a forgery is a plain bad signature, with nothing logged about the certificate.
+        before = log.count("certificate expired")
+        assert post("rogue", n + 2)[0] == 401
+        assert nginx.log().count("certificate expired") == before
+    finally:
+        nginx.close()

@@ -101,6 +101,8 @@ std::map<std::string, double> parse_edge_failures(std::string_view text) {
 
 Engine::Engine(const Config& cfg)
     : cfg_(cfg), acfg_(cfg.alerts), redis_(cfg, "alerts"), pg_(cfg.postgres_dsn) {
+    // Every round retries Redis; round() says once per outage that it is away.
+    redis_.quiet();
     for (const auto& ch : acfg_.channels) {
         buckets_.emplace_back(ch.rate_per_s, ch.burst);
     }
@@ -230,6 +232,16 @@ void Engine::round(int64_t now) {
     }
     if (!redis_ok_) {
         redis_error_ = redis_.last_error().empty() ? "unreachable" : redis_.last_error();
+        if (!redis_outage_) {
+            // Also at start-up: the engine runs before the pipeline has reached Redis, and takes
+            // the lease at the first round that reaches it.
+            log::warn("alerting: redis unreachable",
+                      {{"error", redis_error_}, {"leader", leader_}, {"retry", "every round"}});
+        }
+        redis_outage_ = true;
+    } else if (redis_outage_) {
+        log::info("alerting: redis reachable", {{"leader", leader_}});
+        redis_outage_ = false;
     }
     pg_ok_ = pg_.ok() || pg_.connect();
     if (pg_ok_) {

@@ -76,6 +76,8 @@ class Engine {
     RedisConn redis_;
     Pg pg_;
     bool redis_ok_ = false, pg_ok_ = false;
+    // Redis was unreachable at the last round: said once when it goes, once when it is back.
+    bool redis_outage_ = false;
     std::string redis_error_, pg_error_;
     bool leader_ = false;
     bool loaded_ = false;

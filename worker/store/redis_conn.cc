@@ -70,7 +70,9 @@ bool RedisConn::ensure() {
         // Backoff between attempts so a dead Redis is not hammered by every stage.
         backoff_ms_ = backoff_ms_ ? std::min<uint64_t>(backoff_ms_ * 2, 2000) : 100;
         next_attempt_ms_ = now + backoff_ms_;
-        log::warn("redis unavailable", {{"conn", name_}, {"error", why}});
+        if (!quiet_) {
+            log::warn("redis unavailable", {{"conn", name_}, {"error", why}});
+        }
         return false;
     };
     if (!ctx_ || ctx_->err) {
@@ -117,7 +119,9 @@ Reply RedisConn::command(const std::vector<std::string_view>& argv) {
         redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
     if (!r) {
         last_error_ = ctx_->errstr;
-        log::warn("redis command failed", {{"conn", name_}, {"error", last_error_}});
+        if (!quiet_) {
+            log::warn("redis command failed", {{"conn", name_}, {"error", last_error_}});
+        }
         drop();
     }
     return r;

@@ -41,6 +41,10 @@ class RedisConn {
     void append(const std::vector<std::string_view>& argv);
     bool read_replies(std::vector<Reply>& out);
 
+    // Connection failures are not logged here: for a caller that says once per outage what it
+    // could not reach, rather than on every attempt.
+    void quiet() { quiet_ = true; }
+
     const std::string& last_error() const {
         return cluster_ ? cluster_->last_error() : last_error_;
     }
@@ -53,6 +57,7 @@ class RedisConn {
     std::string last_error_;
     uint64_t next_attempt_ms_ = 0;
     uint64_t backoff_ms_ = 0;
+    bool quiet_ = false;
     std::unique_ptr<cluster::ClusterClient> cluster_;
 };
 
