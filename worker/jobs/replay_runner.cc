@@ -213,7 +213,8 @@ ReplayRunner::Go ReplayRunner::flush(JobState& job) {
     auto r = must_query(
         pg_,
         "UPDATE replay_jobs SET sent = $2::bigint, skipped = $3::bigint, failed = $4::bigint, "
-        "skipped_pending = $9::bigint, cursor_received_at = CASE WHEN $5::bigint IS NULL THEN cursor_received_at ELSE "
+        "skipped_pending = $9::bigint, cursor_received_at = CASE WHEN $5::bigint IS NULL THEN "
+        "cursor_received_at ELSE "
         "'epoch'::timestamptz + $5::bigint * interval '1 microsecond' END, "
         "cursor_id = coalesce($6::uuid, cursor_id), "
         "lease_expires = now() + make_interval(secs => $8), updated_at = now() "

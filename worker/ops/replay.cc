@@ -474,8 +474,8 @@ Json create_replay(Pg& pg, const ReplayRequest& req, const Actor& actor, const S
                                {fingerprint});
         if (PQntuples(same.get()) > 0) {
             refused = cell(same, 0, 0);
-            const std::string msg = "replay " + *refused + " (" + cell(same, 0, 1) + ", created by " +
-                                    cell(same, 0, 2) +
+            const std::string msg = "replay " + *refused + " (" + cell(same, 0, 1) +
+                                    ", created by " + cell(same, 0, 2) +
                                     ") has the same selection and has not finished: watch it "
                                     "(hookqctl replay show " +
                                     *refused + "), or cancel it first";

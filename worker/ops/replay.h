@@ -77,8 +77,8 @@ std::string replay_fingerprint(const ReplayRequest& req, const Scope& scope = {}
 // {"replays": [job...]}, newest first (at most `limit`).
 nlohmann::ordered_json list_replays(Pg& pg, const Scope& scope = {}, int limit = 100);
 // One job: {"id", "state", "created_at", "created_by", "selection", "routes_mode", "rate",
-// "limit", "total", "sent", "skipped", "skipped_pending", "failed", "progress", "started_at", "finished_at",
-// "updated_at", "error", "worker"}. Error::not_found / bad_request.
+// "limit", "total", "sent", "skipped", "skipped_pending", "failed", "progress", "started_at",
+// "finished_at", "updated_at", "error", "worker"}. Error::not_found / bad_request.
 nlohmann::ordered_json get_replay(Pg& pg, const std::string& id, const Scope& scope = {});
 // Stops a pending or running job (the runner notices within a second). Error::conflict when it
 // has already finished.

@@ -300,10 +300,10 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     if (!redis_.read_replies(replies)) {
         return false;
     }
-    for (size_t i = 0, c = 0; i < replies.size(); ++i) {
+    for (size_t i = 0, k = 0; i < replies.size(); ++i) {
         const Reply& r = replies[i];
-        if (c < clears.size() && clears[c] == i) {
-            ++c;
+        if (k < clears.size() && clears[k] == i) {
+            ++k;
             continue;
         }
         if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
