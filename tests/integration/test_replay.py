@@ -25,10 +25,11 @@ def routes(sink):
 
 
 def start(redis_server, pg, sink, workers, tmp_path, name="worker", worker_id="w1",
-          extra_worker=""):
+          extra_worker="", retry=""):
     port = harness.free_port()
     cfg = base.admin_config(redis_server, pg, routes(sink), tmp_path, port)
     cfg = cfg.replace('id = "w1"', f'id = "{worker_id}"\n{extra_worker}', 1)
+    cfg = cfg.replace("[retry]\n", f"[retry]\n{retry}\n", 1)
     # A breaker opened by hand half-opens, and closes on one good probe, quickly.
     cfg = cfg.replace("[breaker]\n", '[breaker]\nopen_for = "1s"\nclose_after = 1\n', 1)
     w = workers(cfg, name=name)
@@ -481,3 +482,39 @@ def test_overlapping_replays_send_once(redis_server, pg_migrated, sink, workers,
     assert count_by_id(sink, "/app2", t0) == {}
     wait_until(lambda: pending_markers(redis_server, "github") == [], 10, what="markers cleared")
     assert a.stop() == 0 and b.stop() == 0
+
+
+def test_replayed_copy_pending_while_it_retries(redis_server, pg_migrated, sink, workers,
+                                                tmp_path):
+    """A replayed copy that failed and waits for its retry has not been decided: another job
+    does not push it; once the retry succeeds, its marker is gone."""
+    pg = pg_migrated
+    w, api = start(redis_server, pg, sink, workers, tmp_path,
+                   retry='initial = "60s"\nmax_delay = "60s"\njitter = false')
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", 3)
+    wait_until(lambda: settled(pg, ids, "dead"), 20, what="3 dead")
+    sink.set("/app", "500")
+    t0 = time.time()
+    rc = redis_server.client()
+    j1 = json.loads(ctl(w, "replay", "--source", "github", "--status", "dead", "--json").stdout)
+    assert j1["sent"] == 3, j1
+    # Each copy failed once, was recorded as retrying and acked into the retry set (a minute
+    # away): the ack of an outcome that goes on leaves the marker.
+    wait_until(lambda: rc.zcard("hookq:{github}:retry") == 3 and
+               rows(pg, "SELECT count(*) FROM webhook_routes WHERE route = 'app' AND "
+                    "status = 'retrying'")[0][0] == 3, 20, what="3 copies waiting to retry")
+    assert len(pending_markers(redis_server, "github")) == 3
+    # Every route of them, whatever its status, limited to app: all three pending elsewhere.
+    args = [x for i in ids for x in ("--id", i)]
+    j2 = json.loads(ctl(w, "replay", *args, "--route", "app", "--all-routes", "--json").stdout)
+    assert (j2["sent"], j2["skipped"], j2["skipped_pending"]) == (0, 3, 3), j2
+    assert rc.llen("hookq:{github}:queue") == 0
+    # The retries come due now rather than in a minute, succeed, and clear the markers.
+    sink.set("/app", "200")
+    for member in rc.zrange("hookq:{github}:retry", 0, -1):
+        rc.zadd("hookq:{github}:retry", {member: 0})
+    wait_until(lambda: settled(pg, ids, "delivered") and
+               pending_markers(redis_server, "github") == [], 20, what="retried and cleared")
+    assert count_by_id(sink, "/app", t0) == {i: 2 for i in ids}  # the failure and its retry
+    assert w.stop() == 0
