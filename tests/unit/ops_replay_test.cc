@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "shared/redis_keys.h"
+#include "shared/redis_slot.h"
 #include "worker/ops/replay.h"
 
 namespace hookq::ops {
@@ -159,6 +161,19 @@ TEST(ReplayFingerprint, SameSelectionAsAsked) {
     Scope stripe;
     stripe.sources = std::vector<std::string>{"stripe"};
     EXPECT_NE(fp({{"source", "stripe"}}), fp({{"source", "stripe"}}, kNow, stripe));
+}
+
+// The runner's push script touches the job's set, the queue and the pending marker together, and
+// the worker's ack clears the marker in the queue's pipeline: on Redis Cluster all in one slot.
+TEST(ReplayKeys, PendingMarkerSharesTheQueuesSlot) {
+    for (const char* q : {"github", "stripe", "a{b}c"}) {
+        const int slot = cluster::key_slot(keys::queue(q));
+        EXPECT_EQ(cluster::key_slot(keys::replay_pending(q, kId, "app")), slot) << q;
+        EXPECT_EQ(cluster::key_slot(keys::replay_pending(q, kId, "-")), slot) << q;
+        EXPECT_EQ(cluster::key_slot(std::string("hookq:{") + q + "}:replay:17"), slot) << q;
+    }
+    EXPECT_EQ(keys::replay_pending("github", kId, "app"),
+              std::string("hookq:{github}:replay_pending:") + kId + "/app");
 }
 
 }  // namespace
