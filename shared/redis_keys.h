@@ -91,6 +91,14 @@ inline std::string health_check(std::string_view route) {
 inline std::string health_check_lease(std::string_view route) {
     return "hookq:hc:{" + std::string(route) + "}:lease";
 }
+// A webhook's route pushed by a replay job and not decided yet (worker/jobs/replay_runner.h): holds
+// the job's id, so that no other replay job pushes it again meanwhile; the worker's ack of the
+// pushed copy's final outcome deletes it (worker/pipeline/recorder.cc).
+inline std::string replay_pending(std::string_view q, std::string_view request_id,
+                                  std::string_view route) {
+    return "hookq:{" + std::string(q) + "}:replay_pending:" + std::string(request_id) + "/" +
+           std::string(route);
+}
 // Held (SET NX PX, renewed every round) by the one worker that evaluates alerts and notifies.
 inline std::string alerts_lease() {
     return "hookq:alerts:lease";

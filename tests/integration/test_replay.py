@@ -25,10 +25,11 @@ def routes(sink):
 
 
 def start(redis_server, pg, sink, workers, tmp_path, name="worker", worker_id="w1",
-          extra_worker=""):
+          extra_worker="", retry=""):
     port = harness.free_port()
     cfg = base.admin_config(redis_server, pg, routes(sink), tmp_path, port)
     cfg = cfg.replace('id = "w1"', f'id = "{worker_id}"\n{extra_worker}', 1)
+    cfg = cfg.replace("[retry]\n", f"[retry]\n{retry}\n", 1)
     # A breaker opened by hand half-opens, and closes on one good probe, quickly.
     cfg = cfg.replace("[breaker]\n", '[breaker]\nopen_for = "1s"\nclose_after = 1\n', 1)
     w = workers(cfg, name=name)
@@ -401,4 +402,119 @@ def test_dashboard_replay(redis_server, pg_migrated, sink, workers, tmp_path):
         assert b.errors() == []
     finally:
         b.close()
+    assert w.stop() == 0
+
+
+def pending_markers(redis_server, queue):
+    return sorted(redis_server.client().scan_iter(f"hookq:{{{queue}}}:replay_pending:*"))
+
+
+def test_overlapping_replays_send_once(redis_server, pg_migrated, sink, workers, tmp_path):
+    """Two jobs whose selections overlap: a webhook already pushed by one and not yet decided is
+    not pushed by the other, which counts it as skipped_pending; the same selection asked again
+    while its job runs is refused (409, naming the job, audited). Once the replayed deliveries
+    are decided, the same selection is pushed again."""
+    pg = pg_migrated
+    b_cfg = config_text(redis_server, pg, routes(sink), worker_id="wb")
+    b = workers(b_cfg, name="b")
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", 6)
+    wait_until(lambda: settled(pg, ids, "dead"), 30, what="6 dead")
+    assert b.stop() == 0
+    # Worker A consumes no queue of these sources: what its runner pushes stays in the queue,
+    # pushed and undecided, for as long as the test needs.
+    a, api = start(redis_server, pg, sink, workers, tmp_path, name="a", worker_id="wa",
+                   extra_worker='queues = ["elsewhere"]')
+    rc = redis_server.client()
+    t0 = time.time()
+
+    sel = {"source": "github", "status": "dead"}
+    r = api.call("POST", "/api/v1/replays", A, json={**sel, "rate": 1})
+    assert r.status_code == 201, r.text
+    first = r.json()["id"]
+    # The same selection again (at another pace) while the first job has not finished: refused,
+    # by the API and by hookqctl alike, naming the job; nothing created.
+    r = api.call("POST", "/api/v1/replays", A, json={**sel, "rate": 50})
+    base.assert_json_error(r, 409, f"replay {first} ")
+    assert job(pg, first)["state"] in ("pending", "running")  # it was refused while running
+    bad = ctl(a, "replay", "--source", "github", "--status", "dead", check=False)
+    assert bad.returncode == 2 and f"replay {first} " in bad.stderr, bad.stderr
+    refused = audit(pg, "replay.refused")
+    assert [x[1] for x in refused] == [str(first)] * 2, refused
+    assert refused[0][2]["overlaps"] == first and refused[0][2]["selection"]["source"] == "github"
+    assert refused[0][0] == "ops-admin" and refused[1][2]["via"] == "hookqctl"
+    assert rows(pg, "SELECT count(*) FROM replay_jobs")[0][0] == 1
+
+    # An overlapping selection that is not the same one (by id) is accepted; its runner meets
+    # every webhook with the first job's copy still pending.
+    r = api.call("POST", "/api/v1/replays", A, json={"request_ids": ids, "rate": 100})
+    assert r.status_code == 201, r.text
+    second = r.json()["id"]
+    j1 = wait_done(pg, first, 30)
+    assert (j1["sent"], j1["skipped"], j1["failed"]) == (6, 0, 0), j1
+    j2 = wait_done(pg, second, 30)
+    assert (j2["sent"], j2["skipped"], j2["failed"]) == (0, 6, 0), j2
+    shown = api.get(f"/api/v1/replays/{second}", A).json()
+    assert shown["skipped_pending"] == 6 and shown["progress"] == 1.0, shown
+    assert api.get(f"/api/v1/replays/{first}", A).json()["skipped_pending"] == 0
+    assert "6 skipped as pending in another replay" in ctl(a, "replay", "show",
+                                                           str(second)).stdout
+    # One copy per webhook in the queue, each marked as the first job's.
+    assert rc.llen("hookq:{github}:queue") == 6
+    markers = pending_markers(redis_server, "github")
+    assert len(markers) == 6 and {rc.get(k) for k in markers} == {str(first).encode()}, markers
+
+    # A worker consuming github delivers them (still failing: dead again): each webhook reaches
+    # the route exactly once, and the acks of those final outcomes clear the markers.
+    b.start()
+    wait_until(lambda: len(count_by_id(sink, "/app", t0)) == 6 and
+               pending_markers(redis_server, "github") == [], 30,
+               what="the replayed copies decided and their markers cleared")
+    wait_until(lambda: settled(pg, ids, "dead"), 20, what="dead again")
+    assert count_by_id(sink, "/app", t0) == {i: 1 for i in ids}
+
+    # Decided: the same selection is pushed again, not held off by the first job's markers.
+    sink.set("/app", "200")
+    j3 = json.loads(ctl(a, "replay", "--source", "github", "--status", "dead", "--json").stdout)
+    assert (j3["sent"], j3["skipped"], j3["skipped_pending"]) == (6, 0, 0), j3
+    wait_until(lambda: settled(pg, ids, "delivered"), 30, what="delivered")
+    assert count_by_id(sink, "/app", t0) == {i: 2 for i in ids}
+    assert count_by_id(sink, "/app2", t0) == {}
+    wait_until(lambda: pending_markers(redis_server, "github") == [], 10, what="markers cleared")
+    assert a.stop() == 0 and b.stop() == 0
+
+
+def test_replayed_copy_pending_while_it_retries(redis_server, pg_migrated, sink, workers,
+                                                tmp_path):
+    """A replayed copy that failed and waits for its retry has not been decided: another job
+    does not push it; once the retry succeeds, its marker is gone."""
+    pg = pg_migrated
+    w, api = start(redis_server, pg, sink, workers, tmp_path,
+                   retry='initial = "60s"\nmax_delay = "60s"\njitter = false')
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", 3)
+    wait_until(lambda: settled(pg, ids, "dead"), 20, what="3 dead")
+    sink.set("/app", "500")
+    t0 = time.time()
+    rc = redis_server.client()
+    j1 = json.loads(ctl(w, "replay", "--source", "github", "--status", "dead", "--json").stdout)
+    assert j1["sent"] == 3, j1
+    # Each copy failed once, was recorded as retrying and acked into the retry set (a minute
+    # away): the ack of an outcome that goes on leaves the marker.
+    wait_until(lambda: rc.zcard("hookq:{github}:retry") == 3 and
+               rows(pg, "SELECT count(*) FROM webhook_routes WHERE route = 'app' AND "
+                    "status = 'retrying'")[0][0] == 3, 20, what="3 copies waiting to retry")
+    assert len(pending_markers(redis_server, "github")) == 3
+    # Every route of them, whatever its status, limited to app: all three pending elsewhere.
+    args = [x for i in ids for x in ("--id", i)]
+    j2 = json.loads(ctl(w, "replay", *args, "--route", "app", "--all-routes", "--json").stdout)
+    assert (j2["sent"], j2["skipped"], j2["skipped_pending"]) == (0, 3, 3), j2
+    assert rc.llen("hookq:{github}:queue") == 0
+    # The retries come due now rather than in a minute, succeed, and clear the markers.
+    sink.set("/app", "200")
+    for member in rc.zrange("hookq:{github}:retry", 0, -1):
+        rc.zadd("hookq:{github}:retry", {member: 0})
+    wait_until(lambda: settled(pg, ids, "delivered") and
+               pending_markers(redis_server, "github") == [], 20, what="retried and cleared")
+    assert count_by_id(sink, "/app", t0) == {i: 2 for i in ids}  # the failure and its retry
     assert w.stop() == 0

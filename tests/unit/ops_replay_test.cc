@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "shared/redis_keys.h"
+#include "shared/redis_slot.h"
 #include "worker/ops/replay.h"
 
 namespace hookq::ops {
@@ -118,6 +120,60 @@ TEST(ReplaySql, RoutesModes) {
     EXPECT_EQ(replay_status_cond({{"status", "failed"}}, p),
               "e.status IN ('dead', 'retrying', 'parked')");
     EXPECT_EQ(replay_status_cond(json::object(), p), "true");
+}
+
+// What makes a create the same replay as one still running (refused with 409).
+TEST(ReplayFingerprint, SameSelectionAsAsked) {
+    auto fp = [](const json& body, int64_t now = kNow, const Scope& scope = {}) {
+        return replay_fingerprint(parse_replay_request(body, now), scope);
+    };
+    const json dead = {{"source", "github"}, {"status", "dead"}, {"since", "1h"}};
+    // "since 1h" asked a minute later is the same selection; pace and limit do not count.
+    EXPECT_EQ(fp(dead), fp(dead, kNow + 60 * 1000000LL));
+    json paced = dead;
+    paced["rate"] = 5;
+    paced["limit"] = 10;
+    paced["confirm"] = true;
+    EXPECT_EQ(fp(dead), fp(paced));
+    // Ids in another order, or repeated, are the same ids.
+    std::string b = "01936f4e-8a2b-7c3d-9e4f-0123456789ac";
+    EXPECT_EQ(fp({{"request_ids", {kId, b}}}), fp({{"request_ids", {b, kId, b}}}));
+
+    // Anything that selects other webhooks, or other routes of them, is another replay.
+    json other = dead;
+    other["since"] = "2h";
+    EXPECT_NE(fp(dead), fp(other));
+    other = dead;
+    other["status"] = "failed";
+    EXPECT_NE(fp(dead), fp(other));
+    other = dead;
+    other["routes"] = "all";
+    EXPECT_NE(fp(dead), fp(other));
+    other = dead;
+    other.erase("source");
+    EXPECT_NE(fp(dead), fp(other));
+    EXPECT_NE(fp({{"request_ids", {kId}}}), fp({{"request_ids", {kId, b}}}));
+    // Explicit bounds are part of it; "from" as a time is not "since".
+    EXPECT_NE(fp({{"source", "x"}, {"from", "2026-11-01"}}),
+              fp({{"source", "x"}, {"from", "2026-11-02"}}));
+    EXPECT_NE(fp({{"source", "x"}, {"to", "2026-11-01"}}), fp({{"source", "x"}}));
+    // A source-limited token's job is not a full token's.
+    Scope stripe;
+    stripe.sources = std::vector<std::string>{"stripe"};
+    EXPECT_NE(fp({{"source", "stripe"}}), fp({{"source", "stripe"}}, kNow, stripe));
+}
+
+// The runner's push script touches the job's set, the queue and the pending marker together, and
+// the worker's ack clears the marker in the queue's pipeline: on Redis Cluster all in one slot.
+TEST(ReplayKeys, PendingMarkerSharesTheQueuesSlot) {
+    for (const char* q : {"github", "stripe", "a{b}c"}) {
+        const int slot = cluster::key_slot(keys::queue(q));
+        EXPECT_EQ(cluster::key_slot(keys::replay_pending(q, kId, "app")), slot) << q;
+        EXPECT_EQ(cluster::key_slot(keys::replay_pending(q, kId, "-")), slot) << q;
+        EXPECT_EQ(cluster::key_slot(std::string("hookq:{") + q + "}:replay:17"), slot) << q;
+    }
+    EXPECT_EQ(keys::replay_pending("github", kId, "app"),
+              std::string("hookq:{github}:replay_pending:") + kId + "/app");
 }
 
 }  // namespace

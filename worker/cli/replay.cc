@@ -57,7 +57,7 @@ std::string selection_text(const Json& sel) {
 }
 
 // "replay 7 running [#########-----------] 45% 450/1000 sent 440 skipped 10 failed 0 25.0/s ETA
-// 22s"
+// 22s", then "(n skipped as pending in another replay)" when there are such
 std::string progress_line(const Json& j, bool bar) {
     int64_t total = j["total"].get<int64_t>();
     int64_t done =
@@ -76,6 +76,12 @@ std::string progress_line(const Json& j, bool bar) {
                   static_cast<long long>(j["skipped"].get<int64_t>()),
                   static_cast<long long>(j["failed"].get<int64_t>()));
     out += buf;
+    // Why fewer were sent than selected: another replay's copies of them are still on their way.
+    if (j.contains("skipped_pending") && j["skipped_pending"].get<int64_t>() > 0) {
+        std::snprintf(buf, sizeof buf, " (%lld skipped as pending in another replay)",
+                      static_cast<long long>(j["skipped_pending"].get<int64_t>()));
+        out += buf;
+    }
     if (!j["observed_rate"].is_null()) {
         std::snprintf(buf, sizeof buf, " %.1f/s", j["observed_rate"].get<double>());
         out += buf;
@@ -169,6 +175,13 @@ int replay_create(Pg& pg, const ReplayOptions& o) {
         job = ops::create_replay(pg, req, cli_actor());
     } catch (const ops::ConfirmationRequired& e) {
         std::fprintf(stderr, "hookqctl replay: %s (see --dry-run)\n", e.what());
+        return 2;
+    } catch (const ops::Error& e) {
+        if (e.kind != ops::Error::conflict) {
+            throw;
+        }
+        // The same replay is still running: nothing was created.
+        std::fprintf(stderr, "hookqctl replay: %s\n", e.what());
         return 2;
     }
     if (o.json && o.detach) {

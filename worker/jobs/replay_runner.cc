@@ -12,6 +12,7 @@
 #include "worker/metrics.h"
 #include "worker/ops/dead_letters.h"
 #include "worker/ops/replay.h"
+#include "worker/pipeline/messages.h"
 
 namespace hookq {
 
@@ -27,6 +28,11 @@ constexpr int kBatch = 200;
 // How long a job's set of pushed (webhook, route) pairs is kept in Redis: a job cancelled and
 // resumed within this time still sends nothing twice.
 constexpr int kDedupTtlS = 7 * 24 * 3600;
+// How long a pushed copy holds off other jobs at most (keys::replay_pending) when the ack of its
+// final outcome never clears the marker: the copy was taken out of Redis by hand, or the worker
+// that acked it predates the marker. A copy still undecided after this long (a route paused or a
+// breaker open for a day) may be pushed once more by another job.
+constexpr int kPendingTtlS = 24 * 3600;
 
 // No double send across a crash. The job's cursor and counters live in PostgreSQL, the pushes in
 // Redis, and no transaction spans both: a runner killed after a push and before its next progress
@@ -35,9 +41,23 @@ constexpr int kDedupTtlS = 7 * 24 * 3600;
 // there, in one atomic step on the queue's slot: a push either happened and is remembered, or
 // neither. (Advancing the cursor in PostgreSQL before the push instead would lose the webhooks of
 // a crash in between; after it, would send them twice.)
+//
+// No double send across jobs either: two jobs whose selections overlap (a double click, "all
+// failed since 10:00" asked twice) would each push the same route of the same webhook. The same
+// step sets keys::replay_pending for it, holding this job's id, and pushes only when no other
+// job's marker is there; the worker's ack of the copy's final outcome (delivered, dead) deletes
+// it, so a later replay of the same webhook is pushed again. The envelope carries the job's id
+// (kReplayHeader) for that ack. All three keys share the queue's {Q} tag: one slot on a cluster.
+// KEYS[1] the job's set, KEYS[2] queue, KEYS[3] pending marker; ARGV[1] "<request id>/<route>",
+// ARGV[2] element, ARGV[3] set TTL, ARGV[4] job id, ARGV[5] marker TTL -> 1 pushed, 0 pushed by
+// this job before, or the id of the job whose copy is pending.
 constexpr std::string_view kPushOnce = R"lua(
-if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[4] then return holder end
+redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 return 1
 )lua";
@@ -145,7 +165,7 @@ bool ReplayRunner::claim(JobState& job) {
         "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, selection::text, routes_mode, rate_per_s, "
         "\"limit\", sent, skipped, failed, "
         "(extract(epoch FROM cursor_received_at) * 1000000)::bigint, cursor_id::text, "
-        "started_at < now()",
+        "started_at < now(), skipped_pending",
         {cfg_.worker_id, std::to_string(kLeaseSeconds)});
     if (PQntuples(r.get()) == 0) {
         return false;
@@ -160,6 +180,7 @@ bool ReplayRunner::claim(JobState& job) {
     job.sent = std::stoll(cell(r, 0, 5));
     job.skipped = std::stoll(cell(r, 0, 6));
     job.failed = std::stoll(cell(r, 0, 7));
+    job.skipped_pending = std::stoll(cell(r, 0, 11));
     if (!is_null(r, 0, 8)) {
         job.cursor_us = std::stoll(cell(r, 0, 8));
         job.cursor_id = cell(r, 0, 9);
@@ -192,7 +213,8 @@ ReplayRunner::Go ReplayRunner::flush(JobState& job) {
     auto r = must_query(
         pg_,
         "UPDATE replay_jobs SET sent = $2::bigint, skipped = $3::bigint, failed = $4::bigint, "
-        "cursor_received_at = CASE WHEN $5::bigint IS NULL THEN cursor_received_at ELSE "
+        "skipped_pending = $9::bigint, cursor_received_at = CASE WHEN $5::bigint IS NULL THEN "
+        "cursor_received_at ELSE "
         "'epoch'::timestamptz + $5::bigint * interval '1 microsecond' END, "
         "cursor_id = coalesce($6::uuid, cursor_id), "
         "lease_expires = now() + make_interval(secs => $8), updated_at = now() "
@@ -200,7 +222,7 @@ ReplayRunner::Go ReplayRunner::flush(JobState& job) {
         {job.id, std::to_string(job.sent), std::to_string(job.skipped), std::to_string(job.failed),
          job.cursor_us ? std::optional<std::string>(std::to_string(*job.cursor_us)) : std::nullopt,
          job.cursor_id.empty() ? std::nullopt : std::optional<std::string>(job.cursor_id),
-         cfg_.worker_id, std::to_string(kLeaseSeconds)});
+         cfg_.worker_id, std::to_string(kLeaseSeconds), std::to_string(job.skipped_pending)});
     job.last_flush_ms = mono_ms();
     if (PQntuples(r.get()) == 0) {
         log::info("replay: stopped (cancelled, or taken over)", {{"replay", job.id}});
@@ -294,12 +316,14 @@ ReplayRunner::Go ReplayRunner::wait_breaker(JobState& job, const std::string& de
 void ReplayRunner::finish(JobState& job, const std::string& state, const std::string& error) {
     must_query(pg_,
                "UPDATE replay_jobs SET state = $2, sent = $3::bigint, skipped = $4::bigint, "
-               "failed = $5::bigint, error = $6, finished_at = now(), updated_at = now(), "
-               "lease_owner = NULL, lease_expires = NULL "
-               "WHERE id = $1::bigint AND lease_owner = $7 AND state = 'running'",
+               "failed = $5::bigint, skipped_pending = $8::bigint, error = $6, "
+               "finished_at = now(), updated_at = now(), lease_owner = NULL, "
+               "lease_expires = NULL WHERE id = $1::bigint AND lease_owner = $7 AND "
+               "state = 'running'",
                {job.id, state, std::to_string(job.sent), std::to_string(job.skipped),
                 std::to_string(job.failed),
-                error.empty() ? std::nullopt : std::optional<std::string>(error), cfg_.worker_id});
+                error.empty() ? std::nullopt : std::optional<std::string>(error), cfg_.worker_id,
+                std::to_string(job.skipped_pending)});
     if (state == "done") {
         // Done is final (nothing resumes it): its record of pushes is no longer needed.
         for (const auto& key : job.dedup_sets) {
@@ -310,6 +334,7 @@ void ReplayRunner::finish(JobState& job, const std::string& state, const std::st
                                    {"state", state},
                                    {"sent", job.sent},
                                    {"skipped", job.skipped},
+                                   {"skipped_pending", job.skipped_pending},
                                    {"failed", job.failed}});
 }
 
@@ -331,6 +356,8 @@ void ReplayRunner::execute(JobState& job) {
         route_filter = " AND r.route = $" + std::to_string(base.size());
     }
     auto& m = metrics::global();
+    const std::string dedup_ttl = std::to_string(kDedupTtlS);
+    const std::string pending_ttl = std::to_string(kPendingTtlS);
     for (;;) {
         int64_t done = job.sent + job.skipped + job.failed;
         int64_t n = kBatch;
@@ -384,9 +411,13 @@ void ReplayRunner::execute(JobState& job) {
             const bool matches = cell(r, i, 10) == "t";
             const bool recovering = job.recover_left > 0;
             auto routes = nlohmann::json::parse(cell(r, i, 9));
-            int pushed = 0, failed = 0;
+            int pushed = 0, failed = 0, pending = 0;
             if (!routes.empty()) {
                 Envelope env = ops::envelope_from_row(r, i, 0);
+                // A copy recorded from an earlier replay (its event row gone meanwhile) may carry
+                // another job's id: this job's own is the one its ack must see.
+                std::erase_if(env.headers, [](const auto& h) { return h.first == kReplayHeader; });
+                env.headers.emplace_back(std::string(kReplayHeader), job.id);
                 std::string queue;
                 try {
                     queue = queue_for(cfg_, env.source);
@@ -421,15 +452,27 @@ void ReplayRunner::execute(JobState& job) {
                     }
                     std::string element = ops::requeue_element(env, route);
                     job.dedup_sets.insert(set);
-                    const std::string ttl = std::to_string(kDedupTtlS);
+                    const std::string marker =
+                        keys::replay_pending(queue, env.request_id.str(), route);
                     for (;;) {
-                        Reply p = redis_.eval(kPushOnce, {set, keys::queue(queue)},
-                                              {member, element, ttl});
+                        Reply p = redis_.eval(kPushOnce, {set, keys::queue(queue), marker},
+                                              {member, element, dedup_ttl, job.id, pending_ttl});
                         if (p && p->type == REDIS_REPLY_INTEGER) {
                             // 0: pushed before a crash, its progress not written: counted now.
                             ++pushed;
                             job.requeued_ids.push_back(env.request_id.str());
                             job.requeued_routes.push_back(route);
+                            break;
+                        }
+                        if (p && p->type == REDIS_REPLY_STRING) {
+                            ++pending;
+                            if (job.skipped_pending == 0 && pending == 1) {
+                                log::info("replay: skipping webhooks another replay has pending",
+                                          {{"replay", job.id},
+                                           {"request_id", env.request_id.str()},
+                                           {"route", route},
+                                           {"pending_in", std::string(p->str, p->len)}});
+                            }
                             break;
                         }
                         log::warn("replay: cannot push; retrying",
@@ -453,6 +496,12 @@ void ReplayRunner::execute(JobState& job) {
             } else if (failed > 0) {
                 ++job.failed;
                 m.replay_event(metrics::ReplayResult::failed);
+            } else if (pending > 0) {
+                // Already on its way through another job's push, not yet decided: sending it now
+                // would deliver it twice. Skipped, and said why.
+                ++job.skipped;
+                ++job.skipped_pending;
+                m.replay_event(metrics::ReplayResult::skipped);
             } else {
                 ++job.skipped;  // nothing to send: its routes succeeded (or are still pending)
                 m.replay_event(metrics::ReplayResult::skipped);

@@ -45,6 +45,8 @@ class ReplayRunner {
         double rate = 1;
         std::optional<int64_t> limit;
         int64_t sent = 0, skipped = 0, failed = 0;
+        // Of skipped: met while another job's push of it was still pending (kPushOnce).
+        int64_t skipped_pending = 0;
         std::optional<int64_t> cursor_us;
         std::string cursor_id;
         uint64_t last_flush_ms = 0;

@@ -175,7 +175,7 @@ const char* const kReplayColumns =
     "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), error, "
     "CASE WHEN lease_expires > now() THEN lease_owner END, "
-    "extract(epoch FROM (coalesce(finished_at, now()) - started_at))";
+    "extract(epoch FROM (coalesce(finished_at, now()) - started_at)), skipped_pending";
 
 Json replay_json(const PgResult& r, int i) {
     auto str_or_null = [&](int c) { return is_null(r, i, c) ? Json() : Json(cell(r, i, c)); };
@@ -187,6 +187,7 @@ Json replay_json(const PgResult& r, int i) {
     Json sel = Json::parse(cell(r, i, 4));
     sel.erase("from_us");
     sel.erase("to_us");
+    sel.erase("fingerprint");
     j["selection"] = std::move(sel);
     j["routes_mode"] = cell(r, i, 5);
     j["rate"] = std::stod(cell(r, i, 6));
@@ -198,6 +199,8 @@ Json replay_json(const PgResult& r, int i) {
     j["total"] = total;
     j["sent"] = sent;
     j["skipped"] = skipped;
+    // Of skipped: already pushed by another replay and not decided yet (not sent twice).
+    j["skipped_pending"] = std::stoll(cell(r, i, 18));
     j["failed"] = failed;
     int64_t done = sent + skipped + failed;
     // Done is all of it, even when fewer than counted at creation were met (a webhook removed
@@ -419,9 +422,31 @@ Json preview_replay(Pg& pg, const ReplayRequest& req, const Scope& scope) {
     return j;
 }
 
+std::string replay_fingerprint(const ReplayRequest& req, const Scope& scope) {
+    const ReplaySelection& s = req.selection;
+    nlohmann::json j;
+    std::vector<std::string> ids = s.request_ids;
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    j["request_ids"] = ids;
+    j["source"] = s.source;
+    j["route"] = s.route;
+    j["status"] = s.status;
+    j["event_type"] = s.event_type;
+    // "since 1h" twice is the same selection, though its start moved between the two.
+    j["since"] = s.since;
+    j["from_us"] = s.since.empty() && s.from_us ? nlohmann::json(*s.from_us) : nullptr;
+    j["to_us"] = s.to_us ? nlohmann::json(*s.to_us) : nullptr;
+    j["scope"] = scope.sources ? nlohmann::json(*scope.sources) : nullptr;
+    j["routes"] = req.all_routes ? "all" : "failed";
+    return j.dump();
+}
+
 Json create_replay(Pg& pg, const ReplayRequest& req, const Actor& actor, const Scope& scope) {
     ReplaySelection s = frozen(req, scope, pg_now_us(pg));
     Json sel = selection_json(s);
+    const std::string fingerprint = replay_fingerprint(req, scope);
+    sel["fingerprint"] = fingerprint;
     std::vector<std::optional<std::string>> params;
     std::string where = replay_where(nlohmann::json::parse(sel.dump()), params);
     std::string limit = req.limit ? " LIMIT " + std::to_string(*req.limit) : "";
@@ -435,7 +460,37 @@ Json create_replay(Pg& pg, const ReplayRequest& req, const Actor& actor, const S
                        "); confirm (\"confirm\": true, hookqctl --yes) or set a limit");
     }
     must_query(pg, "BEGIN");
+    std::optional<std::string> refused;
     try {
+        // Creates one at a time, so two identical ones at once cannot both pass the check below.
+        must_query(pg, "SELECT pg_advisory_xact_lock(hashtext('hookq.replay.create'))");
+        // The same selection asked again while a job for it has not finished (a double click, a
+        // retried request): refused, naming that job. The runners would not send anything twice
+        // (replay_runner.h), but the second job would only skip what the first has pending.
+        auto same = must_query(pg,
+                               "SELECT id, state, created_by FROM replay_jobs WHERE state IN "
+                               "('pending', 'running') AND selection->>'fingerprint' = $1 "
+                               "ORDER BY id LIMIT 1",
+                               {fingerprint});
+        if (PQntuples(same.get()) > 0) {
+            refused = cell(same, 0, 0);
+            const std::string msg = "replay " + *refused + " (" + cell(same, 0, 1) +
+                                    ", created by " + cell(same, 0, 2) +
+                                    ") has the same selection and has not finished: watch it "
+                                    "(hookqctl replay show " +
+                                    *refused + "), or cancel it first";
+            must_query(pg, "ROLLBACK");
+            // Audited like the write it would have been: who tried what, and why it was refused.
+            nlohmann::json details;
+            details["selection"] = nlohmann::json::parse(sel.dump());
+            details["selection"].erase("from_us");
+            details["selection"].erase("to_us");
+            details["selection"].erase("fingerprint");
+            details["overlaps"] = std::stoll(*refused);
+            details["error"] = msg;
+            audit(pg, actor, "replay.refused", *refused, std::move(details));
+            throw Error(Error::conflict, msg);
+        }
         auto r = must_query(
             pg,
             "INSERT INTO replay_jobs (created_by, remote_addr, selection, routes_mode, "
@@ -460,7 +515,9 @@ Json create_replay(Pg& pg, const ReplayRequest& req, const Actor& actor, const S
         must_query(pg, "COMMIT");
         return job;
     } catch (...) {
-        pg.exec("ROLLBACK");
+        if (!refused) {
+            pg.exec("ROLLBACK");
+        }
         throw;
     }
 }

@@ -63,15 +63,22 @@ struct ConfirmationRequired : Error {
 nlohmann::ordered_json preview_replay(Pg& pg, const ReplayRequest& req, const Scope& scope = {});
 
 // Creates the job (state pending; a worker's runner starts it), audited "replay.create" with the
-// exact selection. Throws ConfirmationRequired for a large selection without confirm.
+// exact selection. Throws ConfirmationRequired for a large selection without confirm, and
+// Error::conflict naming the job when one with the same selection (replay_fingerprint) is pending
+// or running (audited "replay.refused").
 nlohmann::ordered_json create_replay(Pg& pg, const ReplayRequest& req, const Actor& actor,
                                      const Scope& scope = {});
+
+// What makes two requests the same replay: the selection as asked (a "since" as its text, not the
+// time it resolved to; an end only when given), the token's scope and the routes mode. Rate and
+// limit do not count: a job for the same webhooks at another pace still overlaps.
+std::string replay_fingerprint(const ReplayRequest& req, const Scope& scope = {});
 
 // {"replays": [job...]}, newest first (at most `limit`).
 nlohmann::ordered_json list_replays(Pg& pg, const Scope& scope = {}, int limit = 100);
 // One job: {"id", "state", "created_at", "created_by", "selection", "routes_mode", "rate",
-// "limit", "total", "sent", "skipped", "failed", "progress", "started_at", "finished_at",
-// "updated_at", "error", "worker"}. Error::not_found / bad_request.
+// "limit", "total", "sent", "skipped", "skipped_pending", "failed", "progress", "started_at",
+// "finished_at", "updated_at", "error", "worker"}. Error::not_found / bad_request.
 nlohmann::ordered_json get_replay(Pg& pg, const std::string& id, const Scope& scope = {});
 // Stops a pending or running job (the runner notices within a second). Error::conflict when it
 // has already finished.

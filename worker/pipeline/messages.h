@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shared/envelope.h"
@@ -59,6 +60,10 @@ struct OrderHold {
     std::vector<MergedUpdate> merged;
 };
 
+// The envelope header a replay job adds to what it pushes (worker/jobs/replay_runner.h): its id,
+// so that the ack of the copy's final outcome can clear the job's keys::replay_pending marker.
+inline constexpr std::string_view kReplayHeader = ":hookq-replay";
+
 struct Job {
     size_t queue = 0;
     std::string raw;  // the exact bytes in the inflight list: the ack removes them by value
@@ -75,6 +80,7 @@ struct Job {
     std::string_view unverified;  // ":hookq-unverified": `hookq_verify report_only` let it through
     std::string_view parent;      // ":hookq-parent": the webhook this event was split from
     std::string_view part;        // ":hookq-part": "<index>/<count>"
+    std::string_view replay;      // ":hookq-replay": the replay job that pushed this copy
 
     std::vector<AttemptRow> attempts;
     std::vector<RouteOutcome> outcomes;

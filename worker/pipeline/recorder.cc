@@ -27,6 +27,28 @@ bool server_unavailable(const std::string& sqlstate) {
     return sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57") ||
            sqlstate == "25006";
 }
+
+// Deletes a replay's pending marker only while it is still the one set by the job that pushed this
+// copy: a copy delivered twice (reaped, then finished by both workers) cannot clear the marker of
+// a later job's push.
+constexpr std::string_view kClearReplayPending =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+// Whether this ack ends what a replay job pushed: no outcome of the copy's route goes on (retry,
+// parked, waiting). A bare envelope (a replay of a webhook no route had matched) has been routed
+// afresh, which is all its replay asked for.
+bool replay_decided(const Job& j) {
+    if (!j.retry) {
+        return true;
+    }
+    for (const auto& o : j.outcomes) {
+        if (o.kind == OutcomeKind::retry || o.kind == OutcomeKind::parked ||
+            o.kind == OutcomeKind::waiting) {
+            return false;
+        }
+    }
+    return true;
+}
 }  // namespace
 
 void Recorder::backoff(uint64_t& ms) {
@@ -237,8 +259,21 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     std::vector<Check> checks;
     checks.reserve(jobs.size());
     size_t n = 0;
+    // Replies of the replay marker clears, which are best effort: a failed one is not the ack's
+    // failure (the marker's TTL ends it).
+    std::vector<size_t> clears;
     for (const JobPtr& jp : jobs) {
         const Job& j = *jp;
+        if (j.decoded && !j.replay.empty() && replay_decided(j)) {
+            // In the ack's pipeline, no round trip of its own; before the ack's own commands, so
+            // that their reply positions stay as counted below.
+            const std::string& q = c.queues[j.queue];
+            redis_.append({"EVAL", kClearReplayPending, "1",
+                           keys::replay_pending(q, j.env.request_id.str(),
+                                                j.retry ? std::string_view(j.retry->route) : "-"),
+                           j.replay});
+            clears.push_back(n++);
+        }
         if (j.decoded && park::needs_records(j)) {
             // One script: out of inflight and into the retry or parked set in the same step, with
             // the envelope sent once.
@@ -265,7 +300,12 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     if (!redis_.read_replies(replies)) {
         return false;
     }
-    for (const Reply& r : replies) {
+    for (size_t i = 0, k = 0; i < replies.size(); ++i) {
+        const Reply& r = replies[i];
+        if (k < clears.size() && clears[k] == i) {
+            ++k;
+            continue;
+        }
         if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
             park::note_ack_error(r);
             log::error("ack failed; retrying",

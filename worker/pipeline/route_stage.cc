@@ -28,6 +28,8 @@ void find_own_headers(Job& j) {
             j.parent = h.value;
         } else if (h.name == fanout::kPartHeader) {
             j.part = h.value;
+        } else if (h.name == kReplayHeader) {
+            j.replay = h.value;
         }
     }
 }
