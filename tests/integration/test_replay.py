@@ -459,6 +459,21 @@ def test_overlapping_replays_send_once(redis_server, pg_migrated, sink, workers,
     assert api.get(f"/api/v1/replays/{first}", A).json()["skipped_pending"] == 0
     assert "6 skipped as pending in another replay" in ctl(a, "replay", "show",
                                                            str(second)).stdout
+    from test_admin_ui import Browser
+    br = Browser()
+    try:
+        br.goto(api.base + "/ui/")
+        br.login(A)
+        br.wait("!document.getElementById('nav-events').hidden", what="the dashboard")
+        br.js("location.hash = 'replays'")
+        br.wait("!document.getElementById('view-replays').hidden", what="the replays view")
+        br.wait(f"[...document.querySelectorAll('#rp-table tbody tr')].some(r => "
+                f"r.cells[0].innerText === '{second}' && "
+                f"/6 \\(6 pending in another replay\\)/.test(r.innerText))", 10,
+                what="the second job's skipped_pending in the Replays view")
+        assert br.errors() == []
+    finally:
+        br.close()
     # One copy per webhook in the queue, each marked as the first job's.
     assert rc.llen("hookq:{github}:queue") == 6
     markers = pending_markers(redis_server, "github")

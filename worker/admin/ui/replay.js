@@ -158,7 +158,9 @@ async function replayLoad() {
                      el('td', null, bar, ' ' + Math.floor(r.progress * 100) + '%'),
                      el('td', {class: 'num'}, fmtNum(r.total)),
                      el('td', {class: 'num'}, fmtNum(r.sent)),
-                     el('td', {class: 'num'}, fmtNum(r.skipped)),
+                     el('td', {class: 'num'}, fmtNum(r.skipped) + (r.skipped_pending
+                         ? ' (' + fmtNum(r.skipped_pending) + ' pending in another replay)'
+                         : '')),
                      el('td', {class: 'num'}, fmtNum(r.failed)),
                      el('td', {class: 'num'}, r.observed_rate === null ? '-' :
                                                   r.observed_rate + '/s (max ' + r.rate + ')'),
