@@ -121,12 +121,12 @@ def test_updates_merged_into_a_poisoned_holder_go_with_the_next(redis_server, pg
     wait_until(lambda: r.llen(f"hookq:{{{Q}}}:poison") == 1, 20, what="A2 poisoned")
     assert sent(sink) == [a0, a2]
     assert sink.received("/app")[1].headers["x-hookq-coalesced-ids"] == a1
-    [handed] = w.find("entity handed on: its holder was moved to the poison list")
-    assert handed["request_id"] == a2 and handed["next"] == "none waiting"
     assert route_row(pg_migrated, a1)[0][0] == "waiting"
 
     a3 = push(r, "A", 3)
     wait_until(lambda: settled(pg_migrated, [a3]), 20, what="A3 delivered")
+    [handed] = w.find("entity handed on: its holder was moved to the poison list")
+    assert handed["request_id"] == a2 and handed["next"] == "none waiting"
     assert sent(sink) == [a0, a2, a3]
     assert sink.received("/app")[2].headers["x-hookq-coalesced-ids"] == a1
     assert route_row(pg_migrated, a1) == [("coalesced", f"merged into {a3}")]
@@ -158,12 +158,12 @@ def test_a_poisoned_waiter_leaves_the_line(redis_server, pg_migrated, sink, work
     w = workers(config_text(redis_server, pg_migrated, routes))
 
     wait_until(lambda: r.llen(f"hookq:{{{Q}}}:poison") == 1, 20, what="the waiter poisoned")
-    [out] = w.find("taken out of its entity's waiting list: moved to the poison list")
-    assert out["request_id"] == bad and out["route"] == "ordered"
     assert sent(sink) == [a0]  # still holding it
     wait_until(lambda: settled(pg_migrated, [a0, a2]), 20, what="A0 and A2 delivered")
     assert sent(sink) == [a0, a0, a2]
     assert r.llen(f"hookq:{{{Q}}}:poison") == 1
+    [out] = w.find("taken out of its entity's waiting list: moved to the poison list")
+    assert out["request_id"] == bad and out["route"] == "ordered"
     assert not w.find("entity handed on: its holder was moved to the poison list")
     wait_until(lambda: not order_keys(r), 10, what="the entity free")
 
