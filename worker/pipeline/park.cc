@@ -78,12 +78,12 @@ return removed
 )lua";
 
 // The element is kept whole in the poison list (nothing lost; `hookqctl poison retry` sends it
-// back as a new arrival), each entity it held goes on as in kAck's 'o' step, so that one refused
-// row does not hold up every later update of the entity, and it leaves the waiting list of each
-// entity it waited for. Two differences: the updates
-// that were merged into the poisoned holder are not dropped but stay in the merged list, so that
-// the next holder (whose state is newer still) stands for them; and when nobody waits, that list
-// stays behind a free entity for the next to take it (ordering.h kEnter adopts it).
+// back as a new arrival), and it leaves the waiting list of each entity it waited for. Each entity
+// it held goes on as in kAck's 'o' step, so that one refused row does not hold up every later
+// update of the entity, with two differences: the updates that were merged into the poisoned
+// holder are not dropped but stay in the merged list, so that the next holder (whose state is
+// newer still) stands for them; and when nobody waits, that list stays behind a free entity for
+// the next to take it (ordering.h kEnter adopts it).
 const std::string_view kPoison = R"lua(
 local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
 redis.call('LPUSH', KEYS[2], ARGV[1])
