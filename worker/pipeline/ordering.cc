@@ -6,15 +6,14 @@
 namespace hookq::ordering {
 
 namespace scripts {
+// A free entity's merged list is empty unless its last holder went to the poison list with no one
+// waiting (park::kPoison): the next holder stands for those updates, newer state as it is.
 // A waiting entry is appended once: a claim acked as waiting but redelivered (the worker died in
 // between) finds itself in the list already.
 const std::string_view kEnter = R"lua(
 local holder = redis.call('GET', KEYS[1])
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return {1}
-end
-if holder == ARGV[1] then
+if not holder then redis.call('SET', KEYS[1], ARGV[1]) end
+if not holder or holder == ARGV[1] then
   local merged = redis.call('LRANGE', KEYS[3], 0, -1)
   table.insert(merged, 1, 1)
   return merged

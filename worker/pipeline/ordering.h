@@ -13,6 +13,11 @@
 //      coalesce window, the waiting updates received within the window of the oldest of them
 //      go together: the newest is sent (the application gets the latest state) and the others are
 //      recorded as "coalesced" into it, their ids listed in X-Hookq-Coalesced-Ids.
+//   4. Poisoned (PostgreSQL refused its rows, Recorder::poison): in the same step as it goes to
+//      the poison list (park::kPoison), an entity it holds goes on as in step 3, whatever its
+//      outcome was (the updates merged into it stay in the merged list, for the next holder to
+//      stand for), and it leaves the waiting list of an entity it waits for. `hookqctl poison
+//      retry` sends it back as a new arrival: step 1 again.
 //
 // Without an order_key value in the body (absent, not JSON), a delivery is not ordered.
 #pragma once

@@ -1,6 +1,9 @@
 #include "worker/pipeline/park.h"
 
+#include "worker/log.h"
 #include "worker/pipeline/context.h"
+#include "worker/pipeline/ordering.h"
+#include "worker/pipeline/router.h"
 
 namespace hookq::park {
 
@@ -72,6 +75,61 @@ for i = 3, #ARGV, 5 do
   end
 end
 return removed
+)lua";
+
+// The element is kept whole in the poison list (nothing lost; `hookqctl poison retry` sends it
+// back as a new arrival), and it leaves the waiting list of each entity it waited for. Each entity
+// it held goes on as in kAck's 'o' step, so that one refused row does not hold up every later
+// update of the entity, with two differences: the updates that were merged into the poisoned
+// holder are not dropped but stay in the merged list, so that the next holder (whose state is
+// newer still) stands for them; and when nobody waits, that list stays behind a free entity for
+// the next to take it (ordering.h kEnter adopts it).
+const std::string_view kPoison = R"lua(
+local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+local out = {removed}
+local function at(e)
+  local bar = string.find(e, '|', 38, true)
+  return tonumber(string.sub(e, 38, bar - 1)), bar
+end
+local k = 4
+for i = 2, #ARGV, 2 do
+  local nh = ''
+  if redis.call('GET', KEYS[k]) == ARGV[i + 1] then
+    local w = redis.call('LRANGE', KEYS[k + 1], 0, -1)
+    if #w == 0 then
+      redis.call('DEL', KEYS[k])
+      nh = '-'
+    else
+      local window = tonumber(ARGV[i])
+      local take = 1
+      if window > 0 then
+        local t0 = at(w[1])
+        while take < #w and at(w[take + 1]) - t0 <= window do take = take + 1 end
+      end
+      for x = 1, take - 1 do
+        local _, bar = at(w[x])
+        redis.call('RPUSH', KEYS[k + 2], string.sub(w[x], 1, bar - 1))
+      end
+      redis.call('LTRIM', KEYS[k + 1], take, -1)
+      local _, bar = at(w[take])
+      nh = string.sub(w[take], 1, 36)
+      redis.call('SET', KEYS[k], nh)
+      redis.call('RPUSH', KEYS[3], string.sub(w[take], bar + 1))
+    end
+  else
+    for _, e in ipairs(redis.call('LRANGE', KEYS[k + 1], 0, -1)) do
+      if string.sub(e, 1, 36) == ARGV[i + 1] then
+        redis.call('LREM', KEYS[k + 1], 1, e)
+        nh = 'w'
+        break
+      end
+    end
+  end
+  table.insert(out, nh)
+  k = k + 3
+end
+return out
 )lua";
 
 // Earliest first onto the consuming end (the queue is consumed from the right), as kMoveDue does.
@@ -202,6 +260,73 @@ void append_ack(RedisConn& redis, const Shared& s, const Job& j) {
         argv.push_back(own[i]);
     }
     redis.append(argv);
+}
+
+void add_waiting_places(const Shared& s, Job& j) {
+    for (const auto& o : j.outcomes) {
+        const Route* r = o.kind == OutcomeKind::waiting ? s.router.by_name(o.route) : nullptr;
+        if (!r || r->order_key.empty()) {
+            continue;
+        }
+        // The value route_stage entered it under: the same body, the same path.
+        std::string value = json_field(j.env.body, r->order_key);
+        if (!value.empty()) {
+            j.holds.push_back(OrderHold{o.route, ordering::entity(value), {}});
+        }
+    }
+}
+
+void append_poison(RedisConn& redis, const Shared& s, const Job& j) {
+    const std::string& q = s.cfg.queues[j.queue];
+    std::vector<std::string> ks{keys::inflight(q, s.cfg.worker_id), keys::poison(q),
+                                keys::queue(q)};
+    std::vector<std::string> args;
+    std::string id = j.env.request_id.str();
+    for (const OrderHold& h : j.holds) {
+        const Route* r = s.router.by_name(h.route);
+        std::string k = keys::order(q, h.route, h.entity);
+        ks.push_back(k);
+        ks.push_back(k + ":w");
+        ks.push_back(k + ":m");
+        args.push_back(std::to_string(r ? r->coalesce_window_us : 0));
+        args.push_back(id);
+    }
+    // EVAL, not EVALSHA: this path is rare, and so never meets a flushed script cache.
+    std::string nkeys = std::to_string(ks.size());
+    std::vector<std::string_view> argv{"EVAL", scripts::kPoison, nkeys};
+    argv.insert(argv.end(), ks.begin(), ks.end());
+    argv.push_back(j.raw);
+    argv.insert(argv.end(), args.begin(), args.end());
+    redis.append(argv);
+}
+
+void log_poison_hand_on(const Shared& s, const Job& j, const redisReply* r) {
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+    std::string id = j.env.request_id.str();
+    for (size_t i = 0; i < j.holds.size() && i + 1 < r->elements; ++i) {
+        const redisReply* e = r->element[i + 1];
+        std::string_view next =
+            e->type == REDIS_REPLY_STRING ? std::string_view(e->str, e->len) : std::string_view();
+        if (next.empty()) {
+            continue;  // neither its holder nor in its line (any more): nothing changed
+        }
+        if (next == "w") {
+            log::info("taken out of its entity's waiting list: moved to the poison list",
+                      {{"request_id", id},
+                       {"queue", s.cfg.queues[j.queue]},
+                       {"route", j.holds[i].route},
+                       {"entity", j.holds[i].entity}});
+            continue;
+        }
+        log::warn("entity handed on: its holder was moved to the poison list",
+                  {{"request_id", id},
+                   {"queue", s.cfg.queues[j.queue]},
+                   {"route", j.holds[i].route},
+                   {"entity", j.holds[i].entity},
+                   {"next", next == "-" ? std::string("none waiting") : std::string(next)}});
+    }
 }
 
 bool note_ack_error(const Reply& r) {

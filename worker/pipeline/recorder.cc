@@ -162,6 +162,7 @@ void Recorder::poison(const Job& job) {
             pg_.exec("ROLLBACK");
         }
     }
+    park::add_waiting_places(s_, *j);
     j->decoded = false;
     j->poison_reason = "postgresql refused the row: " + error_;
     j->outcomes.clear();
@@ -255,6 +256,7 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     struct Check {
         size_t reply;
         bool in_exec;
+        bool poison_holds = false;  // park::kPoison's reply: {LREM count, entities handed on}
     };
     std::vector<Check> checks;
     checks.reserve(jobs.size());
@@ -283,6 +285,14 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
         }
         const std::string& q = c.queues[j.queue];
         const std::string& inflight = inflight_keys_[j.queue];
+        if (!j.decoded && !j.holds.empty()) {
+            // Refused while it holds or waits for entities: in the same step as it goes to the
+            // poison list it hands them on and leaves their lines, or every later update of them
+            // would wait for an operator.
+            park::append_poison(redis_, s_, j);
+            checks.push_back({n++, false, true});
+            continue;
+        }
         if (!j.decoded) {
             // All keys share the queue's hash tag, so this MULTI also holds on Redis Cluster.
             redis_.append({"MULTI"});
@@ -315,6 +325,10 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     }
     for (size_t i = 0; i < jobs.size() && i < checks.size(); ++i) {
         const redisReply* r = replies[checks[i].reply].get();
+        if (checks[i].poison_holds) {
+            park::log_poison_hand_on(s_, *jobs[i], r);
+            r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0] : nullptr;
+        }
         if (checks[i].in_exec) {
             r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[r->elements - 1] : nullptr;
         }
