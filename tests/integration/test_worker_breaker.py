@@ -224,7 +224,7 @@ def test_parked_deliveries_cost_one_park_per_open_period(redis_server, pg_migrat
 def script(path, name):
     """The Lua text of a script constant as compiled into the worker, to run with chosen clocks."""
     with open(os.path.join(harness.SOURCE_DIR, path)) as f:
-        return re.search(name + r' = R"lua\((.*?)\)lua"', f.read(), re.S).group(1)
+        return re.search(name + r'(?:\[\])? = R"lua\((.*?)\)lua"', f.read(), re.S).group(1)
 
 
 def test_report_from_a_probe_whose_lease_passed_on_is_ignored(redis_server):
@@ -265,7 +265,9 @@ def test_park_script_moves_the_element_once_and_sees_a_release(redis_server):
     goes to the queue instead; an element no longer in inflight still gets its records (the row
     just committed says it will be retried), which a retried ack cannot double: same members."""
     r = redis_server.client()
-    ack = r.register_script(script("worker/pipeline/park.cc", "kAck"))
+    # kAck is the shared hand-on function followed by the ack itself.
+    ack = r.register_script(script("worker/pipeline/park.cc", "kHandOn") +
+                            script("worker/pipeline/park.cc", "kAckText"))
     q, d = "{pq}", "http://app:80"
     inflight, retry, dests, queue = (f"hookq:{q}:inflight:w1", f"hookq:{q}:retry",
                                      f"hookq:{q}:parked_destinations", f"hookq:{q}:queue")

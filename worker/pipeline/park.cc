@@ -9,6 +9,40 @@ namespace hookq::park {
 
 namespace scripts {
 
+// Shared by kAck and kPoison (ordering.h step 3): the entity goes to the next in its waiting list,
+// or to the newest of those received within `window` ms of it (the others' ids listed in
+// `merged`, which it then stands for), and that one's record goes to the consuming end of `queue`.
+// Returns the new holder's id, or nil when nobody waits (the entity is free).
+constexpr char kHandOn[] = R"lua(
+local function hand_on(holder, waiting, merged, window, queue)
+  local w = redis.call('LRANGE', waiting, 0, -1)
+  if #w == 0 then
+    redis.call('DEL', holder)
+    return nil
+  end
+  -- An entry is "<request id, 36>|<received ms>|<record>".
+  local function at(e)
+    local bar = string.find(e, '|', 38, true)
+    return tonumber(string.sub(e, 38, bar - 1)), bar
+  end
+  local take = 1
+  if window > 0 then
+    local t0 = at(w[1])
+    while take < #w and at(w[take + 1]) - t0 <= window do take = take + 1 end
+  end
+  for x = 1, take - 1 do
+    local _, bar = at(w[x])
+    redis.call('RPUSH', merged, string.sub(w[x], 1, bar - 1))
+  end
+  redis.call('LTRIM', waiting, take, -1)
+  local _, bar = at(w[take])
+  local next_holder = string.sub(w[take], 1, 36)
+  redis.call('SET', holder, next_holder)
+  redis.call('RPUSH', queue, string.sub(w[take], bar + 1))
+  return next_holder
+end
+)lua";
+
 // The element is named once: the records are built here from it, so the envelope crosses the
 // network once per ack instead of twice. It leaves inflight in the same step as its records are
 // written. An element no longer in inflight was reaped and queued again, but its records are
@@ -22,7 +56,7 @@ namespace scripts {
 // ('o', ordering.h step 3) hands it to the next in line, or to the newest of those received within
 // the coalesce window (the others listed as merged into it), whose record goes to the consuming
 // end; a holder that is no longer the holder (its entity moved on without it) changes nothing.
-const std::string_view kAck = R"lua(
+constexpr char kAckText[] = R"lua(
 local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
 local env = ARGV[1]
 local off = tonumber(ARGV[2])
@@ -47,35 +81,15 @@ for i = 3, #ARGV, 5 do
   elseif t == 'o' then
     if redis.call('GET', KEYS[k]) == ARGV[i + 2] then
       redis.call('DEL', KEYS[k + 2])
-      local w = redis.call('LRANGE', KEYS[k + 1], 0, -1)
-      if #w == 0 then
-        redis.call('DEL', KEYS[k])
-      else
-        local window = tonumber(ARGV[i + 1])
-        local function at(e)
-          local bar = string.find(e, '|', 38, true)
-          return tonumber(string.sub(e, 38, bar - 1)), bar
-        end
-        local take = 1
-        if window > 0 then
-          local t0 = at(w[1])
-          while take < #w and at(w[take + 1]) - t0 <= window do take = take + 1 end
-        end
-        for x = 1, take - 1 do
-          local _, bar = at(w[x])
-          redis.call('RPUSH', KEYS[k + 2], string.sub(w[x], 1, bar - 1))
-        end
-        redis.call('LTRIM', KEYS[k + 1], take, -1)
-        local _, bar = at(w[take])
-        redis.call('SET', KEYS[k], string.sub(w[take], 1, 36))
-        redis.call('RPUSH', KEYS[4], string.sub(w[take], bar + 1))
-      end
+      hand_on(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[i + 1]), KEYS[4])
     end
     k = k + 3
   end
 end
 return removed
 )lua";
+constexpr auto kAckJoined = hookq::scripts::detail::join(kHandOn, kAckText, "");
+const std::string_view kAck{kAckJoined.data(), kAckJoined.size() - 1};
 
 // The element is kept whole in the poison list (nothing lost; `hookqctl poison retry` sends it
 // back as a new arrival), and it leaves the waiting list of each entity it waited for. Each entity
@@ -84,39 +98,15 @@ return removed
 // holder are not dropped but stay in the merged list, so that the next holder (whose state is
 // newer still) stands for them; and when nobody waits, that list stays behind a free entity for
 // the next to take it (ordering.h kEnter adopts it).
-const std::string_view kPoison = R"lua(
+constexpr char kPoisonText[] = R"lua(
 local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
 redis.call('LPUSH', KEYS[2], ARGV[1])
 local out = {removed}
-local function at(e)
-  local bar = string.find(e, '|', 38, true)
-  return tonumber(string.sub(e, 38, bar - 1)), bar
-end
 local k = 4
 for i = 2, #ARGV, 2 do
   local nh = ''
   if redis.call('GET', KEYS[k]) == ARGV[i + 1] then
-    local w = redis.call('LRANGE', KEYS[k + 1], 0, -1)
-    if #w == 0 then
-      redis.call('DEL', KEYS[k])
-      nh = '-'
-    else
-      local window = tonumber(ARGV[i])
-      local take = 1
-      if window > 0 then
-        local t0 = at(w[1])
-        while take < #w and at(w[take + 1]) - t0 <= window do take = take + 1 end
-      end
-      for x = 1, take - 1 do
-        local _, bar = at(w[x])
-        redis.call('RPUSH', KEYS[k + 2], string.sub(w[x], 1, bar - 1))
-      end
-      redis.call('LTRIM', KEYS[k + 1], take, -1)
-      local _, bar = at(w[take])
-      nh = string.sub(w[take], 1, 36)
-      redis.call('SET', KEYS[k], nh)
-      redis.call('RPUSH', KEYS[3], string.sub(w[take], bar + 1))
-    end
+    nh = hand_on(KEYS[k], KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[i]), KEYS[3]) or '-'
   else
     for _, e in ipairs(redis.call('LRANGE', KEYS[k + 1], 0, -1)) do
       if string.sub(e, 1, 36) == ARGV[i + 1] then
@@ -131,6 +121,8 @@ for i = 2, #ARGV, 2 do
 end
 return out
 )lua";
+constexpr auto kPoisonJoined = hookq::scripts::detail::join(kHandOn, kPoisonText, "");
+const std::string_view kPoison{kPoisonJoined.data(), kPoisonJoined.size() - 1};
 
 // Earliest first onto the consuming end (the queue is consumed from the right), as kMoveDue does.
 const std::string_view kMove = R"lua(
