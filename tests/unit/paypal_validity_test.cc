@@ -22,6 +22,7 @@
 
 #include "shared/crypto.h"
 #include "shared/signature.h"
+#include "tests/unit/fake_request.h"
 
 namespace hookq {
 namespace {
@@ -87,23 +88,12 @@ std::string rfc3339(int64_t t) {
     return buf;
 }
 
-class Req : public RequestView {
-  public:
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body_bytes = R"({"id":"WH-1"})";
-    std::optional<std::string_view> header(std::string_view name) const override {
-        for (const auto& [k, v] : headers) {
-            if (k.size() == name.size() &&
-                std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-                    return std::tolower(static_cast<unsigned char>(a)) ==
-                           std::tolower(static_cast<unsigned char>(b));
-                }))
-                return v;
-        }
-        return std::nullopt;
+// PayPal's example body, at PayPal's kind of URL.
+struct Req : testing::FakeRequest {
+    Req() {
+        body_bytes = R"({"id":"WH-1"})";
+        full_url = "https://example.com/hooks/paypal";
     }
-    std::string_view body() const override { return body_bytes; }
-    std::string_view url() const override { return "https://example.com/hooks/paypal"; }
 };
 
 // What PayPal sends at `when`, signed with `key`.

@@ -12,6 +12,7 @@
 
 #include "shared/crypto.h"
 #include "shared/signature.h"
+#include "tests/unit/fake_request.h"
 
 namespace hookq {
 namespace {
@@ -19,26 +20,7 @@ namespace {
 // make-vectors.mjs writes 53 items today; fewer than this means a generator section went missing.
 constexpr size_t kMinItems = 50;
 
-class VectorRequest : public RequestView {
-  public:
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body_bytes, full_url;
-
-    std::optional<std::string_view> header(std::string_view name) const override {
-        for (const auto& [k, v] : headers) {
-            if (k.size() == name.size() &&
-                std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-                    return std::tolower(static_cast<unsigned char>(a)) ==
-                           std::tolower(static_cast<unsigned char>(b));
-                })) {
-                return v;
-            }
-        }
-        return std::nullopt;
-    }
-    std::string_view body() const override { return body_bytes; }
-    std::string_view url() const override { return full_url; }
-};
+using VectorRequest = testing::FakeRequest;
 
 std::string vectors_path() {
     if (const char* env = std::getenv("HOOKQ_SDK_VECTORS"); env != nullptr && *env != '\0') {

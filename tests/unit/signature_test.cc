@@ -9,6 +9,7 @@
 
 #include "shared/crypto.h"
 #include "shared/signature.h"
+#include "tests/unit/fake_request.h"
 
 // Counts operator new calls so the test below can prove the request path does not allocate. This is
 // the only replacement of the global operator new in hookq_unit_tests; it forwards to
@@ -32,37 +33,7 @@ thread_local size_t g_allocations = 0;
 namespace hookq {
 namespace {
 
-class Req : public RequestView {
-  public:
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body_bytes;
-    std::string full_url = "https://example.com/hooks/x";
-
-    static bool ieq(std::string_view a, std::string_view b) {
-        return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-            return std::tolower(static_cast<unsigned char>(x)) ==
-                   std::tolower(static_cast<unsigned char>(y));
-        });
-    }
-    std::optional<std::string_view> header(std::string_view name) const override {
-        for (const auto& [k, v] : headers) {
-            if (ieq(k, name))
-                return v;
-        }
-        return std::nullopt;
-    }
-    std::string_view body() const override { return body_bytes; }
-    std::string_view url() const override { return full_url; }
-
-    void set(std::string_view name, std::string value) {
-        erase(name);
-        headers.emplace_back(name, std::move(value));
-    }
-    void erase(std::string_view name) {
-        std::erase_if(headers, [&](const auto& h) { return ieq(h.first, name); });
-    }
-    std::string get(std::string_view name) const { return std::string(header(name).value_or("")); }
-};
+using Req = testing::FakeRequest;
 
 constexpr int64_t kNow = 1700000000;
 const std::string kWhsecA = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
