@@ -270,6 +270,10 @@ std::string Registry::render() const {
            "Acks whose element had already left inflight (reaped while being delivered): that "
            "webhook may be delivered again.");
     line("hookq_worker_acks_removed_nothing_total", "", relaxed(acks_removed_nothing_));
+    header(out, "hookq_worker_acks_pending", "gauge",
+           "Webhooks recorded in PostgreSQL whose ack Redis has not taken yet (Redis, or their "
+           "queue's master, unreachable): they stay in inflight and are acked once it is back.");
+    line("hookq_worker_acks_pending", "", relaxed(acks_pending_));
     header(out, "hookq_worker_poison_total", "counter",
            "Elements moved to a poison list (undecodable, or refused by PostgreSQL).");
     line("hookq_worker_poison_total", "", relaxed(poison_));

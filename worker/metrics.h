@@ -143,6 +143,8 @@ class Registry {
     uint64_t acks_removed_nothing() const noexcept {
         return acks_removed_nothing_.load(std::memory_order_relaxed);
     }
+    // Webhooks committed to PostgreSQL whose ack Redis has not taken yet.
+    void acks_pending(size_t n) noexcept { acks_pending_.store(n, std::memory_order_relaxed); }
     // A recorder batch committed after `us` (retries while PostgreSQL was away included).
     void recorded(uint64_t us, size_t jobs, size_t transitions) noexcept;
     void claimed(size_t queue, size_t n) noexcept {
@@ -179,6 +181,7 @@ class Registry {
     double start_time_s_ = 0;
 
     std::atomic<uint64_t> acks_removed_nothing_{0};
+    std::atomic<uint64_t> acks_pending_{0};
     std::atomic<uint64_t> replay_[kReplayResults]{};
     std::atomic<uint64_t> acks_{0}, poison_{0}, recorded_jobs_{0}, recorded_transitions_{0};
     Histogram<kCommitBucketsUs> commit_;

@@ -246,9 +246,14 @@ bool Recorder::commit(std::vector<const Job*>& jobs, std::vector<const Transitio
     return false;
 }
 
-bool Recorder::ack(const std::vector<JobPtr>& jobs) {
+// Acks what Redis takes of `jobs` (in order): those acked go to `done`, the rest stay in `jobs`.
+// A job's commands are all on its queue's master, so on Redis Cluster a lost master leaves only
+// its own queues' jobs behind; on one Redis a connection lost mid-pipeline leaves the jobs from
+// the first reply lost. Only those are sent again: what did run is not run twice.
+void Recorder::ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done) {
     if (!redis_.ensure()) {
-        return false;
+        note_ack_failure(redis_.last_error(), jobs);
+        return;
     }
     const Config& c = s_.cfg;
     // For each job, the reply that says whether its element was still in inflight: the LREM count,
@@ -261,20 +266,17 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
     std::vector<Check> checks;
     checks.reserve(jobs.size());
     size_t n = 0;
-    // Replies of the replay marker clears, which are best effort: a failed one is not the ack's
-    // failure (the marker's TTL ends it).
-    std::vector<size_t> clears;
     for (const JobPtr& jp : jobs) {
         const Job& j = *jp;
         if (j.decoded && !j.replay.empty() && replay_decided(j)) {
-            // In the ack's pipeline, no round trip of its own; before the ack's own commands, so
-            // that their reply positions stay as counted below.
+            // Best effort, in the ack's pipeline (no round trip of its own): a failed clear is not
+            // the ack's failure (the marker's TTL ends it), and clearing twice is harmless.
             const std::string& q = c.queues[j.queue];
             redis_.append({"EVAL", kClearReplayPending, "1",
                            keys::replay_pending(q, j.env.request_id.str(),
                                                 j.retry ? std::string_view(j.retry->route) : "-"),
                            j.replay});
-            clears.push_back(n++);
+            ++n;
         }
         if (j.decoded && park::needs_records(j)) {
             // One script: out of inflight and into the retry or parked set in the same step, with
@@ -307,24 +309,22 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
         checks.push_back({n++, false});
     }
     std::vector<Reply> replies;
-    if (!redis_.read_replies(replies)) {
-        return false;
-    }
-    for (size_t i = 0, k = 0; i < replies.size(); ++i) {
-        const Reply& r = replies[i];
-        if (k < clears.size() && clears[k] == i) {
-            ++k;
+    redis_.read_replies(replies);
+    std::vector<JobPtr> left;
+    std::string error;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        const Reply* reply = checks[i].reply < replies.size() ? &replies[checks[i].reply] : nullptr;
+        const redisReply* r = reply ? reply->get() : nullptr;
+        if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
+            if (r) {
+                park::note_ack_error(*reply);
+            }
+            if (error.empty()) {
+                error = r && r->str ? std::string(r->str, r->len) : redis_.last_error();
+            }
+            left.push_back(std::move(jobs[i]));
             continue;
         }
-        if (!r || r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL) {
-            park::note_ack_error(r);
-            log::error("ack failed; retrying",
-                       {{"error", r && r->str ? std::string(r->str, r->len) : "nil reply"}});
-            return false;
-        }
-    }
-    for (size_t i = 0; i < jobs.size() && i < checks.size(); ++i) {
-        const redisReply* r = replies[checks[i].reply].get();
         if (checks[i].poison_holds) {
             park::log_poison_hand_on(s_, *jobs[i], r);
             r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0] : nullptr;
@@ -345,8 +345,31 @@ bool Recorder::ack(const std::vector<JobPtr>& jobs) {
                  {"queue", c.queues[j.queue]},
                  {"total", total}});
         }
+        done.push_back(std::move(jobs[i]));
     }
-    return true;
+    jobs = std::move(left);
+    if (!jobs.empty()) {
+        note_ack_failure(error, jobs);
+    }
+}
+
+// Said once per outage, not on every retry: which queues wait, and why.
+void Recorder::note_ack_failure(const std::string& error, const std::vector<JobPtr>& waiting) {
+    if (acks_failing_) {
+        return;
+    }
+    acks_failing_ = true;
+    std::string queues;
+    for (const JobPtr& j : waiting) {
+        const std::string& q = s_.cfg.queues[j->queue];
+        if (queues.find(q) == std::string::npos) {
+            queues += (queues.empty() ? "" : ",") + q;
+        }
+    }
+    log::error("ack failed: recorded webhooks wait in inflight until Redis takes their ack",
+               {{"error", error.empty() ? std::string("redis unavailable") : error},
+                {"queues", queues},
+                {"waiting", static_cast<int64_t>(waiting.size())}});
 }
 
 void Recorder::log_outcomes(const Job& j) {
@@ -434,18 +457,39 @@ void Recorder::process(std::vector<RecordMsg>& batch) {
         backoff(delay);
     }
     metrics::global().recorded(now_us() - t0, jobs.size(), trs.size());
-    delay = 0;
-    while (!jobs.empty() && !ack(jobs)) {
-        if (abandon_.load()) {
-            return;
-        }
-        backoff(delay);
+    // Committed: from here on only their acks are left. Those Redis does not take now wait in
+    // unacked_ (their elements stay in inflight, heartbeated, holding their share of
+    // max_inflight) while later batches go on: a lost master holds up only its own queues.
+    for (auto& j : jobs) {
+        unacked_.push_back(std::move(j));
     }
-    for (const auto& j : jobs) {
+    settle();
+}
+
+// Acks what waits, earliest first (a queue's acks keep their order), and finishes what was acked.
+void Recorder::settle() {
+    if (unacked_.empty()) {
+        return;
+    }
+    std::vector<JobPtr> done;
+    ack(unacked_, done);
+    metrics::global().acks_pending(unacked_.size());
+    if (unacked_.empty()) {
+        next_ack_ms_ = 0;
+        ack_delay_ms_ = 0;
+        if (acks_failing_) {
+            log::info("acks caught up: Redis took every waiting ack");
+            acks_failing_ = false;
+        }
+    } else {
+        ack_delay_ms_ = ack_delay_ms_ ? std::min<uint64_t>(ack_delay_ms_ * 2, 2000) : 50;
+        next_ack_ms_ = mono_ms() + ack_delay_ms_;
+    }
+    for (const auto& j : done) {
         log_outcomes(*j);
     }
-    metrics::global().acked(jobs);
-    for (const auto& j : jobs) {
+    metrics::global().acked(done);
+    for (const auto& j : done) {
         for (const OrderHold& h : j->holds) {
             const Route* r = s_.router.by_name(h.route);
             for (size_t i = 0; r && park::final_for(*j, h) && i < h.merged.size(); ++i) {
@@ -453,7 +497,7 @@ void Recorder::process(std::vector<RecordMsg>& batch) {
             }
         }
     }
-    s_.release(static_cast<int64_t>(jobs.size()));
+    s_.release(static_cast<int64_t>(done.size()));
 }
 
 void Recorder::run() {
@@ -462,8 +506,12 @@ void Recorder::run() {
     RecordMsg m;
     for (;;) {
         s_.tick_record.store(mono_ms());
-        if (!s_.to_record.pop(m, std::chrono::milliseconds(100))) {
-            if (s_.to_record.closed_and_empty() || abandon_.load()) {
+        if (!unacked_.empty() && mono_ms() >= next_ack_ms_) {
+            settle();
+        }
+        auto wait = std::chrono::milliseconds(unacked_.empty() ? 100 : 20);
+        if (!s_.to_record.pop(m, wait)) {
+            if ((s_.to_record.closed_and_empty() && unacked_.empty()) || abandon_.load()) {
                 return;
             }
             if (pg_.ok()) {

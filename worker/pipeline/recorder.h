@@ -33,7 +33,9 @@ class Recorder {
     // One transaction; error_/sqlstate_ say why it failed.
     Write write(const std::vector<const Job*>& jobs, const std::vector<const Transition*>& trs);
     void poison(const Job& j);
-    bool ack(const std::vector<JobPtr>& jobs);
+    void ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done);
+    void settle();
+    void note_ack_failure(const std::string& error, const std::vector<JobPtr>& waiting);
     bool ensure_pg();
     void log_outcomes(const Job& j);
     void backoff(uint64_t& ms);
@@ -48,6 +50,10 @@ class Recorder {
     // feeding the watchdog.
     bool failing_ = false;
     std::string error_, sqlstate_;
+    // Committed to PostgreSQL, not yet acked (Redis, or their queue's master, is away).
+    std::vector<JobPtr> unacked_;
+    uint64_t next_ack_ms_ = 0, ack_delay_ms_ = 0;
+    bool acks_failing_ = false;
 };
 
 }  // namespace hookq

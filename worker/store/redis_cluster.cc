@@ -631,14 +631,20 @@ void ClusterClient::append(const std::vector<std::string_view>& argv) {
 // stays whole and goes where its first key does. What a node refuses as not its own (MOVED, ASK,
 // TRYAGAIN, CLUSTERDOWN: it did not run) is sent again on its own through run_block. Commands of
 // one slot keep their order: a slot has one node, and a redirection refuses all of them.
+//
+// A node that cannot be reached does not hold up the others: its units are not sent (as in
+// run_block, a call to a master known to be down fails at once unless a fresh map names another
+// node) and their replies stay null, as do those lost with a connection mid-reply. The caller
+// sends again only what has no reply, so nothing that did run on a healthy master runs twice
+// (an ack's LREM would then remove nothing and its script push a retry record again).
 bool ClusterClient::read_replies(std::vector<Reply>& out) {
     out.clear();
     std::vector<std::vector<std::string>> cmds = std::move(pending_);
     pending_.clear();
+    out.resize(cmds.size());
     if (!have_map_) {
         return false;
     }
-    out.resize(cmds.size());
     std::vector<std::vector<std::string_view>> views;
     views.reserve(cmds.size());
     for (const auto& c : cmds) {
@@ -664,37 +670,27 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
         units.push_back(u);
         i += u.count;
     }
-    // Sent only once every node the batch needs is reachable: a batch that ran on some masters
-    // and failed on another is sent again whole by the caller, and would run twice where it did
-    // run (an ack's LREM would then remove nothing and warn of a redelivery that is not coming).
     std::map<int, std::vector<size_t>> by_node;
-    const uint64_t deadline = mono_ms() + cfg_.redis_timeout_ms;
-    uint64_t pause = 20;
-    for (;;) {
+    for (bool fresh = false;; fresh = true) {
         by_node.clear();
-        bool ready = true;
-        for (size_t ui = 0; ui < units.size() && ready; ++ui) {
+        bool all = true;
+        for (size_t ui = 0; ui < units.size(); ++ui) {
             int n = node_for(units[ui].slot);
             if (n < 0) {
                 last_error_ = "no redis cluster node serves slot " + std::to_string(units[ui].slot);
-                ready = false;
+                need_refresh_ = true;
+                all = false;
             } else {
                 by_node[n].push_back(ui);
             }
         }
-        for (auto it = by_node.begin(); ready && it != by_node.end(); ++it) {
-            ready = connect(nodes_[static_cast<size_t>(it->first)]);
+        for (const auto& entry : by_node) {
+            all = connect(nodes_[static_cast<size_t>(entry.first)]) && all;
         }
-        if (ready) {
+        if (all || fresh) {
             break;
         }
         need_refresh_ = true;
-        if (mono_ms() + pause > deadline) {
-            out.clear();
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(pause));
-        pause = std::min<uint64_t>(pause * 2, 200);
         maybe_refresh();
     }
     std::vector<size_t> redo;
@@ -702,6 +698,9 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
     std::vector<size_t> lens;
     for (auto& [ni, us] : by_node) {
         Node& node = nodes_[static_cast<size_t>(ni)];
+        if (!node.ctx) {
+            continue;  // unreachable: not sent, its replies stay null
+        }
         for (size_t ui : us) {
             for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
                 ptrs.clear();
@@ -716,12 +715,18 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
         }
         for (size_t ui : us) {
             bool again = false;
-            for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
+            for (size_t k = units[ui].first; node.ctx && k < units[ui].first + units[ui].count;
+                 ++k) {
                 void* r = nullptr;
                 if (redisGetReply(node.ctx, &r) != REDIS_OK) {
+                    // The rest of this node's replies are lost; a unit stays whole (a MULTI
+                    // whose EXEC reply is lost is not known to have run).
                     drop_node(node, node.ctx->errstr);
-                    out.clear();
-                    return false;
+                    for (size_t m = units[ui].first; m < units[ui].first + units[ui].count; ++m) {
+                        out[m].reset();
+                    }
+                    again = false;
+                    break;
                 }
                 out[k].reset(static_cast<redisReply*>(r));
                 again = again || redirected(out[k]);
@@ -747,15 +752,12 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
             views.begin() + static_cast<long>(u.first),
             views.begin() + static_cast<long>(u.first + u.count));
         std::vector<Reply> replies;
-        if (!run_block(block, u.slot, -1, replies) || replies.size() != u.count) {
-            out.clear();
-            return false;
-        }
+        bool ok = run_block(block, u.slot, -1, replies) && replies.size() == u.count;
         for (size_t k = 0; k < u.count; ++k) {
-            out[u.first + k] = std::move(replies[k]);
+            out[u.first + k] = ok ? std::move(replies[k]) : nullptr;
         }
     }
-    return true;
+    return std::all_of(out.begin(), out.end(), [](const Reply& r) { return r != nullptr; });
 }
 
 }  // namespace hookq::cluster

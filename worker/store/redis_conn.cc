@@ -167,11 +167,12 @@ bool RedisConn::read_replies(std::vector<Reply>& out) {
         return cluster_->read_replies(out);
     }
     out.clear();
+    size_t n = appended_;
+    appended_ = 0;
+    out.resize(n);
     if (!ctx_) {
         return false;
     }
-    size_t n = appended_;
-    appended_ = 0;
     for (size_t i = 0; i < n; ++i) {
         void* r = nullptr;
         if (redisGetReply(ctx_, &r) != REDIS_OK) {
@@ -180,7 +181,7 @@ bool RedisConn::read_replies(std::vector<Reply>& out) {
             drop();
             return false;
         }
-        out.emplace_back(static_cast<redisReply*>(r));
+        out[i].reset(static_cast<redisReply*>(r));
     }
     return true;
 }

@@ -37,7 +37,9 @@ class RedisConn {
     Reply eval(std::string_view script, const std::vector<std::string_view>& keys,
                const std::vector<std::string_view>& args);
 
-    // Pipelining: append many, then read the replies in order. false on a connection failure.
+    // Pipelining: append many, then read the replies in order: one entry per command appended,
+    // null where no reply came (not sent, or its connection failed before the reply: it may have
+    // run). false when any is null. A caller sends again only the commands without a reply.
     void append(const std::vector<std::string_view>& argv);
     bool read_replies(std::vector<Reply>& out);
 
