@@ -359,11 +359,13 @@ void Recorder::note_ack_failure(const std::string& error, const std::vector<JobP
         return;
     }
     acks_failing_ = true;
+    // By index, not by substring: queue "a" is not already listed because "ab" is.
+    std::vector<bool> listed(s_.cfg.queues.size());
     std::string queues;
     for (const JobPtr& j : waiting) {
-        const std::string& q = s_.cfg.queues[j->queue];
-        if (queues.find(q) == std::string::npos) {
-            queues += (queues.empty() ? "" : ",") + q;
+        if (!listed[j->queue]) {
+            listed[j->queue] = true;
+            queues += (queues.empty() ? "" : ",") + s_.cfg.queues[j->queue];
         }
     }
     log::error("ack failed: recorded webhooks wait in inflight until Redis takes their ack",
