@@ -325,3 +325,55 @@ def test_a_lost_master_with_acks_to_take_does_not_hold_up_the_recorder(pg_migrat
         assert w.stop() == 0
     finally:
         c.close()
+
+
+def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, workers):
+    """A master that hangs (SIGSTOP: its port still accepts connections, nothing answers) costs
+    the call that finds it out [redis] timeout, and then no more than one probe per backoff for the
+    whole worker: every stage's calls to it fail at once meanwhile, so the queue on a master that
+    is up is delivered at its usual pace. The outage is logged once per worker, not once per stage
+    connection, and the queue is served again once the master resumes."""
+    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    try:
+        for m in c.masters():
+            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+        # The hung master holds hookq:paused too, which the route stage reads every second.
+        hung = c.master_for_key("hookq:paused")
+        names = (f"hm{i}" for i in range(10000))
+        hung_q = next(q for q in names if c.master_for_queue(q).port == hung.port)
+        up_q = next(q for q in names if c.master_for_queue(q).port != hung.port)
+        up = c.master_for_queue(up_q)
+        w = workers(cfg(c, pg_migrated, sink, [hung_q, up_q]))
+        delivered_and_recorded(pg_migrated, sink, push(hung, hung_q, 5, wait_replicas=0) +
+                               push(up, up_q, 5, wait_replicas=0))
+        wait_until(lambda: hung.client().llen(f"hookq:{{{hung_q}}}:inflight:w1") == 0, 10,
+                   what="the hung queue's deliveries acked")
+
+        hung.pause()
+        try:
+            wait_until(lambda: any(l.get("node") == hung.address
+                                   for l in w.find("redis node unavailable")), 20,
+                       what="the worker to find the master hung")
+            # 40 webhooks, pushed 10 at a time, 1 s apart: each stage that had to wait out the
+            # 2 s timeout on each call to the hung master (the route stage's pause read every
+            # second, the heartbeat, the claims) kept them from being delivered in this time.
+            ids, started = [], time.monotonic()
+            for _ in range(4):
+                ids += push(up, up_q, 10, wait_replicas=0)
+                time.sleep(1)
+            delivered_and_recorded(pg_migrated, sink, ids, timeout=12)
+            took = time.monotonic() - started
+            down = [l for l in w.find("redis node unavailable") if l.get("node") == hung.address]
+            assert len(down) == 1, down
+        finally:
+            hung.resume()
+        c.wait_ok()
+        delivered_and_recorded(pg_migrated, sink, push(hung, hung_q, 5, wait_replicas=0),
+                               timeout=30)
+        back = [l for l in w.find("redis node connected") if l.get("node") == hung.address]
+        assert len(back) == 1, back
+        assert w.proc.poll() is None
+        assert w.stop() == 0
+        print(f"40 webhooks of the up queue delivered {took:.1f} s after the first push")
+    finally:
+        c.close()

@@ -185,7 +185,10 @@ std::optional<Redirect> parse_redirect(std::string_view error) {
 }
 
 ClusterClient::ClusterClient(const Config& cfg, std::string name)
-    : cfg_(cfg), name_(std::move(name)), slots_(kSlots, -1) {
+    : cfg_(cfg),
+      name_(std::move(name)),
+      health_(NodeHealth::process(cfg.redis_timeout_ms)),
+      slots_(kSlots, -1) {
     for (const auto& [host, port] : cfg_.redis_cluster) {
         node_index(host, port);
     }
@@ -211,48 +214,60 @@ size_t ClusterClient::node_index(const std::string& host, int port) {
             return i;
         }
     }
-    nodes_.push_back(Node{host, port});
+    nodes_.push_back(Node{host, port, host + ":" + std::to_string(port)});
     return nodes_.size() - 1;
 }
 
-std::string ClusterClient::addr(const Node& n) const {
-    return n.host + ":" + std::to_string(n.port);
-}
-
-void ClusterClient::drop_node(Node& n, const std::string& why) {
+void ClusterClient::drop_node(Node& n, const std::string& why, uint64_t since_ms) {
     if (n.ctx) {
         redisFree(n.ctx);
         n.ctx = nullptr;
     }
-    last_error_ = addr(n) + ": " + why;
+    n.probing = false;
+    last_error_ = n.addr + ": " + why;
     // The node may have failed over: whoever serves its slots now is in a fresh map.
     need_refresh_ = true;
-    if (!n.down_logged) {
-        log::warn("redis node unavailable", {{"conn", name_}, {"node", addr(n)}, {"error", why}});
-        n.down_logged = true;
+    uint64_t now = mono_ms();
+    if (health_.failed(n.addr, now - since_ms, now)) {
+        log::warn("redis node unavailable", {{"conn", name_}, {"node", n.addr}, {"error", why}});
+    }
+}
+
+void ClusterClient::answered(Node& n) {
+    n.probing = false;
+    if (health_.answered(n.addr)) {
+        log::info("redis node connected", {{"conn", name_}, {"node", n.addr}});
     }
 }
 
 bool ClusterClient::connect(Node& n) {
+    uint64_t now = mono_ms();
+    if (!n.probing) {
+        switch (health_.may_call(n.addr, now)) {
+            case NodeHealth::Verdict::go:
+                break;
+            case NodeHealth::Verdict::probe:
+                n.probing = true;
+                break;
+            case NodeHealth::Verdict::skip:
+                // Found down, maybe by another stage's connection: an open connection of ours
+                // would only wait out the timeout on it too.
+                if (n.ctx) {
+                    redisFree(n.ctx);
+                    n.ctx = nullptr;
+                }
+                last_error_ = n.addr + ": unreachable (waiting before the next attempt)";
+                return false;
+        }
+    }
     if (n.ctx) {
         return true;
     }
-    uint64_t now = mono_ms();
-    if (now < n.next_attempt_ms) {
-        last_error_ = addr(n) + ": unreachable (waiting before the next attempt)";
-        return false;
-    }
     timeval tv = to_timeval(cfg_.redis_timeout_ms);
     n.ctx = redisConnectWithTimeout(n.host.c_str(), n.port, tv);
-    auto fail = [&](const std::string& why) {
-        drop_node(n, why);
-        // Backoff so a dead node is not hammered by every call of every stage.
-        n.backoff_ms = n.backoff_ms ? std::min<uint64_t>(n.backoff_ms * 2, 1000) : 50;
-        n.next_attempt_ms = now + n.backoff_ms;
-        return false;
-    };
     if (!n.ctx || n.ctx->err) {
-        return fail(n.ctx ? n.ctx->errstr : "cannot allocate redis context");
+        drop_node(n, n.ctx ? n.ctx->errstr : "cannot allocate redis context", now);
+        return false;
     }
     redisSetTimeout(n.ctx, tv);
     redisEnableKeepAlive(n.ctx);
@@ -260,14 +275,11 @@ bool ClusterClient::connect(Node& n) {
         Reply r(static_cast<redisReply*>(redisCommand(n.ctx, "AUTH %b", cfg_.redis_password.data(),
                                                       cfg_.redis_password.size())));
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            return fail("AUTH failed");
+            drop_node(n, "AUTH failed", now);
+            return false;
         }
+        answered(n);
     }
-    if (n.down_logged) {
-        log::info("redis node connected", {{"conn", name_}, {"node", addr(n)}});
-        n.down_logged = false;
-    }
-    n.backoff_ms = 0;
     return true;
 }
 
@@ -324,7 +336,7 @@ bool ClusterClient::refresh() {
         if (!have_map_ || masters != masters_) {
             std::string list;
             for (size_t m : masters) {
-                list += (list.empty() ? "" : ",") + addr(nodes_[m]);
+                list += (list.empty() ? "" : ",") + nodes_[m].addr;
             }
             // The first map is routine (and hookqctl's stdout is its output); a changed set of
             // masters (a failover, a reshard onto a new node) is worth a line.
@@ -375,7 +387,7 @@ int ClusterClient::node_for(int slot) {
     // No key: any master will do; the first one that is not known to be down.
     uint64_t now = mono_ms();
     for (size_t m : masters_) {
-        if (nodes_[m].ctx || now >= nodes_[m].next_attempt_ms) {
+        if (!health_.is_down(nodes_[m].addr, now)) {
             return static_cast<int>(m);
         }
     }
@@ -391,10 +403,13 @@ Reply ClusterClient::send(Node& n, const std::vector<std::string_view>& argv) {
         ptrs.push_back(a.data());
         lens.push_back(a.size());
     }
+    uint64_t since = mono_ms();
     Reply r(static_cast<redisReply*>(
         redisCommandArgv(n.ctx, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
     if (!r) {
-        drop_node(n, n.ctx->errstr);
+        drop_node(n, n.ctx->errstr, since);
+    } else {
+        answered(n);
     }
     return r;
 }
@@ -410,7 +425,7 @@ void ClusterClient::note_moved(const Redirect& r) {
     if (now >= moved_window_ms_) {
         log::warn("redis cluster redirections: slot map out of date",
                   {{"conn", name_},
-                   {"node", addr(nodes_[n])},
+                   {"node", nodes_[n].addr},
                    {"slot", r.slot},
                    {"moved", static_cast<int64_t>(moved_count_)}});
         moved_count_ = 0;
@@ -474,6 +489,7 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
         }
         std::vector<const char*> ptrs;
         std::vector<size_t> lens;
+        const uint64_t since = mono_ms();
         if (asking) {
             redisAppendCommand(node.ctx, "ASKING");
         }
@@ -491,7 +507,7 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
         for (size_t i = 0; i < cmds.size() + (asking ? 1 : 0); ++i) {
             void* r = nullptr;
             if (redisGetReply(node.ctx, &r) != REDIS_OK) {
-                drop_node(node, node.ctx->errstr);
+                drop_node(node, node.ctx->errstr, since);
                 replies.clear();
                 return false;
             }
@@ -501,6 +517,7 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
             }
             replies.emplace_back(static_cast<redisReply*>(r));
         }
+        answered(node);
         const redisReply* bad = nullptr;
         for (const Reply& r : replies) {
             if (redirected(r)) {
@@ -534,7 +551,7 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
         if (kind == Kind::down) {
             need_refresh_ = true;
         }
-        std::string why = addr(node) + ": " + std::string(err);
+        std::string why = node.addr + ": " + std::string(err);
         if (!wait(why)) {
             replies.clear();
             return false;
@@ -701,6 +718,7 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
         if (!node.ctx) {
             continue;  // unreachable: not sent, its replies stay null
         }
+        const uint64_t since = mono_ms();
         for (size_t ui : us) {
             for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
                 ptrs.clear();
@@ -721,7 +739,7 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
                 if (redisGetReply(node.ctx, &r) != REDIS_OK) {
                     // The rest of this node's replies are lost; a unit stays whole (a MULTI
                     // whose EXEC reply is lost is not known to have run).
-                    drop_node(node, node.ctx->errstr);
+                    drop_node(node, node.ctx->errstr, since);
                     for (size_t m = units[ui].first; m < units[ui].first + units[ui].count; ++m) {
                         out[m].reset();
                     }
@@ -743,6 +761,9 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
             if (again) {
                 redo.push_back(ui);
             }
+        }
+        if (node.ctx) {
+            answered(node);
         }
     }
     std::sort(redo.begin(), redo.end());

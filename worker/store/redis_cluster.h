@@ -16,6 +16,7 @@
 
 #include "shared/redis_slot.h"
 #include "worker/config.h"
+#include "worker/store/redis_node_health.h"
 
 namespace hookq {
 
@@ -72,10 +73,9 @@ class ClusterClient {
     struct Node {
         std::string host;
         int port = 0;
+        std::string addr;  // "host:port": its name in logs and in NodeHealth
         redisContext* ctx = nullptr;
-        uint64_t next_attempt_ms = 0;
-        uint64_t backoff_ms = 0;
-        bool down_logged = false;
+        bool probing = false;  // NodeHealth let this connection try the node while it is down
     };
     // One unit of a pipeline: a command, or MULTI ... EXEC, which must all go to one node.
     struct Unit {
@@ -84,9 +84,11 @@ class ClusterClient {
     };
 
     size_t node_index(const std::string& host, int port);
-    std::string addr(const Node& n) const;
     bool connect(Node& n);
-    void drop_node(Node& n, const std::string& why);
+    // A call to `n` begun at `since_ms` failed: the connection goes, and the process learns the
+    // node is down.
+    void drop_node(Node& n, const std::string& why, uint64_t since_ms);
+    void answered(Node& n);
     bool refresh();
     void maybe_refresh();
     int node_for(int slot);
@@ -99,6 +101,7 @@ class ClusterClient {
 
     const Config& cfg_;
     std::string name_;
+    NodeHealth& health_;
     std::vector<Node> nodes_;      // seeds first, then every node ever named by the cluster
     std::vector<int> slots_;       // slot -> index in nodes_ of its master, -1 unknown
     std::vector<size_t> masters_;  // distinct masters, in slot order
