@@ -92,6 +92,12 @@ struct LocConf {
     std::string retry_after_text;
     int source_index = -1;
     int slot = 0;  // the queue's Redis Cluster slot (its keys' hash tag {queue})
+
+    // The one request-time state: when this worker process last logged a PayPal certificate out
+    // of its validity, and how many refusals went unlogged since. Every PayPal retry of every
+    // webhook is refused the same way until a reload: one line a minute says it.
+    mutable time_t cert_logged_at = 0;
+    mutable ngx_uint_t cert_unlogged = 0;
 };
 
 extern ngx_command_t commands[];

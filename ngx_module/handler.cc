@@ -570,12 +570,19 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
         if (verdict == Verdict::certificate_expired ||
             verdict == Verdict::certificate_not_yet_valid) {
             // PayPal really signed it: the fix is on this side (its current certificate).
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "hookq: %V: verification failed (certificate %s): signed under a "
-                          "hookq_paypal_cert outside its validity; install PayPal's current one "
-                          "and reload",
-                          &conf.source,
-                          verdict == Verdict::certificate_expired ? "expired" : "not yet valid");
+            if (ngx_time() - conf.cert_logged_at >= 60) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "hookq: %V: verification failed (certificate %s): signed under a "
+                              "hookq_paypal_cert outside its validity; install PayPal's current "
+                              "one and reload (%ui more refused so since the last such line)",
+                              &conf.source,
+                              verdict == Verdict::certificate_expired ? "expired" : "not yet valid",
+                              conf.cert_unlogged);
+                conf.cert_logged_at = ngx_time();
+                conf.cert_unlogged = 0;
+            } else {
+                conf.cert_unlogged++;
+            }
         }
         Answer no = rejected(verdict);
         if (!conf.report_only)

@@ -251,6 +251,12 @@ def test_a_certificate_that_expires_while_nginx_runs_stops_verifying(stack):
         assert ("hookq: paypal: verification failed (certificate expired): signed under a "
                 "hookq_paypal_cert outside its validity") in log, log[-1500:]
         assert WEBHOOK_ID not in log
+        # PayPal retries every refused webhook: one line a minute per worker says it, not one each.
+        assert log.count("certificate expired") == 1, log[-1500:]
+        for k in range(3):
+            assert post("short", n + 10 + k)[0] == 401
+        log = nginx.log()
+        assert log.count("certificate expired") == 1, log[-1500:]
         # The other certificate is still valid: PayPal's signatures under it still pass.
         assert post("paypal", n + 1)[0] == 202
         # And a forgery is a plain bad signature, with nothing logged about the certificate.
