@@ -577,6 +577,8 @@ AlertRule alert_rule_default(std::string_view name) {
         set(3, 0, 0, "P1");
     } else if (name == "loop_detected") {
         set(1, 0, 0, "P2");
+    } else if (name == "queue_unreachable") {
+        set(1, 0, 5 * m, "P1");
     }
     return d;
 }
@@ -1026,7 +1028,8 @@ const std::vector<std::string>& alert_rule_names() {
     static const std::vector<std::string> names = {
         "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",    "retry_overdue",
         "breaker_open",  "signature_failures", "source_silent", "slow_p95",     "slow_delivery",
-        "fallback_used", "redis_down",         "postgres_down", "health_check", "loop_detected"};
+        "fallback_used", "redis_down",         "postgres_down", "health_check", "loop_detected",
+        "queue_unreachable"};
     return names;
 }
 

@@ -13,6 +13,7 @@ import redis
 import envelope
 import harness
 from redis_cluster import RedisCluster, key_slot
+from sink import Sink
 from worker_fixtures import (config_text, event_status, route, wait_until, worker_env,
                              pg_migrated, sink, workers)  # noqa: F401 (fixtures)
 
@@ -376,4 +377,57 @@ def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, work
         assert w.stop() == 0
         print(f"40 webhooks of the up queue delivered {took:.1f} s after the first push")
     finally:
+        c.close()
+
+
+def test_the_builtin_alerts_name_a_queue_whose_master_is_lost(pg_migrated, sink, workers):
+    """The worker's own alerting on a cluster that loses a master: queue_unreachable fires for the
+    queue on it (and only that one) and resolves once it is back. The other queues' rules go on
+    being evaluated meanwhile: before, one queue's unanswered read failed the rule for all of them
+    (loop_detected for the queue on a live master never fired)."""
+    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    receiver = Sink()
+    try:
+        for m in c.masters():
+            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+        names = (f"ua{i}" for i in range(10000))
+        lost = c.masters()[0]
+        lost_q = next(q for q in names if c.master_for_queue(q).port == lost.port)
+        up_q = next(q for q in names if c.master_for_queue(q).port != lost.port)
+        up = c.master_for_queue(up_q)
+        alerts = ('[alerts]\ninterval = "1s"\ngroup_wait = "0s"\ninstance = "t"\n'
+                  'runbook_url = "https://docs.example/runbooks.md"\n'
+                  f'[[alerts.channels]]\nname = "slack"\ntype = "slack"\n'
+                  f'url = "{receiver.url("/slack")}"\n'
+                  '[alerts.rules.queue_unreachable]\nfor = "2s"\n')
+        text = cfg(c, pg_migrated, sink, [lost_q, up_q]) + alerts
+        w = workers(text)
+        delivered_and_recorded(pg_migrated, sink, push(up, up_q, 3, wait_replicas=0))
+
+        def said(needle):
+            return [json.loads(r.body)["text"] for r in receiver.received("/slack")
+                    if needle in json.loads(r.body)["text"]]
+
+        c.kill(lost)
+        firing = wait_until(lambda: said("[FIRING P1] queue_unreachable"), 30,
+                            what="queue_unreachable firing")
+        assert len(firing) == 1 and f"queue={lost_q}" in firing[0], firing
+        assert "its Redis master does not answer" in firing[0], firing[0]
+        assert "runbooks.md#acks-waiting-for-redis" in firing[0], firing[0]
+
+        up.client().zadd(f"hookq:{{{up_q}}}:loops", {"entity-1": 50})
+        loop = wait_until(lambda: said("[FIRING P2] loop_detected"), 20,
+                          what="loop_detected firing for the queue on a live master")
+        assert f"queue={up_q}" in loop[0] and f"queue={lost_q}" not in loop[0], loop
+
+        lost.start()
+        c.wait_ok()
+        resolved = wait_until(lambda: said("[RESOLVED P1] queue_unreachable"), 30,
+                              what="queue_unreachable resolved")
+        assert f"queue={lost_q}" in resolved[0], resolved
+        assert all(f"queue={up_q}" not in t for t in said("queue_unreachable"))
+        assert w.proc.poll() is None
+        assert w.stop() == 0
+    finally:
+        receiver.close()
         c.close()

@@ -92,6 +92,8 @@ TEST(AlertsRules, InhibitionWhileADependencyIsDown) {
     EXPECT_TRUE(inhibited("queue_depth", true, true));
     EXPECT_FALSE(inhibited("breaker_open", true, true));
     EXPECT_FALSE(inhibited("redis_down", true, true));
+    EXPECT_TRUE(inhibited("queue_unreachable", true, false));
+    EXPECT_FALSE(inhibited("queue_unreachable", false, true));
 }
 
 TEST(AlertsRules, TokenBucket) {

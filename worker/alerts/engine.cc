@@ -294,8 +294,13 @@ void Engine::round(int64_t now) {
             continue;
         }
         std::map<std::string, const Observation*> seen;
+        std::set<std::string> unknown;
         for (const auto& o : *obs) {
             std::string fp = fingerprint(rule, o.labels);
+            if (o.unknown) {
+                unknown.insert(std::move(fp));
+                continue;
+            }
             seen[fp] = &o;
             if (!alerts_.count(fp) && o.active) {
                 AlertState a;
@@ -308,6 +313,12 @@ void Engine::round(int64_t now) {
         }
         for (auto& [fp, a] : alerts_) {
             if (a.rule != rule) {
+                continue;
+            }
+            if (unknown.count(fp)) {
+                if (a.state == State::pending || a.state == State::firing) {
+                    ++active[{a.rule, a.severity, state_name(a.state)}];
+                }
                 continue;
             }
             auto it = seen.find(fp);

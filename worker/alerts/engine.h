@@ -67,6 +67,9 @@ class Engine {
     Observations source_silent(int64_t now_ms);
     Observations fallback_used();
     Observations queues(const std::string& rule);
+    // One queue's reading for `rule`; throws when its Redis master does not answer.
+    void queue_signal(const std::string& rule, const std::string& q, uint64_t now_ms,
+                      Observation& o);
     Observations breakers();
     Observations health_checks();
     Observations signature_failures(int64_t now_ms);

@@ -34,6 +34,7 @@ std::string runbook_anchor(const std::string& rule) {
         {"postgres_down", "postgresql-down"},
         {"health_check", "destination-down-breaker-open"},
         {"loop_detected", "webhook-loop"},
+        {"queue_unreachable", "acks-waiting-for-redis"},
     };
     auto it = anchors.find(rule);
     return it == anchors.end() ? "" : it->second;
@@ -164,6 +165,9 @@ std::vector<int64_t> silenced_by(const std::vector<Silence>& silences, const std
 bool inhibited(const std::string& rule, bool redis_down_firing, bool postgres_down_firing) {
     if (!redis_down_firing && !postgres_down_firing) {
         return false;
+    }
+    if (rule == "queue_unreachable") {
+        return redis_down_firing;  // every queue is, and redis_down says so once
     }
     return rule == "failure_ratio" || rule == "queue_depth" || rule == "queue_age" ||
            rule == "retry_overdue";

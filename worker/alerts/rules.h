@@ -29,6 +29,9 @@ struct Observation {
     bool active = false;
     std::string severity;  // empty: the rule's (dead letters of payment sources raise it)
     std::string summary;   // one line, for messages and the alerts row
+    // Nothing could be read for these labels this round (their queue's Redis master did not
+    // answer): the alert keeps its state, as a whole rule does when its store is away.
+    bool unknown = false;
 };
 
 enum class State { inactive, pending, firing, resolved };

@@ -240,6 +240,9 @@ Engine::Observations Engine::fallback_used() {
 }
 
 // queue_depth, queue_age and retry_overdue, per queue, against Redis's clock.
+// The per-queue rules. On Redis Cluster each queue lives on its own master: one that does not
+// answer leaves its queue's alerts as they were (unknown) rather than blinding the rule for every
+// queue, and is itself what queue_unreachable reports.
 Engine::Observations Engine::queues(const std::string& rule) {
     const AlertRule& rc = acfg_.rules.at(rule);
     uint64_t now_ms = ctl::redis_now_ms(redis_);
@@ -248,33 +251,55 @@ Engine::Observations Engine::queues(const std::string& rule) {
         Observation o;
         o.labels = {{"queue", q}};
         o.threshold = rc.threshold;
-        if (rule == "queue_depth") {
-            Reply r = ctl::must(redis_, {"LLEN", keys::queue(q)});
-            o.value = static_cast<double>(r->integer);
-            o.summary = fmt(o.value) + " webhooks waiting";
-        } else if (rule == "queue_age") {
-            o.value = std::max(0.0, ops::tail_age_s(redis_, keys::queue(q), now_ms));
-            o.summary = "the oldest waiting webhook arrived " + fmt(o.value) + " s ago";
-        } else if (rule == "loop_detected") {
-            // The edge lists an entity here once it repeats past hookq_loop_limit; it stays
-            // until `hookqctl loops clear`, so the alert holds until someone has looked.
-            Reply r = ctl::must(redis_, {"ZCARD", keys::loops(q)});
-            Reply held = ctl::must(redis_, {"LLEN", keys::held(q)});
-            o.value = static_cast<double>(r->integer);
-            o.summary = fmt(o.value) + " entities repeating past hookq_loop_limit, " +
-                        fmt(static_cast<double>(held->integer)) + " webhooks held (hookqctl loops)";
-        } else {
-            // Past due by more than the window: retries merely scheduled are not a backlog.
-            std::string before = std::to_string(now_ms - std::min(now_ms, rc.window_ms));
-            Reply r = ctl::must(redis_, {"ZCOUNT", keys::retry(q), "-inf", before});
-            o.value = static_cast<double>(r->integer);
-            o.summary = fmt(o.value) + " retries overdue by more than " +
-                        fmt(static_cast<double>(rc.window_ms) / 1000) + " s";
+        try {
+            queue_signal(rule, q, now_ms, o);
+        } catch (const std::exception& e) {
+            if (rule != "queue_unreachable") {
+                o.unknown = true;
+                out.push_back(std::move(o));
+                continue;
+            }
+            o.value = 1;
+            o.summary = std::string("its Redis master does not answer (") + e.what() +
+                        "): the edge refuses its webhooks (503), none are claimed, and recorded "
+                        "deliveries wait in inflight for their ack";
         }
         o.active = rule == "queue_depth" ? o.value > rc.threshold : o.value >= rc.threshold;
         out.push_back(std::move(o));
     }
     return out;
+}
+
+void Engine::queue_signal(const std::string& rule, const std::string& q, uint64_t now_ms,
+                          Observation& o) {
+    const AlertRule& rc = acfg_.rules.at(rule);
+    if (rule == "queue_unreachable") {
+        ctl::must(redis_, {"EXISTS", keys::queue(q)});
+        o.value = 0;
+        o.summary = "its Redis master answers";
+    } else if (rule == "queue_depth") {
+        Reply r = ctl::must(redis_, {"LLEN", keys::queue(q)});
+        o.value = static_cast<double>(r->integer);
+        o.summary = fmt(o.value) + " webhooks waiting";
+    } else if (rule == "queue_age") {
+        o.value = std::max(0.0, ops::tail_age_s(redis_, keys::queue(q), now_ms));
+        o.summary = "the oldest waiting webhook arrived " + fmt(o.value) + " s ago";
+    } else if (rule == "loop_detected") {
+        // The edge lists an entity here once it repeats past hookq_loop_limit; it stays
+        // until `hookqctl loops clear`, so the alert holds until someone has looked.
+        Reply r = ctl::must(redis_, {"ZCARD", keys::loops(q)});
+        Reply held = ctl::must(redis_, {"LLEN", keys::held(q)});
+        o.value = static_cast<double>(r->integer);
+        o.summary = fmt(o.value) + " entities repeating past hookq_loop_limit, " +
+                    fmt(static_cast<double>(held->integer)) + " webhooks held (hookqctl loops)";
+    } else {
+        // Past due by more than the window: retries merely scheduled are not a backlog.
+        std::string before = std::to_string(now_ms - std::min(now_ms, rc.window_ms));
+        Reply r = ctl::must(redis_, {"ZCOUNT", keys::retry(q), "-inf", before});
+        o.value = static_cast<double>(r->integer);
+        o.summary = fmt(o.value) + " retries overdue by more than " +
+                    fmt(static_cast<double>(rc.window_ms) / 1000) + " s";
+    }
 }
 
 Engine::Observations Engine::breakers() {

@@ -7,6 +7,7 @@
 #include "shared/redis_keys.h"
 #include "shared/units.h"
 #include "worker/cli/common.h"
+#include "worker/config.h"
 #include "worker/ops/events.h"
 
 namespace hookq::ops {
@@ -17,11 +18,6 @@ using ctl::cell;
 using ctl::is_null;
 using ctl::must_query;
 using Json = nlohmann::ordered_json;
-
-constexpr std::array<std::string_view, 15> kRules = {
-    "failure_ratio", "dead_letters",       "queue_depth",   "queue_age",    "retry_overdue",
-    "breaker_open",  "signature_failures", "source_silent", "slow_p95",     "slow_delivery",
-    "fallback_used", "redis_down",         "postgres_down", "health_check", "loop_detected"};
 
 constexpr uint64_t kMinSilenceMs = 60 * 1000;
 constexpr uint64_t kMaxSilenceMs = 30ull * 24 * 3600 * 1000;
@@ -163,13 +159,14 @@ int64_t pg_now_us(Pg& pg) {
 }  // namespace
 
 bool known_alert_rule(std::string_view rule) {
-    return std::find(kRules.begin(), kRules.end(), rule) != kRules.end();
+    const auto& names = hookq::alert_rule_names();
+    return std::find(names.begin(), names.end(), rule) != names.end();
 }
 
 std::string alert_rule_names() {
     std::string out;
-    for (auto r : kRules) {
-        out += (out.empty() ? "" : ", ") + std::string(r);
+    for (const auto& r : hookq::alert_rule_names()) {
+        out += (out.empty() ? "" : ", ") + r;
     }
     return out;
 }

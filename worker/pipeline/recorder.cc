@@ -473,7 +473,7 @@ void Recorder::settle() {
     if (unacked_.empty()) {
         return;
     }
-    std::vector<JobPtr> done;
+    std::vector<JobPtr>& done = acked_;
     ack(unacked_, done);
     metrics::global().acks_pending(unacked_.size());
     if (unacked_.empty()) {
@@ -500,6 +500,7 @@ void Recorder::settle() {
         }
     }
     s_.release(static_cast<int64_t>(done.size()));
+    done.clear();  // keeps its capacity: no allocation per batch
 }
 
 void Recorder::run() {

@@ -52,6 +52,7 @@ class Recorder {
     std::string error_, sqlstate_;
     // Committed to PostgreSQL, not yet acked (Redis, or their queue's master, is away).
     std::vector<JobPtr> unacked_;
+    std::vector<JobPtr> acked_;  // settle()'s, kept between batches for its capacity
     uint64_t next_ack_ms_ = 0, ack_delay_ms_ = 0;
     bool acks_failing_ = false;
 };
