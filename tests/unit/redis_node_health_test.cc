@@ -26,7 +26,7 @@ TEST(NodeHealth, ARefusedNodeIsSkippedThenProbedByOneCallerAtATime) {
     EXPECT_TRUE(h.is_down("a:1", 1099));
     EXPECT_EQ(h.may_call("a:1", 1100), V::probe);
     EXPECT_EQ(h.may_call("a:1", 1100), V::skip);  // one probe at a time
-    EXPECT_TRUE(h.answered("a:1"));                // ends the outage: logged once
+    EXPECT_TRUE(h.answered("a:1"));               // ends the outage: logged once
     EXPECT_FALSE(h.answered("a:1"));
     EXPECT_EQ(h.may_call("a:1", 1100), V::go);
 }
