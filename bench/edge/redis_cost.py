@@ -2,7 +2,9 @@
 """What Redis spends per webhook on the ingest, without nginx: the single script (kIngest) against
 the batch script (kIngestBatch) at several batch sizes, and, as a floor, the same writes without
 Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this measures
-the text the module sends.
+the text the module sends. "empty batch of N" sends the batch script's very arguments to a script
+that only returns: what Redis spends reading the call and handing every key and envelope to Lua
+(KEYS/ARGV), before any of the ingest runs.
 
     python3 bench/edge/redis_cost.py [shared/redis_keys.h]
 
@@ -58,6 +60,7 @@ def main():
         pid = c.info("server")["process_id"]
         cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0])
         env = os.urandom(700).hex()[:1300].encode()
+        empty = "return {}"
 
         def run(per_call, script):
             c.flushall()
@@ -91,12 +94,13 @@ def main():
             p.execute()
             used = (cpu() - t0) / 1000 / N
             st = c.info("commandstats")["cmdstat_evalsha"]
-            assert c.llen("hookq:{q}:queue") == N
+            assert c.llen("hookq:{q}:queue") == (0 if script is empty else N)
             return st["usec"] / N, st["usec_per_call"], used
 
         print(f"{'case':22s} {'cmd us/webhook':>15s} {'us/call':>10s} {'cpu us/webhook':>15s}")
         cases = [("kIngest (1 per call)", 1, single)]
         cases += [(f"batch of {n}", n, batch) for n in SIZES]
+        cases += [(f"empty batch of {n}", n, empty) for n in SIZES]
         cases += [("no Lua: SET+LPUSH", 1, None)]
         for label, per, script in cases:
             cmd, per_call, used = min((run(per, script) for _ in range(REPEAT)), key=lambda t: t[2])
