@@ -15,8 +15,8 @@ spdlog::logger& logger() {
 }
 }  // namespace
 
-void init(std::string_view level) {
-    g_logger = spdlog::stdout_logger_mt("hookq");
+void init(std::string_view level, bool to_stderr) {
+    g_logger = to_stderr ? spdlog::stderr_logger_mt("hookq") : spdlog::stdout_logger_mt("hookq");
     // The pattern opens the object with time and level; %v is the rest of it, already JSON.
     g_logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})",
                           spdlog::pattern_time_type::utc);

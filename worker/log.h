@@ -11,7 +11,9 @@ namespace hookq::log {
 
 using Fields = nlohmann::ordered_json;
 
-void init(std::string_view level);
+// The worker logs to stdout (the journal); hookqctl to stderr, since its stdout is its output
+// (`--json` piped to jq must stay JSON when a Redis node is found down mid-command).
+void init(std::string_view level, bool to_stderr = false);
 void write(spdlog::level::level_enum level, std::string_view msg, const Fields& fields = {});
 bool enabled(spdlog::level::level_enum level);
 

@@ -395,11 +395,20 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
         {"workers_live", "hookq_queue_workers_live", "Workers with a live heartbeat."},
     };
     const auto& queues = status.value("queues", nlohmann::ordered_json::array());
+    header(out, "hookq_queue_up", "gauge",
+           "1 when the queue's Redis master answered the last snapshot; while 0 its other gauges "
+           "keep their last values.");
+    for (const auto& q : queues) {
+        line("hookq_queue_up", label("queue", q.value("queue", "")),
+             q.value("reachable", true) ? "1" : "0");
+    }
     for (const auto& g : kQueueGauges) {
         header(out, g.name, "gauge", g.help);
         for (const auto& q : queues) {
-            line(g.name, label("queue", q.value("queue", "")),
-                 std::to_string(q.value(g.field, 0LL)));
+            if (q.contains(g.field)) {
+                line(g.name, label("queue", q.value("queue", "")),
+                     std::to_string(q.value(g.field, 0LL)));
+            }
         }
     }
     // How old the oldest element of each list is, by the edge's receive stamp: a queue that

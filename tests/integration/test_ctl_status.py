@@ -21,7 +21,10 @@ def fill_redis(r):
     r.zadd("hookq:{github}:parked:http://app:8080", {b"p1": now + 60_000, b"p2": now + 60_000})
     r.sadd("hookq:{github}:parked_destinations", "http://app:8080")
     r.sadd("hookq:{github}:workers", "wA", "wB")
-    r.set("hookq:worker:wA", str(now), px=60_000)  # wB's heartbeat has expired: it is dead
+    # wB's heartbeat has expired: it is dead. As a worker does, wA beats once for the fleet and
+    # once per queue it consumes (that copy, on the queue's master, is what the status counts).
+    r.set("hookq:worker:wA", str(now), px=60_000)
+    r.set("hookq:{github}:heartbeat:wA", "1", px=60_000)
     r.lpush("hookq:{stripe}:queue", envelope.make("stripe")[1])
     r.hset("hookq:breaker:http://app:8080", mapping={
         "state": "open", "open_until": str(now + 60_000), "fails": "", "changed_at": str(now)})
@@ -85,7 +88,8 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     assert gh.pop("poison_oldest_age_s") == -1
     assert 1 <= gh.pop("retry_overdue_s") < 60
     assert gh == {"queue": "github", "depth": 3, "inflight": 3, "retry": 3, "retry_due": 2,
-                  "parked": 2, "poison": 1, "workers_live": 1, "workers_registered": 2}
+                  "parked": 2, "poison": 1, "workers_live": 1, "workers_registered": 2,
+                  "reachable": True}
     assert (st["queue"], st["depth"], st["inflight"]) == ("stripe", 1, 0)
     d = s["database"]
     assert d["dead_letters"] == 2 and d["dead_letters_by_source"] == {"github": 1, "stripe": 1}

@@ -431,3 +431,80 @@ def test_the_builtin_alerts_name_a_queue_whose_master_is_lost(pg_migrated, sink,
     finally:
         receiver.close()
         c.close()
+
+
+def test_a_lost_master_costs_the_status_only_what_lives_on_it(pg_migrated, sink, workers,
+                                                              tmp_path):
+    """While a master is lost, `hookqctl status`, /metrics and the dashboard still show every queue
+    on the masters that answer; the lost one's queue is marked unreachable (hookq_queue_up 0, its
+    gauges at their last values), and so are the fleet-wide pauses that lived on it. Before, one
+    unanswered read failed the whole status: the CLI errored, the dashboard and /metrics froze."""
+    import requests
+    from test_admin_api import ADMIN
+    from test_admin_ui import Browser
+
+    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    browser = None
+    try:
+        for m in c.masters():
+            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+        lost = c.master_for_key("hookq:paused")
+        names = (f"ls{i}" for i in range(10000))
+        lost_q = next(q for q in names if c.master_for_queue(q).port == lost.port)
+        up_q = next(q for q in names if c.master_for_queue(q).port != lost.port)
+        up = c.master_for_queue(up_q)
+        port = harness.free_port()
+        token = tmp_path / "admin.token"
+        token.write_text(ADMIN + "\n")
+        token.chmod(0o600)
+        admin = (f'[admin]\nlisten = "127.0.0.1:{port}"\nmetrics_public = true\n'
+                 f'[[admin.tokens]]\nname = "ops"\nrole = "admin"\ntoken = "file:{token}"\n')
+        w = workers(cfg(c, pg_migrated, sink, [lost_q, up_q]) + admin)
+        delivered_and_recorded(pg_migrated, sink, push(lost, lost_q, 2, wait_replicas=0) +
+                               push(up, up_q, 2, wait_replicas=0))
+
+        def metrics():
+            return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+        wait_until(lambda: f'hookq_queue_up{{queue="{lost_q}"}} 1' in metrics(), 20,
+                   what="the lost queue up before the kill")
+        c.kill(lost)
+        # Two webhooks wait in the live queue's list, where the status must see them.
+        sink.set("/in", "sleep:100")
+        up.client().lpush(f"hookq:{{{up_q}}}:queue", *(envelope.make(up_q)[1] for _ in range(2)))
+
+        st = json.loads(ctl("--config", w.config_path, "status", "--json"))
+        by = {q["queue"]: q for q in st["queues"]}
+        assert by[lost_q]["reachable"] is False and lost.address in by[lost_q]["error"], by
+        assert "depth" not in by[lost_q]
+        assert by[up_q]["reachable"] is True and "depth" in by[up_q], by
+        assert "pauses" in st["errors"] and "pauses" not in st, st
+        text = ctl("--config", w.config_path, "status")
+        assert f"queue {lost_q}: " in text and "unreachable" in text, text
+
+        m = wait_until(lambda: (lambda t: t if f'hookq_queue_up{{queue="{lost_q}"}} 0' in t
+                                else None)(metrics()), 20, what="hookq_queue_up 0")
+        assert f'hookq_queue_up{{queue="{up_q}"}} 1' in m, m
+        # Kept at its last value, not dropped (that would resolve alerts on it).
+        assert f'hookq_queue_depth{{queue="{lost_q}"}} ' in m, m
+
+        browser = Browser()
+        browser.goto(f"http://127.0.0.1:{port}/ui/")
+        browser.login(ADMIN)
+        browser.wait(f"document.querySelector('#queues tr.unreachable[data-queue={lost_q}]')",
+                     what="the lost queue's row marked unreachable")
+        assert "unreachable" in browser.text(f"#queues tr[data-queue={lost_q}]")
+        cells = browser.js(f"[...document.querySelectorAll('#queues tr[data-queue={up_q}] td')]"
+                           ".map(td => td.innerText)")
+        assert cells[0] == up_q and len(cells) == 10, cells
+        assert browser.errors() == [], browser.errors()
+
+        lost.start()
+        c.wait_ok()
+        wait_until(lambda: f'hookq_queue_up{{queue="{lost_q}"}} 1' in metrics(), 30,
+                   what="the lost queue up again")
+        assert w.stop() == 0
+    finally:
+        if browser:
+            browser.close()
+        c.close()

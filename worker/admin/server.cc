@@ -1327,6 +1327,38 @@ HttpReply Server::Impl::metrics_page(MHD_Connection* c) {
     return r;
 }
 
+namespace {
+
+// What a lost Redis Cluster master kept the snapshot from reading (its queues, or the fleet-wide
+// breakers and pauses) keeps the last values read: gauges that dropped to nothing would resolve
+// the very alerts that matter then. hookq_queue_up says which queues are stale.
+void keep_last_of_unreachable(Json& now, const Json& last) {
+    if (last.is_null()) {
+        return;
+    }
+    for (Json& q : now["queues"]) {
+        if (q.value("reachable", true)) {
+            continue;
+        }
+        for (const Json& old : last.value("queues", Json::array())) {
+            if (old.value("queue", "") == q.value("queue", "") && old.contains("depth")) {
+                for (const auto& [k, v] : old.items()) {
+                    if (!q.contains(k)) {
+                        q[k] = v;
+                    }
+                }
+            }
+        }
+    }
+    for (const char* k : {"breakers", "pauses", "routes_paused", "sources_paused"}) {
+        if (!now.contains(k) && last.contains(k)) {
+            now[k] = last[k];
+        }
+    }
+}
+
+}  // namespace
+
 void Server::Impl::refresh_snapshot(Session& s) {
     uint64_t t0 = steady_ms();
     std::string err;
@@ -1381,6 +1413,7 @@ void Server::Impl::refresh_snapshot(Session& s) {
     snap.info.duration_s = static_cast<double>(now - t0) / 1000.0;
     snap.done_ms = now;
     if (ok) {
+        keep_last_of_unreachable(st, snap.status);
         snap.status = std::move(st);
         snap.ok_ms = now;
     }

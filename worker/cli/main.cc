@@ -19,6 +19,7 @@
 #include "worker/cli/pause.h"
 #include "worker/cli/cleanup.h"
 #include "worker/cli/common.h"
+#include "worker/log.h"
 #include "worker/cli/dlq.h"
 #include "worker/cli/events.h"
 #include "worker/cli/health.h"
@@ -45,6 +46,7 @@ std::string resolve_dsn(const std::string& dsn, const std::string& config_path) 
 }  // namespace
 
 int main(int argc, char** argv) {
+    hookq::log::init("info", true);
     CLI::App app{"hookqctl: operate hookq"};
     app.require_subcommand(1);
     std::string config_path = "/etc/hookq/worker.toml";

@@ -29,7 +29,14 @@ int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::s
 
     std::vector<std::vector<std::string>> rows{
         {"QUEUE", "DEPTH", "INFLIGHT", "RETRY", "DUE", "PARKED", "POISON", "WORKERS"}};
+    std::string unreachable;
     for (const auto& q : j["queues"]) {
+        if (!q.value("reachable", true)) {
+            rows.push_back({q["queue"], "unreachable", "-", "-", "-", "-", "-", "-"});
+            unreachable += "queue " + q["queue"].get<std::string>() + ": " +
+                           q.value("error", std::string()) + "\n";
+            continue;
+        }
         rows.push_back({q["queue"], std::to_string(q["depth"].get<long long>()),
                         std::to_string(q["inflight"].get<long long>()),
                         std::to_string(q["retry"].get<long long>()),
@@ -40,6 +47,7 @@ int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::s
                             std::to_string(q["workers_registered"].get<long long>())});
     }
     std::fputs(table(rows).c_str(), stdout);
+    std::fputs(unreachable.c_str(), stdout);
 
     const auto& d = j["database"];
     std::string events;
@@ -66,7 +74,10 @@ int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::s
     std::fputs(table(db).c_str(), stdout);
 
     std::printf("\n");
-    if (j["breakers"].empty()) {
+    if (!j.contains("breakers")) {
+        std::printf("breakers: unknown (%s)\n",
+                    j["errors"].value("breakers", std::string()).c_str());
+    } else if (j["breakers"].empty()) {
         std::printf("breakers: none\n");
     } else {
         std::vector<std::vector<std::string>> br{{"DESTINATION", "STATE", "OPEN_UNTIL"}};

@@ -38,7 +38,9 @@ nlohmann::ordered_json queue_status(RedisConn& redis, const std::string& q) {
         std::string id(members->element[i]->str, members->element[i]->len);
         ++registered;
         // A worker that died keeps its membership until the reaper runs; its heartbeat key expired.
-        live += integer(redis, {"EXISTS", keys::worker_heartbeat(id)});
+        // The per-queue copy lives on the queue's master: hookq:worker:<id> may be on another,
+        // lost one, and must not make this queue look unreachable.
+        live += integer(redis, {"EXISTS", keys::queue_heartbeat(q, id)});
         std::string list = keys::inflight(q, id);
         inflight += integer(redis, {"LLEN", list});
         inflight += integer(redis, {"LLEN", keys::claiming(q, id)});
@@ -166,23 +168,58 @@ nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
         routes = pg_text_array(names);
     }
     nlohmann::ordered_json j;
+    // On Redis Cluster each queue lives on its own master, and the fleet-wide keys (breakers,
+    // pauses) on some master: one that is lost costs the status only what lives on it, marked
+    // (`reachable`: false, `error`), so that the operator sees the rest when it matters most.
+    // Without any Redis the call fails as a whole, as before.
     j["queues"] = nlohmann::ordered_json::array();
+    size_t unreachable = 0;
     for (const auto& q : queues) {
-        if (scope.allows(q)) {
-            j["queues"].push_back(queue_status(redis, q));
+        if (!scope.allows(q)) {
+            continue;
         }
+        try {
+            nlohmann::ordered_json one = queue_status(redis, q);
+            one["reachable"] = true;
+            j["queues"].push_back(std::move(one));
+        } catch (const std::exception& e) {
+            if (cfg.redis_cluster.empty()) {
+                throw;  // one Redis: nothing else would answer either
+            }
+            j["queues"].push_back({{"queue", q}, {"reachable", false}, {"error", e.what()}});
+            ++unreachable;
+        }
+    }
+    if (unreachable && unreachable == j["queues"].size()) {
+        ctl::redis_now_ms(redis);  // no queue answered: is any Redis there at all?
     }
     j["database"] = pg_status(pg, scope.sql_array(), routes);
-    nlohmann::ordered_json breakers = nlohmann::ordered_json::array();
-    for (const auto& b : ctl::breaker_states(redis, cfg)) {
-        if (!scope.sources || destinations.count(b["destination"].get<std::string>())) {
-            breakers.push_back(nlohmann::ordered_json(b));
+    nlohmann::ordered_json errors = nlohmann::ordered_json::object();
+    try {
+        nlohmann::ordered_json breakers = nlohmann::ordered_json::array();
+        for (const auto& b : ctl::breaker_states(redis, cfg)) {
+            if (!scope.sources || destinations.count(b["destination"].get<std::string>())) {
+                breakers.push_back(nlohmann::ordered_json(b));
+            }
         }
+        j["breakers"] = breakers;
+    } catch (const std::exception& e) {
+        errors["breakers"] = e.what();
     }
-    j["breakers"] = breakers;
     // Pauses: the list, and every route and source of the scope with whether it is held back
     // (the hookq_route_paused / hookq_source_paused gauges are rendered from these).
-    j["pauses"] = list_pauses(redis, cfg, scope)["pauses"];
+    try {
+        j["pauses"] = list_pauses(redis, cfg, scope)["pauses"];
+    } catch (const std::exception& e) {
+        errors["pauses"] = e.what();
+    }
+    if (!errors.empty()) {
+        // Absent, not empty: "no breaker open" would be a claim nobody could check.
+        j["errors"] = errors;
+    }
+    if (!j.contains("pauses")) {
+        return j;
+    }
     nlohmann::ordered_json route_paused = nlohmann::ordered_json::object();
     nlohmann::ordered_json source_paused = nlohmann::ordered_json::object();
     for (const auto& r : cfg.routes) {

@@ -495,6 +495,8 @@ function renderStatus(st) {
     const breakers = st.breakers || [];
     let depth = 0, inflight = 0, retry = 0, parked = 0, poison = 0;
     for (const q of queues) {
+        if (q.reachable === false)
+            continue;  // its Redis master did not answer: nothing to add, no point to plot
         depth += q.depth;
         inflight += q.inflight;
         retry += q.retry;
@@ -532,6 +534,13 @@ function renderStatus(st) {
     const qb = $('queues').tBodies[0];
     clear(qb);
     for (const q of queues) {
+        if (q.reachable === false) {
+            qb.append(el(
+                'tr', {'data-queue': q.queue, class: 'unreachable'}, el('td', null, q.queue),
+                el('td', {colspan: '9', class: 'bad', title: q.error || ''},
+                   'unreachable: its Redis master does not answer')));
+            continue;
+        }
         const workers = q.workers_live + ' / ' + q.workers_registered;
         qb.append(el(
             'tr',
