@@ -530,8 +530,17 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
         }
         return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
     }
-    static constexpr std::string_view kCount[] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-    static_assert(IngestArgs::kLoopKeys < 10 && IngestArgs::kLoopArgs < 10);
+    // The script's records (shared/redis_keys.h): consecutive envelopes of one queue, limit and
+    // ttl form a group whose common arguments go once; one with the loop part is a record alone.
+    auto loop = [](const PendingCommand* pc) { return pc->args->nkeys != IngestArgs::kKeys; };
+    auto group_end = [&](const PendingCommand* first) {
+        const IngestArgs& f = *first->args;
+        const PendingCommand* pc = first->next;
+        while (pc != nullptr && !loop(pc) && pc->args->keys[0] == f.keys[0] &&
+               pc->args->args[0] == f.args[0] && pc->args->args[1] == f.args[1])
+            pc = pc->next;
+        return pc;
+    };
     int n = 0;
     auto put = [&](std::string_view v) {
         argv_[n] = v.data();
@@ -542,16 +551,43 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     put(eval ? scripts::kIngestBatch : std::string_view{script_sha_});
     put({});  // numkeys, known below
     int numkeys = 0;
-    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next) {
-        for (int i = 0; i < pc->args->nkeys; i++)
-            put(pc->args->keys[i]);
-        numkeys += pc->args->nkeys;
+    for (const PendingCommand* pc = b->head; pc != nullptr;) {
+        if (loop(pc)) {
+            for (int i = 0; i < IngestArgs::kLoopKeys; i++)
+                put(pc->args->keys[i]);
+            numkeys += IngestArgs::kLoopKeys;
+            pc = pc->next;
+            continue;
+        }
+        const PendingCommand* end = group_end(pc);
+        put(pc->args->keys[0]);
+        numkeys++;
+        for (; pc != end; pc = pc->next, numkeys++)
+            put(pc->args->keys[1]);
     }
-    for (PendingCommand* pc = b->head; pc != nullptr; pc = pc->next) {
-        put(kCount[pc->args->nkeys]);
-        put(kCount[pc->args->nargs]);
-        for (int i = 0; i < pc->args->nargs; i++)
-            put(pc->args->args[i]);
+    int groups = 0;
+    for (const PendingCommand* pc = b->head; pc != nullptr;) {
+        if (loop(pc)) {
+            put("L");
+            for (int i = 0; i < IngestArgs::kLoopArgs; i++)
+                put(pc->args->args[i]);
+            pc = pc->next;
+            continue;
+        }
+        const PendingCommand* end = group_end(pc);
+        int size = 0;
+        for (const PendingCommand* q = pc; q != end; q = q->next)
+            size++;
+        char* count = group_sizes_[groups++];
+        auto* end_of_count = reinterpret_cast<char*>(
+            ngx_snprintf(reinterpret_cast<u_char*>(count), sizeof group_sizes_[0], "%d", size));
+        put({count, static_cast<size_t>(end_of_count - count)});
+        put(pc->args->args[0]);
+        put(pc->args->args[1]);
+        for (; pc != end; pc = pc->next) {
+            put(pc->args->args[2]);
+            put(pc->args->args[3]);
+        }
     }
     argv_[2] = numkeys_;
     argvlen_[2] = static_cast<size_t>(

@@ -161,11 +161,11 @@ class RedisLink {
     // calls, or 16 KB batches, let nginx answer the first while Redis runs the next.
     static constexpr int kMaxBatch = 256;
     static constexpr size_t kMaxBatchBytes = 16 * 1024;
-    // Fewer commands than this go as separate kIngest calls. In Redis the batch script costs each
-    // envelope more than kIngest does (its per-envelope tables, pcall and stand-in) and only the
-    // calls it saves repay that: measured (bench/edge/redis_cost.py, 1.3 KB envelopes) a batch of
-    // 1 costs 40% more per webhook than kIngest, 2 to 4 about the same or more, 6 and up less.
-    static constexpr int kMinBatch = 6;
+    // Fewer commands than this go as separate kIngest calls: the batch script's own setup (its
+    // caches, the records' parsing) is repaid only by the calls it saves. Measured (Redis CPU per
+    // webhook, 1.3 KB envelopes, bench/edge/redis_cost.py): a batch of 1 costs ~25% more than
+    // kIngest, 2 about the same, 3 and up 10-30% less.
+    static constexpr int kMinBatch = 3;
 
     // Once per worker process, before any link starts: the scripts' SHA1s. False when out of
     // memory.
@@ -277,6 +277,7 @@ class RedisLink {
     static inline const char* argv_[kMaxArgv];
     static inline size_t argvlen_[kMaxArgv];
     static inline char numkeys_[16];
+    static inline char group_sizes_[kMaxBatch][4];  // each group's size, as the script reads it
     void (*slots_cb_)(RedisLink* link, const void* reply) = nullptr;
 };
 

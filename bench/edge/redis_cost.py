@@ -83,12 +83,15 @@ def main():
                               f"rid-{i}", env)
                     i += 1
                 else:
-                    keys, args = [], []
-                    for j in range(min(per_call, N - i)):
-                        keys += ["hookq:{q}:queue", f"hookq:{{q}}:dedup:k{i + j}"]
-                        args += ["2", "4", "0", "86400", f"rid-{i + j}", env]
+                    # One group (shared/redis_keys.h): the queue, limit and ttl once, then each
+                    # envelope's dedup key, request id and envelope, as the edge sends them.
+                    m = min(per_call, N - i)
+                    keys, args = ["hookq:{q}:queue"], [str(m), "0", "86400"]
+                    for j in range(m):
+                        keys.append(f"hookq:{{q}}:dedup:k{i + j}")
+                        args += [f"rid-{i + j}", env]
                     p.evalsha(sha, len(keys), *keys, *args)
-                    i += min(per_call, N - i)
+                    i += m
                 if len(p) >= 64:
                     p.execute()
             p.execute()

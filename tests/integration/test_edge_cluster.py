@@ -316,7 +316,7 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
 
 
 def test_wait_is_one_per_turn_and_covers_every_call_of_it():
-    """A turn whose webhooks go as several script calls (fewer than 6: one call each) is followed
+    """A turn whose webhooks go as several script calls (fewer than 3: one call each) is followed
     by ONE WAIT: it counts the replicas that have the connection's last write, hence all of them.
     Every 202 of the turn is then on the replica."""
     from test_edge_group_commit import Conns, request_bytes
@@ -337,13 +337,13 @@ def test_wait_is_one_per_turn_and_covers_every_call_of_it():
               what="the edge to accept")
         conns = Conns(nginx, 8)
         try:
-            for n in (5, 8):  # five single calls; one batch call
+            for n in (2, 8):  # two single calls; one batch call
                 master.client().config_resetstat()
                 answers = conns.burst(nginx, [request_bytes("/hooks/open", str(uuid.uuid4()), b"x")
                                               for _ in range(n)])
                 assert [a[0] for a in answers] == [202] * n
                 stats = master.client().info("commandstats")
-                assert stats["cmdstat_evalsha"]["calls"] == (n if n < 6 else 1)
+                assert stats["cmdstat_evalsha"]["calls"] == (n if n < 3 else 1)
                 assert stats["cmdstat_wait"]["calls"] == 1
                 on_replica = {edge.decode_envelope(e)["request_id"]
                               for e in replica.client().lrange("hookq:{none}:queue", 0, -1)}

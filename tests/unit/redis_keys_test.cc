@@ -105,8 +105,9 @@ TEST(RedisKeysIngestScript, OrderAndReplies) {
 
 TEST(RedisKeysIngestScript, BatchRunsTheSameTextPerEnvelope) {
     const std::string_view batch = scripts::kIngestBatch;
-    // Group commit must not fork the per-webhook logic: the batch script embeds kIngest verbatim,
-    // as a function called once per envelope under pcall, and builds no key names either.
+    // The batch script embeds kIngest verbatim, called under pcall for envelopes with the loop
+    // part; its inline path for the rest is held to kIngest's replies and writes by
+    // tests/integration/test_ingest_batch_equivalence.py. It builds no key names either.
     EXPECT_NE(batch.find(scripts::kIngest), std::string_view::npos);
     EXPECT_EQ(batch.find("local function ingest(KEYS, ARGV, redis)"), 0u);
     EXPECT_NE(batch.find("pcall(ingest, keys, args, batched)"), std::string_view::npos);

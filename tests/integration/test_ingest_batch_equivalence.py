@@ -1,0 +1,167 @@
+"""The batch script (group commit, shared/redis_keys.h) against kIngest, the one-webhook script, on a
+real Redis: the same envelopes, in the same order, must get the same replies and leave the same
+data, whether they go one call each or in batches. The batch runs kIngest's own text only for
+envelopes with loop detection; for the rest it has its own inline path (a group per queue), and this
+is what keeps the two from drifting apart."""
+
+import os
+import random
+import re
+
+import pytest
+import redis
+
+import harness
+
+SRC = open(os.path.join(harness.SOURCE_DIR, "shared/redis_keys.h")).read()
+
+
+def lua(name):
+    return re.search(r'inline constexpr char %s\[\] = R"lua\((.*?)\)lua";' % name, SRC,
+                     re.S).group(1)
+
+
+SINGLE = lua("kIngestText")
+BATCH = re.search(r'kBatchHead\[\] = "(.*?)";', SRC).group(1) + SINGLE + lua("kBatchTail")
+
+
+class Envelope:
+    def __init__(self, n, queue, dedup, limit, loop=None):
+        self.rid = f"{n:036d}"
+        self.body = f"envelope {n} of {queue}".encode()
+        self.keys = [f"hookq:{{{queue}}}:queue", f"hookq:{{{queue}}}:dedup:{dedup}"]
+        self.args = [str(limit), "600", self.rid, self.body]
+        self.loop = loop
+        if loop is not None:
+            entity, hold = loop
+            self.keys += [f"hookq:{{{queue}}}:loop:{entity}", f"hookq:{{{queue}}}:loops",
+                          f"hookq:{{{queue}}}:loop_keys", f"hookq:{{{queue}}}:held"]
+            self.args += ["60000", "2", "1" if hold else "0", entity, f"key of {entity}"]
+
+
+def envelopes(seed, count=400):
+    rnd = random.Random(seed)
+    out = []
+    for n in range(count):
+        q = rnd.choice(["a", "a", "a", "b", "c", "wrong", "loops"])
+        limit = {"b": 7}.get(q, 0)
+        loop = (rnd.choice(["x", "y"]), rnd.random() < 0.5) if q == "loops" else None
+        # A small pool of dedup values: duplicates, within a batch and across batches.
+        out.append(Envelope(n, q, rnd.randrange(60), limit, loop))
+    return out
+
+
+def normal(reply):
+    """Replies as comparable values; an error (raised, or the batch's {-3, msg}) is just 'error'."""
+    if isinstance(reply, Exception):
+        return "error"
+    if isinstance(reply, list):
+        if reply and reply[0] == -3:
+            return "error"
+        return [normal(x) for x in reply]
+    return reply
+
+
+def state(c):
+    out = {}
+    for key in c.scan_iter(count=1000):
+        kind = c.type(key)
+        value = {b"list": lambda: c.lrange(key, 0, -1),
+                 b"string": lambda: c.get(key),
+                 b"zset": lambda: c.zrange(key, 0, -1, withscores=True),
+                 b"hash": lambda: c.hgetall(key)}[kind]()
+        out[key] = (kind, value, c.pttl(key) > 0)
+    return out
+
+
+def one_by_one(c, envs):
+    sha = c.script_load(SINGLE)
+    replies = []
+    for e in envs:
+        try:
+            replies.append(c.evalsha(sha, len(e.keys), *e.keys, *e.args))
+        except redis.ResponseError as err:
+            replies.append(err)
+    return replies
+
+
+def batch_call(envs):
+    """The script's arguments as the edge builds them (ngx_module/redis_link.cc, send_batch)."""
+    keys, args, i = [], [], 0
+    while i < len(envs):
+        e = envs[i]
+        if e.loop is not None:
+            keys += e.keys
+            args += ["L"] + e.args
+            i += 1
+            continue
+        j = i
+        while (j < len(envs) and envs[j].loop is None and envs[j].keys[0] == e.keys[0] and
+               envs[j].args[:2] == e.args[:2]):
+            j += 1
+        keys.append(e.keys[0])
+        args += [str(j - i)] + e.args[:2]
+        for g in envs[i:j]:
+            keys.append(g.keys[1])
+            args += g.args[2:]
+        i = j
+    return keys, args
+
+
+def batched(c, envs, rnd):
+    sha = c.script_load(BATCH)
+    replies, i = [], 0
+    while i < len(envs):
+        size = rnd.choice([1, 2, 3, 6, 17, 40])
+        part = envs[i:i + size]
+        keys, args = batch_call(part)
+        try:
+            got = c.evalsha(sha, len(keys), *keys, *args)
+            assert len(got) == len(part)
+            replies += got
+        except redis.ResponseError as err:
+            replies += [err] * len(part)
+        i += size
+    return replies
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batches_answer_and_write_what_single_calls_do(redis_server, seed):
+    c = redis_server.client()
+    envs = envelopes(seed)
+
+    def fresh():
+        c.flushall()
+        c.set("hookq:{wrong}:queue", "not a list")  # every envelope of it: -2
+
+    fresh()
+    want = [normal(r) for r in one_by_one(c, envs)]
+    want_state = state(c)
+    fresh()
+    got = [normal(r) for r in batched(c, envs, random.Random(seed))]
+    got_state = state(c)
+
+    kinds = {r[0] if isinstance(r, list) else r for r in want}
+    assert {1, 0, -1, -2} <= kinds, kinds  # accepted, duplicate, over the limit, wrong type
+    assert any(isinstance(r, list) and r[0] == 1 and r[2] in (1, 2) for r in want), \
+        "some envelopes counted or held by loop detection"
+    for n, (w, g) in enumerate(zip(want, got)):
+        assert w == g, (n, envs[n].keys, w, g)
+    assert len(want) == len(got)
+    assert got_state == want_state
+
+
+def test_a_refused_write_is_an_error_for_each_envelope_and_writes_nothing(redis_server):
+    c = redis_server.client()
+    envs = [e for e in envelopes(4, 60) if e.loop is None and b"wrong" not in e.keys[0].encode()]
+    c.flushall()
+    c.config_set("maxmemory-policy", "noeviction")
+    c.config_set("maxmemory", "1")  # every write refused (OOM)
+    try:
+        want = [normal(r) for r in one_by_one(c, envs)]
+        got = [normal(r) for r in batched(c, envs, random.Random(4))]
+        assert want == ["error"] * len(envs)
+        assert got == want
+        assert c.dbsize() == 0
+    finally:
+        c.config_set("maxmemory", "0")
