@@ -75,6 +75,26 @@ def push(node, queue, count, wait_replicas=1):
     return ids
 
 
+def cluster_without_replicas():
+    """Three masters and no replicas, whose other masters serve on when one is lost."""
+    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    try:
+        for m in c.masters():
+            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+    except Exception:
+        c.close()
+        raise
+    return c
+
+
+def queues_on_and_off(c, master, prefix):
+    """A queue that `master` serves, another that another master serves, and that master."""
+    names = (f"{prefix}{i}" for i in range(10000))
+    on = next(q for q in names if c.master_for_queue(q).port == master.port)
+    off = next(q for q in names if c.master_for_queue(q).port != master.port)
+    return on, off, c.master_for_queue(off)
+
+
 def delivered_and_recorded(pg, sink, ids, timeout=30, path="/in"):
     wanted = set(ids)
     wait_until(lambda: wanted <= sink.ids(path), timeout, interval=0.2,
@@ -238,18 +258,13 @@ def test_a_lost_master_does_not_hold_up_the_other_queues(pg_migrated, sink, work
     SIGKILLed and nobody takes over its slots. The worker's claims on that queue go unanswered, and
     that must not stop it claiming and delivering the queue that lives on a master that is up.
     Once the lost master is back, its queue is claimed again without a restart."""
-    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    c = cluster_without_replicas()
     try:
-        for m in c.masters():
-            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
         # The lost master also holds the fleet-wide hookq:paused hash that the route stage reads
         # every second: calls to a master known to be down must fail at once, not wait out
         # [redis] timeout each, or every queue's deliveries crawl.
         lost = c.master_for_key("hookq:paused")
-        names = (f"lm{i}" for i in range(10000))
-        lost_q = next(q for q in names if c.master_for_queue(q).port == lost.port)
-        up_q = next(q for q in names if c.master_for_queue(q).port != lost.port)
-        up = c.master_for_queue(up_q)
+        lost_q, up_q, up = queues_on_and_off(c, lost, "lm")
         w = workers(cfg(c, pg_migrated, sink, [lost_q, up_q]))
         delivered_and_recorded(pg_migrated, sink, push(lost, lost_q, 5, wait_replicas=0) +
                                push(up, up_q, 5, wait_replicas=0))
@@ -282,15 +297,10 @@ def test_a_lost_master_with_acks_to_take_does_not_hold_up_the_recorder(pg_migrat
     SIGKILLed, with no replica to take over. Its row is committed, its ack cannot be taken, and
     that must not stop the recorder: the other queue's webhooks are recorded and acked meanwhile.
     Once the master is back the waiting ack goes through without a restart."""
-    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    c = cluster_without_replicas()
     try:
-        for m in c.masters():
-            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
-        names = (f"la{i}" for i in range(10000))
-        lost_master = c.masters()[0]
-        lost_q = next(q for q in names if c.master_for_queue(q).port == lost_master.port)
-        up_q = next(q for q in names if c.master_for_queue(q).port != lost_master.port)
-        lost, up = c.master_for_queue(lost_q), c.master_for_queue(up_q)
+        lost = c.masters()[0]
+        lost_q, up_q, up = queues_on_and_off(c, lost, "la")
         sink.set(f"/in/{lost_q}", "sleep:3000")
         w = workers(cfg(c, pg_migrated, sink, [lost_q, up_q], per_queue_path=True))
         [slow] = push(lost, lost_q, 1, wait_replicas=0)
@@ -334,16 +344,11 @@ def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, work
     whole worker: every stage's calls to it fail at once meanwhile, so the queue on a master that
     is up is delivered at its usual pace. The outage is logged once per worker, not once per stage
     connection, and the queue is served again once the master resumes."""
-    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    c = cluster_without_replicas()
     try:
-        for m in c.masters():
-            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
         # The hung master holds hookq:paused too, which the route stage reads every second.
         hung = c.master_for_key("hookq:paused")
-        names = (f"hm{i}" for i in range(10000))
-        hung_q = next(q for q in names if c.master_for_queue(q).port == hung.port)
-        up_q = next(q for q in names if c.master_for_queue(q).port != hung.port)
-        up = c.master_for_queue(up_q)
+        hung_q, up_q, up = queues_on_and_off(c, hung, "hm")
         w = workers(cfg(c, pg_migrated, sink, [hung_q, up_q]))
         delivered_and_recorded(pg_migrated, sink, push(hung, hung_q, 5, wait_replicas=0) +
                                push(up, up_q, 5, wait_replicas=0))
@@ -385,16 +390,11 @@ def test_the_builtin_alerts_name_a_queue_whose_master_is_lost(pg_migrated, sink,
     queue on it (and only that one) and resolves once it is back. The other queues' rules go on
     being evaluated meanwhile: before, one queue's unanswered read failed the rule for all of them
     (loop_detected for the queue on a live master never fired)."""
-    c = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+    c = cluster_without_replicas()
     receiver = Sink()
     try:
-        for m in c.masters():
-            m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
-        names = (f"ua{i}" for i in range(10000))
         lost = c.masters()[0]
-        lost_q = next(q for q in names if c.master_for_queue(q).port == lost.port)
-        up_q = next(q for q in names if c.master_for_queue(q).port != lost.port)
-        up = c.master_for_queue(up_q)
+        lost_q, up_q, up = queues_on_and_off(c, lost, "ua")
         alerts = ('[alerts]\ninterval = "1s"\ngroup_wait = "0s"\ninstance = "t"\n'
                   'runbook_url = "https://docs.example/runbooks.md"\n'
                   f'[[alerts.channels]]\nname = "slack"\ntype = "slack"\n'
@@ -449,10 +449,7 @@ def test_a_lost_master_costs_the_status_only_what_lives_on_it(pg_migrated, sink,
         for m in c.masters():
             m.client().execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
         lost = c.master_for_key("hookq:paused")
-        names = (f"ls{i}" for i in range(10000))
-        lost_q = next(q for q in names if c.master_for_queue(q).port == lost.port)
-        up_q = next(q for q in names if c.master_for_queue(q).port != lost.port)
-        up = c.master_for_queue(up_q)
+        lost_q, up_q, up = queues_on_and_off(c, lost, "ls")
         port = harness.free_port()
         token = tmp_path / "admin.token"
         token.write_text(ADMIN + "\n")
