@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ngx_module/body_keys.h"
+#include "ngx_module/log_limiter.h"
 #include "ngx_module/ngx.h"
 #include "shared/signature.h"
 
@@ -93,11 +94,9 @@ struct LocConf {
     int source_index = -1;
     int slot = 0;  // the queue's Redis Cluster slot (its keys' hash tag {queue})
 
-    // The one request-time state: when this worker process last logged a PayPal certificate out
-    // of its validity, and how many refusals went unlogged since. Every PayPal retry of every
-    // webhook is refused the same way until a reload: one line a minute says it.
-    mutable time_t cert_logged_at = 0;
-    mutable ngx_uint_t cert_unlogged = 0;
+    // The one request-time state: a PayPal certificate out of its validity refuses every retry of
+    // every webhook the same way until a reload, so one line a minute per worker says it.
+    mutable LogLimiter cert_log{60 * 1000};
 };
 
 extern ngx_command_t commands[];

@@ -570,19 +570,15 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
         if (verdict == Verdict::certificate_expired ||
             verdict == Verdict::certificate_not_yet_valid) {
             // PayPal really signed it: the fix is on this side (its current certificate).
-            if (ngx_time() - conf.cert_logged_at >= 60) {
+            char note[96];
+            if (conf.cert_log.allow(note, sizeof note))
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "hookq: %V: verification failed (certificate %s): signed under a "
                               "hookq_paypal_cert outside its validity; install PayPal's current "
-                              "one and reload (%ui more refused so since the last such line)",
+                              "one and reload%s",
                               &conf.source,
                               verdict == Verdict::certificate_expired ? "expired" : "not yet valid",
-                              conf.cert_unlogged);
-                conf.cert_logged_at = ngx_time();
-                conf.cert_unlogged = 0;
-            } else {
-                conf.cert_unlogged++;
-            }
+                              note);
         }
         Answer no = rejected(verdict);
         if (!conf.report_only)

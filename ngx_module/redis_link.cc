@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "ngx_module/log_limiter.h"
 #include "ngx_module/redis_adapter.h"
 #include "ngx_module/redis_router.h"
 #include "shared/crypto.h"
@@ -67,35 +68,14 @@ IngestResult parse_ingest(const redisReply* r) {
     return res;
 }
 
-// A failure that every request meets (Redis at maxmemory, a queue key of the wrong type) must not
-// write one line per request: at most one a second per worker, saying how many were held back.
-class LogLimiter {
-  public:
-    // True when a line may be written now; `note` then reads " (N similar lines not logged)" or "".
-    bool allow(char* note, size_t size) noexcept {
-        if (logged_ && ngx_current_msec - last_ < kWindow) {
-            held_back_++;
-            return false;
-        }
-        note[0] = '\0';
-        if (held_back_ > 0)
-            ngx_snprintf(reinterpret_cast<u_char*>(note), size,
-                         " (%ui similar lines not logged in the last second)%Z", held_back_);
-        note[size - 1] = '\0';
-        held_back_ = 0;
-        last_ = ngx_current_msec;
-        logged_ = true;
-        return true;
-    }
+LogLimiter g_ingest_errors{1000};
 
-  private:
-    static constexpr ngx_msec_t kWindow = 1000;
-    ngx_msec_t last_ = 0;
-    ngx_uint_t held_back_ = 0;
-    bool logged_ = false;
-};
-
-LogLimiter g_ingest_errors;
+// `v` in decimal into `buf` (not NUL-terminated), as a view of it.
+std::string_view decimal(char* buf, size_t size, int v) noexcept {
+    auto* end =
+        reinterpret_cast<char*>(ngx_snprintf(reinterpret_cast<u_char*>(buf), size, "%d", v));
+    return {buf, static_cast<size_t>(end - buf)};
+}
 
 }  // namespace
 
@@ -532,15 +512,8 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     }
     // The script's records (shared/redis_keys.h): consecutive envelopes of one queue, limit and
     // ttl form a group whose common arguments go once; one with the loop part is a record alone.
+    // The KEYS pass finds the groups and keeps their sizes for the ARGV pass.
     auto loop = [](const PendingCommand* pc) { return pc->args->nkeys != IngestArgs::kKeys; };
-    auto group_end = [&](const PendingCommand* first) {
-        const IngestArgs& f = *first->args;
-        const PendingCommand* pc = first->next;
-        while (pc != nullptr && !loop(pc) && pc->args->keys[0] == f.keys[0] &&
-               pc->args->args[0] == f.args[0] && pc->args->args[1] == f.args[1])
-            pc = pc->next;
-        return pc;
-    };
     int n = 0;
     auto put = [&](std::string_view v) {
         argv_[n] = v.data();
@@ -550,7 +523,7 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
     put(eval ? scripts::kIngestBatch : std::string_view{script_sha_});
     put({});  // numkeys, known below
-    int numkeys = 0;
+    int numkeys = 0, groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
         if (loop(pc)) {
             for (int i = 0; i < IngestArgs::kLoopKeys; i++)
@@ -559,13 +532,21 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
             pc = pc->next;
             continue;
         }
-        const PendingCommand* end = group_end(pc);
-        put(pc->args->keys[0]);
-        numkeys++;
-        for (; pc != end; pc = pc->next, numkeys++)
+        const IngestArgs& first = *pc->args;
+        put(first.keys[0]);
+        int size = 0;
+        do {
             put(pc->args->keys[1]);
+            size++;
+            pc = pc->next;
+        } while (pc != nullptr && !loop(pc) && pc->args->keys[0] == first.keys[0] &&
+                 pc->args->args[0] == first.args[0] && pc->args->args[1] == first.args[1]);
+        numkeys += 1 + size;
+        group_size_[groups++] = size;
     }
-    int groups = 0;
+    argv_[2] = numkeys_;
+    argvlen_[2] = decimal(numkeys_, sizeof numkeys_, numkeys).size();
+    groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
         if (loop(pc)) {
             put("L");
@@ -574,26 +555,16 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
             pc = pc->next;
             continue;
         }
-        const PendingCommand* end = group_end(pc);
-        int size = 0;
-        for (const PendingCommand* q = pc; q != end; q = q->next)
-            size++;
-        char* count = group_sizes_[groups++];
-        auto* end_of_count = reinterpret_cast<char*>(
-            ngx_snprintf(reinterpret_cast<u_char*>(count), sizeof group_sizes_[0], "%d", size));
-        put({count, static_cast<size_t>(end_of_count - count)});
+        int size = group_size_[groups];
+        put(decimal(group_count_[groups], sizeof group_count_[0], size));
+        groups++;
         put(pc->args->args[0]);
         put(pc->args->args[1]);
-        for (; pc != end; pc = pc->next) {
+        for (; size > 0; size--, pc = pc->next) {
             put(pc->args->args[2]);
             put(pc->args->args[3]);
         }
     }
-    argv_[2] = numkeys_;
-    argvlen_[2] = static_cast<size_t>(
-        reinterpret_cast<char*>(
-            ngx_snprintf(reinterpret_cast<u_char*>(numkeys_), sizeof numkeys_, "%d", numkeys)) -
-        numkeys_);
     return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
 }
 

@@ -277,7 +277,9 @@ class RedisLink {
     static inline const char* argv_[kMaxArgv];
     static inline size_t argvlen_[kMaxArgv];
     static inline char numkeys_[16];
-    static inline char group_sizes_[kMaxBatch][4];  // each group's size, as the script reads it
+    // send_batch's groups: their sizes, and the same in decimal as the script reads them.
+    static inline int group_size_[kMaxBatch];
+    static inline char group_count_[kMaxBatch][4];
     void (*slots_cb_)(RedisLink* link, const void* reply) = nullptr;
 };
 
