@@ -239,10 +239,10 @@ Engine::Observations Engine::fallback_used() {
     return out;
 }
 
-// queue_depth, queue_age and retry_overdue, per queue, against Redis's clock.
-// The per-queue rules. On Redis Cluster each queue lives on its own master: one that does not
-// answer leaves its queue's alerts as they were (unknown) rather than blinding the rule for every
-// queue, and is itself what queue_unreachable reports.
+// queue_depth, queue_age, retry_overdue, loop_detected and queue_unreachable, per queue, against
+// Redis's clock. On Redis Cluster each queue lives on its own master: one that does not answer
+// leaves its queue's alerts as they were (unknown) rather than blinding the rule for every queue,
+// and is itself what queue_unreachable reports.
 Engine::Observations Engine::queues(const std::string& rule) {
     const AlertRule& rc = acfg_.rules.at(rule);
     uint64_t now_ms = ctl::redis_now_ms(redis_);
