@@ -175,3 +175,57 @@ def test_a_poisoned_waiter_leaves_the_line(redis_server, pg_migrated, sink, work
     assert sent(sink) == [a0, a0, a2, bad]
     assert r.llen(f"hookq:{{{Q}}}:poison") == 0
     wait_until(lambda: not order_keys(r), 10, what="no ordering state left")
+
+
+REMOVED_NOTHING = ("ack removed nothing: the webhook left inflight before its outcome was "
+                   "recorded and may be delivered again")
+
+
+def reap_while_delivering(r, sink, rid):
+    """Moves the element of `rid`, whose delivery the sink holds for 1.5 s, back to the queue's
+    consuming end, as the reaper does after a lapsed heartbeat: the worker claims the copy and
+    poisons it at once, and the first delivery's poison ack then finds nothing in inflight."""
+    inflight = f"hookq:{{{Q}}}:inflight:w1"
+    wait_until(lambda: r.llen(inflight) == 1 and sink.ids("/app") == {rid}, 10, interval=0.01,
+               what="the first delivery under way")
+    assert r.lmove(inflight, f"hookq:{{{Q}}}:queue", "RIGHT", "RIGHT")
+
+
+def test_a_reaped_copy_is_poisoned_once(redis_server, pg_migrated, sink, workers):
+    """Refused by PostgreSQL while a reaper had queued its element again: the copy is refused in
+    turn and goes to the poison list, so the first one's ack, which removes nothing, must not put
+    it there as well. Two entries would be retried as two new arrivals."""
+    refuse(pg_migrated)
+    r = redis_server.client()
+    sink.script("/app", ["sleep:1500"])
+    w = workers(config_text(redis_server, pg_migrated, route("plain", Q, sink.url("/app"))))
+    bad = push(r, "A", 0, target=REFUSED)
+    reap_while_delivering(r, sink, bad)
+    wait_until(lambda: w.find(REMOVED_NOTHING), 15, what="the ack that removed nothing")
+    assert [line["request_id"] for line in w.find(REMOVED_NOTHING)] == [bad]
+    assert len(sink.received("/app")) == 2
+    assert r.lrange(f"hookq:{{{Q}}}:poison", 0, -1) == [r.lindex(f"hookq:{{{Q}}}:poison", 0)]
+    [item] = json.loads(ctl(w, "poison", "list", "--json").stdout)
+    assert item["request_id"] == bad
+    assert r.llen(f"hookq:{{{Q}}}:inflight:w1") == 0 and r.llen(f"hookq:{{{Q}}}:queue") == 0
+
+
+def test_a_reaped_holder_hands_the_entity_on_once(redis_server, pg_migrated, sink, workers):
+    """The same for an entity's holder: the copy (same id, so still the holder) is poisoned and
+    hands the entity on; the first one's ack changes nothing, neither the poison list nor the
+    entity, which the next holder now has."""
+    refuse(pg_migrated)
+    r = redis_server.client()
+    sink.script("/app", ["sleep:1500"])
+    routes = route("ordered", Q, sink.url("/app"), 'order_key = "events[].meta.href"')
+    w = workers(config_text(redis_server, pg_migrated, routes))
+    bad = push(r, "A", 0, target=REFUSED)
+    reap_while_delivering(r, sink, bad)
+    later = [push(r, "A", s) for s in (1, 2)]
+    wait_until(lambda: w.find(REMOVED_NOTHING), 15, what="the ack that removed nothing")
+    wait_until(lambda: settled(pg_migrated, later), 20, what="the later updates delivered")
+    assert sent(sink) == [bad, bad] + later
+    assert r.llen(f"hookq:{{{Q}}}:poison") == 1
+    [handed] = w.find("entity handed on: its holder was moved to the poison list")
+    assert handed["request_id"] == bad and handed["next"] == later[0]
+    wait_until(lambda: not order_keys(r), 10, what="the entity free")

@@ -92,14 +92,17 @@ constexpr auto kAckJoined = hookq::scripts::detail::join(kHandOn, kAckText, "");
 const std::string_view kAck{kAckJoined.data(), kAckJoined.size() - 1};
 
 // The element is kept whole in the poison list (nothing lost; `hookqctl poison retry` sends it
-// back as a new arrival), and it leaves the waiting list of each entity it waited for. Each entity
-// it held goes on as in kAck's 'o' step, so that one refused row does not hold up every later
-// update of the entity, with two differences: the updates that were merged into the poisoned
+// back as a new arrival), and it leaves the waiting list of each entity it waited for. An element
+// no longer in inflight was reaped and queued again: its copy will be refused and poisoned in
+// turn, entities and all, so this one changes nothing (pushing it too would list it twice). Each
+// entity it held goes on as in kAck's 'o' step, so that one refused row does not hold up every
+// later update of the entity, with two differences: the updates that were merged into the poisoned
 // holder are not dropped but stay in the merged list, so that the next holder (whose state is
 // newer still) stands for them; and when nobody waits, that list stays behind a free entity for
 // the next to take it (ordering.h kEnter adopts it).
 constexpr char kPoisonText[] = R"lua(
 local removed = redis.call('LREM', KEYS[1], -1, ARGV[1])
+if removed == 0 then return {0} end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 local out = {removed}
 local k = 4

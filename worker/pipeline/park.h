@@ -32,11 +32,12 @@ namespace scripts {
 // the holder's id, -, -.
 // -> 1, or 0 when the element was no longer in inflight (then nothing is written).
 extern const std::string_view kAck;
-// The move to the poison list of an element that holds entities or waits for them (ordering.h
-// step 4). KEYS[1] inflight, KEYS[2] poison list, KEYS[3] queue, then per entity its holder,
-// waiting and merged keys; ARGV[1] the element, then per entity its coalesce window us and the
-// element's id. -> {LREM count, then per entity: the id of its next holder, '-' when it held the
-// entity and none waited, 'w' when it was taken out of the waiting list, '' when neither}.
+// The move of an element to the poison list, handing on the entities it holds or waits for
+// (ordering.h step 4). KEYS[1] inflight, KEYS[2] poison list, KEYS[3] queue, then per entity its
+// holder, waiting and merged keys; ARGV[1] the element, then per entity its coalesce window us and
+// the element's id. -> {LREM count, then per entity: the id of its next holder, '-' when it held
+// the entity and none waited, 'w' when it was taken out of the waiting list, '' when neither};
+// {0} alone when the element was no longer in inflight (then nothing is written).
 extern const std::string_view kPoison;
 // KEYS[1] parked set, KEYS[2] queue, KEYS[3] parked destinations, KEYS[4] parked_released marker;
 // ARGV[1] max score ('+inf': any), ARGV[2] limit, ARGV[3] destination, ARGV[4] release time for
@@ -60,9 +61,9 @@ bool note_ack_error(const Reply& r);
 // entities it waits for, so that append_poison takes it out of their line as well. A waiting
 // entry left behind would deliver it when its turn comes, to be refused and poisoned once more.
 void add_waiting_places(const Shared& s, Job& j);
-// Pipelines the move of `j` (PostgreSQL refused its rows: Recorder::poison), which holds or waits
-// for entities, to the poison list: one script that also hands each entity it holds on, and takes
-// it out of the line of those it waits for (kPoison). A job without either needs none of this.
+// Pipelines the move of `j` (undecodable, or PostgreSQL refused its rows: Recorder::poison) from
+// inflight to the poison list: one script that also hands each entity it holds on, and takes it
+// out of the line of those it waits for (kPoison).
 void append_poison(RedisConn& redis, const Shared& s, const Job& j);
 // Logs, per entity, what kPoison's reply `r` says became of it.
 void log_poison_hand_on(const Shared& s, const Job& j, const redisReply* r);

@@ -257,11 +257,10 @@ void Recorder::ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done) {
     }
     const Config& c = s_.cfg;
     // For each job, the reply that says whether its element was still in inflight: the LREM count,
-    // or the park script's 0/1; inside an EXEC, the last element of its array.
+    // or the park script's 0/1.
     struct Check {
         size_t reply;
-        bool in_exec;
-        bool poison_holds = false;  // park::kPoison's reply: {LREM count, entities handed on}
+        bool poison = false;  // park::kPoison's reply: {LREM count, entities handed on}
     };
     std::vector<Check> checks;
     checks.reserve(jobs.size());
@@ -282,31 +281,20 @@ void Recorder::ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done) {
             // One script: out of inflight and into the retry or parked set in the same step, with
             // the envelope sent once.
             park::append_ack(redis_, s_, j);
-            checks.push_back({n++, false});
-            continue;
-        }
-        const std::string& q = c.queues[j.queue];
-        const std::string& inflight = inflight_keys_[j.queue];
-        if (!j.decoded && !j.holds.empty()) {
-            // Refused while it holds or waits for entities: in the same step as it goes to the
-            // poison list it hands them on and leaves their lines, or every later update of them
-            // would wait for an operator.
-            park::append_poison(redis_, s_, j);
-            checks.push_back({n++, false, true});
+            checks.push_back({n++});
             continue;
         }
         if (!j.decoded) {
-            // All keys share the queue's hash tag, so this MULTI also holds on Redis Cluster.
-            redis_.append({"MULTI"});
-            redis_.append({"LPUSH", keys::poison(q), j.raw});
-            redis_.append({"LREM", inflight, "-1", j.raw});
-            redis_.append({"EXEC"});
-            n += 4;
-            checks.push_back({n - 1, true});
+            // Out of inflight and onto the poison list in one script, and only if it was still in
+            // inflight. Refused while it holds or waits for entities, it hands them on and leaves
+            // their lines in the same step, or every later update of them would wait for an
+            // operator.
+            park::append_poison(redis_, s_, j);
+            checks.push_back({n++, true});
             continue;
         }
-        redis_.append({"LREM", inflight, "-1", j.raw});
-        checks.push_back({n++, false});
+        redis_.append({"LREM", inflight_keys_[j.queue], "-1", j.raw});
+        checks.push_back({n++});
     }
     std::vector<Reply> replies;
     redis_.read_replies(replies);
@@ -325,12 +313,9 @@ void Recorder::ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done) {
             left.push_back(std::move(jobs[i]));
             continue;
         }
-        if (checks[i].poison_holds) {
+        if (checks[i].poison) {
             park::log_poison_hand_on(s_, *jobs[i], r);
             r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0] : nullptr;
-        }
-        if (checks[i].in_exec) {
-            r = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[r->elements - 1] : nullptr;
         }
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
             // The element had already left our inflight list: another worker reaped it (our
@@ -341,7 +326,8 @@ void Recorder::ack(std::vector<JobPtr>& jobs, std::vector<JobPtr>& done) {
             log::warn(
                 "ack removed nothing: the webhook left inflight before its outcome was "
                 "recorded and may be delivered again",
-                {{"request_id", j.decoded ? j.env.request_id.str() : std::string("-")},
+                {{"request_id",
+                  j.env.request_id != Uuid{} ? j.env.request_id.str() : std::string("-")},
                  {"queue", c.queues[j.queue]},
                  {"total", total}});
         }
