@@ -9,11 +9,16 @@ that only returns: what Redis spends reading the call and handing every key and 
     python3 bench/edge/redis_cost.py [shared/redis_keys.h]
 
 Starts its own redis-server (--save '' --appendonly no) on a free loopback port. Per case: 20480
-envelopes of 1.3 KB with fresh dedup keys, pipelined by redis-py; "cmd" is the ingest calls' usec
+envelopes of ENVELOPE_BYTES (1300; fewer envelopes when larger, 256 MiB in all) with fresh dedup
+keys, pipelined by redis-py; "cmd" is the ingest calls' usec
 from INFO commandstats (wall time inside Redis, so it counts preemption on a busy machine), "cpu"
 is redis-server's on-CPU time (/proc/PID/schedstat) over the case, per webhook, which also counts
 reading and parsing the commands. Each case runs REPEAT (7) times; the run with the least CPU is
 shown, as the one least disturbed by the rest of the machine.
+
+Redis's Lua hashes every byte of every string it is handed (its copy of Lua hashes whole strings,
+not samples of long ones), so an envelope passed as an argument costs Redis about 1 ns per byte
+before the script does anything with it: compare ENVELOPE_BYTES=1300 with 16384.
 """
 
 import os
@@ -29,7 +34,8 @@ import redis
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "../../shared/redis_keys.h")
 REPEAT = int(os.environ.get("REPEAT", "7"))
-N = 20480
+SIZE = int(os.environ.get("ENVELOPE_BYTES", "1300"))
+N = max(256, min(20480, (256 << 20) // SIZE))
 SIZES = [int(x) for x in os.environ.get("SIZES", "1 2 4 8 32 128 256").split()]
 
 
@@ -59,7 +65,7 @@ def main():
                 time.sleep(0.05)
         pid = c.info("server")["process_id"]
         cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0])
-        env = os.urandom(700).hex()[:1300].encode()
+        env = os.urandom(SIZE // 2 + 1).hex()[:SIZE].encode()
         empty = "return {}"
 
         def run(per_call, script):
@@ -108,7 +114,8 @@ def main():
         for label, per, script in cases:
             cmd, per_call, used = min((run(per, script) for _ in range(REPEAT)), key=lambda t: t[2])
             print(f"{label:22s} {cmd:15.2f} {per_call:10.2f} {used:15.2f}")
-        print(f"redis {c.info('server')['redis_version']}; load {open('/proc/loadavg').read().split()[:3]}")
+        print(f"envelopes of {SIZE} bytes, {N} per case; "
+              f"redis {c.info('server')['redis_version']}; load {open('/proc/loadavg').read().split()[:3]}")
     finally:
         proc.terminate()
         proc.wait()
