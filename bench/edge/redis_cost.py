@@ -47,25 +47,46 @@ def script_texts(path):
     return raw("kIngestText"), head + raw("kIngestText") + raw("kBatchTail")
 
 
-def main():
-    single, batch = script_texts(SRC)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="hookq-redis-cost-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "log")])
-    try:
-        c = redis.Redis(port=port)
+class Redis:
+    """A redis-server of its own on a free loopback port, without persistence: .client, and .cpu()
+    its on-CPU time in ns (/proc/PID/schedstat). Also used by prototype/outside_lua.py."""
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.tmp = tempfile.mkdtemp(prefix="hookq-redis-cost-")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp, "--logfile", os.path.join(self.tmp, "log")])
+        self.client = redis.Redis(port=port)
         for _ in range(100):
             try:
-                c.ping()
+                self.client.ping()
                 break
             except redis.ConnectionError:
                 time.sleep(0.05)
-        pid = c.info("server")["process_id"]
-        cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0])
-        env = os.urandom(SIZE // 2 + 1).hex()[:SIZE].encode()
+        self.pid = self.client.info("server")["process_id"]
+        return self
+
+    def cpu(self):
+        return int(open(f"/proc/{self.pid}/schedstat").read().split()[0])
+
+    def __exit__(self, *_):
+        self.proc.terminate()
+        self.proc.wait()
+        subprocess.run(["rm", "-rf", self.tmp])
+
+
+def envelope(size):
+    return os.urandom(size // 2 + 1).hex()[:size].encode()
+
+
+def main():
+    single, batch = script_texts(SRC)
+    with Redis() as server:
+        c, cpu = server.client, server.cpu
+        env = envelope(SIZE)
         empty = "return {}"
 
         def run(per_call, script):
@@ -116,10 +137,6 @@ def main():
             print(f"{label:22s} {cmd:15.2f} {per_call:10.2f} {used:15.2f}")
         print(f"envelopes of {SIZE} bytes, {N} per case; "
               f"redis {c.info('server')['redis_version']}; load {open('/proc/loadavg').read().split()[:3]}")
-    finally:
-        proc.terminate()
-        proc.wait()
-        subprocess.run(["rm", "-rf", tmp])
 
 
 if __name__ == "__main__":

@@ -14,47 +14,24 @@ Both calls are one script, so after a SCRIPT FLUSH neither runs and nothing is p
 """
 
 import os
-import re
-import socket
-import subprocess
-import tempfile
-import time
-
-import redis
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = open(os.path.join(HERE, "../../../shared/redis_keys.h")).read()
-RAW = lambda name: re.search(r'inline constexpr char %s\[\] = R"lua\((.*?)\)lua";' % name,
-                             SRC, re.S).group(1)
-BATCH = re.search(r'kBatchHead\[\] = "(.*?)";', SRC).group(1) + RAW("kIngestText") + RAW("kBatchTail")
+sys.path.insert(0, os.path.join(HERE, ".."))
+from redis_cost import N, REPEAT, SIZE, SRC, Redis, envelope, script_texts  # noqa: E402
+
+_, BATCH = script_texts(SRC)
 GUARDED = open(os.path.join(HERE, "guarded_ingest.lua")).read()
-SIZE = int(os.environ.get("ENVELOPE_BYTES", "1300"))
-N = max(256, min(20480, (256 << 20) // SIZE))
 SIZES = [int(x) for x in os.environ.get("SIZES", "1 6 32").split()]
-REPEAT = int(os.environ.get("REPEAT", "5"))
 Q, STAGE = "hookq:{q}:queue", "hookq:{q}:stage"
 
 
 def main():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="hookq-outside-lua-")
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
-                             "", "--appendonly", "no", "--dir", tmp, "--logfile", tmp + "/log"])
-    try:
-        c = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                c.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with Redis() as server:
+        c, cpu = server.client, server.cpu
         for name in ("LPUSHX", "EVALSHA", "EXEC", "MULTI"):
             c.response_callbacks.pop(name, None)
-        pid = c.info("server")["process_id"]
-        cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0])
-        env = os.urandom(SIZE // 2 + 1).hex()[:SIZE].encode()
+        env = envelope(SIZE)
         sha_batch, sha_guarded = c.script_load(BATCH), c.script_load(GUARDED)
 
         def run(kind, per):
@@ -92,10 +69,6 @@ def main():
             b = min(run("batch", per) for _ in range(REPEAT))
             g = min(run("guarded", per) for _ in range(REPEAT))
             print(f"{per:8d} {b:13.2f} {g:12.2f}")
-    finally:
-        proc.terminate()
-        proc.wait()
-        subprocess.run(["rm", "-rf", tmp])
 
 
 if __name__ == "__main__":
