@@ -12,6 +12,11 @@ namespace hookq::keys {
 inline std::string queue(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:queue";
 }
+// Exists only inside the edge's ingest transaction (scripts::kIngestGuarded): the queue under
+// another name while envelopes are pushed onto it. Never seen outside a MULTI/EXEC.
+inline std::string stage(std::string_view q) {
+    return "hookq:{" + std::string(q) + "}:stage";
+}
 inline std::string retry(std::string_view q) {
     return "hookq:{" + std::string(q) + "}:retry";
 }
@@ -376,5 +381,120 @@ inline constexpr auto kIngestBatchText = join(kBatchHead, kIngestText, kBatchTai
 // On Redis Cluster one call must stay within one hash slot: the edge batches per {Q} slot there.
 inline constexpr std::string_view kIngestBatch{detail::kIngestBatchText.data(),
                                                detail::kIngestBatchText.size() - 1};
+
+// The ingest of a batch whose envelopes never enter Lua. Redis's Lua hashes every byte of every
+// string a script is handed (about 1.7 ns per byte: a 16 KB envelope costs more to hand over than
+// the rest of its ingest), so here the envelopes go in by a plain LPUSHX, in one MULTI/EXEC with
+// two calls of this script around it (bench/edge/README.md, "Envelope size"):
+//
+//   MULTI
+//   EVALSHA kIngestGuarded '<' ...   each queue (a list) is renamed to its stage key; a queue
+//                                    that does not exist yet gets a stage holding one marker ''
+//   LPUSHX stage env...              per group, in arrival order: a no-op when '<' did not run
+//   EVALSHA kIngestGuarded '>' ...   kIngest's checks per envelope, in order; a refused one is
+//                                    overwritten with '' where it lies and all of those are taken
+//                                    out; each stage is renamed back to its queue
+//   EXEC
+//
+// Both calls are one script: after a SCRIPT FLUSH neither runs (NOSCRIPT, twice), the stage does
+// not exist, LPUSHX pushes nothing, and the edge sends the transaction again with EVAL. Nothing
+// else runs inside a transaction, so no one sees a queue renamed. The checks and replies are
+// kIngest's without its loop part (an envelope with one goes by kIngestBatch), held to them by
+// tests/integration/test_ingest_batch_equivalence.py: a queue of the wrong type gets {-2, type}
+// for each of its envelopes and nothing pushed (the stage is deleted, so LPUSHX finds nothing);
+// the depth limit counts the queue as it was before this transaction plus the envelopes accepted
+// before; a failing SET or GET is {-3, message} for that envelope alone.
+//
+// KEYS per group: its queue, its stage, then each envelope's dedup key. ARGV[1] '<' or '>', then
+// per group: its size n, the depth limit, the dedup ttl, then each envelope's request id.
+// '<' returns 0; '>' returns one kIngest reply per envelope, in order.
+inline constexpr char kIngestGuardedText[] = R"lua(
+local nargv = #ARGV
+if ARGV[1] == '<' then
+  local k, a, done = 1, 2, {}
+  while a <= nargv do
+    local q, stage, n = KEYS[k], KEYS[k + 1], tonumber(ARGV[a])
+    if not done[q] then
+      done[q] = true
+      local kind = redis.call('TYPE', q)['ok']
+      if kind == 'list' then
+        redis.call('RENAME', q, stage)
+      else
+        redis.call('DEL', stage)
+        if kind == 'none' then redis.call('LPUSH', stage, '') end
+      end
+    end
+    k, a = k + 2 + n, a + 3 + n
+  end
+  return 0
+end
+local total, k, a = {}, 1, 2
+while a <= nargv do
+  local n = tonumber(ARGV[a])
+  total[KEYS[k]] = (total[KEYS[k]] or 0) + n
+  k, a = k + 2 + n, a + 3 + n
+end
+local out, lens, pushed, dead, stages = {}, {}, {}, {}, {}
+local function refused(reply)
+  if type(reply) == 'table' and reply.err then return {-3, reply.err} end
+  return nil
+end
+k, a = 1, 2
+while a <= nargv do
+  local q, stage, n, limit, ttl = KEYS[k], KEYS[k + 1], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local len = lens[q]
+  if not len then
+    if redis.call('EXISTS', stage) == 1 then
+      stages[q], dead[q] = stage, 0
+      len = redis.call('LLEN', stage) - total[q]
+      if redis.call('LPOS', stage, '', 'RANK', -1, 'MAXLEN', 1) then
+        redis.call('RPOP', stage)
+        len = len - 1
+      end
+    else
+      len = -1
+    end
+  end
+  if len < 0 then
+    local kind = redis.call('TYPE', q)['ok']
+    for _ = 1, n do out[#out + 1] = {-2, kind} end
+  else
+    local at = pushed[q] or 0
+    for i = 1, n do
+      at = at + 1
+      local reply
+      if limit > 0 and len >= limit then
+        reply = {-1}
+      else
+        local dedup = KEYS[k + 1 + i]
+        local set = redis.pcall('SET', dedup, ARGV[a + 2 + i], 'NX', 'EX', ttl)
+        reply = refused(set)
+        if not reply and not set then
+          local id = redis.pcall('GET', dedup)
+          reply = refused(id) or {0, id}
+        end
+      end
+      if reply then
+        redis.call('LSET', stage, total[q] - at, '')
+        dead[q] = dead[q] + 1
+      else
+        len = len + 1
+        reply = {1, len, 0}
+      end
+      out[#out + 1] = reply
+    end
+    pushed[q] = at
+  end
+  lens[q] = len
+  k, a = k + 2 + n, a + 3 + n
+end
+for q, stage in pairs(stages) do
+  if dead[q] > 0 then redis.call('LREM', stage, dead[q], '') end
+  if redis.call('EXISTS', stage) == 1 then redis.call('RENAME', stage, q) end
+end
+return out
+)lua";
+inline constexpr std::string_view kIngestGuarded{kIngestGuardedText,
+                                                 sizeof kIngestGuardedText - 1};
 
 }  // namespace hookq::scripts

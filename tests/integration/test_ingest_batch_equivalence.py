@@ -1,8 +1,9 @@
-"""The batch script (group commit, shared/redis_keys.h) against kIngest, the one-webhook script, on a
+"""The batch scripts (group commit, shared/redis_keys.h) against kIngest, the one-webhook script, on a
 real Redis: the same envelopes, in the same order, must get the same replies and leave the same
 data, whether they go one call each or in batches. The batch runs kIngest's own text only for
 envelopes with loop detection; for the rest it has its own inline path (a group per queue), and this
-is what keeps the two from drifting apart."""
+is what keeps the two from drifting apart. The guarded transaction (kIngestGuarded: the envelopes
+pushed by LPUSHX, never handed to Lua) is held to the same, for envelopes without the loop part."""
 
 import os
 import random
@@ -23,6 +24,7 @@ def lua(name):
 
 SINGLE = lua("kIngestText")
 BATCH = re.search(r'kBatchHead\[\] = "(.*?)";', SRC).group(1) + SINGLE + lua("kBatchTail")
+GUARDED = lua("kIngestGuardedText")
 
 
 class Envelope:
@@ -125,10 +127,65 @@ def batched(c, envs, rnd):
     return replies
 
 
+def guarded_call(envs):
+    """The transaction as the edge sends it (ngx_module/redis_link.cc, send_guarded): the KEYS and
+    ARGV of both script calls, and each group's stage key with its envelopes for LPUSHX."""
+    keys, args, pushes, i = [], ["<"], [], 0
+    while i < len(envs):
+        e = envs[i]
+        j = i
+        while j < len(envs) and envs[j].keys[0] == e.keys[0] and envs[j].args[:2] == e.args[:2]:
+            j += 1
+        stage = e.keys[0].replace(":queue", ":stage")
+        keys += [e.keys[0], stage] + [g.keys[1] for g in envs[i:j]]
+        args += [str(j - i)] + e.args[:2] + [g.args[2] for g in envs[i:j]]
+        pushes.append([stage] + [g.args[3] for g in envs[i:j]])
+        i = j
+    return keys, args, pushes
+
+
+def guarded_exec(c, sha, part):
+    for name in ("MULTI", "EVALSHA", "LPUSHX", "EXEC"):  # replies as they come (QUEUED, arrays)
+        c.response_callbacks.pop(name, None)
+    keys, args, pushes = guarded_call(part)
+    p = c.pipeline(transaction=False)
+    p.execute_command("MULTI")
+    p.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+    for push in pushes:
+        p.execute_command("LPUSHX", *push)
+    p.execute_command("EVALSHA", sha, len(keys), *keys, ">", *args[1:])
+    p.execute_command("EXEC")
+    return p.execute(raise_on_error=False)[-1]
+
+
+def guarded(c, envs, rnd):
+    sha = c.script_load(GUARDED)
+    replies, i = [], 0
+    while i < len(envs):
+        size = rnd.choice([1, 2, 3, 6, 17, 40])
+        part = envs[i:i + size]
+        got = guarded_exec(c, sha, part)
+        if isinstance(got, Exception):
+            replies += [got] * len(part)
+        else:
+            assert len(got) == 3 + len(guarded_call(part)[2]) - 1, got
+            assert got[0] == 0, got
+            assert len(got[-1]) == len(part)
+            replies += got[-1]
+        i += size
+    return replies
+
+
+RUNNERS = {"batch script": (batched, lambda e: True),
+           "guarded transaction": (guarded, lambda e: e.loop is None)}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_batches_answer_and_write_what_single_calls_do(redis_server, seed):
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_batches_answer_and_write_what_single_calls_do(redis_server, seed, runner):
     c = redis_server.client()
-    envs = envelopes(seed)
+    run, takes = RUNNERS[runner]
+    envs = [e for e in envelopes(seed) if takes(e)]
 
     def fresh():
         c.flushall()
@@ -138,12 +195,13 @@ def test_batches_answer_and_write_what_single_calls_do(redis_server, seed):
     want = [normal(r) for r in one_by_one(c, envs)]
     want_state = state(c)
     fresh()
-    got = [normal(r) for r in batched(c, envs, random.Random(seed))]
+    got = [normal(r) for r in run(c, envs, random.Random(seed))]
     got_state = state(c)
 
     kinds = {r[0] if isinstance(r, list) else r for r in want}
     assert {1, 0, -1, -2} <= kinds, kinds  # accepted, duplicate, over the limit, wrong type
-    assert any(isinstance(r, list) and r[0] == 1 and r[2] in (1, 2) for r in want), \
+    assert runner != "batch script" or any(
+        isinstance(r, list) and r[0] == 1 and r[2] in (1, 2) for r in want), \
         "some envelopes counted or held by loop detection"
     for n, (w, g) in enumerate(zip(want, got)):
         assert w == g, (n, envs[n].keys, w, g)
@@ -151,7 +209,8 @@ def test_batches_answer_and_write_what_single_calls_do(redis_server, seed):
     assert got_state == want_state
 
 
-def test_a_refused_write_is_an_error_for_each_envelope_and_writes_nothing(redis_server):
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_refused_write_is_an_error_for_each_envelope_and_writes_nothing(redis_server, runner):
     c = redis_server.client()
     envs = [e for e in envelopes(4, 60) if e.loop is None and b"wrong" not in e.keys[0].encode()]
     c.flushall()
@@ -159,9 +218,26 @@ def test_a_refused_write_is_an_error_for_each_envelope_and_writes_nothing(redis_
     c.config_set("maxmemory", "1")  # every write refused (OOM)
     try:
         want = [normal(r) for r in one_by_one(c, envs)]
-        got = [normal(r) for r in batched(c, envs, random.Random(4))]
+        got = [normal(r) for r in RUNNERS[runner][0](c, envs, random.Random(4))]
         assert want == ["error"] * len(envs)
         assert got == want
         assert c.dbsize() == 0
     finally:
         c.config_set("maxmemory", "0")
+
+
+def test_a_guarded_transaction_without_its_script_pushes_nothing(redis_server):
+    """After SCRIPT FLUSH both calls fail with NOSCRIPT: LPUSHX finds no stage, so the envelopes
+    are not queued unchecked, and the queue is as it was."""
+    c = redis_server.client()
+    envs = [e for e in envelopes(5, 40) if e.loop is None and b"wrong" not in e.keys[0].encode()]
+    c.flushall()
+    c.lpush("hookq:{a}:queue", "older")
+    sha = c.script_load(GUARDED)
+    c.script_flush()
+    got = guarded_exec(c, sha, envs)
+    assert isinstance(got[0], Exception) and str(got[0]).startswith("No matching script"), got
+    assert all(n == 0 for n in got[1:-1]), got
+    assert isinstance(got[-1], Exception), got
+    assert c.keys("*") == [b"hookq:{a}:queue"]
+    assert c.lrange("hookq:{a}:queue", 0, -1) == [b"older"]
