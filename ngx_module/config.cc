@@ -752,6 +752,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
 
     std::string queue = to_string(ngx::view(conf->queue));
     conf->queue_key = keys::queue(queue);
+    conf->stage_key = keys::stage(queue);
     conf->slot = cluster::key_slot(conf->queue_key);
     conf->dedup_prefix = keys::dedup_prefix(queue);
     conf->depth_limit = std::to_string(conf->max_queue_depth);

@@ -84,6 +84,7 @@ struct LocConf {
     // Derived once at merge time so the request path only reads them.
     std::unique_ptr<Verifier> verifier;
     std::string queue_key;
+    std::string stage_key;  // the queue's name inside the guarded ingest (scripts::kIngestGuarded)
     std::string dedup_prefix;
     std::string depth_limit;  // ARGV[1] of the ingest script, as text
     std::string ttl_text;     // ARGV[2]

@@ -628,6 +628,7 @@ ngx_int_t process(ngx_http_request_t* r, RequestCtx* ctx) noexcept {
     *args = IngestArgs{};
     args->keys[0] = conf.queue_key;
     args->keys[1] = dedup;
+    args->stage = conf.stage_key;
     args->args[0] = conf.depth_limit;
     args->args[1] = conf.ttl_text;
     args->args[2] = {ctx->id, sizeof ctx->id};

@@ -83,6 +83,7 @@ bool RedisLink::init_scripts(ngx_log_t* log) noexcept {
     try {
         script_sha_ = crypto::sha1_hex(scripts::kIngestBatch);
         single_sha_ = crypto::sha1_hex(scripts::kIngest);
+        guarded_sha_ = crypto::sha1_hex(scripts::kIngestGuarded);
     } catch (...) {
         ngx_log_error(NGX_LOG_EMERG, log, 0, "hookq: out of memory hashing the ingest script");
         return false;
@@ -173,8 +174,10 @@ void RedisLink::connect() noexcept {
         redisAsyncCommand(ac, on_handshake_reply, nullptr, "SELECT %d", a.db);
         handshake_left_++;
     }
-    for (std::string* sha : {&single_sha_, &script_sha_}) {
-        std::string_view text = sha == &script_sha_ ? scripts::kIngestBatch : scripts::kIngest;
+    for (std::string* sha : {&single_sha_, &script_sha_, &guarded_sha_}) {
+        std::string_view text = sha == &script_sha_    ? scripts::kIngestBatch
+                                : sha == &guarded_sha_ ? scripts::kIngestGuarded
+                                                       : scripts::kIngest;
         const char* argv[] = {"SCRIPT", "LOAD", text.data()};
         size_t len[] = {6, 4, text.size()};
         redisAsyncCommandArgv(ac, on_handshake_reply, sha, 3, argv, len);
@@ -416,6 +419,7 @@ void RedisLink::send_list(PendingCommand* pc) noexcept {
         Batch* b = acquire_batch();
         PendingCommand* tail = nullptr;
         size_t bytes = 0;
+        bool loop = false;
         while (pc != nullptr && b != nullptr && b->size < kMaxBatch) {
             PendingCommand* next = pc->next;
             if (pc->owner == nullptr) {  // its request timed out or went away meanwhile
@@ -429,6 +433,7 @@ void RedisLink::send_list(PendingCommand* pc) noexcept {
             if (b->size > 0 && bytes + size > kMaxBatchBytes)
                 break;
             bytes += size;
+            loop = loop || pc->args->nkeys != IngestArgs::kKeys;
             pc->next = nullptr;
             pc->sent_at = ngx_current_msec;
             if (tail != nullptr)
@@ -449,11 +454,15 @@ void RedisLink::send_list(PendingCommand* pc) noexcept {
             pc = next;
             continue;
         }
-        if (b->size == 0)
+        if (b->size == 0) {
             release_batch(b);
-        else if (b->size > 1 && (b->size < kMinBatch || !conf_->redis_batch))
+            continue;
+        }
+        b->guarded = conf_->redis_batch && !loop &&
+                     bytes >= (b->size == 1 ? kGuardedLoneBytes : kGuardedBytes);
+        if (!b->guarded && b->size > 1 && (b->size < kMinBatch || !conf_->redis_batch))
             send_singly(b);
-        else if (!send_batch(b, false))
+        else if (!send(b, false))
             fail_batch(b);
     }
 }
@@ -482,6 +491,104 @@ void RedisLink::send_singly(Batch* b) noexcept {
         }
         pc = next;
     }
+}
+
+bool RedisLink::send(Batch* b, bool eval) noexcept {
+    return b->guarded ? send_guarded(b, eval) : send_batch(b, eval);
+}
+
+// The guarded transaction (shared/redis_keys.h, kIngestGuarded) from the batch's commands, which
+// have no loop part: consecutive envelopes of one queue, limit and ttl form a group, as in
+// send_batch. The two script calls take the same KEYS and ARGV but for ARGV[1]; the envelopes go
+// only in the LPUSHXes between them. Only EXEC's reply answers the batch; the others are read for
+// a MOVED or ASK (on_queued_reply).
+bool RedisLink::send_guarded(Batch* b, bool eval) noexcept {
+    if (ac_ == nullptr)
+        return false;
+    b->single = false;
+    b->queued_error_len = 0;
+    int n = 0;
+    auto put = [&](std::string_view v) {
+        argv_[n] = v.data();
+        argvlen_[n] = v.size();
+        n++;
+    };
+    put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
+    put(eval ? scripts::kIngestGuarded : std::string_view{guarded_sha_});
+    put({});  // numkeys, known below
+    int numkeys = 0, groups = 0;
+    for (const PendingCommand* pc = b->head; pc != nullptr;) {
+        const IngestArgs& first = *pc->args;
+        put(first.keys[0]);
+        put(first.stage);
+        int size = 0;
+        do {
+            put(pc->args->keys[1]);
+            size++;
+            pc = pc->next;
+        } while (pc != nullptr && pc->args->keys[0] == first.keys[0] &&
+                 pc->args->args[0] == first.args[0] && pc->args->args[1] == first.args[1]);
+        numkeys += 2 + size;
+        group_size_[groups++] = size;
+    }
+    argv_[2] = numkeys_;
+    argvlen_[2] = decimal(numkeys_, sizeof numkeys_, numkeys).size();
+    const int mode = n;
+    put("<");
+    groups = 0;
+    for (const PendingCommand* pc = b->head; pc != nullptr;) {
+        int size = group_size_[groups];
+        put(decimal(group_count_[groups], sizeof group_count_[0], size));
+        groups++;
+        put(pc->args->args[0]);
+        put(pc->args->args[1]);
+        for (; size > 0; size--, pc = pc->next)
+            put(pc->args->args[2]);
+    }
+    // hiredis formats each command into its output buffer as it is queued, so argv_ is reused. A
+    // transaction that cannot be queued whole (hiredis out of memory) must not stay open on the
+    // connection, to take in whatever comes next: the connection is dropped (every command in
+    // flight on it gets 503, the callbacks here a null reply) and made again.
+    if (redisAsyncCommand(ac_, on_queued_reply, b, "MULTI") != REDIS_OK)
+        return false;
+    auto abandon = [this] {
+        drop("cannot queue the ingest transaction");
+        return false;
+    };
+    if (redisAsyncCommandArgv(ac_, on_queued_reply, b, n, argv_, argvlen_) != REDIS_OK)
+        return abandon();
+    push_argv_[0] = "LPUSHX";
+    push_argvlen_[0] = 6;
+    groups = 0;
+    for (const PendingCommand* pc = b->head; pc != nullptr; groups++) {
+        push_argv_[1] = pc->args->stage.data();
+        push_argvlen_[1] = pc->args->stage.size();
+        int m = 2;
+        for (int size = group_size_[groups]; size > 0; size--, pc = pc->next, m++) {
+            push_argv_[m] = pc->args->args[3].data();
+            push_argvlen_[m] = pc->args->args[3].size();
+        }
+        if (redisAsyncCommandArgv(ac_, on_queued_reply, b, m, push_argv_, push_argvlen_) !=
+            REDIS_OK)
+            return abandon();
+    }
+    argv_[mode] = ">";
+    if (redisAsyncCommandArgv(ac_, on_queued_reply, b, n, argv_, argvlen_) != REDIS_OK ||
+        !sent(redisAsyncCommand(ac_, on_batch_reply, b, "EXEC"), b))
+        return abandon();
+    return true;
+}
+
+// A reply inside the guarded transaction: QUEUED, or an error that makes EXEC refuse it all,
+// the first of which is kept for on_batch_reply.
+void RedisLink::on_queued_reply(redisAsyncContext*, void* reply, void* privdata) noexcept {
+    auto* r = static_cast<redisReply*>(reply);
+    auto* b = static_cast<Batch*>(privdata);
+    if (r == nullptr || r->type != REDIS_REPLY_ERROR || b->queued_error_len != 0)
+        return;
+    size_t n = std::min(r->len, sizeof b->queued_error);
+    memcpy(b->queued_error, r->str, n);
+    b->queued_error_len = static_cast<uint8_t>(n);
 }
 
 // Formats the batch script's call (EVALSHA, or EVAL after NOSCRIPT) from the batch's commands. A
@@ -636,11 +743,28 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
             link->release_batch(b);
         return;
     }
-    // Redis restarted or flushed its script cache: nothing of the batch ran. EVAL carries the
-    // script and caches it again, for the commands whose requests still wait (the others' arguments
-    // died with their pools).
-    if (r != nullptr && r->type == REDIS_REPLY_ERROR && !b->retried &&
-        std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+    // The guarded transaction answers in EXEC's reply: its first call's 0, the LPUSHXes' counts,
+    // then its second call's replies, one per command. After a MOVED or ASK of a command in it,
+    // EXEC refuses it all (EXECABORT): the redirect was kept from the command's own reply.
+    const redisReply* first = r;
+    const redisReply* res = r;
+    std::string_view error = r != nullptr && r->type == REDIS_REPLY_ERROR
+                                 ? std::string_view{r->str, r->len}
+                                 : std::string_view{};
+    if (b->guarded) {
+        if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+            first = r->element[0];
+            res = r->element[r->elements - 1];
+        }
+        if (b->queued_error_len > 0)
+            error = {b->queued_error, b->queued_error_len};
+    }
+    // Redis restarted or flushed its script cache: nothing of the batch ran (in the guarded
+    // transaction, neither call of the script, so LPUSHX found no stage). EVAL carries the script
+    // and caches it again, for the commands whose requests still wait (the others' arguments died
+    // with their pools).
+    if (first != nullptr && first->type == REDIS_REPLY_ERROR && !b->retried &&
+        std::string_view(first->str, first->len).starts_with("NOSCRIPT")) {
         PendingCommand** at = &b->head;
         while (*at != nullptr) {
             PendingCommand* pc = *at;
@@ -658,28 +782,30 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
             return;
         }
         b->retried = true;
-        if (link->send_batch(b, true)) {
+        if (link->send(b, true)) {
             if (wait)
                 b->replies_pending--;  // this reply; the retry's two are counted by send_batch
             return;
         }
     }
-    if (link->cluster_ && link->redirected(b, r)) {
+    if (link->cluster_ && !error.empty() && link->redirected(b, error)) {
         if (!wait || --b->replies_pending <= 0)
             link->release_batch(b);
         return;
     }
     char note[96];
-    bool whole = r != nullptr && r->type == REDIS_REPLY_ARRAY &&
-                 (b->single || r->elements == static_cast<size_t>(b->size));
-    if (r != nullptr && !whole && g_ingest_errors.allow(note, sizeof note)) {
-        std::string_view why =
-            r->type == REDIS_REPLY_ERROR ? reply_text(r) : std::string_view{"unexpected reply"};
+    bool whole = res != nullptr && res->type == REDIS_REPLY_ARRAY &&
+                 (b->single || res->elements == static_cast<size_t>(b->size));
+    if (res != nullptr && !whole && g_ingest_errors.allow(note, sizeof note)) {
+        std::string_view why = res == r && !error.empty() ? error
+                               : res->type == REDIS_REPLY_ERROR
+                                   ? reply_text(res)
+                                   : std::string_view{"unexpected reply"};
         ngx_log_error(NGX_LOG_ERR, link->log_, 0, "hookq: redis %s: ingest failed: %*s%s",
                       link->addr_.display.c_str(), why.size(), why.data(), note);
     }
     if (wait) {
-        link->store_results(b, whole ? r : nullptr);
+        link->store_results(b, whole ? res : nullptr);
         if (--b->replies_pending <= 0)
             link->finish_waited(b);
         return;
@@ -695,7 +821,7 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
         IngestCallback cb = pc->callback;
         IngestResult result;
         if (whole && owner != nullptr) {
-            const redisReply* one = b_single ? r : r->element[i];
+            const redisReply* one = b_single ? res : res->element[i];
             result = parse_ingest(one);
             if (result.status == IngestStatus::wrong_type ||
                 (result.status == IngestStatus::error && !result.detail.empty()))
@@ -806,10 +932,7 @@ void RedisLink::finish_waited(Batch* b) noexcept {
 // it, and the slot map is refreshed soon; ASK (the slot is migrating and these keys are already
 // on the target) sends them there once, after ASKING. True when the batch was redirected (its
 // commands are no longer in it).
-bool RedisLink::redirected(Batch* b, const redisReply* r) noexcept {
-    if (r == nullptr || r->type != REDIS_REPLY_ERROR)
-        return false;
-    std::string_view text(r->str, r->len);
+bool RedisLink::redirected(Batch* b, std::string_view text) noexcept {
     bool ask = text.starts_with("ASK ");
     if (!ask && !text.starts_with("MOVED "))
         return false;
@@ -841,7 +964,7 @@ bool RedisLink::send_asking(Batch* b) noexcept {
         pc->link = this;
         pc->sent_at = ngx_current_msec;
     }
-    return send_batch(b, false);
+    return send(b, false);
 }
 
 bool RedisLink::query_slots(void (*cb)(RedisLink* link, const void* reply)) noexcept {

@@ -53,6 +53,7 @@ struct IngestArgs {
     int nargs = kArgs;
     std::string_view keys[kLoopKeys];
     std::string_view args[kLoopArgs];
+    std::string_view stage;  // keys::stage of the queue, for the guarded ingest
 };
 
 // One request's ingest, queued, then in flight inside a batch. Owned by the links (recycled through
@@ -114,6 +115,11 @@ struct Batch {
     int size = 0;
     bool retried = false;  // NOSCRIPT is retried once with EVAL
     bool single = false;   // sent as kIngest (one command), not as the batch script
+    bool guarded = false;  // sent as the guarded transaction (scripts::kIngestGuarded)
+    // Guarded: the first error a command of the transaction got when queued (EXEC then says only
+    // EXECABORT), cut to fit: a MOVED or ASK to follow, or the cause to log (OOM, TRYAGAIN).
+    uint8_t queued_error_len = 0;
+    char queued_error[96];
     Batch* next_free = nullptr;
     // Under hookq_redis_wait: replies still to come (the script's and WAIT's, twice after a
     // NOSCRIPT retry), and how many replicas the last WAIT counted (-1: none came).
@@ -166,6 +172,15 @@ class RedisLink {
     // webhook, 1.3 KB envelopes, bench/edge/redis_cost.py): a batch of 1 costs ~25% more than
     // kIngest, 2 about the same, 3 and up 10-30% less.
     static constexpr int kMinBatch = 3;
+    // From this many bytes of arguments a batch goes as the guarded transaction, whose envelopes
+    // never enter Lua (Redis's Lua hashes every byte it is handed), unless one of them has the loop
+    // part; a lone envelope from the second figure. Below them the transaction's five commands cost
+    // Redis more than the hashing they save. Measured (bench/edge/redis_cost.py, Redis CPU per
+    // webhook, script against transaction): 4 x 1.3 KB 14.4 / 15.3 us, 8 x 1.3 KB 13.9 / 11.5,
+    // 2 x 4 KB 23.3 / 22.8, 2 x 8 KB 34.5 / 22.7; alone, 8 KB 32 / 35-47, 16 KB 54 / 45, 64 KB
+    // 169 / 80.
+    static constexpr size_t kGuardedBytes = 8 * 1024;
+    static constexpr size_t kGuardedLoneBytes = 12 * 1024;
 
     // Once per worker process, before any link starts: the scripts' SHA1s. False when out of
     // memory.
@@ -234,8 +249,12 @@ class RedisLink {
     void answer_batch(Batch* b, const redisReply* r) noexcept;
     void store_results(Batch* b, const redisReply* r) noexcept;
     void finish_waited(Batch* b) noexcept;
-    bool redirected(Batch* b, const redisReply* r) noexcept;
+    bool redirected(Batch* b, std::string_view error) noexcept;
+    // Sends `b` as it was formed: kIngest, the batch script or the guarded transaction.
+    bool send(Batch* b, bool eval) noexcept;
     bool send_batch(Batch* b, bool eval) noexcept;
+    bool send_guarded(Batch* b, bool eval) noexcept;
+    static void on_queued_reply(redisAsyncContext* ac, void* reply, void* privdata) noexcept;
     bool sent(int rc, Batch* b) noexcept;
     void send_singly(Batch* b) noexcept;
     void fail_held() noexcept;
@@ -261,8 +280,9 @@ class RedisLink {
     // Posted (ngx_posted_events) by the first command of a turn: nginx runs posted events after
     // every I/O event of the turn, so the batch it sends carries everything the turn produced.
     ngx_event_t flush_event_{};
-    static inline std::string script_sha_;  // the batch script's
-    static inline std::string single_sha_;  // kIngest's, for a batch of one
+    static inline std::string script_sha_;   // the batch script's
+    static inline std::string single_sha_;   // kIngest's, for a batch of one
+    static inline std::string guarded_sha_;  // kIngestGuarded's
     // Shared by the worker's links: a command redirected to another master moves with its request.
     static inline FreeList<PendingCommand, &PendingCommand::next, 64> commands_;
     static inline FreeList<Batch, &Batch::next_free, 16> batches_;
@@ -277,6 +297,9 @@ class RedisLink {
     static inline const char* argv_[kMaxArgv];
     static inline size_t argvlen_[kMaxArgv];
     static inline char numkeys_[16];
+    // The guarded transaction's LPUSHX of one group: the command, its stage, its envelopes.
+    static inline const char* push_argv_[2 + kMaxBatch];
+    static inline size_t push_argvlen_[2 + kMaxBatch];
     // send_batch's groups: their sizes, and the same in decimal as the script reads them.
     static inline int group_size_[kMaxBatch];
     static inline char group_count_[kMaxBatch][4];

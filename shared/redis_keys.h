@@ -397,11 +397,14 @@ inline constexpr std::string_view kIngestBatch{detail::kIngestBatchText.data(),
 //   EXEC
 //
 // Both calls are one script: after a SCRIPT FLUSH neither runs (NOSCRIPT, twice), the stage does
-// not exist, LPUSHX pushes nothing, and the edge sends the transaction again with EVAL. Nothing
+// not exist, LPUSHX pushes nothing, and the edge sends the transaction again with EVAL. The second
+// call has nothing that can fail before its renames (no OOM either: EXEC ran, so Redis was under
+// maxmemory when it began, and a script is checked against it only then); should a stage be left
+// all the same, the next transaction takes it as the queue, never deletes it. Nothing
 // else runs inside a transaction, so no one sees a queue renamed. The checks and replies are
 // kIngest's without its loop part (an envelope with one goes by kIngestBatch), held to them by
 // tests/integration/test_ingest_batch_equivalence.py: a queue of the wrong type gets {-2, type}
-// for each of its envelopes and nothing pushed (the stage is deleted, so LPUSHX finds nothing);
+// for each of its envelopes and nothing pushed;
 // the depth limit counts the queue as it was before this transaction plus the envelopes accepted
 // before; a failing SET or GET is {-3, message} for that envelope alone.
 //
@@ -419,9 +422,14 @@ if ARGV[1] == '<' then
       local kind = redis.call('TYPE', q)['ok']
       if kind == 'list' then
         redis.call('RENAME', q, stage)
-      else
-        redis.call('DEL', stage)
-        if kind == 'none' then redis.call('LPUSH', stage, '') end
+      elseif kind == 'none' then
+        -- A list already there is a queue whose transaction did not end (it cannot happen: the
+        -- second call has no way to fail before its renames): it goes on as the queue.
+        local was = redis.call('TYPE', stage)['ok']
+        if was ~= 'list' then
+          if was ~= 'none' then redis.call('DEL', stage) end
+          redis.call('LPUSH', stage, '')
+        end
       end
     end
     k, a = k + 2 + n, a + 3 + n
@@ -434,7 +442,7 @@ while a <= nargv do
   total[KEYS[k]] = (total[KEYS[k]] or 0) + n
   k, a = k + 2 + n, a + 3 + n
 end
-local out, lens, pushed, dead, stages = {}, {}, {}, {}, {}
+local out, lens, pushed, dead, stages, wrong = {}, {}, {}, {}, {}, {}
 local function refused(reply)
   if type(reply) == 'table' and reply.err then return {-3, reply.err} end
   return nil
@@ -444,7 +452,8 @@ while a <= nargv do
   local q, stage, n, limit, ttl = KEYS[k], KEYS[k + 1], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
   local len = lens[q]
   if not len then
-    if redis.call('EXISTS', stage) == 1 then
+    local kind = redis.call('TYPE', q)['ok']
+    if kind == 'none' then -- renamed to its stage by the first call
       stages[q], dead[q] = stage, 0
       len = redis.call('LLEN', stage) - total[q]
       if redis.call('LPOS', stage, '', 'RANK', -1, 'MAXLEN', 1) then
@@ -452,12 +461,14 @@ while a <= nargv do
         len = len - 1
       end
     else
-      len = -1
+      -- Of the wrong type: left as it is. LPUSHX found no stage, or one the first call left alone,
+      -- whose head it then took: that is given back.
+      wrong[q], len = kind, -1
+      if redis.call('EXISTS', stage) == 1 then redis.call('LTRIM', stage, total[q], -1) end
     end
   end
   if len < 0 then
-    local kind = redis.call('TYPE', q)['ok']
-    for _ = 1, n do out[#out + 1] = {-2, kind} end
+    for _ = 1, n do out[#out + 1] = {-2, wrong[q]} end
   else
     local at = pushed[q] or 0
     for i = 1, n do
@@ -494,7 +505,6 @@ for q, stage in pairs(stages) do
 end
 return out
 )lua";
-inline constexpr std::string_view kIngestGuarded{kIngestGuardedText,
-                                                 sizeof kIngestGuardedText - 1};
+inline constexpr std::string_view kIngestGuarded{kIngestGuardedText, sizeof kIngestGuardedText - 1};
 
 }  // namespace hookq::scripts

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What Redis spends per webhook on the ingest, without nginx: the single script (kIngest) against
-the batch script (kIngestBatch) at several batch sizes, and, as a floor, the same writes without
-Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this measures
+the batch script (kIngestBatch) and the guarded transaction (kIngestGuarded: MULTI, script,
+LPUSHX of the envelopes, script, EXEC) at several batch sizes, and, as a floor, the same writes
+without Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this measures
 the text the module sends. "empty batch of N" sends the batch script's very arguments to a script
 that only returns: what Redis spends reading the call and handing every key and envelope to Lua
 (KEYS/ARGV), before any of the ingest runs.
@@ -18,7 +19,9 @@ shown, as the one least disturbed by the rest of the machine.
 
 Redis's Lua hashes every byte of every string it is handed (its copy of Lua hashes whole strings,
 not samples of long ones), so an envelope passed as an argument costs Redis about 1 ns per byte
-before the script does anything with it: compare ENVELOPE_BYTES=1300 with 16384.
+before the script does anything with it: compare ENVELOPE_BYTES=1300 with 16384. The guarded
+transaction never hands the envelope to Lua; the edge uses it from kGuardedBytes of arguments per
+turn (ngx_module/redis_link.h).
 """
 
 import os
@@ -44,7 +47,8 @@ def script_texts(path):
     raw = lambda name: re.search(r'inline constexpr char %s\[\] = R"lua\((.*?)\)lua";' % name,
                                  src, re.S).group(1)
     head = re.search(r'kBatchHead\[\] = "(.*?)";', src).group(1)
-    return raw("kIngestText"), head + raw("kIngestText") + raw("kBatchTail")
+    return (raw("kIngestText"), head + raw("kIngestText") + raw("kBatchTail"),
+            raw("kIngestGuardedText"))
 
 
 class Redis:
@@ -83,9 +87,11 @@ def envelope(size):
 
 
 def main():
-    single, batch = script_texts(SRC)
+    single, batch, guarded = script_texts(SRC)
     with Redis() as server:
         c, cpu = server.client, server.cpu
+        for name in ("MULTI", "EVALSHA", "LPUSHX", "EXEC"):  # replies as they come (QUEUED)
+            c.response_callbacks.pop(name, None)
         env = envelope(SIZE)
         empty = "return {}"
 
@@ -109,6 +115,18 @@ def main():
                     p.evalsha(sha, 2, "hookq:{q}:queue", f"hookq:{{q}}:dedup:k{i}", "0", "86400",
                               f"rid-{i}", env)
                     i += 1
+                elif script is guarded:
+                    # As ngx_module/redis_link.cc send_guarded sends one group.
+                    m = min(per_call, N - i)
+                    keys = ["hookq:{q}:queue", "hookq:{q}:stage"]
+                    keys += [f"hookq:{{q}}:dedup:k{i + j}" for j in range(m)]
+                    args = [str(m), "0", "86400"] + [f"rid-{i + j}" for j in range(m)]
+                    p.execute_command("MULTI")
+                    p.execute_command("EVALSHA", sha, len(keys), *keys, "<", *args)
+                    p.execute_command("LPUSHX", "hookq:{q}:stage", *([env] * m))
+                    p.execute_command("EVALSHA", sha, len(keys), *keys, ">", *args)
+                    p.execute_command("EXEC")
+                    i += m
                 else:
                     # One group (shared/redis_keys.h): the queue, limit and ttl once, then each
                     # envelope's dedup key, request id and envelope, as the edge sends them.
@@ -123,13 +141,19 @@ def main():
                     p.execute()
             p.execute()
             used = (cpu() - t0) / 1000 / N
-            st = c.info("commandstats")["cmdstat_evalsha"]
+            st = c.info("commandstats")
             assert c.llen("hookq:{q}:queue") == (0 if script is empty else N)
+            if script is guarded:  # the transaction's usec: its commands' and EXEC's own
+                assert not c.exists("hookq:{q}:stage")
+                usec = sum(st[k]["usec"] for k in ("cmdstat_exec", "cmdstat_multi"))
+                return usec / N, usec / st["cmdstat_exec"]["calls"], used
+            st = st["cmdstat_evalsha"]
             return st["usec"] / N, st["usec_per_call"], used
 
         print(f"{'case':22s} {'cmd us/webhook':>15s} {'us/call':>10s} {'cpu us/webhook':>15s}")
         cases = [("kIngest (1 per call)", 1, single)]
         cases += [(f"batch of {n}", n, batch) for n in SIZES]
+        cases += [(f"guarded of {n}", n, guarded) for n in [1] + SIZES]
         cases += [(f"empty batch of {n}", n, empty) for n in SIZES]
         cases += [("no Lua: SET+LPUSH", 1, None)]
         for label, per, script in cases:

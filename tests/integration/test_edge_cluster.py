@@ -35,8 +35,9 @@ def conf(seeds, queues, wait="", timeout="1s"):
 """
 
 
-def signed_post(port, queue, delivery=None, timeout=10):
-    body = json.dumps({"n": os.urandom(6).hex()}).encode()
+def signed_post(port, queue, delivery=None, timeout=10, pad=0):
+    # pad: a body that large goes by the guarded transaction (test_edge_guarded.py), not a script
+    body = json.dumps({"n": os.urandom(6).hex(), "pad": "p" * pad}).encode()
     return edge.post(port, f"/hooks/{queue}", body, edge.github_headers(body, delivery),
                      timeout=timeout)
 
@@ -104,10 +105,12 @@ def test_ingest_goes_to_each_queues_master_and_dedups(cluster, queues):
         nginx.close()
 
 
-def test_moved_and_ask_are_followed_without_reload(cluster, queues):
+@pytest.mark.parametrize("pad", [0, 20_000], ids=["script", "guarded"])
+def test_moved_and_ask_are_followed_without_reload(cluster, queues, pad):
     """One queue's slot migrates to another master: while its keys are on the target and the slot
     still MIGRATING, the source answers ASK; once it is moved, MOVED. The edge follows both,
-    without a reload."""
+    without a reload, for a script call and for the guarded transaction (whose MOVED or ASK comes
+    as a queued command's reply, EXEC then refusing it all)."""
     q = queues[0]
     nginx = harness.Nginx(conf(cluster.seeds, queues))
     try:
@@ -127,7 +130,7 @@ def test_moved_and_ask_are_followed_without_reload(cluster, queues):
         # ASK: the keys are on the target. There a script with a key not created yet (the new
         # dedup key) gets TRYAGAIN until the slot is moved, whatever the client: 503, nothing
         # written, and the error comes from the target, so the ASK was followed.
-        status, headers, _ = signed_post(nginx.port, q)
+        status, headers, _ = signed_post(nginx.port, q, pad=pad)
         assert status == 503 and headers["retry-after"] == "5"
         assert f"redis 127.0.0.1:{target.port}: ingest failed: TRYAGAIN" in nginx.log()
         assert len(stored_ids(target, q, asking=True)) == before
@@ -135,14 +138,16 @@ def test_moved_and_ask_are_followed_without_reload(cluster, queues):
         for m in cluster.masters():
             m.client().execute_command("CLUSTER SETSLOT", slot, "NODE", tid)
         for _ in range(3):  # MOVED once, then the refreshed map
-            status, headers, _ = signed_post(nginx.port, q)
+            status, headers, _ = signed_post(nginx.port, q, pad=pad)
             assert status == 202, nginx.log()
             assert headers["x-request-id"] in stored_ids(target, q)
         assert target.client().llen(f"hookq:{{{q}}}:queue") == before + 3
         assert source.client().execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
+        execs = target.client().info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
+        assert (execs > 0) == (pad > 0), execs
         # The other queues did not notice.
         for other in queues[1:]:
-            assert signed_post(nginx.port, other)[0] == 202
+            assert signed_post(nginx.port, other, pad=pad)[0] == 202
     finally:
         nginx.close()
 
@@ -318,7 +323,8 @@ def test_wait_on_single_redis_answers_503_when_no_replica_confirms():
 def test_wait_is_one_per_turn_and_covers_every_call_of_it():
     """A turn whose webhooks go as several script calls (fewer than 3: one call each) is followed
     by ONE WAIT: it counts the replicas that have the connection's last write, hence all of them.
-    Every 202 of the turn is then on the replica."""
+    Every 202 of the turn is then on the replica. The same for a turn of large webhooks, which go
+    as guarded transactions (two script calls in each EXEC), two of them for 16 KB each."""
     from test_edge_group_commit import Conns, request_bytes
     master = harness.RedisServer()
     replica = harness.RedisServer(["--replicaof", "127.0.0.1", str(master.port)])
@@ -337,13 +343,15 @@ def test_wait_is_one_per_turn_and_covers_every_call_of_it():
               what="the edge to accept")
         conns = Conns(nginx, 8)
         try:
-            for n in (2, 8):  # two single calls; one batch call
+            # two single calls; one batch call; two guarded transactions
+            for n, body, calls, execs in ((2, b"x", 2, 0), (8, b"x", 1, 0), (4, b"g" * 7000, 4, 2)):
                 master.client().config_resetstat()
-                answers = conns.burst(nginx, [request_bytes("/hooks/open", str(uuid.uuid4()), b"x")
+                answers = conns.burst(nginx, [request_bytes("/hooks/open", str(uuid.uuid4()), body)
                                               for _ in range(n)])
                 assert [a[0] for a in answers] == [202] * n
                 stats = master.client().info("commandstats")
-                assert stats["cmdstat_evalsha"]["calls"] == (n if n < 3 else 1)
+                assert stats["cmdstat_evalsha"]["calls"] == calls
+                assert stats.get("cmdstat_exec", {}).get("calls", 0) == execs
                 assert stats["cmdstat_wait"]["calls"] == 1
                 on_replica = {edge.decode_envelope(e)["request_id"]
                               for e in replica.client().lrange("hookq:{none}:queue", 0, -1)}

@@ -241,3 +241,27 @@ def test_a_guarded_transaction_without_its_script_pushes_nothing(redis_server):
     assert isinstance(got[-1], Exception), got
     assert c.keys("*") == [b"hookq:{a}:queue"]
     assert c.lrange("hookq:{a}:queue", 0, -1) == [b"older"]
+
+
+def test_a_stage_left_behind_is_taken_as_the_queue_never_deleted(redis_server):
+    """Cannot happen (the second call cannot fail before its renames), but if a stage were left
+    with the queue's webhooks in it, the next transaction goes on with it as the queue; with a
+    queue of the wrong type, it leaves that stage as it found it."""
+    c = redis_server.client()
+    sha = c.script_load(GUARDED)
+    c.flushall()
+    c.rpush("hookq:{a}:stage", "left 1", "left 2")
+    envs = [Envelope(n, "a", f"k{n}", 0) for n in range(3)]
+    got = guarded_exec(c, sha, envs)
+    assert [normal(r) for r in got[-1]] == [[1, 3, 0], [1, 4, 0], [1, 5, 0]]
+    assert c.lrange("hookq:{a}:queue", 0, -1) == [e.body for e in reversed(envs)] + \
+        [b"left 1", b"left 2"]
+    assert not c.exists("hookq:{a}:stage")
+
+    c.flushall()
+    c.set("hookq:{a}:queue", "not a list")
+    c.rpush("hookq:{a}:stage", "left 1", "left 2")
+    got = guarded_exec(c, sha, envs)
+    assert [normal(r) for r in got[-1]] == [[-2, b"string"]] * 3
+    assert c.lrange("hookq:{a}:stage", 0, -1) == [b"left 1", b"left 2"]
+    assert c.get("hookq:{a}:queue") == b"not a list" and c.keys("hookq:{a}:dedup:*") == []
