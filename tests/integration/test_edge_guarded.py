@@ -1,11 +1,12 @@
 """Large webhooks at the edge: a batch of 8 KB or more, or a lone webhook of 12 KB or more
 (ngx_module/redis_link.h, kGuardedBytes), is ingested by the guarded transaction
-(shared/redis_keys.h, kIngestGuarded), whose envelopes go in by LPUSHX and never enter Lua, since Redis's Lua hashes every byte it is handed. Everything else is as with the
-scripts: the envelope stored byte for byte, duplicates answered 200 with the first id, the depth
-limit and a queue key of the wrong type refused before any write, a flushed script cache survived,
-maxmemory refused with its cause logged, and a burst in arrival order. Each test also checks that
-the transaction is what ran (LPUSHX and EXEC in INFO commandstats), and that no stage key is left.
-The equivalence of its replies and writes with kIngest is test_ingest_batch_equivalence.py's."""
+(shared/redis_keys.h, kIngestGuarded), whose envelopes go in by LPUSHX and never enter Lua, since
+Redis's Lua hashes every byte it is handed. Everything else is as with the scripts: the envelope
+stored byte for byte, duplicates answered 200 with the first id, the depth limit and a queue key
+of the wrong type refused before any write, a flushed script cache survived, maxmemory refused
+with its cause logged, and a burst in arrival order. Each test also checks that the transaction
+is what ran (LPUSHX and EXEC in INFO commandstats), and that no stage key is left. The
+equivalence of its replies and writes with kIngest is test_ingest_batch_equivalence.py's."""
 
 import os
 import time
