@@ -13,7 +13,7 @@
 #   redis_target               what `hookq_redis` takes: unix:PATH or 127.0.0.1:PORT
 #   redis_transport            "TCP (loopback)" or "unix socket", for headers
 #   expect_redis_clients MIN   at least MIN clients connected, all over that transport
-#   make_signed_request        $TMP/gh.secret, the 1 KB GitHub push body $TMP/body.json, its
+#   make_signed_request        $TMP/gh.secret, the GitHub push body $TMP/body.json, its
 #                              signature SIG, $TMP/headers.txt (paced client); exports
 #                              HOOKQ_BENCH_BODY and HOOKQ_BENCH_SIG for signed.lua
 #   write_nginx_conf DIR LISTEN MAIN HTTP SERVER
@@ -33,13 +33,15 @@
 #   count_warn FILE, WARN_RE   warn-or-worse lines of an nginx error log
 #   cpu_desc, nginx_version, redis_version   for the closing "machine:" lines
 #
-# Knobs read here: NGINX [/usr/sbin/nginx], REDIS_UNIX [0], KEEP_TMP [0].
+# Knobs read here: NGINX [/usr/sbin/nginx], REDIS_UNIX [0], KEEP_TMP [0], BODY_BYTES [1024].
 
 EDGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NGINX=${NGINX:-/usr/sbin/nginx}
 REDIS_UNIX=${REDIS_UNIX:-0}
 [[ $REDIS_UNIX == 0 || $REDIS_UNIX == 1 ]] || { echo "REDIS_UNIX must be 0 or 1, not '$REDIS_UNIX'" >&2; exit 2; }
 MS_DECIMALS=${MS_DECIMALS:-2}
+BODY_BYTES=${BODY_BYTES:-1024}
+((BODY_BYTES >= 1024)) || { echo "BODY_BYTES must be at least 1024, not '$BODY_BYTES'" >&2; exit 2; }
 TICK=$(getconf CLK_TCK)
 WARN_RE='\[(warn|error|crit|alert|emerg)\]'
 
@@ -134,20 +136,22 @@ expect_redis_clients() {  # min
 }
 
 # --- the request -----------------------------------------------------------------------------------
-# A 1 KB GitHub push body (JSON, exactly 1024 bytes) signed with the secret GitHub's docs use.
+# A 1 KB GitHub push body (JSON, exactly BODY_BYTES [1024] bytes) signed with the secret GitHub's
+# docs use.
 make_signed_request() {
     SECRET="It's a Secret to Everybody"
     printf '%s\n' "$SECRET" >"$TMP/gh.secret"
-    python3 - "$TMP/body.json" <<'EOF'
+    python3 - "$TMP/body.json" "$BODY_BYTES" <<'EOF'
 import json, sys
 doc = {"ref": "refs/heads/main", "before": "0" * 40, "after": "f" * 40,
        "repository": {"id": 1296269, "full_name": "octocat/Hello-World", "private": False},
        "pusher": {"name": "octocat", "email": "octocat@github.com"},
        "head_commit": {"id": "f" * 40, "message": "", "timestamp": "2024-01-01T00:00:00Z"}}
-pad = 1024 - len(json.dumps(doc, separators=(",", ":")))
+size = int(sys.argv[2])
+pad = size - len(json.dumps(doc, separators=(",", ":")))
 doc["head_commit"]["message"] = "x" * pad
 data = json.dumps(doc, separators=(",", ":")).encode()
-assert len(data) == 1024, len(data)
+assert len(data) == size, len(data)
 open(sys.argv[1], "wb").write(data)
 EOF
     SIG="sha256=$(openssl dgst -sha256 -hmac "$SECRET" -r "$TMP/body.json" | cut -d' ' -f1)"
