@@ -77,7 +77,41 @@ std::string_view decimal(char* buf, size_t size, int v) noexcept {
     return {buf, static_cast<size_t>(end - buf)};
 }
 
+// How many commands from `pc` on form one group of the batch's records: consecutive, without the
+// loop part, of one queue, depth limit and ttl (their common arguments go once).
+int group_size(const PendingCommand* pc) noexcept {
+    const IngestArgs& first = *pc->args;
+    int size = 0;
+    do {
+        size++;
+        pc = pc->next;
+    } while (pc != nullptr && pc->args->nkeys == IngestArgs::kKeys &&
+             pc->args->keys[0] == first.keys[0] && pc->args->args[0] == first.args[0] &&
+             pc->args->args[1] == first.args[1]);
+    return size;
+}
+
 }  // namespace
+
+// A script call being put together in argv_: "EVALSHA sha numkeys" (or EVAL and the text, after
+// NOSCRIPT), then what put() adds; numkeys is filled in by keys_done() once known.
+struct RedisLink::ScriptCall {
+    int n = 0;
+    ScriptCall(bool eval, std::string_view text, std::string_view sha) noexcept {
+        put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
+        put(eval ? text : sha);
+        put({});
+    }
+    void put(std::string_view v) noexcept {
+        argv_[n] = v.data();
+        argvlen_[n] = v.size();
+        n++;
+    }
+    void keys_done(int numkeys) noexcept {
+        argv_[2] = numkeys_;
+        argvlen_[2] = decimal(numkeys_, sizeof numkeys_, numkeys).size();
+    }
+};
 
 bool RedisLink::init_scripts(ngx_log_t* log) noexcept {
     try {
@@ -507,44 +541,31 @@ bool RedisLink::send_guarded(Batch* b, bool eval) noexcept {
         return false;
     b->single = false;
     b->queued_error_len = 0;
-    int n = 0;
-    auto put = [&](std::string_view v) {
-        argv_[n] = v.data();
-        argvlen_[n] = v.size();
-        n++;
-    };
-    put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
-    put(eval ? scripts::kIngestGuarded : std::string_view{guarded_sha_});
-    put({});  // numkeys, known below
+    ScriptCall call(eval, scripts::kIngestGuarded, guarded_sha_);
     int numkeys = 0, groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
-        const IngestArgs& first = *pc->args;
-        put(first.keys[0]);
-        put(first.stage);
-        int size = 0;
-        do {
-            put(pc->args->keys[1]);
-            size++;
-            pc = pc->next;
-        } while (pc != nullptr && pc->args->keys[0] == first.keys[0] &&
-                 pc->args->args[0] == first.args[0] && pc->args->args[1] == first.args[1]);
+        int size = group_size(pc);
+        call.put(pc->args->keys[0]);
+        call.put(pc->args->stage);
+        for (int i = 0; i < size; i++, pc = pc->next)
+            call.put(pc->args->keys[1]);
         numkeys += 2 + size;
         group_size_[groups++] = size;
     }
-    argv_[2] = numkeys_;
-    argvlen_[2] = decimal(numkeys_, sizeof numkeys_, numkeys).size();
-    const int mode = n;
-    put("<");
+    call.keys_done(numkeys);
+    const int mode = call.n;
+    call.put("<");
     groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
         int size = group_size_[groups];
-        put(decimal(group_count_[groups], sizeof group_count_[0], size));
+        call.put(decimal(group_count_[groups], sizeof group_count_[0], size));
         groups++;
-        put(pc->args->args[0]);
-        put(pc->args->args[1]);
+        call.put(pc->args->args[0]);
+        call.put(pc->args->args[1]);
         for (; size > 0; size--, pc = pc->next)
-            put(pc->args->args[2]);
+            call.put(pc->args->args[2]);
     }
+    const int n = call.n;
     // hiredis formats each command into its output buffer as it is queued, so argv_ is reused. A
     // transaction that cannot be queued whole (hiredis out of memory) must not stay open on the
     // connection, to take in whatever comes next: the connection is dropped (every command in
@@ -599,79 +620,56 @@ bool RedisLink::send_batch(Batch* b, bool eval) noexcept {
     b->single = b->size == 1;
     if (b->single) {
         const IngestArgs& a = *b->head->args;
-        int n = 0;
-        argv_[n++] = eval ? "EVAL" : "EVALSHA";
-        argv_[n++] = eval ? scripts::kIngest.data() : single_sha_.data();
-        argv_[n++] = a.nkeys == IngestArgs::kKeys ? "2" : "6";
-        for (int i = 0; i < 3; i++)
-            argvlen_[i] = strlen(argv_[i]);
-        if (eval)
-            argvlen_[1] = scripts::kIngest.size();
-        for (int i = 0; i < a.nkeys; i++, n++) {
-            argv_[n] = a.keys[i].data();
-            argvlen_[n] = a.keys[i].size();
-        }
-        for (int i = 0; i < a.nargs; i++, n++) {
-            argv_[n] = a.args[i].data();
-            argvlen_[n] = a.args[i].size();
-        }
-        return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
+        ScriptCall call(eval, scripts::kIngest, single_sha_);
+        call.keys_done(a.nkeys);
+        for (int i = 0; i < a.nkeys; i++)
+            call.put(a.keys[i]);
+        for (int i = 0; i < a.nargs; i++)
+            call.put(a.args[i]);
+        return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, call.n, argv_, argvlen_), b);
     }
     // The script's records (shared/redis_keys.h): consecutive envelopes of one queue, limit and
     // ttl form a group whose common arguments go once; one with the loop part is a record alone.
     // The KEYS pass finds the groups and keeps their sizes for the ARGV pass.
     auto loop = [](const PendingCommand* pc) { return pc->args->nkeys != IngestArgs::kKeys; };
-    int n = 0;
-    auto put = [&](std::string_view v) {
-        argv_[n] = v.data();
-        argvlen_[n] = v.size();
-        n++;
-    };
-    put(eval ? std::string_view{"EVAL"} : std::string_view{"EVALSHA"});
-    put(eval ? scripts::kIngestBatch : std::string_view{script_sha_});
-    put({});  // numkeys, known below
+    ScriptCall call(eval, scripts::kIngestBatch, script_sha_);
     int numkeys = 0, groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
         if (loop(pc)) {
             for (int i = 0; i < IngestArgs::kLoopKeys; i++)
-                put(pc->args->keys[i]);
+                call.put(pc->args->keys[i]);
             numkeys += IngestArgs::kLoopKeys;
             pc = pc->next;
             continue;
         }
-        const IngestArgs& first = *pc->args;
-        put(first.keys[0]);
-        int size = 0;
-        do {
-            put(pc->args->keys[1]);
-            size++;
-            pc = pc->next;
-        } while (pc != nullptr && !loop(pc) && pc->args->keys[0] == first.keys[0] &&
-                 pc->args->args[0] == first.args[0] && pc->args->args[1] == first.args[1]);
+        int size = group_size(pc);
+        call.put(pc->args->keys[0]);
+        for (int i = 0; i < size; i++, pc = pc->next)
+            call.put(pc->args->keys[1]);
         numkeys += 1 + size;
         group_size_[groups++] = size;
     }
-    argv_[2] = numkeys_;
-    argvlen_[2] = decimal(numkeys_, sizeof numkeys_, numkeys).size();
+    call.keys_done(numkeys);
     groups = 0;
     for (const PendingCommand* pc = b->head; pc != nullptr;) {
         if (loop(pc)) {
-            put("L");
+            call.put("L");
             for (int i = 0; i < IngestArgs::kLoopArgs; i++)
-                put(pc->args->args[i]);
+                call.put(pc->args->args[i]);
             pc = pc->next;
             continue;
         }
         int size = group_size_[groups];
-        put(decimal(group_count_[groups], sizeof group_count_[0], size));
+        call.put(decimal(group_count_[groups], sizeof group_count_[0], size));
         groups++;
-        put(pc->args->args[0]);
-        put(pc->args->args[1]);
+        call.put(pc->args->args[0]);
+        call.put(pc->args->args[1]);
         for (; size > 0; size--, pc = pc->next) {
-            put(pc->args->args[2]);
-            put(pc->args->args[3]);
+            call.put(pc->args->args[2]);
+            call.put(pc->args->args[3]);
         }
     }
+    const int n = call.n;
     return sent(redisAsyncCommandArgv(ac_, on_batch_reply, b, n, argv_, argvlen_), b);
 }
 

@@ -294,6 +294,7 @@ class RedisLink {
     // (one event loop), so that sending allocates nothing but hiredis's buffer.
     static constexpr int kMaxArgv =
         3 + kMaxBatch * (IngestArgs::kLoopKeys + 2 + IngestArgs::kLoopArgs);
+    struct ScriptCall;  // builds a script call in argv_
     static inline const char* argv_[kMaxArgv];
     static inline size_t argvlen_[kMaxArgv];
     static inline char numkeys_[16];
