@@ -782,7 +782,7 @@ void RedisLink::on_batch_reply(redisAsyncContext* ac, void* reply, void* privdat
         b->retried = true;
         if (link->send(b, true)) {
             if (wait)
-                b->replies_pending--;  // this reply; the retry's two are counted by send_batch
+                b->replies_pending--;  // this reply; the retry's two are counted by send()
             return;
         }
     }

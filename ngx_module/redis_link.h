@@ -109,7 +109,8 @@ class CommandQueue {
     PendingCommand* tail_ = nullptr;
 };
 
-// One EVALSHA of the batch script: its commands in arrival order, whose replies come in that order.
+// One ingest call (kIngest, the batch script, or the guarded transaction): its commands in arrival
+// order, whose replies come in that order.
 struct Batch {
     PendingCommand* head = nullptr;
     int size = 0;
@@ -301,7 +302,8 @@ class RedisLink {
     // The guarded transaction's LPUSHX of one group: the command, its stage, its envelopes.
     static inline const char* push_argv_[2 + kMaxBatch];
     static inline size_t push_argvlen_[2 + kMaxBatch];
-    // send_batch's groups: their sizes, and the same in decimal as the script reads them.
+    // The groups of send_batch and send_guarded: their sizes, and the same in decimal as the
+    // scripts read them.
     static inline int group_size_[kMaxBatch];
     static inline char group_count_[kMaxBatch][4];
     void (*slots_cb_)(RedisLink* link, const void* reply) = nullptr;
