@@ -11,6 +11,7 @@
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/pipeline/worker.h"
+#include "worker/store/redis_node_prober.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"hookq-worker: delivers queued webhooks to the application"};
@@ -47,11 +48,15 @@ int main(int argc, char** argv) {
     for (const auto& w : cfg.warnings) {
         hookq::log::warn("configuration", {{"config", config_path}, {"warning", w}});
     }
+    // Before any connection: every Redis Cluster node found down is probed from here on.
+    hookq::cluster::NodeProber prober(cfg);
+    prober.start();
     // Alerting runs beside the pipeline, on its own threads and connections.
     hookq::alerts::Engine alerts(cfg);
     alerts.start();
     int rc = hookq::run_worker(cfg);
     alerts.stop();
+    prober.stop();
     curl_global_cleanup();
     return rc;
 }

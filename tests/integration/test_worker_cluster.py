@@ -340,10 +340,13 @@ def test_a_lost_master_with_acks_to_take_does_not_hold_up_the_recorder(pg_migrat
 
 def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, workers):
     """A master that hangs (SIGSTOP: its port still accepts connections, nothing answers) costs
-    the call that finds it out [redis] timeout, and then no more than one probe per backoff for the
-    whole worker: every stage's calls to it fail at once meanwhile, so the queue on a master that
-    is up is delivered at its usual pace. The outage is logged once per worker, not once per stage
-    connection, and the queue is served again once the master resumes."""
+    the calls under way when it stops [redis] timeout, and then nothing: every stage's calls to it
+    fail at once while the worker's prober, on its own thread, waits out the timeout of each probe.
+    So the queue on a master that is up is delivered at its usual pace throughout, including while
+    a probe is under way (before the prober, the stage whose call fell after the backoff was the
+    probe and stood still for the timeout: the route stage, which reads the pauses every second,
+    held up every queue). The outage is logged once per worker, not once per stage connection, and
+    the queue is served again once the master resumes."""
     c = cluster_without_replicas()
     try:
         # The hung master holds hookq:paused too, which the route stage reads every second.
@@ -360,27 +363,35 @@ def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, work
             wait_until(lambda: any(l.get("node") == hung.address
                                    for l in w.find("redis node unavailable")), 20,
                        what="the worker to find the master hung")
-            # 40 webhooks, pushed 10 at a time, 1 s apart: each stage that had to wait out the
-            # 2 s timeout on each call to the hung master (the route stage's pause read every
-            # second, the heartbeat, the claims) kept them from being delivered in this time.
-            ids, started = [], time.monotonic()
-            for _ in range(4):
-                ids += push(up, up_q, 10, wait_replicas=0)
-                time.sleep(1)
-            delivered_and_recorded(pg_migrated, sink, ids, timeout=12)
-            took = time.monotonic() - started
+            # The calls that were waiting on it when it stopped end within the 2 s timeout.
+            time.sleep(2.5)
+            # 9 s of pushes, 5 every half second: the hung node's backoff (1 s, 2 s, 4 s, ...
+            # after each 2 s probe) puts at least one probe inside them.
+            pushed_at, started = {}, time.monotonic()
+            while time.monotonic() - started < 9:
+                at = time.time()
+                for rid in push(up, up_q, 5, wait_replicas=0):
+                    pushed_at[rid] = at
+                time.sleep(0.5)
+            delivered_and_recorded(pg_migrated, sink, list(pushed_at), timeout=20)
+            arrived = {r.headers.get("x-request-id"): r.at for r in sink.received()}
+            lags = sorted(arrived[rid] - at for rid, at in pushed_at.items())
             down = [l for l in w.find("redis node unavailable") if l.get("node") == hung.address]
             assert len(down) == 1, down
         finally:
             hung.resume()
+        print(f"{len(lags)} webhooks of the up queue, push to delivery: median "
+              f"{lags[len(lags) // 2] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms")
+        # Half the timeout: a probe's wait on the delivery path would show as up to 2 s.
+        assert lags[-1] < 1.0, lags[-10:]
         c.wait_ok()
         delivered_and_recorded(pg_migrated, sink, push(hung, hung_q, 5, wait_replicas=0),
                                timeout=30)
         back = [l for l in w.find("redis node connected") if l.get("node") == hung.address]
-        assert len(back) == 1, back
+        # Found back by the prober: no stage's call was the probe.
+        assert [l.get("conn") for l in back] == ["prober"], back
         assert w.proc.poll() is None
         assert w.stop() == 0
-        print(f"40 webhooks of the up queue delivered {took:.1f} s after the first push")
     finally:
         c.close()
 

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
 using hookq::cluster::NodeHealth;
 using V = NodeHealth::Verdict;
 
@@ -84,6 +90,53 @@ TEST(NodeHealth, ManyNodesDownAtOnce) {
     EXPECT_EQ(h.may_call("a:1", 10), V::go);
     EXPECT_TRUE(h.answered("b:2"));
     EXPECT_FALSE(h.is_down("b:2", 10));
+}
+
+TEST(NodeHealth, WithAProberNoCallerProbes) {
+    NodeHealth h(kTimeout);
+    h.set_prober(true);
+    h.failed("a:1", kTimeout, 0);
+    uint64_t next = 0;
+    EXPECT_TRUE(h.due(999, next).empty());
+    EXPECT_EQ(next, 1000u);
+    // Past the backoff a caller is still told to skip, and keyless calls still avoid the node: the
+    // probe is the prober's.
+    EXPECT_EQ(h.may_call("a:1", 5000), V::skip);
+    EXPECT_TRUE(h.is_down("a:1", 5000));
+    EXPECT_EQ(h.due(1000, next), std::vector<std::string>{"a:1"});
+    EXPECT_EQ(next, UINT64_MAX);
+    // Under way: not due again until it reports, or lapses.
+    EXPECT_TRUE(h.due(1001, next).empty());
+    EXPECT_EQ(next, 1000 + 2 * kTimeout + 1000);
+    h.failed("a:1", kTimeout, 1000 + kTimeout);  // hung again: 2 s more
+    EXPECT_TRUE(h.due(1000 + kTimeout + 1999, next).empty());
+    EXPECT_EQ(h.due(1000 + kTimeout + 2000, next), std::vector<std::string>{"a:1"});
+    EXPECT_TRUE(h.answered("a:1"));
+    EXPECT_EQ(h.may_call("a:1", 9000), V::go);
+    EXPECT_TRUE(h.due(9000, next).empty());
+    EXPECT_EQ(next, UINT64_MAX);
+    // Without the prober, callers probe again.
+    h.set_prober(false);
+    h.failed("a:1", 0, 9000);
+    EXPECT_EQ(h.may_call("a:1", 9050), V::probe);
+}
+
+TEST(NodeHealth, AnOutageWakesTheProber) {
+    NodeHealth h(kTimeout);
+    h.set_prober(true);
+    uint64_t next = 0;
+    ASSERT_TRUE(h.due(0, next).empty());
+    ASSERT_EQ(next, UINT64_MAX);
+    // The outage starts between the prober's look and its sleep: the sleep must not miss it.
+    h.failed("a:1", 0, 0);
+    h.wait_until(UINT64_MAX);  // returns at once
+    std::thread prober([&] { h.wait_until(UINT64_MAX); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    h.failed("b:2", 0, 0);
+    prober.join();
+    std::thread stopping([&] { h.wait_until(UINT64_MAX); });
+    h.wake();
+    stopping.join();
 }
 
 }  // namespace

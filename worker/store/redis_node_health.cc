@@ -1,6 +1,8 @@
 #include "worker/store/redis_node_health.h"
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 
 namespace hookq::cluster {
 
@@ -19,7 +21,8 @@ NodeHealth::Verdict NodeHealth::may_call(const std::string& node, uint64_t now_m
         return Verdict::go;
     }
     State& s = it->second;
-    if (now_ms < s.next_probe_ms || now_ms < s.probe_until_ms) {
+    if (prober_.load(std::memory_order_relaxed) || now_ms < s.next_probe_ms ||
+        now_ms < s.probe_until_ms) {
         return Verdict::skip;
     }
     s.probe_until_ms = now_ms + 2 * timeout_ms_ + 1000;
@@ -52,6 +55,8 @@ bool NodeHealth::failed(const std::string& node, uint64_t took_ms, uint64_t now_
     if (started) {
         s.down = true;
         down_.fetch_add(1, std::memory_order_release);
+        news_ = true;  // the prober may be about to sleep on what it saw before
+        outage_.notify_all();
     }
     return started;
 }
@@ -62,7 +67,52 @@ bool NodeHealth::is_down(const std::string& node, uint64_t now_ms) {
     }
     std::lock_guard lock(mu_);
     auto it = nodes_.find(node);
-    return it != nodes_.end() && it->second.down && now_ms < it->second.next_probe_ms;
+    return it != nodes_.end() && it->second.down &&
+           (prober_.load(std::memory_order_relaxed) || now_ms < it->second.next_probe_ms);
+}
+
+void NodeHealth::set_prober(bool on) {
+    prober_.store(on, std::memory_order_relaxed);
+}
+
+std::vector<std::string> NodeHealth::due(uint64_t now_ms, uint64_t& next_ms) {
+    std::vector<std::string> out;
+    next_ms = std::numeric_limits<uint64_t>::max();
+    std::lock_guard lock(mu_);
+    for (auto& [node, s] : nodes_) {
+        if (!s.down) {
+            continue;
+        }
+        const uint64_t at = std::max(s.next_probe_ms, s.probe_until_ms);
+        if (now_ms >= at) {
+            s.probe_until_ms = now_ms + 2 * timeout_ms_ + 1000;
+            out.push_back(node);
+        } else {
+            next_ms = std::min(next_ms, at);
+        }
+    }
+    return out;
+}
+
+void NodeHealth::wait_until(uint64_t mono_ms) {
+    using Clock = std::chrono::steady_clock;
+    std::unique_lock lock(mu_);
+    if (news_) {
+        news_ = false;
+        return;
+    }
+    if (mono_ms == std::numeric_limits<uint64_t>::max()) {
+        outage_.wait(lock);
+    } else {
+        outage_.wait_until(lock, Clock::time_point(std::chrono::milliseconds(mono_ms)));
+    }
+    news_ = false;
+}
+
+void NodeHealth::wake() {
+    std::lock_guard lock(mu_);
+    news_ = true;
+    outage_.notify_all();
 }
 
 }  // namespace hookq::cluster

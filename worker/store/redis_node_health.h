@@ -18,14 +18,20 @@
 //
 // A probe whose caller never reports (it cannot happen in ClusterClient, but a leak must not keep
 // a node down for ever) lapses after twice the timeout plus a second.
+//
+// In hookq-worker a prober (redis_node_prober.h) does step 4 on a thread of its own: no caller is
+// ever given `probe`, so no stage waits out a hung node's timeout again after the call that found
+// it. hookqctl, which lives for one command, has none and probes from its calls as above.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace hookq::cluster {
 
@@ -52,6 +58,16 @@ class NodeHealth {
     // The process's one table, sized by [redis] timeout of the first caller.
     static NodeHealth& process(uint64_t timeout_ms);
 
+    // From now on every probe is the prober's: callers are told `skip` while a node is down.
+    void set_prober(bool on);
+    // The prober's side. `due` returns the down nodes whose probe is due at `now_ms`, each marked
+    // under way (its result goes to answered() or failed(), as a caller's would), and sets
+    // `next_ms` to when the next one falls due (UINT64_MAX: none down). `wait_until` sleeps until
+    // that steady-clock time, an outage starting, or wake().
+    std::vector<std::string> due(uint64_t now_ms, uint64_t& next_ms);
+    void wait_until(uint64_t mono_ms);
+    void wake();
+
   private:
     struct State {
         bool down = false;
@@ -62,7 +78,10 @@ class NodeHealth {
 
     const uint64_t timeout_ms_;
     std::mutex mu_;
+    std::condition_variable outage_;
+    bool news_ = false;  // an outage started, or wake(): the prober's next wait returns at once
     std::unordered_map<std::string, State> nodes_;
+    std::atomic<bool> prober_{false};
     // Nodes down right now: while 0, the common case, no call takes the lock.
     std::atomic<int> down_{0};
 };
