@@ -396,6 +396,51 @@ def test_a_hung_master_does_not_hold_up_the_other_queues(pg_migrated, sink, work
         c.close()
 
 
+def test_a_worker_started_without_the_pauses_takes_them_from_the_audit_log(pg_migrated, sink,
+                                                                          workers):
+    """hookq:paused lives on one master. A worker that starts while that master hangs has no copy
+    of the pauses to keep; rather than deliver what an operator paused, it takes them from the
+    audit log, where every pause and resume is committed once Redis has it, until Redis answers."""
+    c = cluster_without_replicas()
+    try:
+        lost = c.master_for_key("hookq:paused")
+        _, up_q, up = queues_on_and_off(c, lost, "pa")
+        # Its heartbeat key elsewhere too, or the worker could not start at all.
+        wid = next(f"w{i}" for i in range(1, 1000)
+                   if c.master_for_key(f"hookq:worker:w{i}").port != lost.port)
+        text = cfg(c, pg_migrated, sink, [up_q]).replace('id = "w1"', f'id = "{wid}"', 1)
+        assert f'id = "{wid}"' in text
+        w = workers(text, start=False)
+        route_name = f"r_{up_q}"
+        ctl("--config", w.config_path, "pause", "route", route_name, "--reason", "migrating")
+        parked = f"hookq:{{{up_q}}}:parked:paused:{route_name}"
+
+        lost.pause()
+        try:
+            w.start()
+            wait_until(lambda: w.find("cannot read the pauses from Redis: taken from the audit "
+                                      "log until it answers"), 20, what="the audit log's pauses")
+            [took] = w.find("cannot read the pauses from Redis: taken from the audit log until "
+                            "it answers")
+            assert took["paused"] == 1, took
+            ids = push(up, up_q, 3, wait_replicas=0)
+            wait_until(lambda: up.client().zcard(parked) == 3, 20,
+                       what="the paused route's deliveries parked")
+            assert not set(ids) & sink.ids(), "a paused route's webhook was delivered"
+        finally:
+            lost.resume()
+        c.wait_ok()
+        wait_until(lambda: w.find("pauses read from Redis again"), 20, what="Redis's pauses")
+        assert not set(ids) & sink.ids()
+        ctl("--config", w.config_path, "resume", "route", route_name)
+        delivered_and_recorded(pg_migrated, sink, ids)
+        assert up.client().zcard(parked) == 0
+        assert w.proc.poll() is None
+        assert w.stop() == 0
+    finally:
+        c.close()
+
+
 def test_the_builtin_alerts_name_a_queue_whose_master_is_lost(pg_migrated, sink, workers):
     """The worker's own alerting on a cluster that loses a master: queue_unreachable fires for the
     queue on it (and only that one) and resolves once it is back. The other queues' rules go on

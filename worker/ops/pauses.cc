@@ -14,6 +14,7 @@ namespace hookq::ops {
 namespace {
 
 using ctl::must;
+using ctl::cell;
 using ctl::must_query;
 using Json = nlohmann::ordered_json;
 
@@ -215,6 +216,23 @@ Json resume(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& kind
     j["paused"] = false;
     j["released"] = released;
     return j;
+}
+
+std::vector<std::string> paused_by_audit(Pg& pg) {
+    auto r = must_query(pg,
+                        "SELECT kind || ':' || target FROM ("
+                        " SELECT DISTINCT ON (kind, target) kind, target, what FROM ("
+                        "  SELECT split_part(action, '.', 1) AS kind, target,"
+                        "   split_part(action, '.', 2) AS what, at, id FROM audit_log"
+                        "  WHERE action IN ('route.pause', 'route.resume', 'source.pause',"
+                        "   'source.resume') AND target IS NOT NULL) a"
+                        " ORDER BY kind, target, at DESC, id DESC) last"
+                        " WHERE what = 'pause'");
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+        out.push_back(cell(r, i, 0));
+    }
+    return out;
 }
 
 }  // namespace hookq::ops

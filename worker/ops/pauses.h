@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,5 +30,11 @@ nlohmann::ordered_json pause(RedisConn& redis, Pg& pg, const Config& cfg, const 
 // Error::conflict when not paused. {"kind", "name", "paused": false, "released"}.
 nlohmann::ordered_json resume(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& kind,
                               const std::string& name, const Actor& actor, const Scope& scope = {});
+
+// The fields hookq:paused holds ("route:<name>", "source:<name>"), as the audit log has them: each
+// pause and resume is committed there only once Redis changed, so the last of them per name says
+// whether it is in force. For a worker that cannot read hookq:paused and has no copy of it yet;
+// pauses older than the audit log's retention are not in it. Throws on a PostgreSQL error.
+std::vector<std::string> paused_by_audit(Pg& pg);
 
 }  // namespace hookq::ops

@@ -3,6 +3,7 @@
 #include "shared/redis_keys.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/ops/pauses.h"
 #include "worker/pipeline/dispatcher.h"
 #include "worker/pipeline/fanout.h"
 #include "worker/pipeline/ordering.h"
@@ -162,8 +163,19 @@ void RouteStage::refresh_pauses() {
     uint64_t at = s_.clock.now_ms();
     Reply r = redis_.command({"HGETALL", keys::paused()});
     if (is_error(r) || r->type != REDIS_REPLY_ARRAY) {
-        return;  // keep the last copy: Redis trouble neither pauses nor resumes anything
+        // Keep the last copy: Redis trouble neither pauses nor resumes anything. Without one (the
+        // worker started while the master holding hookq:paused is lost), delivering everything
+        // would override whatever an operator paused: the audit log knows.
+        if (!pauses_known_) {
+            pauses_from_audit(at);
+        }
+        return;
     }
+    if (pauses_by_audit_) {
+        log::info("pauses read from Redis again", {});
+        pauses_by_audit_ = false;
+    }
+    pauses_known_ = true;
     pauses_.clear();
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply* f = r->element[i];
@@ -172,6 +184,34 @@ void RouteStage::refresh_pauses() {
         }
     }
     pauses_at_ = at;
+}
+
+void RouteStage::pauses_from_audit(uint64_t at) {
+    const std::string why = redis_.last_error();
+    try {
+        Pg pg(s_.cfg.postgres_dsn);
+        if (!pg.connect()) {
+            throw std::runtime_error("PostgreSQL: " + pg.error());
+        }
+        std::unordered_map<std::string, bool> pauses;
+        for (auto& field : ops::paused_by_audit(pg)) {
+            pauses.emplace(std::move(field), true);
+        }
+        pauses_ = std::move(pauses);
+    } catch (const std::exception& e) {
+        if (!pauses_unknown_logged_) {
+            pauses_unknown_logged_ = true;
+            log::warn("cannot read the pauses from Redis or from the audit log: none is in force "
+                      "here until one answers",
+                      {{"redis_error", why}, {"error", e.what()}});
+        }
+        return;
+    }
+    // True as of now: a pause or resume is audited only once Redis has it.
+    pauses_known_ = pauses_by_audit_ = true;
+    pauses_at_ = at;
+    log::warn("cannot read the pauses from Redis: taken from the audit log until it answers",
+              {{"error", why}, {"paused", static_cast<int64_t>(pauses_.size())}});
 }
 
 bool RouteStage::paused(const Route& r) const {

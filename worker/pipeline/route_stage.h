@@ -29,6 +29,7 @@ class RouteStage {
     void release_parked(const std::string& dest, std::string_view why);
     void check_leases();
     void refresh_pauses();
+    void pauses_from_audit(uint64_t at);
     bool paused(const Route& r) const;
     // fanout.h: true when the webhook went out as one delivery per event (an outcome "split").
     bool split(Job& j, const Route& r);
@@ -52,6 +53,9 @@ class RouteStage {
     // it makes a park decided from this copy stale (see park::kAck).
     std::unordered_map<std::string, bool> pauses_;
     uint64_t pauses_at_ = 0;
+    bool pauses_known_ = false;     // read once, from Redis or the audit log
+    bool pauses_by_audit_ = false;  // the copy is the audit log's (see pauses_from_audit)
+    bool pauses_unknown_logged_ = false;
     uint64_t pauses_next_mono_ = 0;
     std::vector<Delivery> to_dispatch_;  // this batch's deliveries, submitted together
 };
