@@ -71,10 +71,11 @@ bool NodeProber::probe(const std::string& node) {
     redisContext* ctx = redisConnectWithTimeout(host.c_str(), port, tv);
     bool ok = ctx && !ctx->err && redisSetTimeout(ctx, tv) == REDIS_OK;
     if (ok && !cfg_.redis_password.empty()) {
-        // A refused password is still an answer; the stages' own AUTH says what is wrong.
+        // A refused password fails the probe, as it fails a stage's connection: the node
+        // would only be found down again by the next call.
         Reply r(static_cast<redisReply*>(redisCommand(ctx, "AUTH %b", cfg_.redis_password.data(),
                                                       cfg_.redis_password.size())));
-        ok = r != nullptr;
+        ok = r && r->type != REDIS_REPLY_ERROR;
     }
     if (ok) {
         Reply r(static_cast<redisReply*>(redisCommand(ctx, "PING")));

@@ -9,8 +9,9 @@
 //   1. Sleeps until a down node's probe falls due (its backoff, as NodeHealth sets it), or an
 //      outage starts.
 //   2. Probes each node due: connect, AUTH if a password is set, PING, within [redis] timeout.
-//      Any reply (an error reply too) is the node answering: up again, logged once. No reply: back
-//      to NodeHealth's backoff, longer after a timeout than after a refusal.
+//      A reply to PING (an error reply too, LOADING say) is the node answering: up again, logged
+//      once. No reply, or AUTH refused (as for a stage's connection): back to NodeHealth's
+//      backoff, longer after a timeout than after a refusal.
 //
 // One per hookq-worker process, and only with [redis] cluster: a single Redis has one connection
 // per stage and no other node to turn to.
