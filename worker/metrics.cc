@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -356,6 +357,38 @@ double oldest_age_s(std::string_view raw, uint64_t now_us) {
     return now_us > env.received_at_us ? static_cast<double>(now_us - env.received_at_us) / 1e6 : 0;
 }
 
+std::optional<RedisMemory> parse_info_memory(std::string_view info) {
+    RedisMemory m;
+    bool used = false, max = false;
+    while (!info.empty()) {
+        size_t eol = info.find('\n');
+        std::string_view line = info.substr(0, eol);
+        info = eol == std::string_view::npos ? std::string_view() : info.substr(eol + 1);
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+        auto value = [&](std::string_view key, double& out) {
+            if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':') {
+                return false;
+            }
+            std::string_view v = line.substr(key.size() + 1);
+            uint64_t n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || end != v.data() + v.size()) {
+                return false;
+            }
+            out = static_cast<double>(n);
+            return true;
+        };
+        used = value("used_memory", m.used) || used;
+        max = value("maxmemory", m.max) || max;
+    }
+    if (!used || !max) {
+        return std::nullopt;
+    }
+    return m;
+}
+
 std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info) {
     std::string out;
     auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
@@ -377,6 +410,18 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
     line("hookq_redis_up", "", info.redis_up ? "1" : "0");
     header(out, "hookq_postgres_up", "gauge", "Whether PostgreSQL answered at the last refresh.");
     line("hookq_postgres_up", "", info.postgres_up ? "1" : "0");
+    header(out, "hookq_redis_memory_used_bytes", "gauge",
+           "Memory Redis has allocated (INFO used_memory), per node (every master on a cluster).");
+    for (const RedisMemory& m : info.redis_memory) {
+        line("hookq_redis_memory_used_bytes", "node=\"" + escape_label(m.node) + "\"",
+             number(m.used));
+    }
+    header(out, "hookq_redis_memory_max_bytes", "gauge",
+           "Redis's maxmemory, per node (0: no limit); at it the edge answers 503.");
+    for (const RedisMemory& m : info.redis_memory) {
+        line("hookq_redis_memory_max_bytes", "node=\"" + escape_label(m.node) + "\"",
+             number(m.max));
+    }
     if (status.is_null()) {
         return out;
     }

@@ -197,6 +197,18 @@ def test_metrics_counts_gauges_and_exposition(redis_server, pg_migrated, sink, w
     assert 0 <= value(g, "hookq_snapshot_age_seconds") < 10
     assert value(g, "hookq_redis_up") == 1 and value(g, "hookq_postgres_up") == 1
 
+    # Redis's memory against its limit, per node, from INFO memory.
+    node = f"127.0.0.1:{redis_server.port}"
+    assert value(g, "hookq_redis_memory_max_bytes", node=node) == 0
+    r.config_set("maxmemory", str(512 << 20))
+
+    def limit_seen():
+        g = parse(scrape(api))
+        return g if value(g, "hookq_redis_memory_max_bytes", node=node) == 512 << 20 else None
+    g = wait_until(limit_seen, 15, what="the new maxmemory in /metrics")
+    used = r.info("memory")["used_memory"]
+    assert 0.5 * used < value(g, "hookq_redis_memory_used_bytes", node=node) < 2 * used, used
+
     # Depth and inflight: the sink holds 3 (max_inflight), the other 5 wait in the queue.
     sink.set("/app", "hang")
     before = len(sink.received("/app"))

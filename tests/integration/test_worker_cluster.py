@@ -521,6 +521,12 @@ def test_a_lost_master_costs_the_status_only_what_lives_on_it(pg_migrated, sink,
 
         wait_until(lambda: f'hookq_queue_up{{queue="{lost_q}"}} 1' in metrics(), 20,
                    what="the lost queue up before the kill")
+        # Each master's memory, from INFO memory on each.
+        used = lambda n: f'hookq_redis_memory_used_bytes{{node="{n}"}} '
+        nodes = {m.address for m in c.masters()}
+        assert len(nodes) == 3
+        wait_until(lambda: all(used(n) in metrics() for n in nodes), 20,
+                   what="every master's memory in /metrics")
         c.kill(lost)
         # Two webhooks wait in the live queue's list, where the status must see them.
         sink.set("/in", "sleep:100")
@@ -540,6 +546,10 @@ def test_a_lost_master_costs_the_status_only_what_lives_on_it(pg_migrated, sink,
         assert f'hookq_queue_up{{queue="{up_q}"}} 1' in m, m
         # Kept at its last value, not dropped (that would resolve alerts on it).
         assert f'hookq_queue_depth{{queue="{lost_q}"}} ' in m, m
+        # A lost master has no memory to report; the others still do.
+        m = wait_until(lambda: (lambda t: t if used(lost.address) not in t else None)(metrics()),
+                       20, what="the lost master's memory gone from /metrics")
+        assert all(used(n) in m for n in nodes - {lost.address}), m
 
         browser = Browser()
         browser.goto(f"http://127.0.0.1:{port}/ui/")

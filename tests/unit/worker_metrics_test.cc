@@ -131,7 +131,7 @@ TEST(MetricsText, SnapshotGauges) {
       "breakers": [{"destination": "http://a:1", "state": "open"},
                    {"destination": "http://b:1", "state": "half_open"},
                    {"destination": "http://c:1", "state": "closed"}]})");
-    metrics::SnapshotInfo info{true, 2.5, 0.01, true, true};
+    metrics::SnapshotInfo info{true, 2.5, 0.01, true, true, {}};
     auto s = samples(metrics::render_snapshot(st, info));
     EXPECT_EQ(s["hookq_queue_depth{queue=\"main\"}"], "7");
     EXPECT_EQ(s["hookq_queue_inflight{queue=\"main\"}"], "2");
@@ -155,6 +155,13 @@ TEST(MetricsText, SnapshotGauges) {
     EXPECT_EQ(s["hookq_snapshot_success"], "1");
     EXPECT_EQ(s["hookq_snapshot_age_seconds"], "2.500000");
 
+    info.redis_memory = {{"10.0.0.1:6379", 1048576, 0}, {"10.0.0.2:6379", 2048, 4096}};
+    s = samples(metrics::render_snapshot(st, info));
+    EXPECT_EQ(s["hookq_redis_memory_used_bytes{node=\"10.0.0.1:6379\"}"], "1048576.000000");
+    EXPECT_EQ(s["hookq_redis_memory_max_bytes{node=\"10.0.0.1:6379\"}"], "0.000000");
+    EXPECT_EQ(s["hookq_redis_memory_used_bytes{node=\"10.0.0.2:6379\"}"], "2048.000000");
+    EXPECT_EQ(s["hookq_redis_memory_max_bytes{node=\"10.0.0.2:6379\"}"], "4096.000000");
+
     auto none = samples(metrics::render_snapshot(nullptr, metrics::SnapshotInfo{}));
     EXPECT_EQ(none["hookq_snapshot_success"], "0");
     EXPECT_EQ(none["hookq_snapshot_age_seconds"], "-1.000000");
@@ -166,6 +173,24 @@ TEST(MetricsText, SnapshotGauges) {
 
 namespace hookq {
 namespace {
+
+TEST(MetricsRedisMemory, ParsesInfoMemory) {
+    // As Redis 7.0 writes it: the _human, _peak and _policy lines share the prefixes.
+    auto m = metrics::parse_info_memory(
+        "# Memory\r\nused_memory:1185136\r\nused_memory_human:1.13M\r\n"
+        "used_memory_peak:1185136\r\nmaxmemory:104857600\r\nmaxmemory_human:100.00M\r\n"
+        "maxmemory_policy:noeviction\r\n");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->used, 1185136);
+    EXPECT_EQ(m->max, 104857600);
+    EXPECT_FALSE(metrics::parse_info_memory("used_memory:12\r\n"));  // no maxmemory line
+    EXPECT_FALSE(metrics::parse_info_memory("used_memory:x\r\nmaxmemory:0\r\n"));
+    EXPECT_FALSE(metrics::parse_info_memory(""));
+    auto lf = metrics::parse_info_memory("maxmemory:0\nused_memory:7");  // no CR, no final EOL
+    ASSERT_TRUE(lf);
+    EXPECT_EQ(lf->used, 7);
+    EXPECT_EQ(lf->max, 0);
+}
 
 TEST(MetricsConfig, PublicAndRefresh) {
     const std::string base =

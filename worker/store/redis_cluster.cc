@@ -633,6 +633,24 @@ Reply ClusterClient::command(const std::vector<std::string_view>& argv) {
     return std::move(replies[0]);
 }
 
+std::vector<std::pair<std::string, Reply>> ClusterClient::each_master(
+    const std::vector<std::string_view>& argv) {
+    std::vector<std::pair<std::string, Reply>> out;
+    if (!ensure()) {
+        return out;
+    }
+    const std::vector<size_t> masters = masters_;  // a refresh under way must not move it
+    for (size_t m : masters) {
+        std::vector<Reply> replies;
+        Reply r;
+        if (run_block({argv}, -1, static_cast<int>(m), replies) && replies.size() == 1) {
+            r = std::move(replies[0]);
+        }
+        out.emplace_back(nodes_[m].addr, std::move(r));
+    }
+    return out;
+}
+
 void ClusterClient::append(const std::vector<std::string_view>& argv) {
     if (!have_map_) {
         return;  // as the single-node connection: nothing is queued on a connection that is down

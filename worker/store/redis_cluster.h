@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shared/redis_slot.h"
@@ -66,6 +67,9 @@ class ClusterClient {
     Reply command(const std::vector<std::string_view>& argv);
     void append(const std::vector<std::string_view>& argv);
     bool read_replies(std::vector<Reply>& out);
+    // A node-wide command (INFO) to every master of the slot map, one after another: each one's
+    // "host:port" and reply (nullptr when it did not answer). Empty when no map can be read.
+    std::vector<std::pair<std::string, Reply>> each_master(const std::vector<std::string_view>& argv);
 
     const std::string& last_error() const { return last_error_; }
 

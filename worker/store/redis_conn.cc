@@ -100,6 +100,19 @@ bool RedisConn::ensure() {
     return true;
 }
 
+std::vector<std::pair<std::string, Reply>> RedisConn::each_node(
+    const std::vector<std::string_view>& argv) {
+    if (cluster_) {
+        return cluster_->each_master(argv);
+    }
+    std::vector<std::pair<std::string, Reply>> out;
+    out.emplace_back(cfg_.redis_unix.empty()
+                         ? cfg_.redis_host + ":" + std::to_string(cfg_.redis_port)
+                         : cfg_.redis_unix,
+                     command(argv));
+    return out;
+}
+
 Reply RedisConn::command(const std::vector<std::string_view>& argv) {
     if (cluster_) {
         return cluster_->command(argv);

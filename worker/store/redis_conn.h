@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "worker/config.h"
@@ -42,6 +43,10 @@ class RedisConn {
     // run). false when any is null. A caller sends again only the commands without a reply.
     void append(const std::vector<std::string_view>& argv);
     bool read_replies(std::vector<Reply>& out);
+
+    // A node-wide command (INFO) to the one Redis, or to every master of a cluster: each node's
+    // "host:port" (the socket path for unix:) and its reply, nullptr when it did not answer.
+    std::vector<std::pair<std::string, Reply>> each_node(const std::vector<std::string_view>& argv);
 
     // Connection failures are not logged here: for a caller that says once per outage what it
     // could not reach, rather than on every attempt.
