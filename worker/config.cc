@@ -579,6 +579,8 @@ AlertRule alert_rule_default(std::string_view name) {
         set(1, 0, 0, "P2");
     } else if (name == "queue_unreachable") {
         set(1, 0, 5 * m, "P1");
+    } else if (name == "redis_memory") {
+        set(0.8, 0, 10 * m, "P2");
     }
     return d;
 }
@@ -1029,7 +1031,8 @@ const std::vector<std::string>& alert_rule_names() {
         "failure_ratio", "dead_letters",  "queue_depth",        "queue_age",
         "retry_overdue", "breaker_open",  "signature_failures", "source_silent",
         "slow_p95",      "slow_delivery", "fallback_used",      "redis_down",
-        "postgres_down", "health_check",  "loop_detected",      "queue_unreachable"};
+        "postgres_down", "health_check",  "loop_detected",      "queue_unreachable",
+        "redis_memory"};
     return names;
 }
 

@@ -509,6 +509,30 @@ def test_retry_overdue_fires_and_resolves(redis_server, pg_migrated, sink, recei
                what="retry_overdue resolved")
 
 
+def test_redis_memory_fires_against_maxmemory_and_resolves(redis_server, pg_migrated, sink,
+                                                          receiver, workers):
+    """redis_memory: each node's used memory as a share of its maxmemory (at 1 the edge answers 503
+    to everything on it). A node without maxmemory has no limit to reach."""
+    rules = ('[alerts.rules.redis_memory]\nthreshold = 0.5\nfor = "0s"\n'
+             '[alerts.rules.dead_letters]\nenabled = false\n')
+    workers(config_text(redis_server, pg_migrated,
+                        alerts_config(slack_channel(receiver.url("/slack")), rules)
+                        + route("r", "qm", sink.url("/ok"))))
+    r = redis_server.client()
+    firing = ("SELECT count(*) FROM alerts WHERE rule = 'redis_memory' AND state = 'firing'")
+    time.sleep(2.5)  # two rounds without maxmemory
+    assert rows(pg_migrated, firing) == [(0,)]
+    used = r.info("memory")["used_memory"]
+    r.config_set("maxmemory", str(used * 3 // 2))  # two thirds used: over 0.5
+    msg = wait_until(lambda: texts(receiver, "/slack", "redis_memory"), 20,
+                     what="redis_memory announced")[0]
+    assert f"node=127.0.0.1:{redis_server.port}" in msg and "% of maxmemory used" in msg, msg
+    r.config_set("maxmemory", str(used * 10))
+    wait_until(lambda: rows(pg_migrated, "SELECT state FROM alerts WHERE fingerprint = "
+                                         f"'redis_memory{{node=127.0.0.1:{redis_server.port}}}'")
+               == [("resolved",)], 20, what="redis_memory resolved")
+
+
 def test_engine_started_before_redis_takes_the_lease_once_it_is_up(redis_server, pg_migrated,
                                                                    sink, receiver, workers):
     """hookq-worker started while Redis is down waits for it (its pipeline cannot claim anything);

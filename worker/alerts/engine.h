@@ -72,6 +72,7 @@ class Engine {
                       Observation& o);
     Observations breakers();
     Observations health_checks();
+    Observations redis_memory();
     Observations signature_failures(int64_t now_ms);
 
     const Config& cfg_;

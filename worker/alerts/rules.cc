@@ -35,6 +35,7 @@ std::string runbook_anchor(const std::string& rule) {
         {"health_check", "destination-down-breaker-open"},
         {"loop_detected", "webhook-loop"},
         {"queue_unreachable", "acks-waiting-for-redis"},
+        {"redis_memory", "redis-memory"},
     };
     auto it = anchors.find(rule);
     return it == anchors.end() ? "" : it->second;

@@ -10,6 +10,7 @@
 #include "worker/alerts/engine.h"
 #include "worker/cli/common.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/ops/breakers.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
@@ -83,6 +84,9 @@ Engine::Observations Engine::evaluate(const std::string& rule, int64_t now) {
     }
     if (rule == "health_check") {
         return health_checks();
+    }
+    if (rule == "redis_memory") {
+        return redis_memory();
     }
     return queues(rule);
 }
@@ -335,6 +339,33 @@ Engine::Observations Engine::health_checks() {
         o.threshold = rc.threshold;
         o.active = o.value >= rc.threshold;
         o.summary = fmt(o.value) + " consecutive failed health checks";
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+// Each Redis node's used memory as a share of its maxmemory (nodes without one have no limit to
+// reach). At 1 Redis refuses writes and the edge answers 503 to everything on that node.
+Engine::Observations Engine::redis_memory() {
+    const AlertRule& rc = acfg_.rules.at("redis_memory");
+    std::vector<Observation> out;
+    for (auto& [node, r] : redis_.each_node({"INFO", "memory"})) {
+        Observation o;
+        o.labels = {{"node", node}};
+        o.threshold = rc.threshold;
+        auto m = r && r->type == REDIS_REPLY_STRING
+                     ? metrics::parse_info_memory({r->str, r->len})
+                     : std::nullopt;
+        if (!m) {
+            o.unknown = true;  // a lost master: queue_unreachable speaks for it
+        } else if (m->max <= 0) {
+            continue;
+        } else {
+            o.value = m->used / m->max;
+            o.active = o.value > rc.threshold;
+            o.summary = fmt(o.value * 100) + " % of maxmemory used (" +
+                        fmt(m->used / 1048576) + " of " + fmt(m->max / 1048576) + " MiB)";
+        }
         out.push_back(std::move(o));
     }
     return out;
