@@ -1028,11 +1028,10 @@ std::optional<std::string> url_destination(std::string_view url) {
 
 const std::vector<std::string>& alert_rule_names() {
     static const std::vector<std::string> names = {
-        "failure_ratio", "dead_letters",  "queue_depth",        "queue_age",
-        "retry_overdue", "breaker_open",  "signature_failures", "source_silent",
-        "slow_p95",      "slow_delivery", "fallback_used",      "redis_down",
-        "postgres_down", "health_check",  "loop_detected",      "queue_unreachable",
-        "redis_memory"};
+        "failure_ratio",     "dead_letters",       "queue_depth",   "queue_age",    "retry_overdue",
+        "breaker_open",      "signature_failures", "source_silent", "slow_p95",     "slow_delivery",
+        "fallback_used",     "redis_down",         "postgres_down", "health_check", "loop_detected",
+        "queue_unreachable", "redis_memory"};
     return names;
 }
 

@@ -65,11 +65,11 @@ TEST(AlertScope, LimitedTokenSilencesOnlyWhatItPins) {
 }
 
 TEST(AlertRules, TheContractsNames) {
-    for (const char* r : {"failure_ratio", "dead_letters", "queue_depth", "queue_age",
-                          "retry_overdue", "breaker_open", "signature_failures", "source_silent",
-                          "slow_p95", "slow_delivery", "fallback_used", "redis_down",
-                          "postgres_down", "health_check", "loop_detected", "queue_unreachable",
-                          "redis_memory"}) {
+    for (const char* r :
+         {"failure_ratio", "dead_letters", "queue_depth", "queue_age", "retry_overdue",
+          "breaker_open", "signature_failures", "source_silent", "slow_p95", "slow_delivery",
+          "fallback_used", "redis_down", "postgres_down", "health_check", "loop_detected",
+          "queue_unreachable", "redis_memory"}) {
         EXPECT_TRUE(known_alert_rule(r)) << r;
     }
     EXPECT_FALSE(known_alert_rule("breaker_opened"));

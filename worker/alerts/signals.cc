@@ -353,9 +353,8 @@ Engine::Observations Engine::redis_memory() {
         Observation o;
         o.labels = {{"node", node}};
         o.threshold = rc.threshold;
-        auto m = r && r->type == REDIS_REPLY_STRING
-                     ? metrics::parse_info_memory({r->str, r->len})
-                     : std::nullopt;
+        auto m = r && r->type == REDIS_REPLY_STRING ? metrics::parse_info_memory({r->str, r->len})
+                                                    : std::nullopt;
         if (!m) {
             o.unknown = true;  // a lost master: queue_unreachable speaks for it
         } else if (m->max <= 0) {
@@ -363,8 +362,8 @@ Engine::Observations Engine::redis_memory() {
         } else {
             o.value = m->used / m->max;
             o.active = o.value > rc.threshold;
-            o.summary = fmt(o.value * 100) + " % of maxmemory used (" +
-                        fmt(m->used / 1048576) + " of " + fmt(m->max / 1048576) + " MiB)";
+            o.summary = fmt(o.value * 100) + " % of maxmemory used (" + fmt(m->used / 1048576) +
+                        " of " + fmt(m->max / 1048576) + " MiB)";
         }
         out.push_back(std::move(o));
     }

@@ -13,8 +13,8 @@ namespace hookq::ops {
 
 namespace {
 
-using ctl::must;
 using ctl::cell;
+using ctl::must;
 using ctl::must_query;
 using Json = nlohmann::ordered_json;
 

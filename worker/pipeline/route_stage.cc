@@ -201,9 +201,10 @@ void RouteStage::pauses_from_audit(uint64_t at) {
     } catch (const std::exception& e) {
         if (!pauses_unknown_logged_) {
             pauses_unknown_logged_ = true;
-            log::warn("cannot read the pauses from Redis or from the audit log: none is in force "
-                      "here until one answers",
-                      {{"redis_error", why}, {"error", e.what()}});
+            log::warn(
+                "cannot read the pauses from Redis or from the audit log: none is in force "
+                "here until one answers",
+                {{"redis_error", why}, {"error", e.what()}});
         }
         return;
     }

@@ -69,7 +69,8 @@ class ClusterClient {
     bool read_replies(std::vector<Reply>& out);
     // A node-wide command (INFO) to every master of the slot map, one after another: each one's
     // "host:port" and reply (nullptr when it did not answer). Empty when no map can be read.
-    std::vector<std::pair<std::string, Reply>> each_master(const std::vector<std::string_view>& argv);
+    std::vector<std::pair<std::string, Reply>> each_master(
+        const std::vector<std::string_view>& argv);
 
     const std::string& last_error() const { return last_error_; }
 

@@ -73,8 +73,8 @@ bool NodeProber::probe(const std::string& node) {
     if (ok && !cfg_.redis_password.empty()) {
         // A refused password fails the probe, as it fails a stage's connection: the node
         // would only be found down again by the next call.
-        Reply r(static_cast<redisReply*>(redisCommand(ctx, "AUTH %b", cfg_.redis_password.data(),
-                                                      cfg_.redis_password.size())));
+        Reply r(static_cast<redisReply*>(
+            redisCommand(ctx, "AUTH %b", cfg_.redis_password.data(), cfg_.redis_password.size())));
         ok = r && r->type != REDIS_REPLY_ERROR;
     }
     if (ok) {
