@@ -410,17 +410,26 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
     line("hookq_redis_up", "", info.redis_up ? "1" : "0");
     header(out, "hookq_postgres_up", "gauge", "Whether PostgreSQL answered at the last refresh.");
     line("hookq_postgres_up", "", info.postgres_up ? "1" : "0");
+    // Each node's memory: from the status's "redis" (the nodes that answered its refresh).
+    const nlohmann::ordered_json none = nlohmann::ordered_json::array();
+    const auto& nodes = status.is_object() && status.contains("redis") ? status["redis"] : none;
     header(out, "hookq_redis_memory_used_bytes", "gauge",
            "Memory Redis has allocated (INFO used_memory), per node (every master on a cluster).");
-    for (const RedisMemory& m : info.redis_memory) {
-        line("hookq_redis_memory_used_bytes", "node=\"" + escape_label(m.node) + "\"",
-             number(m.used));
+    for (const auto& n : nodes) {
+        if (!n.value("reachable", true)) {
+            continue;  // a lost master: nothing to report (its queues' hookq_queue_up is 0)
+        }
+        line("hookq_redis_memory_used_bytes", "node=\"" + escape_label(n.value("node", "")) + "\"",
+             number(n.value("used_memory_bytes", 0.0)));
     }
     header(out, "hookq_redis_memory_max_bytes", "gauge",
            "Redis's maxmemory, per node (0: no limit); at it the edge answers 503.");
-    for (const RedisMemory& m : info.redis_memory) {
-        line("hookq_redis_memory_max_bytes", "node=\"" + escape_label(m.node) + "\"",
-             number(m.max));
+    for (const auto& n : nodes) {
+        if (!n.value("reachable", true)) {
+            continue;
+        }
+        line("hookq_redis_memory_max_bytes", "node=\"" + escape_label(n.value("node", "")) + "\"",
+             number(n.value("maxmemory_bytes", 0.0)));
     }
     if (status.is_null()) {
         return out;

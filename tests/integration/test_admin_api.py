@@ -323,6 +323,10 @@ def test_status_is_hookqctl_status(redis_server, pg_migrated, sink, workers, tmp
     for k in ("delivered_per_s_5m", "failed_attempts_per_s_5m"):
         x, y = via_api["database"].pop(k), via_ctl["database"].pop(k)
         assert abs(x - y) <= 0.05 * max(x, y, 1e-9), k
+    # Redis's memory moves between the two reads too: the same node, both reachable.
+    ra, rc = via_api.pop("redis"), via_ctl.pop("redis")
+    assert [(n["node"], n["reachable"]) for n in ra] == [(n["node"], n["reachable"]) for n in rc] \
+        == [(f"127.0.0.1:{redis_server.port}", True)]
     assert a.keys() == c.keys() and a["dead"].keys() == c["dead"].keys() == {"github"}
     assert all(abs(a[k] - c[k]) < 5 for k in a if k != "dead")
     assert abs(a["dead"]["github"] - c["dead"]["github"]) < 5
@@ -334,6 +338,7 @@ def test_status_is_hookqctl_status(redis_server, pg_migrated, sink, workers, tmp
     assert [q["queue"] for q in scoped["queues"]] == ["stripe"]
     assert scoped["database"]["dead_letters"] == 0
     assert scoped["database"]["events_last_hour"]["dead"] == 0
+    assert "redis" not in scoped  # fleet-wide: not for a token limited to some sources
     assert w.stop() == 0
 
 

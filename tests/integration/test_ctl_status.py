@@ -101,6 +101,12 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     assert 6 / 360 <= d["failed_attempts_per_s_5m"] <= 6 / 300
     assert 119 <= d["lag_s"] < 180
     assert [(b["destination"], b["state"]) for b in s["breakers"]] == [("http://app:8080", "open")]
+    # Redis's memory, from INFO memory: the one node, no maxmemory set.
+    [node] = s["redis"]
+    assert node["node"] == f"127.0.0.1:{redis_server.port}" and node["reachable"] is True
+    assert node["maxmemory_bytes"] == 0
+    used = redis_server.client().info("memory")["used_memory"]
+    assert 0.5 * used < node["used_memory_bytes"] < 2 * used, (node, used)
 
     # The overrides alone, without a configuration file; text output.
     out = ctl("--config", str(tmp_path / "absent.toml"), "status", "--queue", "github",
@@ -111,6 +117,8 @@ def test_status_numbers(redis_server, pg_migrated, tmp_path):
     assert lines[1].split() == ["github", "3", "3", "3", "2", "2", "1", "1/2"]
     assert "dead letters:" in out and "github=1 stripe=1" in out
     assert "http://app:8080" in out and "open" in out
+    [mem] = [line.split() for line in lines if line.startswith(f"127.0.0.1:{redis_server.port}")]
+    assert mem[2:] == ["MiB", "no", "limit", "-"], mem
     assert pg_migrated.dsn not in out
 
 

@@ -538,6 +538,11 @@ def test_a_lost_master_costs_the_status_only_what_lives_on_it(pg_migrated, sink,
         assert "depth" not in by[lost_q]
         assert by[up_q]["reachable"] is True and "depth" in by[up_q], by
         assert "pauses" in st["errors"] and "pauses" not in st, st
+        mem = {n["node"]: n for n in st["redis"]}
+        assert mem.keys() == nodes and mem[lost.address] == {"node": lost.address,
+                                                             "reachable": False}, mem
+        assert all(mem[n]["reachable"] and mem[n]["used_memory_bytes"] > 0
+                   for n in nodes - {lost.address}), mem
         text = ctl("--config", w.config_path, "status")
         assert f"queue {lost_q}: " in text and "unreachable" in text, text
 

@@ -131,7 +131,7 @@ TEST(MetricsText, SnapshotGauges) {
       "breakers": [{"destination": "http://a:1", "state": "open"},
                    {"destination": "http://b:1", "state": "half_open"},
                    {"destination": "http://c:1", "state": "closed"}]})");
-    metrics::SnapshotInfo info{true, 2.5, 0.01, true, true, {}};
+    metrics::SnapshotInfo info{true, 2.5, 0.01, true, true};
     auto s = samples(metrics::render_snapshot(st, info));
     EXPECT_EQ(s["hookq_queue_depth{queue=\"main\"}"], "7");
     EXPECT_EQ(s["hookq_queue_inflight{queue=\"main\"}"], "2");
@@ -155,8 +155,14 @@ TEST(MetricsText, SnapshotGauges) {
     EXPECT_EQ(s["hookq_snapshot_success"], "1");
     EXPECT_EQ(s["hookq_snapshot_age_seconds"], "2.500000");
 
-    info.redis_memory = {{"10.0.0.1:6379", 1048576, 0}, {"10.0.0.2:6379", 2048, 4096}};
+    st["redis"] = nlohmann::ordered_json::parse(R"([
+      {"node": "10.0.0.1:6379", "reachable": true, "used_memory_bytes": 1048576,
+       "maxmemory_bytes": 0},
+      {"node": "10.0.0.2:6379", "reachable": true, "used_memory_bytes": 2048,
+       "maxmemory_bytes": 4096},
+      {"node": "10.0.0.3:6379", "reachable": false}])");
     s = samples(metrics::render_snapshot(st, info));
+    EXPECT_EQ(s.count("hookq_redis_memory_used_bytes{node=\"10.0.0.3:6379\"}"), 0u);
     EXPECT_EQ(s["hookq_redis_memory_used_bytes{node=\"10.0.0.1:6379\"}"], "1048576.000000");
     EXPECT_EQ(s["hookq_redis_memory_max_bytes{node=\"10.0.0.1:6379\"}"], "0.000000");
     EXPECT_EQ(s["hookq_redis_memory_used_bytes{node=\"10.0.0.2:6379\"}"], "2048.000000");

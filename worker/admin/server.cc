@@ -1388,19 +1388,6 @@ void Server::Impl::refresh_snapshot(Session& s) {
     } else if (!redis_ok) {
         err = s.redis.last_error();
     }
-    // Each node's memory against its maxmemory: the dedup keys grow with rate x hookq_dedup_ttl,
-    // and at the limit the edge refuses everything (503).
-    std::vector<metrics::RedisMemory> memory;
-    if (redis_ok) {
-        for (auto& [node, r] : s.redis.each_node({"INFO", "memory"})) {
-            if (r && r->type == REDIS_REPLY_STRING) {
-                if (auto m = metrics::parse_info_memory({r->str, r->len})) {
-                    m->node = node;
-                    memory.push_back(std::move(*m));
-                }
-            }
-        }
-    }
     // The SLO status and the health checks' results for their gauges, computed here so that a
     // scrape never waits on them; each keeps its last value when it fails.
     Json slo, checks;
@@ -1423,7 +1410,6 @@ void Server::Impl::refresh_snapshot(Session& s) {
     snap.info.ok = ok;
     snap.info.redis_up = redis_ok;
     snap.info.postgres_up = pg_ok;
-    snap.info.redis_memory = std::move(memory);
     snap.info.duration_s = static_cast<double>(now - t0) / 1000.0;
     snap.done_ms = now;
     if (ok) {

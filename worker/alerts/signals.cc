@@ -10,7 +10,6 @@
 #include "worker/alerts/engine.h"
 #include "worker/cli/common.h"
 #include "worker/log.h"
-#include "worker/metrics.h"
 #include "worker/ops/breakers.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
@@ -349,22 +348,23 @@ Engine::Observations Engine::health_checks() {
 Engine::Observations Engine::redis_memory() {
     const AlertRule& rc = acfg_.rules.at("redis_memory");
     std::vector<Observation> out;
-    for (auto& [node, r] : redis_.each_node({"INFO", "memory"})) {
-        Observation o;
-        o.labels = {{"node", node}};
-        o.threshold = rc.threshold;
-        auto m = r && r->type == REDIS_REPLY_STRING ? metrics::parse_info_memory({r->str, r->len})
-                                                    : std::nullopt;
-        if (!m) {
-            o.unknown = true;  // a lost master: queue_unreachable speaks for it
-        } else if (m->max <= 0) {
+    auto nodes = ops::redis_memory(redis_);
+    for (const auto& m : nodes) {
+        if (m.reachable && m.max <= 0) {
             continue;
-        } else {
-            o.value = m->used / m->max;
-            o.active = o.value > rc.threshold;
-            o.summary = fmt(o.value * 100) + " % of maxmemory used (" + fmt(m->used / 1048576) +
-                        " of " + fmt(m->max / 1048576) + " MiB)";
         }
+        Observation o;
+        o.labels = {{"node", m.node}};
+        o.threshold = rc.threshold;
+        if (!m.reachable) {
+            o.unknown = true;  // a lost master keeps its alert's state; queue_unreachable speaks
+            out.push_back(std::move(o));
+            continue;
+        }
+        o.value = m.used / m.max;
+        o.active = o.value > rc.threshold;
+        o.summary = fmt(o.value * 100) + " % of maxmemory used (" + fmt(m.used / 1048576) + " of " +
+                    fmt(m.max / 1048576) + " MiB)";
         out.push_back(std::move(o));
     }
     return out;

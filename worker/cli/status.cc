@@ -73,6 +73,23 @@ int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::s
     std::printf("\n");
     std::fputs(table(db).c_str(), stdout);
 
+    if (j.contains("redis") && !j["redis"].empty()) {
+        std::vector<std::vector<std::string>> rm{{"REDIS", "USED", "MAXMEMORY", "SHARE"}};
+        for (const auto& n : j["redis"]) {
+            if (!n.value("reachable", true)) {
+                rm.push_back({n["node"], "unreachable", "", ""});
+                continue;
+            }
+            double used = n["used_memory_bytes"].get<double>();
+            double max = n["maxmemory_bytes"].get<double>();
+            rm.push_back({n["node"], fixed(used / 1048576, 1) + " MiB",
+                          max > 0 ? fixed(max / 1048576, 1) + " MiB" : "no limit",
+                          max > 0 ? fixed(100 * used / max, 1) + " %" : "-"});
+        }
+        std::printf("\n");
+        std::fputs(table(rm).c_str(), stdout);
+    }
+
     std::printf("\n");
     if (!j.contains("breakers")) {
         std::printf("breakers: unknown (%s)\n",

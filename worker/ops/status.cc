@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "shared/redis_keys.h"
@@ -150,6 +151,23 @@ double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
     return metrics::oldest_age_s(raw, now_ms * 1000);
 }
 
+std::vector<metrics::RedisMemory> redis_memory(RedisConn& redis) {
+    std::vector<metrics::RedisMemory> out;
+    for (auto& [node, r] : redis.each_node({"INFO", "memory"})) {
+        std::optional<metrics::RedisMemory> m;
+        if (r && r->type == REDIS_REPLY_STRING) {
+            m = metrics::parse_info_memory({r->str, r->len});
+        }
+        if (!m) {
+            m.emplace();
+            m->reachable = false;
+        }
+        m->node = node;
+        out.push_back(std::move(*m));
+    }
+    return out;
+}
+
 nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
                               const std::vector<std::string>& queues, const Scope& scope) {
     std::optional<std::string> routes;
@@ -212,6 +230,21 @@ nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
         j["pauses"] = list_pauses(redis, cfg, scope)["pauses"];
     } catch (const std::exception& e) {
         errors["pauses"] = e.what();
+    }
+    // Redis's own memory: fleet-wide, so not for a token limited to some sources.
+    if (!scope.sources) {
+        nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+        for (const auto& m : redis_memory(redis)) {
+            if (!m.reachable) {
+                nodes.push_back({{"node", m.node}, {"reachable", false}});
+                continue;
+            }
+            nodes.push_back({{"node", m.node},
+                             {"reachable", true},
+                             {"used_memory_bytes", static_cast<uint64_t>(m.used)},
+                             {"maxmemory_bytes", static_cast<uint64_t>(m.max)}});
+        }
+        j["redis"] = std::move(nodes);
     }
     if (!errors.empty()) {
         // Absent, not empty: "no breaker open" would be a claim nobody could check.

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/config.h"
+#include "worker/metrics.h"
 #include "worker/ops/common.h"
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
@@ -20,6 +21,12 @@ namespace hookq::ops {
 // Seconds since the edge received the element at the tail of `list` (the oldest: lists are pushed
 // on the left), against Redis's clock `now_ms`; 0 when empty, -1 when it cannot be decoded.
 double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms);
+
+// Each Redis node's memory against its maxmemory (INFO memory): the one Redis, or every master of
+// a cluster; a node that does not answer is marked unreachable. The dedup keys, rate x
+// hookq_dedup_ttl of them, are most of it (docs/scaling.md, "Memory"); at maxmemory the edge
+// answers 503.
+std::vector<metrics::RedisMemory> redis_memory(RedisConn& redis);
 
 nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
                               const std::vector<std::string>& queues, const Scope& scope = {});
