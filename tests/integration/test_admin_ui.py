@@ -10,6 +10,7 @@ that never stacks requests. Screenshots of every view go to $HOOKQ_UI_SCREENSHOT
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -217,6 +218,15 @@ def test_dashboard_in_a_browser(redis_server, pg_migrated, sink, workers, tmp_pa
     gh = b.js("[...document.querySelectorAll('#queues tr[data-queue=github] td')]"
               ".map(td => td.innerText)")
     assert gh[7] == "2", gh
+    # Redis's memory: no maxmemory on the test's Redis, so what it uses.
+    assert re.fullmatch(r"redis memory, no maxmemory\n[0-9.]+ MiB", b.text("#redis-memory")), \
+        b.text("#redis-memory")
+    rc.config_set("maxmemory", str(rc.info("memory")["used_memory"] * 2))
+    b.wait("/of maxmemory/.test(document.getElementById('redis-memory').innerText)",
+           what="the memory card with maxmemory")
+    share = re.fullmatch(r"redis memory of maxmemory\n([0-9.]+) %", b.text("#redis-memory"))
+    assert share and 30 < float(share.group(1)) < 70, b.text("#redis-memory")
+    rc.config_set("maxmemory", "0")
     assert b.text("#who") == "admin token"
     # The events tab only where the worker has the events API (the page works without it).
     has_events = requests.get(base + "/api/v1/events?limit=1", timeout=10,

@@ -511,6 +511,16 @@ function renderStatus(st) {
     fillSources();
 
     const open = breakers.filter((b) => b.state !== 'closed').length;
+    // Redis's memory: the fullest node against its maxmemory, where the edge starts answering 503
+    // (absent for a token limited to some sources).
+    let memory = null;
+    for (const n of st.redis || []) {
+        if (n.reachable === false)
+            continue;
+        const share = n.maxmemory_bytes > 0 ? n.used_memory_bytes / n.maxmemory_bytes : null;
+        if (!memory || (share !== null && (memory.share === null || share > memory.share)))
+            memory = {share, used: n.used_memory_bytes, node: n.node};
+    }
     const cards = $('cards');
     clear(cards);
     cards.append(
@@ -529,6 +539,16 @@ function renderStatus(st) {
         card('dead letters', fmtNum(db.dead_letters || 0), db.dead_letters > 0 ? 'bad' : ''),
         card('open breakers', fmtNum(open), open > 0 ? 'bad' : ''),
     );
+    if (memory) {
+        const c = memory.share === null ?
+            card('redis memory, no maxmemory', (memory.used / 1048576).toFixed(1) + ' MiB') :
+            card(
+                'redis memory of maxmemory', (memory.share * 100).toFixed(1) + ' %',
+                memory.share > 0.95 ? 'bad' : memory.share > 0.8 ? 'warn' : '');
+        c.id = 'redis-memory';
+        c.title = memory.node;
+        cards.append(c);
+    }
 
     const dls = db.dead_letters_by_source || {};
     const qb = $('queues').tBodies[0];
