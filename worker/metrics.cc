@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -355,38 +354,6 @@ double oldest_age_s(std::string_view raw, uint64_t now_us) {
         return -1;
     }
     return now_us > env.received_at_us ? static_cast<double>(now_us - env.received_at_us) / 1e6 : 0;
-}
-
-std::optional<RedisMemory> parse_info_memory(std::string_view info) {
-    RedisMemory m;
-    bool used = false, max = false;
-    while (!info.empty()) {
-        size_t eol = info.find('\n');
-        std::string_view line = info.substr(0, eol);
-        info = eol == std::string_view::npos ? std::string_view() : info.substr(eol + 1);
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
-        }
-        auto value = [&](std::string_view key, double& out) {
-            if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':') {
-                return false;
-            }
-            std::string_view v = line.substr(key.size() + 1);
-            uint64_t n = 0;
-            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-            if (ec != std::errc() || end != v.data() + v.size()) {
-                return false;
-            }
-            out = static_cast<double>(n);
-            return true;
-        };
-        used = value("used_memory", m.used) || used;
-        max = value("maxmemory", m.max) || max;
-    }
-    if (!used || !max) {
-        return std::nullopt;
-    }
-    return m;
 }
 
 std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info) {

@@ -15,7 +15,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -203,17 +202,6 @@ using prometheus::escape_label;
 
 // The gauges of one ops::status() snapshot (queues, breakers, dead letters, lag) and the
 // snapshot's own health. `status` null: no snapshot has succeeded yet.
-// One Redis node's memory, from INFO memory (ops::redis_memory): what the dedup keys and queues
-// take against the limit past which the edge answers 503 (docs/scaling.md, "Memory").
-struct RedisMemory {
-    std::string node;       // "host:port", or the unix socket's path
-    double used = 0;        // used_memory
-    double max = 0;         // maxmemory; 0: no limit
-    bool reachable = true;  // false: the node did not answer (a lost master), nothing else known
-};
-// used_memory and maxmemory from an INFO (memory) reply; nullopt when either is missing.
-std::optional<RedisMemory> parse_info_memory(std::string_view info);
-
 struct SnapshotInfo {
     bool ok = false;        // the last refresh succeeded
     double age_s = -1;      // since the last successful refresh; -1: none yet

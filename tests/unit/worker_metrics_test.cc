@@ -6,6 +6,7 @@
 #include "shared/envelope.h"
 #include "worker/config.h"
 #include "worker/metrics.h"
+#include "worker/ops/status.h"
 
 namespace hookq {
 namespace {
@@ -180,19 +181,19 @@ TEST(MetricsText, SnapshotGauges) {
 namespace hookq {
 namespace {
 
-TEST(MetricsRedisMemory, ParsesInfoMemory) {
+TEST(OpsRedisMemory, ParsesInfoMemory) {
     // As Redis 7.0 writes it: the _human, _peak and _policy lines share the prefixes.
-    auto m = metrics::parse_info_memory(
+    auto m = ops::parse_info_memory(
         "# Memory\r\nused_memory:1185136\r\nused_memory_human:1.13M\r\n"
         "used_memory_peak:1185136\r\nmaxmemory:104857600\r\nmaxmemory_human:100.00M\r\n"
         "maxmemory_policy:noeviction\r\n");
     ASSERT_TRUE(m);
     EXPECT_EQ(m->used, 1185136);
     EXPECT_EQ(m->max, 104857600);
-    EXPECT_FALSE(metrics::parse_info_memory("used_memory:12\r\n"));  // no maxmemory line
-    EXPECT_FALSE(metrics::parse_info_memory("used_memory:x\r\nmaxmemory:0\r\n"));
-    EXPECT_FALSE(metrics::parse_info_memory(""));
-    auto lf = metrics::parse_info_memory("maxmemory:0\nused_memory:7");  // no CR, no final EOL
+    EXPECT_FALSE(ops::parse_info_memory("used_memory:12\r\n"));  // no maxmemory line
+    EXPECT_FALSE(ops::parse_info_memory("used_memory:x\r\nmaxmemory:0\r\n"));
+    EXPECT_FALSE(ops::parse_info_memory(""));
+    auto lf = ops::parse_info_memory("maxmemory:0\nused_memory:7");  // no CR, no final EOL
     ASSERT_TRUE(lf);
     EXPECT_EQ(lf->used, 7);
     EXPECT_EQ(lf->max, 0);

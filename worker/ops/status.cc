@@ -1,6 +1,7 @@
 #include "worker/ops/status.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <optional>
 #include <set>
@@ -151,12 +152,44 @@ double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms) {
     return metrics::oldest_age_s(raw, now_ms * 1000);
 }
 
-std::vector<metrics::RedisMemory> redis_memory(RedisConn& redis) {
-    std::vector<metrics::RedisMemory> out;
+std::optional<RedisMemory> parse_info_memory(std::string_view info) {
+    RedisMemory m;
+    bool used = false, max = false;
+    while (!info.empty()) {
+        size_t eol = info.find('\n');
+        std::string_view line = info.substr(0, eol);
+        info = eol == std::string_view::npos ? std::string_view() : info.substr(eol + 1);
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+        auto value = [&](std::string_view key, double& out) {
+            if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ':') {
+                return false;
+            }
+            std::string_view v = line.substr(key.size() + 1);
+            uint64_t n = 0;
+            auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            if (ec != std::errc() || end != v.data() + v.size()) {
+                return false;
+            }
+            out = static_cast<double>(n);
+            return true;
+        };
+        used = value("used_memory", m.used) || used;
+        max = value("maxmemory", m.max) || max;
+    }
+    if (!used || !max) {
+        return std::nullopt;
+    }
+    return m;
+}
+
+std::vector<RedisMemory> redis_memory(RedisConn& redis) {
+    std::vector<RedisMemory> out;
     for (auto& [node, r] : redis.each_node({"INFO", "memory"})) {
-        std::optional<metrics::RedisMemory> m;
+        std::optional<RedisMemory> m;
         if (r && r->type == REDIS_REPLY_STRING) {
-            m = metrics::parse_info_memory({r->str, r->len});
+            m = parse_info_memory({r->str, r->len});
         }
         if (!m) {
             m.emplace();

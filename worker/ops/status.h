@@ -2,13 +2,14 @@
 // `hookqctl status --json` prints and GET /api/v1/status returns, byte for byte the same JSON.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "worker/config.h"
-#include "worker/metrics.h"
 #include "worker/ops/common.h"
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
@@ -22,11 +23,21 @@ namespace hookq::ops {
 // on the left), against Redis's clock `now_ms`; 0 when empty, -1 when it cannot be decoded.
 double tail_age_s(RedisConn& redis, const std::string& list, uint64_t now_ms);
 
-// Each Redis node's memory against its maxmemory (INFO memory): the one Redis, or every master of
-// a cluster; a node that does not answer is marked unreachable. The dedup keys, rate x
-// hookq_dedup_ttl of them, are most of it (docs/scaling.md, "Memory"); at maxmemory the edge
-// answers 503.
-std::vector<metrics::RedisMemory> redis_memory(RedisConn& redis);
+// One Redis node's memory: what the dedup keys and queues take against the limit past which the
+// edge answers 503 (docs/scaling.md, "Memory").
+struct RedisMemory {
+    std::string node;       // "host:port", or the unix socket's path
+    double used = 0;        // used_memory
+    double max = 0;         // maxmemory; 0: no limit
+    bool reachable = true;  // false: the node did not answer (a lost master), nothing else known
+};
+// used_memory and maxmemory from an INFO (memory) reply; nullopt when either is missing.
+std::optional<RedisMemory> parse_info_memory(std::string_view info);
+
+// Each Redis node's memory (INFO memory): the one Redis, or every master of a cluster; a node that
+// does not answer is marked unreachable. Read for the status's "redis" (and so /metrics) and by
+// the redis_memory alert.
+std::vector<RedisMemory> redis_memory(RedisConn& redis);
 
 nlohmann::ordered_json status(RedisConn& redis, Pg& pg, const Config& cfg,
                               const std::vector<std::string>& queues, const Scope& scope = {});

@@ -166,7 +166,7 @@ void RouteStage::refresh_pauses() {
         // Keep the last copy: Redis trouble neither pauses nor resumes anything. Without one (the
         // worker started while the master holding hookq:paused is lost), delivering everything
         // would override whatever an operator paused: the audit log knows.
-        if (!pauses_known_) {
+        if (pauses_at_ == 0) {
             pauses_from_audit(at);
         }
         return;
@@ -175,7 +175,6 @@ void RouteStage::refresh_pauses() {
         log::info("pauses read from Redis again", {});
         pauses_by_audit_ = false;
     }
-    pauses_known_ = true;
     pauses_.clear();
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply* f = r->element[i];
@@ -209,7 +208,7 @@ void RouteStage::pauses_from_audit(uint64_t at) {
         return;
     }
     // True as of now: a pause or resume is audited only once Redis has it.
-    pauses_known_ = pauses_by_audit_ = true;
+    pauses_by_audit_ = true;
     pauses_at_ = at;
     log::warn("cannot read the pauses from Redis: taken from the audit log until it answers",
               {{"error", why}, {"paused", static_cast<int64_t>(pauses_.size())}});

@@ -52,8 +52,7 @@ class RouteStage {
     // than per delivery. pauses_at_ is the Redis time taken just before the fetch: a resume after
     // it makes a park decided from this copy stale (see park::kAck).
     std::unordered_map<std::string, bool> pauses_;
-    uint64_t pauses_at_ = 0;
-    bool pauses_known_ = false;     // read once, from Redis or the audit log
+    uint64_t pauses_at_ = 0;        // 0: never read yet, from Redis or the audit log
     bool pauses_by_audit_ = false;  // the copy is the audit log's (see pauses_from_audit)
     bool pauses_unknown_logged_ = false;
     uint64_t pauses_next_mono_ = 0;
