@@ -136,8 +136,8 @@ expect_redis_clients() {  # min
 }
 
 # --- the request -----------------------------------------------------------------------------------
-# A 1 KB GitHub push body (JSON, exactly BODY_BYTES [1024] bytes) signed with the secret GitHub's
-# docs use.
+# A GitHub push body (JSON, exactly BODY_BYTES [1024] bytes) signed with the secret GitHub's docs
+# use.
 make_signed_request() {
     SECRET="It's a Secret to Everybody"
     printf '%s\n' "$SECRET" >"$TMP/gh.secret"

@@ -2,8 +2,8 @@
 """What Redis spends per webhook on the ingest, without nginx: the single script (kIngest) against
 the batch script (kIngestBatch) and the guarded transaction (kIngestGuarded: MULTI, script,
 LPUSHX of the envelopes, script, EXEC) at several batch sizes, and, as a floor, the same writes
-without Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this measures
-the text the module sends. "empty batch of N" sends the batch script's very arguments to a script
+without Lua (SET NX EX + LPUSH pipelined). The scripts are read from shared/redis_keys.h, so this
+measures the text the module sends. "empty batch of N" sends the batch script's very arguments to a script
 that only returns: what Redis spends reading the call and handing every key and envelope to Lua
 (KEYS/ARGV), before any of the ingest runs.
 
