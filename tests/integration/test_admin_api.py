@@ -20,7 +20,7 @@ ADMIN = "a" * 40
 VIEWER = "v" * 40
 STRIPE_ONLY = "s" * 40
 CSP = "default-src 'none'; frame-ancestors 'none'"
-# /api/v1/status is computed at most once a second per scope (kStatusCacheMs in server.cc).
+# /api/v1/status is computed at most once a second per scope (kStatusCacheMs in worker/admin/api_status.cc).
 STATUS_CACHE_S = 1.1
 
 
@@ -142,6 +142,10 @@ def test_auth_roles_and_browser_safety(redis_server, pg_migrated, sink, workers,
     r = api.call("PUT", "/api/v1/dead-letters/1", ADMIN)
     assert_json_error(r, 405)
     assert "DELETE" in r.headers["Allow"]
+    # A method is one of those allowed, not a piece of one: "ET" is neither GET nor a write.
+    for m in ("ET", "DELE"):
+        r = api.call(m, "/api/v1/dead-letters/1", ADMIN)
+        assert_json_error(r, 405)
 
     # Writes a browser on another site could have sent are refused, whatever the token.
     r = api.call("POST", "/api/v1/dead-letters/1/retry", ADMIN,

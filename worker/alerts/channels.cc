@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/alerts/channels.h"
 
 #include <curl/curl.h>
@@ -21,12 +22,6 @@ namespace hookq::alerts {
 namespace {
 
 constexpr int kTries = 3;
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::string number(double v) {
     char buf[64];
@@ -298,7 +293,7 @@ std::string Notifier::send(const AlertChannel& ch, const Message& m) {
     curl_slist* headers = nullptr;
     curl_slist* rcpt = nullptr;
     std::string payload;
-    int64_t now = wall_ms();
+    int64_t now = static_cast<int64_t>(now_ms());
     curl_easy_setopt(c, CURLOPT_URL, ch.url.c_str());
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(ch.timeout_ms));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ch.timeout_ms));

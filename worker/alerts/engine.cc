@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/alerts/engine.h"
 
 #include <curl/curl.h>
@@ -45,12 +46,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 )lua";
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 std::optional<std::string> ts_or_null(int64_t ms) {
     if (ms <= 0) {
@@ -117,7 +112,7 @@ void Engine::start() {
     if (!acfg_.enabled) {
         return;
     }
-    started_ms_ = wall_ms();
+    started_ms_ = static_cast<int64_t>(now_ms());
     notifier_ = std::make_unique<Notifier>(acfg_, [this](SendResult r) {
         {
             std::lock_guard lock(results_mu_);
@@ -159,7 +154,7 @@ void Engine::run() {
     int64_t next = 0;
     std::unique_lock lock(mu_);
     while (!stopping_) {
-        int64_t now = wall_ms();
+        int64_t now = static_cast<int64_t>(now_ms());
         if (now < next && !wake_) {
             cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(next - now, 1000)));
             continue;

@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/cli/replay.h"
 
 #include <unistd.h>
@@ -20,12 +21,6 @@ using Json = nlohmann::ordered_json;
 
 ops::Actor cli_actor() {
     return ops::Actor{actor(), "", "", "", "hookqctl"};
-}
-
-int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
 }
 
 std::string duration(double s) {
@@ -140,7 +135,7 @@ int replay_create(Pg& pg, const ReplayOptions& o) {
     body["routes"] = o.all_routes ? "all" : "failed";
     body["dry_run"] = o.dry_run;
     body["confirm"] = o.yes;
-    ops::ReplayRequest req = ops::parse_replay_request(body, now_us());
+    ops::ReplayRequest req = ops::parse_replay_request(body, static_cast<int64_t>(now_us()));
     if (o.dry_run) {
         Json p = ops::preview_replay(pg, req);
         if (o.json) {

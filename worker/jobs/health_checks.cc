@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/jobs/health_checks.h"
 
 #include <curl/curl.h>
@@ -14,18 +15,6 @@
 namespace hookq {
 
 namespace {
-
-uint64_t mono_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-}
-
-uint64_t wall_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-}
 
 // The body is not looked at: only the status counts.
 size_t discard(char*, size_t size, size_t n, void*) {
@@ -182,7 +171,7 @@ void HealthChecks::run() {
             }
             auto* p = new Probe;
             p->route = i;
-            p->started_wall_ms = wall_ms();
+            p->started_wall_ms = now_ms();
             p->easy = curl_easy_init();
             CURL* e = p->easy;
             // A plain GET: no header of any webhook, no signature, nothing of the route's secret.

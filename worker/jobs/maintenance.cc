@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/jobs/maintenance.h"
 
 #include <algorithm>
@@ -16,12 +17,6 @@ constexpr uint64_t kPartitionEveryMs = 3600 * 1000;
 // the advisory lock, and start-up is not slowed by a large first cleanup.
 constexpr uint64_t kFirstCleanupMs = 60 * 1000;
 constexpr uint64_t kRetryMs = 60 * 1000;
-
-uint64_t mono_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-}
 
 }  // namespace
 

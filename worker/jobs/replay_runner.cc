@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/jobs/replay_runner.h"
 
 #include <algorithm>
@@ -61,12 +62,6 @@ redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 return 1
 )lua";
-
-uint64_t mono_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-}
 
 // Where a webhook of `source` goes back: the queue named after its source when this worker
 // consumes it or a route serves it (the edge's usual setup), else as `dlq retry` decides.

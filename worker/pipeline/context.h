@@ -12,26 +12,13 @@
 
 #include "shared/redis_keys.h"
 #include "worker/pipeline/channel.h"
+#include "worker/clock.h"
 #include "worker/pipeline/clock.h"
 #include "worker/config.h"
 #include "worker/pipeline/messages.h"
 #include "worker/pipeline/router.h"
 
 namespace hookq {
-
-inline uint64_t now_us() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-}
-inline uint64_t now_ms() {
-    return now_us() / 1000;
-}
-inline uint64_t mono_ms() {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-}
 
 struct BreakerReport {
     std::string destination;

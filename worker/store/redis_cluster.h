@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shared/redis_slot.h"
+#include "worker/clock.h"
 #include "worker/config.h"
 #include "worker/store/redis_node_health.h"
 
@@ -30,8 +31,6 @@ namespace cluster {
 
 // kSlots, crc16() and key_slot() are shared/redis_slot.h's, the edge's too.
 
-// Backoffs and deadlines of both connection kinds.
-uint64_t mono_ms();
 timeval to_timeval(uint64_t ms);
 // The one slot every key a SCAN/KEYS pattern can match lives in, or -1 when the pattern can match
 // keys of many slots (no hash tag, or a tag with glob characters in it).

@@ -1,3 +1,4 @@
+#include "worker/clock.h"
 #include "worker/store/redis_conn.h"
 
 #include <chrono>
@@ -9,7 +10,6 @@
 
 namespace hookq {
 
-using cluster::mono_ms;
 using cluster::to_timeval;
 
 std::string sha1_of_script(std::string_view script) {
