@@ -10,7 +10,9 @@
 namespace hookq::cluster {
 
 NodeProber::NodeProber(const Config& cfg)
-    : cfg_(cfg), health_(NodeHealth::process(cfg.redis_timeout_ms)) {}
+    : NodeProber(cfg, NodeHealth::process(cfg.redis_timeout_ms)) {}
+
+NodeProber::NodeProber(const Config& cfg, NodeHealth& health) : cfg_(cfg), health_(health) {}
 
 NodeProber::~NodeProber() {
     stop();
@@ -38,26 +40,40 @@ void NodeProber::stop() {
 
 void NodeProber::run() {
     while (!stop_.load()) {
+        probes_.remove_if([](Probe& p) {
+            if (!p.done.load()) {
+                return false;
+            }
+            p.thread.join();
+            return true;
+        });
         uint64_t next = 0;
         for (const std::string& node : health_.due(mono_ms(), next)) {
-            if (stop_.load()) {
-                return;
-            }
-            uint64_t since = mono_ms();
-            if (probe(node)) {
-                if (health_.answered(node)) {
-                    log::info("redis node connected", {{"conn", "prober"}, {"node", node}});
-                }
-            } else {
-                uint64_t now = mono_ms();
-                health_.failed(node, now - since, now);
-            }
-            next = 0;  // what is due next is known only after these reports: look again
+            Probe& p = probes_.emplace_back();
+            p.thread = std::thread([this, node, &p] { probe_and_report(node, p); });
         }
-        if (next != 0) {
-            health_.wait_until(next);
-        }
+        // A node under way is not due again until its probe reports (which wakes this wait) or
+        // lapses: `next` accounts for both.
+        health_.wait_until(next);
     }
+    for (Probe& p : probes_) {
+        p.thread.join();  // each within [redis] timeout
+    }
+    probes_.clear();
+}
+
+void NodeProber::probe_and_report(const std::string& node, Probe& p) {
+    uint64_t since = mono_ms();
+    if (probe(node)) {
+        if (health_.answered(node)) {
+            log::info("redis node connected", {{"conn", "prober"}, {"node", node}});
+        }
+    } else {
+        uint64_t now = mono_ms();
+        health_.failed(node, now - since, now);
+    }
+    p.done.store(true);
+    health_.wake();  // its next probe, or none, is known now
 }
 
 bool NodeProber::probe(const std::string& node) {
