@@ -310,7 +310,9 @@ def test_hanging_channel_does_not_slow_deliveries(redis_server, pg_migrated, sin
     alerts = alerts_config(
         slack_channel(receiver.url("/hang"), extra='timeout = "30s"\nrate_limit = "60/min"'),
         extra='[alerts.silent_after]\nq1 = "1s"\nq2 = "1s"\nq3 = "1s"\n')
-    config = config_text(redis_server, pg_migrated, alerts + route("r", "load", sink.url("/in")))
+    sources = "[sources.q1]\n[sources.q2]\n[sources.q3]\n"  # known, never heard from
+    config = config_text(redis_server, pg_migrated,
+                         alerts + sources + route("r", "load", sink.url("/in")))
     w = workers(config)
     wait_until(lambda: receiver.received("/hang"), 20, what="the channel is hanging")
     r = redis_server.client()

@@ -248,6 +248,10 @@ channels = ["ops"]
 }
 
 TEST(AlertsConfig, BadConfigNamesTheLine) {
+    EXPECT_NE(error_of("[alerts]\n[alerts.silent_after]\ngithb = \"10m\"\n")
+                  .find(":1: [alerts.silent_after]: unknown source 'githb' (no route or [sources] "
+                        "names it)"),
+              std::string::npos);
     EXPECT_EQ(error_of("[alerts]\n[alerts.rules.nope]\nthreshold = 1\n"),
               "w.toml:10:15: unknown alert rule 'nope' in [alerts.rules]");
     EXPECT_NE(error_of("[alerts]\n[alerts.rules.failure_ratio]\nthreshold = 5\n")

@@ -102,6 +102,9 @@ TEST(WorkerConfig, ErrorsNameFileLineAndKey) {
               "w.toml:9:11: 'timeout' must be between 1s and 300s");
     EXPECT_EQ(error_of(std::string(kBase) + "timeout = \"soon\"\n"),
               "w.toml:9:11: 'timeout' must be a duration such as \"10s\"");
+    // Seconds whose milliseconds would wrap around to 5,384 ms, which is in range.
+    EXPECT_EQ(error_of(std::string(kBase) + "timeout = 18446744073709557\n"),
+              "w.toml:9:11: 'timeout' must be between 1s and 300s");
     EXPECT_NE(error_of("[worker]\nmax_inflight = 0\n[postgres]\ndsn='x'\n").find("w.toml:2:"),
               std::string::npos);
     EXPECT_NE(error_of("[worker\n").find("w.toml:1:"), std::string::npos);

@@ -96,13 +96,7 @@ void read_admin(const Reader& r, const toml::table& root, Config& c) {
     if (!tn->is_array_of_tables()) {
         r.fail(tn->source(), "'admin.tokens' must be an array of tables ([[admin.tokens]])");
     }
-    std::set<std::string> known_sources;
-    for (const auto& rt : c.routes) {
-        known_sources.insert(rt.source);
-    }
-    for (const auto& [name, sc] : c.sources) {
-        known_sources.insert(name);
-    }
+    const std::set<std::string> known = known_sources(c);
     std::set<std::string> names, digests;
     for (const toml::node& n : *tn->as_array()) {
         const toml::table& t = *n.as_table();
@@ -158,7 +152,7 @@ void read_admin(const Reader& r, const toml::table& root, Config& c) {
                        ctx + ": 'sources' is empty (omit it for every source)");
             }
             for (const auto& s : tok.sources) {
-                if (!known_sources.count(s)) {
+                if (!known.count(s)) {
                     r.fail(r.where(t, "sources"),
                            ctx + ": unknown source '" + s + "' (no route or [sources] names it)");
                 }

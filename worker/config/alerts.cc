@@ -109,7 +109,13 @@ void read_alerts(const Reader& r, const toml::table& root, Config& c) {
         al.payment_sources = r.strings(*a, "payment_sources");
     }
     if (const toml::table* sa = r.table(*a, "silent_after")) {
+        // A misspelt source would leave the real one unwatched and alert on the name for ever.
+        const std::set<std::string> known = known_sources(c);
         for (auto&& [k, v] : *sa) {
+            if (!known.count(std::string(k.str()))) {
+                r.fail(k.source(), "[alerts.silent_after]: unknown source '" +
+                                       std::string(k.str()) + "' (no route or [sources] names it)");
+            }
             al.silent_after[std::string(k.str())] = *r.duration(*sa, k.str(), 1000, 30 * kDay);
         }
     }

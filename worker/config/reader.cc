@@ -1,5 +1,6 @@
 #include "worker/config/reader.h"
 
+#include <limits>
 #include <sstream>
 
 #include "shared/units.h"
@@ -128,7 +129,11 @@ std::optional<uint64_t> Reader::duration(const toml::table& t, std::string_view 
     }
     std::optional<uint64_t> ms;
     if (n->is_integer() && n->as_integer()->get() >= 0) {
-        ms = static_cast<uint64_t>(n->as_integer()->get()) * 1000;
+        // Seconds. Past what milliseconds can hold it is only out of range: the product must not
+        // wrap around into it.
+        auto s = static_cast<uint64_t>(n->as_integer()->get());
+        ms = s > std::numeric_limits<uint64_t>::max() / 1000 ? std::numeric_limits<uint64_t>::max()
+                                                             : s * 1000;
     } else if (n->is_string()) {
         ms = parse_duration_ms(n->as_string()->get());
     }

@@ -204,4 +204,15 @@ void read_routes(const Reader& r, const toml::table& root, Config& c) {
     }
 }
 
+std::set<std::string> known_sources(const Config& c) {
+    std::set<std::string> known;
+    for (const auto& rt : c.routes) {
+        known.insert(rt.source);
+    }
+    for (const auto& [name, sc] : c.sources) {
+        known.insert(name);
+    }
+    return known;
+}
+
 }  // namespace hookq::config_detail

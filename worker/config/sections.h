@@ -3,6 +3,7 @@
 // some check names against sections read before them (the comments say which).
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,8 @@ void read_routes(const Reader& r, const toml::table& root, Config& c);
 void read_forwarding(const Reader& r, const toml::table& rt, Route& route, const std::string& ctx);
 void read_health_check(const Reader& r, const toml::table& rt, Route& route,
                        const std::string& ctx);
+// The sources a route or [sources] names: what a source named elsewhere must be one of.
+std::set<std::string> known_sources(const Config& c);
 
 // admin.cc
 void read_admin(const Reader& r, const toml::table& root, Config& c);
