@@ -6,23 +6,17 @@
 namespace hookq::admin::handlers {
 
 HttpReply list_alerts(Call& c) {
-    HttpReply r;
-    r.body = ops::list_alerts(c.s.pg, &c.s.redis, c.args, ops::alert_scope(c.cfg, c.scope));
-    return r;
+    return ok(ops::list_alerts(c.s.pg, &c.s.redis, c.args, ops::alert_scope(c.cfg, c.scope)));
 }
 
 HttpReply list_alert_events(Call& c) {
-    HttpReply r;
-    r.body = ops::list_alert_events(c.s.pg, c.args, ops::alert_scope(c.cfg, c.scope));
-    return r;
+    return ok(ops::list_alert_events(c.s.pg, c.args, ops::alert_scope(c.cfg, c.scope)));
 }
 
 // GET lists them (its parameters checked by ops); POST creates one, and takes none.
 HttpReply silences(Call& c) {
-    HttpReply r;
     if (c.method == "GET") {
-        r.body = ops::list_silences(c.s.pg, c.args, ops::alert_scope(c.cfg, c.scope));
-        return r;
+        return ok(ops::list_silences(c.s.pg, c.args, ops::alert_scope(c.cfg, c.scope)));
     }
     if (!c.args.empty()) {
         return error(400, "bad request", "unknown parameter '" + c.args.begin()->first + "'");
@@ -31,15 +25,11 @@ HttpReply silences(Call& c) {
     if (auto no = c.json_body(req, /*object=*/false, /*optional=*/false)) {
         return *no;
     }
-    r.body = ops::create_silence(c.s.pg, req, c.actor(), ops::alert_scope(c.cfg, c.scope));
-    r.status = 201;
-    return r;
+    return ok(ops::create_silence(c.s.pg, req, c.actor(), ops::alert_scope(c.cfg, c.scope)), 201);
 }
 
 HttpReply expire_silence(Call& c) {
-    HttpReply r;
-    r.body = ops::expire_silence(c.s.pg, c.seg[3], c.actor(), ops::alert_scope(c.cfg, c.scope));
-    return r;
+    return ok(ops::expire_silence(c.s.pg, c.seg[3], c.actor(), ops::alert_scope(c.cfg, c.scope)));
 }
 
 }  // namespace hookq::admin::handlers

@@ -21,23 +21,17 @@ std::string destination(const std::vector<std::string>& seg, size_t end) {
 }  // namespace
 
 HttpReply list_breakers(Call& c) {
-    HttpReply r;
-    r.body = ops::list_breakers(c.s.redis, ops::known_destinations(c.cfg, c.scope));
-    return r;
+    return ok(ops::list_breakers(c.s.redis, ops::known_destinations(c.cfg, c.scope)));
 }
 
 HttpReply get_breaker(Call& c) {
-    HttpReply r;
-    r.body = ops::get_breaker(c.s.redis, destination(c.seg, c.seg.size()),
-                              ops::scope_destinations(c.cfg, c.scope));
-    return r;
+    return ok(ops::get_breaker(c.s.redis, destination(c.seg, c.seg.size()),
+                               ops::scope_destinations(c.cfg, c.scope)));
 }
 
 HttpReply reset_breaker(Call& c) {
-    HttpReply r;
-    r.body = ops::reset_breaker(c.s.redis, c.s.pg, destination(c.seg, c.seg.size() - 1), c.actor(),
-                                ops::scope_destinations(c.cfg, c.scope));
-    return r;
+    return ok(ops::reset_breaker(c.s.redis, c.s.pg, destination(c.seg, c.seg.size() - 1), c.actor(),
+                                 ops::scope_destinations(c.cfg, c.scope)));
 }
 
 }  // namespace hookq::admin::handlers

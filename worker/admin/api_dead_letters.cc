@@ -26,16 +26,12 @@ HttpReply list_dead_letters(Call& c) {
     if (auto no = c.source_refused(q.source)) {
         return *no;
     }
-    HttpReply r;
-    r.body = ops::list_dead_letters(c.s.pg, q, c.scope);
-    return r;
+    return ok(ops::list_dead_letters(c.s.pg, q, c.scope));
 }
 
 HttpReply dead_letter(Call& c) {
-    HttpReply r;
-    r.body = c.method == "GET" ? ops::get_dead_letter(c.s.pg, c.seg[3], c.scope)
-                               : ops::delete_dead_letter(c.s.pg, c.seg[3], c.actor(), c.scope);
-    return r;
+    return ok(c.method == "GET" ? ops::get_dead_letter(c.s.pg, c.seg[3], c.scope)
+                                : ops::delete_dead_letter(c.s.pg, c.seg[3], c.actor(), c.scope));
 }
 
 HttpReply retry_dead_letter(Call& c) {
@@ -68,9 +64,7 @@ HttpReply retry_dead_letter(Call& c) {
         case ops::RetryOutcome::already_requeued:
             return error(409, "conflict", res.json.value("why", ""));
     }
-    HttpReply r;
-    r.body = res.json;
-    return r;
+    return ok(res.json);
 }
 
 }  // namespace hookq::admin::handlers

@@ -9,15 +9,11 @@ HttpReply list_events(Call& c) {
     if (auto no = c.source_refused(q.source)) {
         return *no;
     }
-    HttpReply r;
-    r.body = ops::list_events(c.s.pg, q, c.scope);
-    return r;
+    return ok(ops::list_events(c.s.pg, q, c.scope));
 }
 
 HttpReply get_event(Call& c) {
-    HttpReply r;
-    r.body = ops::get_event(c.s.pg, c.seg[3], c.scope);
-    return r;
+    return ok(ops::get_event(c.s.pg, c.seg[3], c.scope));
 }
 
 }  // namespace hookq::admin::handlers

@@ -6,21 +6,15 @@
 namespace hookq::admin::handlers {
 
 HttpReply list_loops(Call& c) {
-    HttpReply r;
-    r.body = ops::list_loops(c.s.redis, c.cfg.queues);
-    return r;
+    return ok(ops::list_loops(c.s.redis, c.cfg.queues));
 }
 
 HttpReply clear_loops(Call& c) {
-    HttpReply r;
-    r.body = ops::clear_loops(c.s.redis, c.s.pg, c.seg[3], c.actor(), c.cfg.queues);
-    return r;
+    return ok(ops::clear_loops(c.s.redis, c.s.pg, c.seg[3], c.actor(), c.cfg.queues));
 }
 
 HttpReply release_loops(Call& c) {
-    HttpReply r;
-    r.body = ops::release_loops(c.s.redis, c.s.pg, c.seg[3], c.actor(), c.cfg.queues);
-    return r;
+    return ok(ops::release_loops(c.s.redis, c.s.pg, c.seg[3], c.actor(), c.cfg.queues));
 }
 
 }  // namespace hookq::admin::handlers

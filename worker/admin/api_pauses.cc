@@ -12,9 +12,7 @@ std::string kind(const Call& c) {
 }  // namespace
 
 HttpReply list_pauses(Call& c) {
-    HttpReply r;
-    r.body = ops::list_pauses(c.s.redis, c.cfg, c.scope);
-    return r;
+    return ok(ops::list_pauses(c.s.redis, c.cfg, c.scope));
 }
 
 // The body, when given, is {"reason": "..."}, kept with the pause and in the audit log.
@@ -31,15 +29,11 @@ HttpReply pause(Call& c) {
         }
         reason = v.get<std::string>();
     }
-    HttpReply r;
-    r.body = ops::pause(c.s.redis, c.s.pg, c.cfg, kind(c), c.seg[3], reason, c.actor(), c.scope);
-    return r;
+    return ok(ops::pause(c.s.redis, c.s.pg, c.cfg, kind(c), c.seg[3], reason, c.actor(), c.scope));
 }
 
 HttpReply resume(Call& c) {
-    HttpReply r;
-    r.body = ops::resume(c.s.redis, c.s.pg, c.cfg, kind(c), c.seg[3], c.actor(), c.scope);
-    return r;
+    return ok(ops::resume(c.s.redis, c.s.pg, c.cfg, kind(c), c.seg[3], c.actor(), c.scope));
 }
 
 }  // namespace hookq::admin::handlers

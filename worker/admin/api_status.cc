@@ -22,42 +22,31 @@ HttpReply status(Call& c) {
         std::lock_guard lock(cache.mu);
         auto it = cache.by_scope.find(key);
         if (it != cache.by_scope.end() && now - it->second.first < kStatusCacheMs) {
-            HttpReply r;
-            r.body = it->second.second;
-            return r;
+            return ok(it->second.second);
         }
     }
-    HttpReply r;
-    r.body = ops::status(c.s.redis, c.s.pg, c.cfg, c.cfg.queues, c.scope);
+    Json body = ops::status(c.s.redis, c.s.pg, c.cfg, c.cfg.queues, c.scope);
     std::lock_guard lock(cache.mu);
-    cache.by_scope[key] = {now, r.body};
-    return r;
+    cache.by_scope[key] = {now, body};
+    return ok(std::move(body));
 }
 
 // Answers when a backend is down too: that is when it matters. Unreachable Redis or PostgreSQL
 // makes the sources unhealthy (200, with the reasons), where other endpoints answer 503.
 HttpReply health(Call& c) {
-    HttpReply r;
-    r.body = ops::health(c.s.redis, c.s.pg, c.cfg, c.scope);
-    return r;
+    return ok(ops::health(c.s.redis, c.s.pg, c.cfg, c.scope));
 }
 
 HttpReply slo(Call& c) {
-    HttpReply r;
-    r.body = ops::slo(c.s.redis, c.s.pg, c.cfg, c.scope);
-    return r;
+    return ok(ops::slo(c.s.redis, c.s.pg, c.cfg, c.scope));
 }
 
 HttpReply destinations_health(Call& c) {
-    HttpReply r;
-    r.body = ops::health_checks(c.s.redis, c.cfg, c.scope);
-    return r;
+    return ok(ops::health_checks(c.s.redis, c.cfg, c.scope));
 }
 
 HttpReply routes(Call& c) {
-    HttpReply r;
-    r.body = ops::list_routes(c.s.pg, c.s.redis, c.cfg, c.scope);
-    return r;
+    return ok(ops::list_routes(c.s.pg, c.s.redis, c.cfg, c.scope));
 }
 
 HttpReply stats(Call& c) {
@@ -65,9 +54,7 @@ HttpReply stats(Call& c) {
     if (auto no = c.source_refused(q.source)) {
         return *no;
     }
-    HttpReply r;
-    r.body = ops::stats(c.s.pg, c.cfg, q, c.scope);
-    return r;
+    return ok(ops::stats(c.s.pg, c.cfg, q, c.scope));
 }
 
 }  // namespace hookq::admin::handlers

@@ -8,6 +8,13 @@
 
 namespace hookq::admin {
 
+HttpReply ok(Json body, unsigned status) {
+    HttpReply r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
+
 HttpReply error(unsigned status, std::string err, std::string detail) {
     HttpReply r;
     r.status = status;

@@ -26,6 +26,8 @@ struct HttpReply {
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// The operation's answer as the body.
+HttpReply ok(Json body, unsigned status = 200);
 // {"error": err, "detail": detail}: `err` is the status's name, `detail` says why and what to do.
 HttpReply error(unsigned status, std::string err, std::string detail);
 // 405 with the Allow header.
