@@ -637,22 +637,9 @@ bool has_access_rules(ngx_conf_t* cf) {
     return any;
 }
 
-// Derives everything the request path needs; fails `nginx -t` with the reason.
-char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
-    auto* mcf =
-        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module));
-    if (!mcf->redis_set) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "hookq: no \"hookq_redis\" (or \"hookq_redis_cluster\") in the http "
-                           "block for this location");
-        return static_cast<char*>(NGX_CONF_ERROR);
-    }
-    std::string_view scheme = scheme_name(conf->scheme);
-    if (conf->source.data == nullptr)
-        conf->source = ngx::str(scheme);
-    if (conf->queue.data == nullptr)
-        conf->queue = conf->source;
-
+// The location's Verifier, from its profile and the directives that go with it; false (the
+// reason logged) when they do not go together.
+bool build_verifier(ngx_conf_t* cf, LocConf* conf, std::string_view scheme) {
     VerifierConfig vc;
     vc.scheme = conf->scheme;
     vc.tolerance_s = conf->tolerance;
@@ -667,7 +654,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
                            "hookq_signature_header: only \"hookq hmac\" reads it, this location "
                            "is \"hookq %*s\"",
                            scheme.size(), scheme.data());
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     const bool token_set = conf->token_header.data != nullptr || conf->token_arg.data != nullptr;
     if (token_set && conf->scheme != Scheme::moysklad) {
@@ -675,21 +662,21 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
                            "hookq_token_header/hookq_token_arg: only \"hookq moysklad\" reads "
                            "them, this location is \"hookq %*s\"",
                            scheme.size(), scheme.data());
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     if (conf->token_header.data != nullptr && conf->token_arg.data != nullptr) {
         // The header would win and the argument be ignored.
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hookq_token_header and hookq_token_arg: the token comes from one "
                            "place, choose one");
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     if (conf->scheme == Scheme::none && !conf->secrets.empty()) {
         // It would read as protection in the configuration while every request is accepted.
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hookq_secret: \"hookq none\" verifies nothing, so a secret there "
                            "protects nothing (remove it, or choose the provider's profile)");
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     const bool paypal_set = !conf->paypal_certs.empty() || !conf->paypal_ca.empty();
     if (paypal_set && conf->scheme != Scheme::paypal) {
@@ -697,7 +684,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
                            "hookq_paypal_cert/hookq_paypal_ca: only \"hookq paypal\" reads them, "
                            "this location is \"hookq %*s\"",
                            scheme.size(), scheme.data());
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     vc.paypal_certs = std::move(conf->paypal_certs);
     vc.paypal_ca_file = conf->paypal_ca;
@@ -705,7 +692,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
         if (conf->scheme == Scheme::none) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "hookq_verify report_only: \"hookq none\" verifies nothing");
-            return static_cast<char*>(NGX_CONF_ERROR);
+            return false;
         }
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "hookq_verify report_only: requests that fail verification are "
@@ -730,12 +717,12 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
             conf->scheme == Scheme::paypal
                 ? " (PayPal's webhook id, e.g. hookq_secret literal:8PT597110X687430LKGECATA)"
                 : "");
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     if (conf->scheme == Scheme::hmac && !conf->hmac_set) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "hookq hmac: no \"hookq_signature_header\" in this location");
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
     if (conf->scheme == Scheme::moysklad && vc.secrets.empty() && !has_access_rules(cf)) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
@@ -747,9 +734,14 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     if (!conf->verifier) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "hookq %*s: %s", scheme.size(), scheme.data(),
                            error.c_str());
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
+    return true;
+}
 
+// The Redis keys and script arguments of the location's queue, computed once here rather than per
+// request; false (the reason logged) when the loop directives do not go together.
+bool derive_keys(ngx_conf_t* cf, LocConf* conf) {
     std::string queue = to_string(ngx::view(conf->queue));
     conf->queue_key = keys::queue(queue);
     conf->stage_key = keys::stage(queue);
@@ -766,7 +758,7 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
             ccv.value = &body_sha;
             ccv.complex_value = conf->loop_key;
             if (conf->loop_key == nullptr || ngx_http_compile_complex_value(&ccv) != NGX_OK)
-                return static_cast<char*>(NGX_CONF_ERROR);
+                return false;
         }
         conf->loop = true;
         conf->loop_prefix = keys::loop_prefix(queue);
@@ -778,11 +770,12 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     } else if (conf->loop_key != nullptr || conf->loop_hold != 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: needs \"hookq_loop_limit <N> <window>\"",
                            conf->loop_key != nullptr ? "hookq_loop_key" : "hookq_loop_action");
-        return static_cast<char*>(NGX_CONF_ERROR);
+        return false;
     }
-    conf->retry_after_text = std::to_string(conf->retry_after);
-    conf->source_index = mcf->source_index(to_string(ngx::view(conf->source)));
+    return true;
+}
 
+void size_body_buffers(ngx_conf_t* cf, const LocConf* conf) {
     // The body is verified and queued from one contiguous buffer in memory: make nginx's own limits
     // agree with hookq_max_body, so a larger body is refused with 413 before it is read and an
     // accepted one never spills into a temp file (reading it back would block the event loop).
@@ -792,6 +785,30 @@ char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
     if (clcf->client_body_buffer_size < conf->max_body)
         clcf->client_body_buffer_size = conf->max_body;
     clcf->client_body_in_file_only = 0;  // "off"
+}
+
+// Derives everything the request path needs; fails `nginx -t` with the reason.
+char* finish_ingest_location(ngx_conf_t* cf, LocConf* conf) {
+    auto* mcf =
+        static_cast<MainConf*>(ngx_http_conf_get_module_main_conf(cf, ngx_http_hookq_module));
+    if (!mcf->redis_set) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "hookq: no \"hookq_redis\" (or \"hookq_redis_cluster\") in the http "
+                           "block for this location");
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    std::string_view scheme = scheme_name(conf->scheme);
+    if (conf->source.data == nullptr)
+        conf->source = ngx::str(scheme);
+    if (conf->queue.data == nullptr)
+        conf->queue = conf->source;
+
+    if (!build_verifier(cf, conf, scheme) || !derive_keys(cf, conf)) {
+        return static_cast<char*>(NGX_CONF_ERROR);
+    }
+    conf->retry_after_text = std::to_string(conf->retry_after);
+    conf->source_index = mcf->source_index(to_string(ngx::view(conf->source)));
+    size_body_buffers(cf, conf);
     return NGX_CONF_OK;
 }
 
