@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include <CLI/CLI.hpp>
+
 #include "worker/cli/common.h"
 #include "worker/ops/breakers.h"
 
@@ -50,6 +52,33 @@ int breaker_reset(RedisConn& redis, Pg& pg, const std::string& destination, bool
                     j["parked_released"].get<long long>());
     }
     return 0;
+}
+
+bool BreakerCommands::parsed() const {
+    return breaker->parsed();
+}
+
+void add_breaker_commands(CLI::App& app, BreakerCommands& c,
+                          const std::function<void(CLI::App*)>& addresses) {
+    c.breaker = app.add_subcommand("breaker", "circuit breakers per destination");
+    c.breaker->require_subcommand(1);
+    c.list = c.breaker->add_subcommand("list", "every breaker and its state");
+    addresses(c.list);
+    c.reset = c.breaker->add_subcommand("reset", "close a breaker now (audited)");
+    addresses(c.reset);
+    c.reset->add_option("destination", c.destination, "scheme://host:port, as listed")->required();
+}
+
+int run_breaker_commands(const BreakerCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    if (c.list->parsed()) {
+        return breaker_list(redis, cfg, json);
+    }
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    return breaker_reset(redis, pg, c.destination, json);
 }
 
 }  // namespace hookq::ctl

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "shared/units.h"
 #include "worker/cli/common.h"
 #include "worker/ops/retention.h"
 
@@ -47,6 +48,36 @@ int cleanup(Pg& pg, const Config& cfg, const CleanupOptions& o) {
     std::printf("%s %lld rows\n", o.dry_run ? "would remove" : "removed",
                 j["rows"].get<long long>());
     return 0;
+}
+
+void add_cleanup_command(CLI::App& app, CleanupCommand& c,
+                         const std::function<void(CLI::App*)>& addresses) {
+    c.cleanup = app.add_subcommand(
+        "cleanup", "remove what is older than the retention policy, by whole partitions (audited)");
+    addresses(c.cleanup);
+    c.cleanup->add_option("--older-than", c.older_than,
+                          "for every table, instead of [retention] (e.g. 90d; at least 1d)");
+    c.cleanup->add_flag("--dry-run", c.opts.dry_run, "show what would go, change nothing");
+}
+
+int run_cleanup_command(const CleanupCommand& c, const Target& target, bool json) {
+    CleanupOptions o = c.opts;
+    if (!c.older_than.empty()) {
+        auto ms = parse_duration_ms(c.older_than);
+        if (!ms || *ms < 24ull * 3600 * 1000) {
+            std::fprintf(stderr,
+                         "hookqctl cleanup: --older-than must be a duration of at least "
+                         "1d, such as 90d (got \"%s\")\n",
+                         c.older_than.c_str());
+            return 2;
+        }
+        o.older_than_ms = ms;
+    }
+    auto cfg = load_target(target, false);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    o.json = json;
+    return cleanup(pg, cfg, o);
 }
 
 }  // namespace hookq::ctl

@@ -170,4 +170,53 @@ int dlq_delete(Pg& pg, const std::vector<std::string>& ids, bool json) {
     return failed ? 1 : 0;
 }
 
+void add_dlq_commands(CLI::App& app, DlqCommands& c,
+                      const std::function<void(CLI::App*)>& addresses) {
+    c.dlq = app.add_subcommand("dlq", "dead letters");
+    c.dlq->require_subcommand(1);
+    c.list = c.dlq->add_subcommand("list", "dead letters, newest first");
+    addresses(c.list);
+    c.list->add_option("--source", c.list_opts.source, "only this source");
+    c.list->add_option("--limit", c.list_opts.limit, "at most this many")
+        ->check(CLI::Range(1, 100000));
+    c.list->add_flag("--all", c.list_opts.all, "include those already requeued");
+    c.show = c.dlq->add_subcommand("show", "one dead letter, its event and its attempts");
+    addresses(c.show);
+    c.show->add_option("id", c.id, "dead letter id")->required();
+    c.retry = c.dlq->add_subcommand("retry", "put dead letters back on their queue (audited)");
+    addresses(c.retry);
+    c.retry->add_option("ids", c.retry_opts.ids, "dead letter ids")->required();
+    c.retry->add_option("--queue", c.retry_opts.queue,
+                        "the queue to push to (default: the source's, from --config)");
+    c.retry->add_flag("--dry-run", c.retry_opts.dry_run,
+                      "show what would be requeued, change nothing");
+    c.retry->add_flag("--force", c.retry_opts.force, "requeue even if already requeued");
+    c.delete_ = c.dlq->add_subcommand("delete", "remove dead letters (audited)");
+    addresses(c.delete_);
+    c.delete_->add_option("ids", c.ids, "dead letter ids")->required();
+}
+
+int run_dlq_commands(const DlqCommands& c, const Target& target, bool json) {
+    bool needs_redis = c.retry->parsed();
+    auto cfg = load_target(target, needs_redis);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    if (c.list->parsed()) {
+        DlqListOptions o = c.list_opts;
+        o.json = json;
+        return dlq_list(pg, o);
+    }
+    if (c.show->parsed()) {
+        return dlq_show(pg, c.id, json);
+    }
+    if (c.delete_->parsed()) {
+        return dlq_delete(pg, c.ids, json);
+    }
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    DlqRetryOptions o = c.retry_opts;
+    o.json = json;
+    return dlq_retry(pg, redis, cfg, o);
+}
+
 }  // namespace hookq::ctl

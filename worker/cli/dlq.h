@@ -2,9 +2,13 @@
 // queue they came from.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "worker/cli/common.h"
 #include "worker/config.h"
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
@@ -29,5 +33,27 @@ struct DlqRetryOptions {
 };
 int dlq_retry(Pg& pg, RedisConn& redis, const Config& cfg, const DlqRetryOptions& o);
 int dlq_delete(Pg& pg, const std::vector<std::string>& ids, bool json);
+
+struct DlqCommands {
+    CLI::App* dlq = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* show = nullptr;
+    CLI::App* retry = nullptr;
+    CLI::App* delete_ = nullptr;
+
+    // json is set in both when the command runs.
+    DlqListOptions list_opts;
+    DlqRetryOptions retry_opts;
+    std::string id;
+    std::vector<std::string> ids;  // of delete (retry's are in retry_opts)
+
+    bool parsed() const { return dlq->parsed(); }
+};
+
+// Declares the subcommands on `app`; `addresses` adds --dsn, --redis and --json to one.
+void add_dlq_commands(CLI::App& app, DlqCommands& cmds,
+                      const std::function<void(CLI::App*)>& addresses);
+// The exit status: 0, 1 (the operation failed), 2 (bad usage).
+int run_dlq_commands(const DlqCommands& cmds, const Target& target, bool json);
 
 }  // namespace hookq::ctl

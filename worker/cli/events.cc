@@ -1,6 +1,8 @@
 #include "worker/cli/events.h"
 
 #include <cstdio>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -89,6 +91,42 @@ int events_show(Pg& pg, const std::string& id, bool json) {
         std::printf("\ndead letters:\n%s", table(rows).c_str());
     }
     return 0;
+}
+
+void add_events_commands(CLI::App& app, EventsCommands& c,
+                         const std::function<void(CLI::App*)>& addresses) {
+    c.events = app.add_subcommand("events", "recorded webhooks, newest first (one page)");
+    c.events->require_subcommand(0, 1);
+    addresses(c.events);
+    // The API's query parameters, flag for flag: one parser checks both.
+    for (const auto& [flag, param, help] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--source", "source", "only this source"},
+             {"--route", "route", "only webhooks routed to this route"},
+             {"--status", "status", "queued, delivered, retrying, parked or dead"},
+             {"--event-type", "event_type", "only this event type"},
+             {"--from", "from", "received at or after (RFC 3339 or YYYY-MM-DD)"},
+             {"--to", "to", "received before (RFC 3339 or YYYY-MM-DD)"},
+             {"--request-id", "request_id", "this request id"},
+             {"--dedup-key", "dedup_key", "this dedup key"},
+             {"--cursor", "cursor", "next page: the cursor the previous page printed"},
+             {"--limit", "limit", "at most this many (1-1000, default 50)"}}) {
+        c.events->add_option_function<std::string>(
+            flag, [&c, p = param](const std::string& v) { c.args[p] = v; }, help);
+    }
+    c.show = c.events->add_subcommand("show", "one webhook: headers, body, attempts");
+    addresses(c.show);
+    c.show->add_option("id", c.id, "request id")->required();
+}
+
+int run_events_commands(const EventsCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, false);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    if (c.show->parsed()) {
+        return events_show(pg, c.id, json);
+    }
+    return events_list(pg, c.args, json);
 }
 
 }  // namespace hookq::ctl

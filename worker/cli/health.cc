@@ -41,4 +41,21 @@ int health(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
     return rc;
 }
 
+void add_health_command(CLI::App& app, HealthCommand& c,
+                        const std::function<void(CLI::App*)>& addresses) {
+    c.health =
+        app.add_subcommand("health", "per-source health; exits 1 unless every source is healthy");
+    addresses(c.health);
+}
+
+int run_health_command(const HealthCommand&, const Target& target, bool json) {
+    // An unreachable backend is part of the answer (unhealthy), not a failure to answer.
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    redis.ensure();
+    Pg pg(cfg.postgres_dsn);
+    pg.connect();
+    return health(redis, pg, cfg, json);
+}
+
 }  // namespace hookq::ctl

@@ -73,4 +73,26 @@ int slo(RedisConn& redis, Pg& pg, const Config& cfg, bool json) {
     return rc;
 }
 
+void add_health_check_commands(CLI::App& app, HealthCheckCommands& c,
+                               const std::function<void(CLI::App*)>& addresses) {
+    c.health_checks = app.add_subcommand("health-checks",
+                                         "destination health checks; exits 1 when one is failing");
+    addresses(c.health_checks);
+    c.slo = app.add_subcommand("slo",
+                               "SLO status per source and route; exits 1 unless all are healthy");
+    addresses(c.slo);
+}
+
+int run_health_check_commands(const HealthCheckCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    if (c.health_checks->parsed()) {
+        return health_checks(redis, cfg, json);
+    }
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    return slo(redis, pg, cfg, json);
+}
+
 }  // namespace hookq::ctl

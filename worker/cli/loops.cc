@@ -77,4 +77,32 @@ int loops_clear(RedisConn& redis, Pg& pg, const std::string& queue,
     });
 }
 
+void add_loops_commands(CLI::App& app, LoopsCommands& c,
+                        const std::function<void(CLI::App*)>& addresses) {
+    c.loops =
+        app.add_subcommand("loops", "entities repeating past hookq_loop_limit, held webhooks");
+    addresses(c.loops);
+    c.release = c.loops->add_subcommand("release", "held webhooks back to the queue (audited)");
+    addresses(c.release);
+    c.release->add_option("queue", c.queue, "the queue, as configured")->required();
+    c.clear = c.loops->add_subcommand("clear", "forget a queue's loop counters (audited)");
+    addresses(c.clear);
+    c.clear->add_option("queue", c.queue, "the queue, as configured")->required();
+}
+
+int run_loops_commands(const LoopsCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    if (!c.release->parsed() && !c.clear->parsed()) {
+        return loops_list(redis, cfg.queues, json);
+    }
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    if (c.release->parsed()) {
+        return loops_release(redis, pg, c.queue, cfg.queues, json);
+    }
+    return loops_clear(redis, pg, c.queue, cfg.queues, json);
+}
+
 }  // namespace hookq::ctl

@@ -68,4 +68,41 @@ int pause_lift(RedisConn& redis, Pg& pg, const Config& cfg, const std::string& k
     return run([&] { return ops::resume(redis, pg, cfg, kind, name, cli_actor()); }, json);
 }
 
+void add_pause_commands(CLI::App& app, PauseCommands& c,
+                        const std::function<void(CLI::App*)>& addresses) {
+    // Pauses: deliveries of a paused route (or source) stay parked until resumed.
+    c.pause = app.add_subcommand("pause", "hold back deliveries of a route or source (audited)");
+    c.pause->require_subcommand(1);
+    c.resume = app.add_subcommand("resume", "lift a pause; parked deliveries go back (audited)");
+    c.resume->require_subcommand(1);
+    c.pauses = app.add_subcommand("pauses", "what is paused");
+    addresses(c.pauses);
+    for (auto* parent : {c.pause, c.resume}) {
+        for (const char* kind : {"route", "source"}) {
+            auto* sub = parent->add_subcommand(kind, std::string("a ") + kind + " by name");
+            addresses(sub);
+            sub->add_option("name", c.name, std::string(kind) + " name")->required();
+            if (parent == c.pause) {
+                sub->add_option("--reason", c.reason, "why (shown in status and the audit log)");
+            }
+            sub->callback([&c, kind] { c.kind = kind; });
+        }
+    }
+}
+
+int run_pause_commands(const PauseCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    if (c.pauses->parsed()) {
+        return pauses_list(redis, cfg, json);
+    }
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    if (c.pause->parsed()) {
+        return pause_set(redis, pg, cfg, c.kind, c.name, c.reason, json);
+    }
+    return pause_lift(redis, pg, cfg, c.kind, c.name, json);
+}
+
 }  // namespace hookq::ctl

@@ -267,4 +267,50 @@ int poison_delete(Pg& pg, RedisConn& redis, const std::vector<std::string>& queu
     return change(pg, redis, queues, ids, json, false);
 }
 
+void add_poison_commands(CLI::App& app, PoisonCommands& c,
+                         const std::function<void(CLI::App*)>& addresses) {
+    c.poison = app.add_subcommand("poison", "elements set aside in the poison lists");
+    c.poison->require_subcommand(1);
+    auto common = [&](CLI::App* cmd) {
+        addresses(cmd);
+        cmd->add_option("--queue", c.queues, "only these queues (default: the config's)");
+    };
+    c.list = c.poison->add_subcommand("list", "poison elements, newest first");
+    common(c.list);
+    c.list->add_option("--limit", c.limit, "at most this many per queue")
+        ->check(CLI::Range(1, 100000));
+    c.show = c.poison->add_subcommand("show", "one element, decoded if it can be");
+    common(c.show);
+    c.show->add_option("id", c.id, "element id (as listed) or request id")->required();
+    c.retry = c.poison->add_subcommand("retry", "put elements back on their queue (audited)");
+    common(c.retry);
+    c.retry->add_option("ids", c.ids, "element ids (as listed) or request ids")->required();
+    c.delete_ = c.poison->add_subcommand("delete", "drop elements for good (audited)");
+    common(c.delete_);
+    c.delete_->add_option("ids", c.ids, "element ids (as listed) or request ids")->required();
+}
+
+int run_poison_commands(const PoisonCommands& c, const Target& target, bool json) {
+    bool needs_pg = c.retry->parsed() || c.delete_->parsed();
+    auto cfg = load_target(target, true);
+    const auto& queues = c.queues.empty() ? cfg.queues : c.queues;
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    if (c.list->parsed()) {
+        return poison_list(redis, queues, c.limit, json);
+    }
+    Pg pg(cfg.postgres_dsn);
+    if (c.show->parsed()) {
+        // The reason PostgreSQL recorded is a bonus: show works with Redis alone.
+        return poison_show(redis, pg.connect() ? &pg : nullptr, queues, c.id, json);
+    }
+    if (needs_pg) {
+        connect_pg(pg);
+    }
+    if (c.retry->parsed()) {
+        return poison_retry(pg, redis, queues, c.ids, json);
+    }
+    return poison_delete(pg, redis, queues, c.ids, json);
+}
+
 }  // namespace hookq::ctl

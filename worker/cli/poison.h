@@ -2,9 +2,13 @@
 // or webhooks PostgreSQL refused to record), and putting them back on their queue.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "worker/cli/common.h"
 #include "worker/store/pg.h"
 #include "worker/store/redis_conn.h"
 
@@ -23,5 +27,26 @@ int poison_retry(Pg& pg, RedisConn& redis, const std::vector<std::string>& queue
                  const std::vector<std::string>& ids, bool json);
 int poison_delete(Pg& pg, RedisConn& redis, const std::vector<std::string>& queues,
                   const std::vector<std::string>& ids, bool json);
+
+struct PoisonCommands {
+    CLI::App* poison = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* show = nullptr;
+    CLI::App* retry = nullptr;
+    CLI::App* delete_ = nullptr;
+
+    std::vector<std::string> queues;  // --queue; empty: the configuration's
+    std::vector<std::string> ids;
+    std::string id;
+    int limit = 50;
+
+    bool parsed() const { return poison->parsed(); }
+};
+
+// Declares the subcommands on `app`; `addresses` adds --dsn, --redis and --json to one.
+void add_poison_commands(CLI::App& app, PoisonCommands& cmds,
+                         const std::function<void(CLI::App*)>& addresses);
+// The exit status: 0, 1 (the operation failed), 2 (bad usage).
+int run_poison_commands(const PoisonCommands& cmds, const Target& target, bool json);
 
 }  // namespace hookq::ctl

@@ -278,4 +278,63 @@ int replay_resume(Pg& pg, const std::string& id, bool json) {
     return 0;
 }
 
+void add_replay_commands(CLI::App& app, ReplayCommands& c,
+                         const std::function<void(CLI::App*)>& addresses) {
+    c.replay = app.add_subcommand(
+        "replay", "send recorded webhooks again, paced, to the routes that did not succeed");
+    c.replay->require_subcommand(0, 1);
+    addresses(c.replay);
+    ReplayOptions& o = c.opts;
+    c.replay->add_option("--id", o.ids, "this request id (repeatable)");
+    c.replay->add_option("--source", o.source, "only this source");
+    c.replay->add_option("--route", o.route, "only this route");
+    c.replay->add_option("--status", o.status,
+                         "dead, failed or delivered (with --route: that route's)");
+    c.replay->add_option("--event-type", o.event_type, "only this event type");
+    c.replay->add_option("--since", o.since, "received within this long (1h, 7d)");
+    c.replay->add_option("--from", o.from, "received at or after (RFC 3339 or date)");
+    c.replay->add_option("--to", o.to, "received before (RFC 3339 or date)");
+    c.replay->add_option("--rate", o.rate, "deliveries per second (default 50)");
+    c.replay->add_option("--limit", o.limit, "at most this many webhooks, oldest first")
+        ->check(CLI::PositiveNumber);
+    c.replay->add_flag("--all-routes", o.all_routes,
+                       "every route, those that succeeded too (default: only those that did not)");
+    c.replay->add_flag("--dry-run", o.dry_run, "show what would be sent; change nothing");
+    c.replay->add_flag("--yes", o.yes, "confirm a selection of more than 1000 webhooks");
+    c.replay->add_flag("--detach", o.detach, "create the job and return");
+    c.list = c.replay->add_subcommand("list", "replay jobs, newest first");
+    addresses(c.list);
+    c.show = c.replay->add_subcommand("show", "one replay job and its progress");
+    addresses(c.show);
+    c.show->add_option("id", c.id, "replay id")->required();
+    c.cancel = c.replay->add_subcommand("cancel", "stop a replay (audited)");
+    addresses(c.cancel);
+    c.cancel->add_option("id", c.id, "replay id")->required();
+    c.resume =
+        c.replay->add_subcommand("resume", "carry on a cancelled or failed replay (audited)");
+    addresses(c.resume);
+    c.resume->add_option("id", c.id, "replay id")->required();
+}
+
+int run_replay_commands(const ReplayCommands& c, const Target& target, bool json) {
+    auto cfg = load_target(target, false);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    if (c.list->parsed()) {
+        return replay_list(pg, json);
+    }
+    if (c.show->parsed()) {
+        return replay_show(pg, c.id, json);
+    }
+    if (c.cancel->parsed()) {
+        return replay_cancel(pg, c.id, json);
+    }
+    if (c.resume->parsed()) {
+        return replay_resume(pg, c.id, json);
+    }
+    ReplayOptions o = c.opts;
+    o.json = json;
+    return replay_create(pg, o);
+}
+
 }  // namespace hookq::ctl

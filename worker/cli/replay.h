@@ -4,9 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "worker/cli/common.h"
 #include "worker/store/pg.h"
 
 namespace hookq::ctl {
@@ -28,5 +32,24 @@ int replay_list(Pg& pg, bool json);
 int replay_show(Pg& pg, const std::string& id, bool json);
 int replay_cancel(Pg& pg, const std::string& id, bool json);
 int replay_resume(Pg& pg, const std::string& id, bool json);
+
+struct ReplayCommands {
+    CLI::App* replay = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* show = nullptr;
+    CLI::App* cancel = nullptr;
+    CLI::App* resume = nullptr;
+
+    ReplayOptions opts;  // the selection; json is set when the command runs
+    std::string id;
+
+    bool parsed() const { return replay->parsed(); }
+};
+
+// Declares the subcommands on `app`; `addresses` adds --dsn, --redis and --json to one.
+void add_replay_commands(CLI::App& app, ReplayCommands& cmds,
+                         const std::function<void(CLI::App*)>& addresses);
+// The exit status: 0, 1 (the operation failed), 2 (bad usage).
+int run_replay_commands(const ReplayCommands& cmds, const Target& target, bool json);
 
 }  // namespace hookq::ctl

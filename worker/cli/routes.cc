@@ -29,4 +29,19 @@ int routes_list(Pg& pg, RedisConn& redis, const Config& cfg, bool json) {
     return 0;
 }
 
+void add_routes_command(CLI::App& app, RoutesCommand& c,
+                        const std::function<void(CLI::App*)>& addresses) {
+    c.routes = app.add_subcommand("routes", "configured routes, 410 flags and breakers");
+    addresses(c.routes);
+}
+
+int run_routes_command(const RoutesCommand&, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    return routes_list(pg, redis, cfg, json);
+}
+
 }  // namespace hookq::ctl

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "shared/signature.h"
 
@@ -21,3 +24,23 @@ struct SignRequest {
 std::string signed_curl(const SignRequest& req, int64_t now_unix_s);
 
 }  // namespace hookq
+
+namespace hookq::ctl {
+
+struct SignCommand {
+    CLI::App* sign = nullptr;
+
+    std::string profile, url, body, body_file, id;
+    std::string hmac_header, hmac_alg = "sha256", hmac_enc = "hex", hmac_prefix;
+    std::string token_header;
+    std::vector<std::string> secrets;
+
+    bool parsed() const { return sign->parsed(); }
+};
+
+// Declares the command on `app`: it needs no address, it only prints.
+void add_sign_command(CLI::App& app, SignCommand& cmd);
+// The exit status: 0, 1 (the operation failed), 2 (bad usage).
+int run_sign_command(const SignCommand& cmd);
+
+}  // namespace hookq::ctl

@@ -1,6 +1,8 @@
 #include "worker/cli/stats.h"
 
 #include <cstdio>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -60,6 +62,29 @@ int stats(Pg& pg, const Config& cfg, const std::map<std::string, std::string>& a
     }
     std::fputs(table(rows).c_str(), stdout);
     return 0;
+}
+
+void add_stats_command(CLI::App& app, StatsCommand& c,
+                       const std::function<void(CLI::App*)>& addresses) {
+    c.stats = app.add_subcommand("stats", "delivery counts, rates and latencies (rollups)");
+    addresses(c.stats);
+    // The API's query parameters, flag for flag, as for events.
+    for (const auto& [flag, param, help] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"--window", "window", "1h (per minute), 24h or 7d (per hour); default 1h"},
+             {"--by", "by", "route or source; default route"},
+             {"--source", "source", "only this source"},
+             {"--route", "route", "only this route"}}) {
+        c.stats->add_option_function<std::string>(
+            flag, [&c, p = param](const std::string& v) { c.args[p] = v; }, help);
+    }
+}
+
+int run_stats_command(const StatsCommand& c, const Target& target, bool json) {
+    auto cfg = load_target(target, false);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    return stats(pg, cfg, c.args, json);
 }
 
 }  // namespace hookq::ctl

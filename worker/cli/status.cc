@@ -106,4 +106,20 @@ int status(RedisConn& redis, Pg& pg, const Config& cfg, const std::vector<std::s
     return 0;
 }
 
+void add_status_command(CLI::App& app, StatusCommand& c,
+                        const std::function<void(CLI::App*)>& addresses) {
+    c.status = app.add_subcommand("status", "queues, workers, dead letters, rates, breakers");
+    addresses(c.status);
+    c.status->add_option("--queue", c.queues, "report on these queues (default: the config's)");
+}
+
+int run_status_command(const StatusCommand& c, const Target& target, bool json) {
+    auto cfg = load_target(target, true);
+    RedisConn redis(cfg, "hookqctl");
+    connect_redis(redis);
+    Pg pg(cfg.postgres_dsn);
+    connect_pg(pg);
+    return status(redis, pg, cfg, c.queues.empty() ? cfg.queues : c.queues, json);
+}
+
 }  // namespace hookq::ctl
