@@ -341,57 +341,187 @@ void ReplayRunner::release(JobState& job) {
                {job.id, cfg_.worker_id});
 }
 
-void ReplayRunner::execute(JobState& job) {
-    std::vector<std::optional<std::string>> base;
-    std::string where = ops::replay_where(job.selection, base, false);
-    std::string status_expr = ops::replay_status_cond(job.selection, base);
-    std::string route_filter;
-    if (job.selection.contains("route") && job.selection["route"].is_string()) {
-        base.emplace_back(job.selection["route"].get<std::string>());
-        route_filter = " AND r.route = $" + std::to_string(base.size());
+struct ReplayRunner::PageQuery {
+    std::vector<std::optional<std::string>> params;  // those the three parts below refer to
+    std::string where;  // on webhook_events e, without the selection's status condition
+    std::string status_expr;
+    std::string route_filter;  // on webhook_routes r, when the selection names a route
+};
+
+struct ReplayRunner::Webhook {
+    Envelope env;
+    std::string queue;  // empty when none can take it
+    std::string set;    // the job's set of pushes through that queue (kPushOnce)
+};
+
+ReplayRunner::PageQuery ReplayRunner::page_query(const nlohmann::json& selection) {
+    PageQuery q;
+    q.where = ops::replay_where(selection, q.params, false);
+    q.status_expr = ops::replay_status_cond(selection, q.params);
+    if (selection.contains("route") && selection["route"].is_string()) {
+        q.params.emplace_back(selection["route"].get<std::string>());
+        q.route_filter = " AND r.route = $" + std::to_string(q.params.size());
     }
-    auto& m = metrics::global();
+    return q;
+}
+
+int64_t ReplayRunner::page_size(const JobState& job) {
+    int64_t done = job.sent + job.skipped + job.failed;
+    int64_t n = kBatch;
+    if (job.limit) {
+        n = std::min<int64_t>(n, *job.limit - done);
+    }
+    return n;
+}
+
+PgResult ReplayRunner::fetch_page(const JobState& job, const PageQuery& q, int64_t n) {
+    auto params = q.params;
+    std::string w = q.where;
+    auto cond = [&](const std::string& c) { w += (w.empty() ? " WHERE " : " AND ") + c; };
+    // While recovering, webhooks whose status no longer matches are read too: one this job
+    // pushed before a crash may have been delivered since, and is counted, not lost.
+    if (job.recover_left <= 0) {
+        cond("(" + q.status_expr + ")");
+    }
+    if (job.cursor_us) {
+        params.emplace_back(std::to_string(*job.cursor_us));
+        std::string ts = "('epoch'::timestamptz + $" + std::to_string(params.size()) +
+                         "::bigint * interval '1 microsecond')";
+        params.emplace_back(job.cursor_id);
+        // Keyset: after the last webhook handled, in the order of the primary key, so rows
+        // recorded meanwhile neither shift nor repeat what is left.
+        cond("e.received_at >= " + ts + " AND (e.received_at, e.id) > (" + ts + ", $" +
+             std::to_string(params.size()) + "::uuid)");
+    }
+    params.emplace_back(std::to_string(n));
+    return must_query(
+        pg_,
+        "SELECT e.id, (extract(epoch FROM e.received_at) * 1000000)::bigint, e.source, "
+        "e.dedup_key, e.method, e.path, coalesce(e.remote_addr, ''), e.headers::text, "
+        "encode(e.body, 'hex'), (SELECT coalesce(json_agg(json_build_array(r.route, r.status) "
+        "ORDER BY r.route), '[]') FROM webhook_routes r WHERE r.received_at = e.received_at "
+        "AND r.event_id = e.id" +
+            q.route_filter + ")::text, (" + q.status_expr + ") FROM webhook_events e" + w +
+            " ORDER BY e.received_at, e.id LIMIT $" + std::to_string(params.size()) + "::int",
+        params);
+}
+
+ReplayRunner::RowOutcome ReplayRunner::replay_row(JobState& job, const PgResult& r, int row) {
+    RowOutcome out;
+    out.matches = cell(r, row, 10) == "t";
+    const bool recovering = job.recover_left > 0;
+    auto routes = nlohmann::json::parse(cell(r, row, 9));
+    if (routes.empty()) {
+        return out;
+    }
+    Webhook w{ops::envelope_from_row(r, row, 0), {}, {}};
+    // A copy recorded from an earlier replay (its event row gone meanwhile) may carry another
+    // job's id: this job's own is the one its ack must see.
+    std::erase_if(w.env.headers, [](const auto& h) { return h.first == kReplayHeader; });
+    w.env.headers.emplace_back(std::string(kReplayHeader), job.id);
+    try {
+        w.queue = queue_for(cfg_, w.env.source);
+    } catch (const ops::Error&) {
+        w.queue.clear();
+    }
+    w.set = "hookq:{" + w.queue + "}:replay:" + job.id;
+    for (const auto& rj : routes) {
+        const std::string route = rj[0].get<std::string>();
+        const std::string status = rj[1].get<std::string>();
+        const std::string member = w.env.request_id.str() + "/" + route;
+        // "failed": only a dead route. Delivered ones have the webhook; a retrying or parked one
+        // has its copy waiting in Redis, and one more would arrive twice.
+        bool eligible = out.matches && (job.routes_mode == "all" || status == "dead");
+        if (!eligible) {
+            if (recovering && !w.queue.empty()) {
+                auto in = redis_.command({"SISMEMBER", w.set, member});
+                if (in && in->type == REDIS_REPLY_INTEGER && in->integer == 1) {
+                    ++out.pushed;  // this job's push before a crash, delivered since
+                }
+            }
+            continue;
+        }
+        const Route* cr = route == "-" ? nullptr : route_named(cfg_, route);
+        if (w.queue.empty() || (route != "-" && !cr)) {
+            ++out.failed;  // no queue to put it on, or the route is gone
+            continue;
+        }
+        if ((cr && wait_breaker(job, cr->destination) == Go::stop) || wait_token(job) == Go::stop ||
+            push_copy(job, w, route, member, out) == Go::stop) {
+            out.stop = true;
+            return out;
+        }
+    }
+    return out;
+}
+
+ReplayRunner::Go ReplayRunner::push_copy(JobState& job, const Webhook& w, const std::string& route,
+                                         const std::string& member, RowOutcome& out) {
+    std::string element = ops::requeue_element(w.env, route);
+    job.dedup_sets.insert(w.set);
+    const std::string marker = keys::replay_pending(w.queue, w.env.request_id.str(), route);
     const std::string dedup_ttl = std::to_string(kDedupTtlS);
     const std::string pending_ttl = std::to_string(kPendingTtlS);
     for (;;) {
-        int64_t done = job.sent + job.skipped + job.failed;
-        int64_t n = kBatch;
-        if (job.limit) {
-            n = std::min<int64_t>(n, *job.limit - done);
+        Reply p = redis_.eval(kPushOnce, {w.set, keys::queue(w.queue), marker},
+                              {member, element, dedup_ttl, job.id, pending_ttl});
+        if (p && p->type == REDIS_REPLY_INTEGER) {
+            // 0: pushed before a crash, its progress not written: counted now.
+            ++out.pushed;
+            job.requeued_ids.push_back(w.env.request_id.str());
+            job.requeued_routes.push_back(route);
+            return Go::on;
         }
+        if (p && p->type == REDIS_REPLY_STRING) {
+            ++out.pending;
+            if (job.skipped_pending == 0 && out.pending == 1) {
+                log::info("replay: skipping webhooks another replay has pending",
+                          {{"replay", job.id},
+                           {"request_id", w.env.request_id.str()},
+                           {"route", route},
+                           {"pending_in", std::string(p->str, p->len)}});
+            }
+            return Go::on;
+        }
+        log::warn("replay: cannot push; retrying",
+                  {{"replay", job.id}, {"error", redis_.last_error()}});
+        if (pause(job, 1000) == Go::stop) {
+            return Go::stop;
+        }
+    }
+}
+
+void ReplayRunner::count_row(JobState& job, const RowOutcome& out) {
+    auto& m = metrics::global();
+    if (out.pushed > 0) {
+        ++job.sent;
+        m.replay_event(metrics::ReplayResult::enqueued);
+    } else if (!out.matches) {
+        // Not part of the selection (read only while recovering).
+    } else if (out.failed > 0) {
+        ++job.failed;
+        m.replay_event(metrics::ReplayResult::failed);
+    } else if (out.pending > 0) {
+        // Already on its way through another job's push, not yet decided: sending it now would
+        // deliver it twice. Skipped, and said why.
+        ++job.skipped;
+        ++job.skipped_pending;
+        m.replay_event(metrics::ReplayResult::skipped);
+    } else {
+        ++job.skipped;  // nothing to send: its routes succeeded (or are still pending)
+        m.replay_event(metrics::ReplayResult::skipped);
+    }
+}
+
+void ReplayRunner::execute(JobState& job) {
+    const PageQuery q = page_query(job.selection);
+    for (;;) {
+        const int64_t n = page_size(job);
         if (n <= 0) {
             finish(job, "done", "");
             return;
         }
-        auto params = base;
-        std::string w = where;
-        auto cond = [&](const std::string& c) { w += (w.empty() ? " WHERE " : " AND ") + c; };
-        // While recovering, webhooks whose status no longer matches are read too: one this job
-        // pushed before a crash may have been delivered since, and is counted, not lost.
-        if (job.recover_left <= 0) {
-            cond("(" + status_expr + ")");
-        }
-        if (job.cursor_us) {
-            params.emplace_back(std::to_string(*job.cursor_us));
-            std::string ts = "('epoch'::timestamptz + $" + std::to_string(params.size()) +
-                             "::bigint * interval '1 microsecond')";
-            params.emplace_back(job.cursor_id);
-            // Keyset: after the last webhook handled, in the order of the primary key, so rows
-            // recorded meanwhile neither shift nor repeat what is left.
-            cond("e.received_at >= " + ts + " AND (e.received_at, e.id) > (" + ts + ", $" +
-                 std::to_string(params.size()) + "::uuid)");
-        }
-        params.emplace_back(std::to_string(n));
-        auto r = must_query(
-            pg_,
-            "SELECT e.id, (extract(epoch FROM e.received_at) * 1000000)::bigint, e.source, "
-            "e.dedup_key, e.method, e.path, coalesce(e.remote_addr, ''), e.headers::text, "
-            "encode(e.body, 'hex'), (SELECT coalesce(json_agg(json_build_array(r.route, r.status) "
-            "ORDER BY r.route), '[]') FROM webhook_routes r WHERE r.received_at = e.received_at "
-            "AND r.event_id = e.id" +
-                route_filter + ")::text, (" + status_expr + ") FROM webhook_events e" + w +
-                " ORDER BY e.received_at, e.id LIMIT $" + std::to_string(params.size()) + "::int",
-            params);
+        PgResult r = fetch_page(job, q, n);
         int rows = PQntuples(r.get());
         if (rows == 0) {
             if (job.recover_left > 0) {
@@ -403,104 +533,16 @@ void ReplayRunner::execute(JobState& job) {
             return;
         }
         for (int i = 0; i < rows; ++i) {
-            const bool matches = cell(r, i, 10) == "t";
-            const bool recovering = job.recover_left > 0;
-            auto routes = nlohmann::json::parse(cell(r, i, 9));
-            int pushed = 0, failed = 0, pending = 0;
-            if (!routes.empty()) {
-                Envelope env = ops::envelope_from_row(r, i, 0);
-                // A copy recorded from an earlier replay (its event row gone meanwhile) may carry
-                // another job's id: this job's own is the one its ack must see.
-                std::erase_if(env.headers, [](const auto& h) { return h.first == kReplayHeader; });
-                env.headers.emplace_back(std::string(kReplayHeader), job.id);
-                std::string queue;
-                try {
-                    queue = queue_for(cfg_, env.source);
-                } catch (const ops::Error&) {
-                    queue.clear();
-                }
-                const std::string set = "hookq:{" + queue + "}:replay:" + job.id;
-                for (const auto& rj : routes) {
-                    const std::string route = rj[0].get<std::string>();
-                    const std::string status = rj[1].get<std::string>();
-                    const std::string member = env.request_id.str() + "/" + route;
-                    // "failed": only a dead route. Delivered ones have the webhook; a retrying or
-                    // parked one has its copy waiting in Redis, and one more would arrive twice.
-                    bool eligible = matches && (job.routes_mode == "all" || status == "dead");
-                    if (!eligible) {
-                        if (recovering && !queue.empty()) {
-                            auto in = redis_.command({"SISMEMBER", set, member});
-                            if (in && in->type == REDIS_REPLY_INTEGER && in->integer == 1) {
-                                ++pushed;  // this job's push before a crash, delivered since
-                            }
-                        }
-                        continue;
-                    }
-                    const Route* cr = route == "-" ? nullptr : route_named(cfg_, route);
-                    if (queue.empty() || (route != "-" && !cr)) {
-                        ++failed;  // no queue to put it on, or the route is gone
-                        continue;
-                    }
-                    if ((cr && wait_breaker(job, cr->destination) == Go::stop) ||
-                        wait_token(job) == Go::stop) {
-                        return release(job);
-                    }
-                    std::string element = ops::requeue_element(env, route);
-                    job.dedup_sets.insert(set);
-                    const std::string marker =
-                        keys::replay_pending(queue, env.request_id.str(), route);
-                    for (;;) {
-                        Reply p = redis_.eval(kPushOnce, {set, keys::queue(queue), marker},
-                                              {member, element, dedup_ttl, job.id, pending_ttl});
-                        if (p && p->type == REDIS_REPLY_INTEGER) {
-                            // 0: pushed before a crash, its progress not written: counted now.
-                            ++pushed;
-                            job.requeued_ids.push_back(env.request_id.str());
-                            job.requeued_routes.push_back(route);
-                            break;
-                        }
-                        if (p && p->type == REDIS_REPLY_STRING) {
-                            ++pending;
-                            if (job.skipped_pending == 0 && pending == 1) {
-                                log::info("replay: skipping webhooks another replay has pending",
-                                          {{"replay", job.id},
-                                           {"request_id", env.request_id.str()},
-                                           {"route", route},
-                                           {"pending_in", std::string(p->str, p->len)}});
-                            }
-                            break;
-                        }
-                        log::warn("replay: cannot push; retrying",
-                                  {{"replay", job.id}, {"error", redis_.last_error()}});
-                        if (pause(job, 1000) == Go::stop) {
-                            return release(job);
-                        }
-                    }
-                }
+            const RowOutcome out = replay_row(job, r, i);
+            if (out.stop) {
+                return release(job);
             }
             job.cursor_us = std::stoll(cell(r, i, 1));
             job.cursor_id = cell(r, i, 0);
             if (job.recover_left > 0) {
                 --job.recover_left;
             }
-            if (pushed > 0) {
-                ++job.sent;
-                m.replay_event(metrics::ReplayResult::enqueued);
-            } else if (!matches) {
-                // Not part of the selection (read only while recovering).
-            } else if (failed > 0) {
-                ++job.failed;
-                m.replay_event(metrics::ReplayResult::failed);
-            } else if (pending > 0) {
-                // Already on its way through another job's push, not yet decided: sending it now
-                // would deliver it twice. Skipped, and said why.
-                ++job.skipped;
-                ++job.skipped_pending;
-                m.replay_event(metrics::ReplayResult::skipped);
-            } else {
-                ++job.skipped;  // nothing to send: its routes succeeded (or are still pending)
-                m.replay_event(metrics::ReplayResult::skipped);
-            }
+            count_row(job, out);
             if (flush_if_due(job) == Go::stop) {
                 return release(job);
             }

@@ -59,11 +59,31 @@ class ReplayRunner {
         uint64_t tokens_at_ms = 0;
     };
     enum class Go { on, stop };
+    // The parts of the page query fixed by the job's selection, built once per run.
+    struct PageQuery;
+    // A webhook row as it is pushed again.
+    struct Webhook;
+    // What replaying one webhook row to its routes came to.
+    struct RowOutcome {
+        bool matches = false;  // in the selection (false only for rows read while recovering)
+        int pushed = 0, failed = 0, pending = 0;
+        bool stop = false;  // the job must end here: the row is neither counted nor passed
+    };
 
     void run();
     bool connected();
     bool claim(JobState& job);
     void execute(JobState& job);
+    static PageQuery page_query(const nlohmann::json& selection);
+    // How many webhooks the next page may take: a batch, within the job's limit.
+    static int64_t page_size(const JobState& job);
+    PgResult fetch_page(const JobState& job, const PageQuery& q, int64_t n);
+    RowOutcome replay_row(JobState& job, const PgResult& r, int row);
+    // Pushes one route's copy through kPushOnce, retrying while Redis fails; Go::stop when the
+    // job ended during a retry's pause.
+    Go push_copy(JobState& job, const Webhook& w, const std::string& route,
+                 const std::string& member, RowOutcome& out);
+    static void count_row(JobState& job, const RowOutcome& out);
     // Writes progress and the cursor and renews the lease; Go::stop when the job is no longer
     // this runner's to run (cancelled, or the lease lost).
     Go flush(JobState& job);
