@@ -127,3 +127,14 @@ def test_status_of_an_empty_system(redis_server, pg_migrated):
                        "--dsn", pg_migrated.dsn, "--redis", f"127.0.0.1:{redis_server.port}"))
     assert s["queues"][0]["depth"] == 0 and s["database"]["lag_s"] == 0
     assert s["database"]["dead_letters"] == 0 and s["breakers"] == []
+
+
+def test_health_is_unhealthy_when_the_backends_are_down_and_no_source_is_configured():
+    # Nothing listens on port 1: both refused. With no configuration there is no source to flag.
+    r = subprocess.run([harness.CTL_PATH, "--config", "/nonexistent.toml", "health", "--json",
+                        "--dsn", "host=127.0.0.1 port=1 connect_timeout=2",
+                        "--redis", "127.0.0.1:1"],
+                       capture_output=True, text=True, env=worker_env(), timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    h = json.loads(r.stdout)
+    assert h["status"] == "unhealthy" and h["sources"] == [], h

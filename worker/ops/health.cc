@@ -65,6 +65,7 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
         names.push_back(name);
     }
 
+    bool redis_down = false, pg_down = false;
     // Redis: the queues' backlog (the tail is claimed next, so it is the oldest) and the breakers.
     try {
         uint64_t now_ms = ctl::redis_now_ms(redis);  // the clock the queue's ages are read by
@@ -115,6 +116,7 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
             }
         }
     } catch (const std::runtime_error&) {
+        redis_down = true;
         for (auto& [name, s] : sources) {
             s.flag(unhealthy, "Redis unreachable");
         }
@@ -154,12 +156,15 @@ Json health(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
             }
         }
     } catch (const std::runtime_error&) {
+        pg_down = true;
         for (auto& [name, s] : sources) {
             s.flag(unhealthy, "PostgreSQL unreachable");
         }
     }
 
-    Level worst = healthy;
+    // A backend down is ill health with no source to pin it on too: a monitor of a worker whose
+    // configuration names none must not read healthy then.
+    Level worst = redis_down || pg_down ? unhealthy : healthy;
     Json out_sources = Json::array();
     for (auto& [name, s] : sources) {
         auto lag = percentile_ms(s.e2e, 0.95);
