@@ -352,6 +352,35 @@ def test_resume_after_kill9(redis_server, pg_migrated, sink, workers, tmp_path):
     assert b.stop() == 0
 
 
+def test_copies_delivered_before_the_takeover_are_requeued(redis_server, pg_migrated, sink,
+                                                           workers, tmp_path):
+    """A is killed -9 mid-replay before it writes what it pushed; B delivers those copies before
+    its runner takes the job over (A's lease is 5 s). Their dead letters must still read as
+    requeued: B finds them in the job's record of pushes, though they no longer match."""
+    pg = pg_migrated
+    b_cfg = config_text(redis_server, pg, routes(sink), worker_id="wb",
+                        worker_extra="max_connections_per_host = 100")
+    b = workers(b_cfg, name="b")
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", 40)
+    wait_until(lambda: settled(pg, ids, "dead"), 30, what="40 dead")
+    sink.set("/app", "200")
+    assert b.stop() == 0
+    a = workers(config_text(redis_server, pg, routes(sink), worker_id="wa",
+                            worker_extra='queues = ["elsewhere"]'), name="a")
+    jid = json.loads(ctl(a, "replay", "--source", "github", "--status", "dead", "--rate", "20",
+                         "--detach", "--json").stdout)["id"]
+    wait_until(lambda: redis_server.client().llen("hookq:{github}:queue") >= 10, 20,
+               what="A pushing")
+    a.kill9()
+    b.start()
+    final = wait_done(pg, jid, 40)
+    assert final["sent"] + final["skipped"] + final["failed"] == 40, final
+    wait_until(lambda: rows(pg, "SELECT count(*) FILTER (WHERE requeued_at IS NULL) FROM "
+                                "dead_letters")[0][0] == 0, 10, what="every dead letter requeued")
+    assert b.stop() == 0
+
+
 def test_dashboard_replay(redis_server, pg_migrated, sink, workers, tmp_path):
     """The event search's "Replay these": preview (nothing changed), confirm, then the Replays
     view shows the job's progress; a slow one is cancelled from there. Text only, no errors."""

@@ -309,16 +309,22 @@ ReplayRunner::Go ReplayRunner::wait_breaker(JobState& job, const std::string& de
 }
 
 void ReplayRunner::finish(JobState& job, const std::string& state, const std::string& error) {
-    must_query(pg_,
-               "UPDATE replay_jobs SET state = $2, sent = $3::bigint, skipped = $4::bigint, "
-               "failed = $5::bigint, skipped_pending = $8::bigint, error = $6, "
-               "finished_at = now(), updated_at = now(), lease_owner = NULL, "
-               "lease_expires = NULL WHERE id = $1::bigint AND lease_owner = $7 AND "
-               "state = 'running'",
-               {job.id, state, std::to_string(job.sent), std::to_string(job.skipped),
-                std::to_string(job.failed),
-                error.empty() ? std::nullopt : std::optional<std::string>(error), cfg_.worker_id,
-                std::to_string(job.skipped_pending)});
+    auto r =
+        must_query(pg_,
+                   "UPDATE replay_jobs SET state = $2, sent = $3::bigint, skipped = $4::bigint, "
+                   "failed = $5::bigint, skipped_pending = $8::bigint, error = $6, "
+                   "finished_at = now(), updated_at = now(), lease_owner = NULL, "
+                   "lease_expires = NULL WHERE id = $1::bigint AND lease_owner = $7 AND "
+                   "state = 'running' RETURNING 1",
+                   {job.id, state, std::to_string(job.sent), std::to_string(job.skipped),
+                    std::to_string(job.failed),
+                    error.empty() ? std::nullopt : std::optional<std::string>(error),
+                    cfg_.worker_id, std::to_string(job.skipped_pending)});
+    if (PQntuples(r.get()) == 0) {
+        // Cancelled, or another runner took the job over: the record of pushes may be its now.
+        log::info("replay: stopped (cancelled, or taken over)", {{"replay", job.id}});
+        return;
+    }
     if (state == "done") {
         // Done is final (nothing resumes it): its record of pushes is no longer needed.
         for (const auto& key : job.dedup_sets) {
@@ -436,7 +442,11 @@ ReplayRunner::RowOutcome ReplayRunner::replay_row(JobState& job, const PgResult&
             if (recovering && !w.queue.empty()) {
                 auto in = redis_.command({"SISMEMBER", w.set, member});
                 if (in && in->type == REDIS_REPLY_INTEGER && in->integer == 1) {
-                    ++out.pushed;  // this job's push before a crash, delivered since
+                    // This job's push before a crash, delivered (or on its way) since: its dead
+                    // letter was requeued, though the crash kept that from being written.
+                    ++out.pushed;
+                    job.requeued_ids.push_back(w.env.request_id.str());
+                    job.requeued_routes.push_back(route);
                 }
             }
             continue;
@@ -528,7 +538,9 @@ void ReplayRunner::execute(JobState& job) {
                 job.recover_left = 0;
                 continue;
             }
-            flush(job);
+            if (flush(job) == Go::stop) {
+                return release(job);
+            }
             finish(job, "done", "");
             return;
         }
