@@ -311,27 +311,30 @@ def test_pacing_breaker_cancel_and_resume(redis_server, pg_migrated, sink, worke
     assert w.stop() == 0
 
 
+def replay_dead_on_a(redis_server, pg, sink, workers, n):
+    """n webhooks dead on worker B (stopped then), and a replay of them started on worker A, which
+    consumes no queue of these sources: what it enqueues waits for B, so killing A loses no
+    delivery of its own (the delivery pipeline has its own at-least-once tests)."""
+    b = workers(config_text(redis_server, pg, routes(sink), worker_id="wb",
+                            worker_extra="max_connections_per_host = 100"), name="b")
+    sink.set("/app", "400")
+    ids = push(redis_server, "github", n)
+    wait_until(lambda: settled(pg, ids, "dead"), 30, what=f"{n} dead")
+    sink.set("/app", "200")
+    assert b.stop() == 0
+    a = workers(config_text(redis_server, pg, routes(sink), worker_id="wa",
+                            worker_extra='queues = ["elsewhere"]'), name="a")
+    t0 = time.time()  # the replay's deliveries reach the sink after this
+    jid = json.loads(ctl(a, "replay", "--source", "github", "--status", "dead", "--rate", "20",
+                         "--detach", "--json").stdout)["id"]
+    return a, b, jid, ids, t0
+
+
 def test_resume_after_kill9(redis_server, pg_migrated, sink, workers, tmp_path):
     """The worker running the job is killed -9; another worker takes the job over once its lease
     lapses and finishes it from the cursor: each webhook reaches the dead route exactly once."""
     pg = pg_migrated
-    b_cfg = config_text(redis_server, pg, routes(sink), worker_id="wb",
-                        worker_extra="max_connections_per_host = 100")
-    b = workers(b_cfg, name="b")
-    sink.set("/app", "400")
-    ids = push(redis_server, "github", 60)
-    wait_until(lambda: settled(pg, ids, "dead"), 30, what="60 dead")
-    sink.set("/app", "200")
-    assert b.stop() == 0
-    # Worker A consumes no queue of these sources: what it enqueues waits for B, so killing it
-    # loses no delivery of its own (the delivery pipeline has its own at-least-once tests).
-    a_cfg = config_text(redis_server, pg, routes(sink), worker_id="wa",
-                        worker_extra='queues = ["elsewhere"]')
-    a = workers(a_cfg, name="a")
-    t0 = time.time()
-    j = json.loads(ctl(a, "replay", "--source", "github", "--status", "dead", "--rate", "20",
-                       "--detach", "--json").stdout)
-    jid = j["id"]
+    a, b, jid, ids, t0 = replay_dead_on_a(redis_server, pg, sink, workers, 60)
     wait_until(lambda: job(pg, jid)["sent"] >= 15, 20, what="A sending")
     assert job(pg, jid)["lease_owner"] == "wa"
     a.kill9()
@@ -358,18 +361,7 @@ def test_copies_delivered_before_the_takeover_are_requeued(redis_server, pg_migr
     its runner takes the job over (A's lease is 5 s). Their dead letters must still read as
     requeued: B finds them in the job's record of pushes, though they no longer match."""
     pg = pg_migrated
-    b_cfg = config_text(redis_server, pg, routes(sink), worker_id="wb",
-                        worker_extra="max_connections_per_host = 100")
-    b = workers(b_cfg, name="b")
-    sink.set("/app", "400")
-    ids = push(redis_server, "github", 40)
-    wait_until(lambda: settled(pg, ids, "dead"), 30, what="40 dead")
-    sink.set("/app", "200")
-    assert b.stop() == 0
-    a = workers(config_text(redis_server, pg, routes(sink), worker_id="wa",
-                            worker_extra='queues = ["elsewhere"]'), name="a")
-    jid = json.loads(ctl(a, "replay", "--source", "github", "--status", "dead", "--rate", "20",
-                         "--detach", "--json").stdout)["id"]
+    a, b, jid, _, _ = replay_dead_on_a(redis_server, pg, sink, workers, 40)
     wait_until(lambda: redis_server.client().llen("hookq:{github}:queue") >= 10, 20,
                what="A pushing")
     a.kill9()
