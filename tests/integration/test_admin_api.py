@@ -366,6 +366,34 @@ def test_readyz_follows_redis(redis_server, pg_migrated, sink, workers, tmp_path
     assert w.stop() == 0
 
 
+def test_redis_reads_answer_while_postgres_is_down(redis_server, pg_migrated, sink, workers,
+                                                   tmp_path):
+    # The worker starts on Redis alone (recording waits for PostgreSQL): nothing listens here.
+    port = harness.free_port()
+    nowhere = f"host=127.0.0.1 port={harness.free_port()} connect_timeout=1"
+    routes = route("app", "github", sink.url("/app")) + route("st", "stripe", sink.url("/st"))
+    config = admin_config(redis_server, pg_migrated, routes, tmp_path, port)
+    assert pg_migrated.dsn in config
+    w = workers(config.replace(pg_migrated.dsn, nowhere))
+    api = Api(port)
+    wait_until(lambda: _alive(api), 15, what="admin API listening")
+    r = api.get("/readyz")
+    assert r.status_code == 503 and r.json()["postgres"] == "unavailable"
+    # What lives in Redis only is read; what needs PostgreSQL says so.
+    for path in ("/api/v1/breakers", "/api/v1/breakers/http:/127.0.0.1:9", "/api/v1/pauses",
+                 "/api/v1/destinations/health"):
+        r = api.get(path, VIEWER)
+        assert r.status_code in (200, 404), (path, r.status_code, r.text)
+        assert r.status_code == 200 or "PostgreSQL" not in r.text, (path, r.text)
+    assert api.get("/api/v1/breakers", VIEWER).status_code == 200
+    assert_json_error(api.get("/api/v1/status", VIEWER), 503, "PostgreSQL")
+    assert_json_error(api.call("POST", "/api/v1/breakers/http:/127.0.0.1:9/reset", ADMIN), 503,
+                      "PostgreSQL")
+    h = api.get("/api/v1/health", VIEWER)
+    assert h.status_code == 200 and h.json()["status"] == "unhealthy", h.text
+    w.stop()
+
+
 def test_slow_clients_do_not_block_others(redis_server, pg_migrated, sink, workers, tmp_path):
     w, api = start(redis_server, pg_migrated, sink, workers, tmp_path)
     # More half-sent requests than the server has threads.
