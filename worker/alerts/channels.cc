@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/alerts/channels.h"
 
 #include <curl/curl.h>
@@ -14,6 +13,7 @@
 #include "shared/crypto.h"
 #include "shared/signature.h"
 #include "shared/uuid.h"
+#include "worker/clock.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 

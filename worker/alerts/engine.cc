@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/alerts/engine.h"
 
 #include <curl/curl.h>
@@ -10,6 +9,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/ops/breakers.h"

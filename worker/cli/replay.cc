@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/cli/replay.h"
 
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/ops/replay.h"
 
 namespace hookq::ctl {

@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/jobs/health_checks.h"
 
 #include <curl/curl.h>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "shared/redis_keys.h"
+#include "worker/clock.h"
 #include "worker/log.h"
 
 namespace hookq {

@@ -1,10 +1,10 @@
-#include "worker/clock.h"
 #include "worker/jobs/maintenance.h"
 
 #include <algorithm>
 #include <chrono>
 #include <exception>
 
+#include "worker/clock.h"
 #include "worker/log.h"
 #include "worker/ops/retention.h"
 

@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/jobs/replay_runner.h"
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/ops/dead_letters.h"

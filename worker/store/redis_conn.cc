@@ -1,4 +1,3 @@
-#include "worker/clock.h"
 #include "worker/store/redis_conn.h"
 
 #include <chrono>
@@ -6,6 +5,7 @@
 #include <unordered_map>
 
 #include "shared/crypto.h"
+#include "worker/clock.h"
 #include "worker/log.h"
 
 namespace hookq {
