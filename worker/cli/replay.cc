@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -295,8 +296,10 @@ void add_replay_commands(CLI::App& app, ReplayCommands& c,
     c.replay->add_option("--from", o.from, "received at or after (RFC 3339 or date)");
     c.replay->add_option("--to", o.to, "received before (RFC 3339 or date)");
     c.replay->add_option("--rate", o.rate, "deliveries per second (default 50)");
-    c.replay->add_option("--limit", o.limit, "at most this many webhooks, oldest first")
-        ->check(CLI::PositiveNumber);
+    c.replay
+        ->add_option("--limit", o.limit, "at most this many webhooks, oldest first")
+        // PositiveNumber would answer a 0 with "not in range 0.000000 to 1.79e308".
+        ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
     c.replay->add_flag("--all-routes", o.all_routes,
                        "every route, those that succeeded too (default: only those that did not)");
     c.replay->add_flag("--dry-run", o.dry_run, "show what would be sent; change nothing");
