@@ -445,8 +445,7 @@ ReplayRunner::RowOutcome ReplayRunner::replay_row(JobState& job, const PgResult&
                     // This job's push before a crash, delivered (or on its way) since: its dead
                     // letter was requeued, though the crash kept that from being written.
                     ++out.pushed;
-                    job.requeued_ids.push_back(w.env.request_id.str());
-                    job.requeued_routes.push_back(route);
+                    job.requeued(w.env.request_id.str(), route);
                 }
             }
             continue;
@@ -470,16 +469,15 @@ ReplayRunner::Go ReplayRunner::push_copy(JobState& job, const Webhook& w, const 
     std::string element = ops::requeue_element(w.env, route);
     job.dedup_sets.insert(w.set);
     const std::string marker = keys::replay_pending(w.queue, w.env.request_id.str(), route);
-    const std::string dedup_ttl = std::to_string(kDedupTtlS);
-    const std::string pending_ttl = std::to_string(kPendingTtlS);
+    static const std::string dedup_ttl = std::to_string(kDedupTtlS);
+    static const std::string pending_ttl = std::to_string(kPendingTtlS);
     for (;;) {
         Reply p = redis_.eval(kPushOnce, {w.set, keys::queue(w.queue), marker},
                               {member, element, dedup_ttl, job.id, pending_ttl});
         if (p && p->type == REDIS_REPLY_INTEGER) {
             // 0: pushed before a crash, its progress not written: counted now.
             ++out.pushed;
-            job.requeued_ids.push_back(w.env.request_id.str());
-            job.requeued_routes.push_back(route);
+            job.requeued(w.env.request_id.str(), route);
             return Go::on;
         }
         if (p && p->type == REDIS_REPLY_STRING) {

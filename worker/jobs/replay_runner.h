@@ -54,6 +54,10 @@ class ReplayRunner {
         // (request id, route) enqueued since the last progress write: their dead letters are
         // marked requeued then, as `dlq retry` does.
         std::vector<std::string> requeued_ids, requeued_routes;
+        void requeued(const std::string& id, const std::string& route) {
+            requeued_ids.push_back(id);
+            requeued_routes.push_back(route);
+        }
         int64_t recover_left = 0;  // webhooks still to check against the job's Redis set
         double tokens = 0;
         uint64_t tokens_at_ms = 0;
