@@ -539,11 +539,13 @@ std::vector<Statement> event_inserts(const std::vector<const Job*>& inserts, siz
     return out;
 }
 
-std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
-                                   const std::vector<const Transition*>& transitions,
-                                   std::string_view worker_id, size_t max_bytes) {
-    std::vector<Statement> out;
+namespace {
 
+// A route's last outcome in this batch, and the job that carries it.
+using OutcomeOf = std::pair<const Job*, const RouteOutcome*>;
+
+// The webhook_events rows of this batch, one per webhook, in the order they are locked.
+std::vector<EventRow> event_rows(const std::vector<const Job*>& jobs) {
     // A crash between commit and ack redelivers; a batch can even hold the same webhook twice.
     // ON CONFLICT DO UPDATE may not touch a row twice in one statement, so keep the last.
     std::vector<EventRow> events;
@@ -561,19 +563,22 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             events[it->second].insert |= !j->retry;
         }
     }
+    // The statements of event_writes() lock each webhook's row until COMMIT, before its route
+    // rows are written: two workers finishing different routes of one webhook at once are
+    // serialized, so the second one's status derivation sees the first one's route row. Locking
+    // in id order keeps two batches from deadlocking on each other.
+    std::sort(events.begin(), events.end(), [](const EventRow& a, const EventRow& b) {
+        return a.job->env.request_id.bytes < b.job->env.request_id.bytes;
+    });
+    return events;
+}
 
+void event_writes(std::vector<Statement>& out, const std::vector<EventRow>& events,
+                  size_t max_bytes) {
     // The body and headers are written once, by the first claim; a claim from a retry record
     // updates only the small columns, so a webhook retried for days is not sent again each time.
     // Should its row be missing (a forged or very old retry record), the recorder inserts it
     // from event_inserts(), told by the UPDATE's RETURNING which ones exist.
-    //
-    // These statements also lock each webhook's row until COMMIT, before its route rows are
-    // written: two workers finishing different routes of one webhook at once are serialized, so
-    // the second one's status derivation sees the first one's route row. Locking in id order
-    // keeps two batches from deadlocking on each other.
-    std::sort(events.begin(), events.end(), [](const EventRow& a, const EventRow& b) {
-        return a.job->env.request_id.bytes < b.job->env.request_id.bytes;
-    });
     std::vector<const Job*> inserts, updates;
     for (const EventRow& e : events) {
         (e.insert ? inserts : updates).push_back(e.job);
@@ -605,12 +610,14 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         up.end_row();
     }
     up.flush();
+}
 
-    // Per-route state, last one winning per (webhook, route) for the same reason as above; then
-    // the webhook's status is derived from all its routes, so that "delivered" means every route
-    // delivered, whichever claim wrote last.
-    std::map<std::pair<std::string, std::string>, std::pair<const Job*, const RouteOutcome*>>
-        route_rows;
+void route_upserts(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
+                   size_t max_bytes) {
+    // Per-route state, last one winning per (webhook, route) for the same reason as in
+    // event_rows(); then the webhook's status is derived from all its routes, so that
+    // "delivered" means every route delivered, whichever claim wrote last.
+    std::map<std::pair<std::string, std::string>, OutcomeOf> route_rows;
     for (const Job* j : jobs) {
         if (!j->decoded || writes_nothing(*j)) {
             continue;
@@ -647,17 +654,18 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         routes.end_row();
     }
     routes.flush();
+}
 
-    // Updates coalesced into a delivery that is done (ordering.h): their route is done too, by
-    // that delivery, which their row names. A statement of their own, after the one above: an
-    // update's own "waiting" claim may be in this same batch, and one INSERT ... ON CONFLICT
-    // cannot touch a row twice.
-    struct MergedRow {
-        Uuid id;
-        uint64_t received_us;
-        const std::string* route;
-        std::string into;
-    };
+struct MergedRow {
+    Uuid id;
+    uint64_t received_us;
+    const std::string* route;
+    std::string into;
+};
+
+// Updates coalesced into a delivery that is done (ordering.h): their route is done too, by that
+// delivery, which their row names.
+std::vector<MergedRow> merged_rows(const std::vector<const Job*>& jobs) {
     std::vector<MergedRow> merged;
     for (const Job* j : jobs) {
         if (!j->decoded) {
@@ -676,6 +684,13 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             }
         }
     }
+    return merged;
+}
+
+// A statement of their own, after route_upserts(): an update's own "waiting" claim may be in this
+// same batch, and one INSERT ... ON CONFLICT cannot touch a row twice.
+void coalesced_routes(std::vector<Statement>& out, const std::vector<MergedRow>& merged,
+                      size_t max_bytes) {
     Rows coalesced(
         out,
         "INSERT INTO webhook_routes (event_id, received_at, route, status, attempts, last_error) "
@@ -695,43 +710,44 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         coalesced.end_row();
     }
     coalesced.flush();
-    if (!events.empty() || !merged.empty()) {
-        PgArray times(kOidTimestamptz), ids(kOidUuid);
-        for (const EventRow& e : events) {
-            times.ts(e.job->env.received_at_us);
-            ids.uuid(e.job->env.request_id);
-        }
-        for (const MergedRow& m : merged) {
-            times.ts(m.received_us);
-            ids.uuid(m.id);
-        }
-        Statement s;
-        s.rows = events.size() + merged.size();
-        s.prepare = true;
-        s.sql =
-            "UPDATE webhook_events AS e SET status = d.status FROM (SELECT received_at, event_id, "
-            "CASE WHEN bool_and(status IN ('delivered', 'split', 'coalesced')) THEN 'delivered' "
-            "WHEN bool_or(status = 'retrying') THEN 'retrying' "
-            "WHEN bool_or(status IN ('parked', 'waiting')) THEN 'parked' ELSE 'dead' END "
-            "AS status "
-            "FROM webhook_routes WHERE (received_at, event_id) IN "
-            "(SELECT * FROM unnest($1::timestamptz[], $2::uuid[])) GROUP BY received_at, event_id"
-            ") AS d WHERE e.received_at = d.received_at AND e.id = d.event_id "
-            "AND e.status <> d.status";
-        s.add(times.finish(), /*binary=*/true);
-        s.add(ids.finish(), /*binary=*/true);
-        out.push_back(std::move(s));
-    }
+}
 
-    std::vector<std::pair<const Job*, const AttemptRow*>> att;
-    for (const Job* j : jobs) {
-        if (!j->decoded) {
-            continue;
-        }
-        for (const auto& a : j->attempts) {
-            att.emplace_back(j, &a);
-        }
+// The status written is each webhook's routes' taken together (webhook_routes, this batch's rows
+// included), not this claim's: only then does "delivered" mean every route delivered.
+void derive_status(std::vector<Statement>& out, const std::vector<EventRow>& events,
+                   const std::vector<MergedRow>& merged) {
+    if (events.empty() && merged.empty()) {
+        return;
     }
+    PgArray times(kOidTimestamptz), ids(kOidUuid);
+    for (const EventRow& e : events) {
+        times.ts(e.job->env.received_at_us);
+        ids.uuid(e.job->env.request_id);
+    }
+    for (const MergedRow& m : merged) {
+        times.ts(m.received_us);
+        ids.uuid(m.id);
+    }
+    Statement s;
+    s.rows = events.size() + merged.size();
+    s.prepare = true;
+    s.sql =
+        "UPDATE webhook_events AS e SET status = d.status FROM (SELECT received_at, event_id, "
+        "CASE WHEN bool_and(status IN ('delivered', 'split', 'coalesced')) THEN 'delivered' "
+        "WHEN bool_or(status = 'retrying') THEN 'retrying' "
+        "WHEN bool_or(status IN ('parked', 'waiting')) THEN 'parked' ELSE 'dead' END "
+        "AS status "
+        "FROM webhook_routes WHERE (received_at, event_id) IN "
+        "(SELECT * FROM unnest($1::timestamptz[], $2::uuid[])) GROUP BY received_at, event_id"
+        ") AS d WHERE e.received_at = d.received_at AND e.id = d.event_id "
+        "AND e.status <> d.status";
+    s.add(times.finish(), /*binary=*/true);
+    s.add(ids.finish(), /*binary=*/true);
+    out.push_back(std::move(s));
+}
+
+void attempt_rows(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
+                  std::string_view worker_id, size_t max_bytes) {
     Rows at(out,
             "INSERT INTO delivery_attempts (event_id, route, url, attempt, started_at, "
             "duration_ms, http_status, outcome, error, worker_id) SELECT * FROM " +
@@ -740,25 +756,32 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
             {kOidUuid, kOidText, kOidText, kOidInt8, kOidTimestamptz, kOidFloat8, kOidInt8,
              kOidText, kOidText, kOidText},
             max_bytes);
-    for (const auto& [j, a] : att) {
-        at[0].uuid(j->env.request_id);
-        at[1].raw(sanitize_text(a->route));
-        at[2].raw(sanitize_text(a->url));
-        at[3].i64(a->attempt);
-        at[4].ts(a->started_us);
-        // Whole microseconds, as the text "%.3f" of milliseconds was.
-        at[5].f64(static_cast<double>(a->duration_us) / 1000.0);
-        a->http_status ? at[6].i64(a->http_status) : at[6].null();
-        at[7].raw(to_string(a->outcome));
-        at[8].text(nullable(sanitize_text(a->error)));
-        at[9].raw(worker_id);
-        at.end_row();
+    for (const Job* j : jobs) {
+        if (!j->decoded) {
+            continue;
+        }
+        for (const AttemptRow& a : j->attempts) {
+            at[0].uuid(j->env.request_id);
+            at[1].raw(sanitize_text(a.route));
+            at[2].raw(sanitize_text(a.url));
+            at[3].i64(a.attempt);
+            at[4].ts(a.started_us);
+            // Whole microseconds, as the text "%.3f" of milliseconds was.
+            at[5].f64(static_cast<double>(a.duration_us) / 1000.0);
+            a.http_status ? at[6].i64(a.http_status) : at[6].null();
+            at[7].raw(to_string(a.outcome));
+            at[8].text(nullable(sanitize_text(a.error)));
+            at[9].raw(worker_id);
+            at.end_row();
+        }
     }
     at.flush();
+}
 
-    // Dead letters and route flags, last one winning per key for the same reason as above.
-    std::map<std::pair<std::string, std::string>, std::pair<const Job*, const RouteOutcome*>> dead;
-    std::map<std::string, std::pair<const Job*, const RouteOutcome*>> flags;
+void dead_letter_rows(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
+                      size_t max_bytes) {
+    // Last one winning per (webhook, route) for the same reason as in event_rows().
+    std::map<std::pair<std::string, std::string>, OutcomeOf> dead;
     for (const Job* j : jobs) {
         if (!j->decoded) {
             continue;
@@ -766,9 +789,6 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         for (const auto& o : j->outcomes) {
             if (o.kind == OutcomeKind::dead) {
                 dead[{j->env.request_id.str(), o.route}] = {j, &o};
-            }
-            if (o.flag_route) {
-                flags[o.route] = {j, &o};
             }
         }
     }
@@ -792,6 +812,22 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         dls.end_row();
     }
     dls.flush();
+}
+
+void route_flag_rows(std::vector<Statement>& out, const std::vector<const Job*>& jobs,
+                     size_t max_bytes) {
+    // Last one winning per route for the same reason as in event_rows().
+    std::map<std::string, OutcomeOf> flags;
+    for (const Job* j : jobs) {
+        if (!j->decoded) {
+            continue;
+        }
+        for (const auto& o : j->outcomes) {
+            if (o.flag_route) {
+                flags[o.route] = {j, &o};
+            }
+        }
+    }
     Rows fl(out,
             "INSERT INTO route_flags (route, reason, event_id, flagged_at) SELECT * FROM " +
                 unnest({"text", "text", "uuid", "timestamptz"}) +
@@ -807,6 +843,11 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         fl.end_row();
     }
     fl.flush();
+}
+
+void breaker_transition_rows(std::vector<Statement>& out,
+                             const std::vector<const Transition*>& transitions,
+                             std::string_view worker_id, size_t max_bytes) {
     Rows tr(out,
             "INSERT INTO breaker_transitions (at, destination, from_state, to_state, worker_id, "
             "reason) SELECT * FROM " +
@@ -822,9 +863,31 @@ std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
         tr.end_row();
     }
     tr.flush();
+}
 
-    // Last: the rollups are this worker's own rows, locked for the shortest time.
-    stats_rollups(out, jobs, worker_id, max_bytes);
+}  // namespace
+
+std::vector<Statement> build_batch(const std::vector<const Job*>& jobs,
+                                   const std::vector<const Transition*>& transitions,
+                                   std::string_view worker_id, size_t max_bytes) {
+    // One transaction, statements in this order. The webhook_events rows come first and in id
+    // order: they lock each webhook (serializing workers that finish routes of the same one)
+    // without two batches deadlocking. Each INSERT ... ON CONFLICT touches a row at most once, so
+    // a table whose rows can repeat within the batch gets a statement of its own. The status
+    // derivation follows every webhook_routes write; the rollups, this worker's own rows, come
+    // last, locked for the shortest time.
+    std::vector<Statement> out;
+    const std::vector<EventRow> events = event_rows(jobs);
+    const std::vector<MergedRow> merged = merged_rows(jobs);
+    event_writes(out, events, max_bytes);                             // 1. webhook_events
+    route_upserts(out, jobs, max_bytes);                              // 2. webhook_routes
+    coalesced_routes(out, merged, max_bytes);                         // 3. webhook_routes again
+    derive_status(out, events, merged);                               // 4. webhook_events.status
+    attempt_rows(out, jobs, worker_id, max_bytes);                    // 5. delivery_attempts
+    dead_letter_rows(out, jobs, max_bytes);                           // 6. dead_letters
+    route_flag_rows(out, jobs, max_bytes);                            // 7. route_flags
+    breaker_transition_rows(out, transitions, worker_id, max_bytes);  // 8. breaker_transitions
+    stats_rollups(out, jobs, worker_id, max_bytes);                   // 9. delivery_stats_*
     return out;
 }
 
