@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "worker/clock.h"
 #include "worker/pipeline/clock.h"
 
 namespace hookq {
@@ -50,6 +51,25 @@ TEST(RedisClock, AdvancesWithTheMonotonicClockBetweenSamples) {
     uint64_t b = c.now_us();
     EXPECT_GE(b - a, 20'000u);
     EXPECT_GE(a, 1'000'000'000'000u);
+}
+
+// Every timestamp the API, hookqctl and alerts show goes through rfc3339(); the old copies
+// differed only in how many fraction digits they kept, so this holds each kind.
+TEST(Rfc3339, WholeSecondsMillisecondsOrMicroseconds) {
+    const int64_t us = 1764512700123456;  // 2025-11-30T14:25:00.123456Z
+    EXPECT_EQ(rfc3339(us), "2025-11-30T14:25:00Z");
+    EXPECT_EQ(rfc3339(us, 3), "2025-11-30T14:25:00.123Z");
+    EXPECT_EQ(rfc3339(us, 6), "2025-11-30T14:25:00.123456Z");
+    EXPECT_EQ(rfc3339(0, 6), "1970-01-01T00:00:00.000000Z");
+    EXPECT_EQ(rfc3339(999, 3), "1970-01-01T00:00:00.000Z");  // truncated, as a clock reads
+}
+
+TEST(Rfc3339, BeforeTheEpochRoundsDown) {
+    // A replay's "since 100000d" resolves to before 1970; a negative remainder once printed as
+    // "00:00:00.-00001".
+    EXPECT_EQ(rfc3339(-1, 6), "1969-12-31T23:59:59.999999Z");
+    EXPECT_EQ(rfc3339(-1'500'000), "1969-12-31T23:59:58Z");
+    EXPECT_EQ(rfc3339(-1'500'000, 3), "1969-12-31T23:59:58.500Z");
 }
 
 }  // namespace

@@ -83,15 +83,6 @@ int abort_when_stopping(void* stopping, curl_off_t, curl_off_t, curl_off_t, curl
 
 }  // namespace
 
-std::string rfc3339(int64_t ms) {
-    std::time_t t = ms / 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 std::string rfc5322_date(int64_t ms) {
     static const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -117,7 +108,7 @@ std::string message_text(const Message& m, const MessageContext& ctx) {
     for (const auto& a : m.alerts) {
         out += "- " + a.rule + " {" + label_text(a.labels) + "} " + a.severity + ": value " +
                number(a.value) + " against threshold " + number(a.threshold) +
-               (a.resolved ? ", resolved at " : ", since ") + rfc3339(a.since_ms);
+               (a.resolved ? ", resolved at " : ", since ") + rfc3339(a.since_ms * 1000);
         if (!a.summary.empty()) {
             out += " (" + a.summary + ")";
         }
@@ -155,14 +146,14 @@ std::string webhook_body(const Message& m, const MessageContext& ctx, const std:
         j["state"] = a.resolved ? "resolved" : "firing";
         j["value"] = a.value;
         j["threshold"] = a.threshold;
-        j["since"] = rfc3339(a.since_ms);
+        j["since"] = rfc3339(a.since_ms * 1000);
         j["summary"] = a.summary;
         return j;
     };
     nlohmann::ordered_json j;
     j["id"] = id;
     j["type"] = m.resolved ? "alert.resolved" : "alert.firing";
-    j["time"] = rfc3339(now_ms);
+    j["time"] = rfc3339(now_ms * 1000);
     j["instance"] = ctx.instance;
     j["rule"] = m.rule;
     const AlertInfo& first = m.alerts.front();
@@ -170,7 +161,7 @@ std::string webhook_body(const Message& m, const MessageContext& ctx, const std:
     j["severity"] = m.severity;
     j["value"] = first.value;
     j["threshold"] = first.threshold;
-    j["since"] = rfc3339(first.since_ms);
+    j["since"] = rfc3339(first.since_ms * 1000);
     j["runbook"] = runbook_link(ctx, m.rule);
     j["url"] = ctx.dashboard_url;
     j["alerts"] = nlohmann::ordered_json::array();

@@ -48,7 +48,6 @@ struct MessageContext {
     std::string dashboard_url;
 };
 
-std::string rfc3339(int64_t ms);
 std::string rfc5322_date(int64_t ms);
 std::string runbook_link(const MessageContext& ctx, const std::string& rule);
 // The plain text of a message: Slack's "text" and the email's body.

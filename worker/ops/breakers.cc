@@ -5,6 +5,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/pipeline/park.h"
 #include "worker/store/sql.h"
 
@@ -34,10 +35,7 @@ std::string format_ms(const std::string& ms) {
         return "";
     }
     try {
-        // RFC 3339, as every timestamp of the API: "2026-11-30T14:05:00Z".
-        std::string t = format_timestamp_us(std::stoull(ms) * 1000).substr(0, 19);
-        t[10] = 'T';
-        return t + "Z";
+        return rfc3339(static_cast<int64_t>(std::stoull(ms) * 1000));
     } catch (const std::exception&) {
         return ms;
     }

@@ -5,6 +5,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/ops/routes.h"
 #include "worker/store/sql.h"
 
@@ -20,9 +21,7 @@ Json rfc3339_ms(const std::string& ms_text) {
     if (ec != std::errc() || ms == 0) {
         return nullptr;
     }
-    std::string t = format_timestamp_us(ms * 1000);  // "2024-05-01 12:00:00.123456+00"
-    t[10] = 'T';
-    return t.substr(0, 23) + "Z";
+    return rfc3339(static_cast<int64_t>(ms * 1000), 3);
 }
 
 Json number(const std::map<std::string, std::string>& h, const char* field, bool integer) {

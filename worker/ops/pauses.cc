@@ -6,6 +6,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/pipeline/park.h"
 #include "worker/store/sql.h"
 
@@ -24,9 +25,7 @@ std::string rfc3339_ms(uint64_t ms) {
     if (ms == 0) {
         return "";
     }
-    std::string t = format_timestamp_us(ms * 1000).substr(0, 19);
-    t[10] = 'T';
-    return t + "Z";
+    return rfc3339(static_cast<int64_t>(ms * 1000));
 }
 
 void check_kind(const std::string& kind) {

@@ -8,6 +8,7 @@
 #include "shared/units.h"
 #include "shared/uuid.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/ops/events.h"
 
 namespace hookq::ops {
@@ -23,16 +24,6 @@ constexpr const char* kStatuses[] = {"dead", "failed", "delivered"};
 
 std::string ts_param(const std::string& p) {
     return "('epoch'::timestamptz + " + p + "::bigint * interval '1 microsecond')";
-}
-std::string rfc3339_us(int64_t us) {
-    time_t s = static_cast<time_t>(us / 1000000);
-    tm t{};
-    gmtime_r(&s, &t);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", t.tm_year + 1900,
-                  t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                  static_cast<int>(us % 1000000));
-    return buf;
 }
 
 // The status a selection names, as webhook_routes / webhook_events states.
@@ -59,8 +50,8 @@ Json selection_json(const ReplaySelection& s) {
     j["status"] = opt(s.status);
     j["event_type"] = opt(s.event_type);
     j["since"] = opt(s.since);
-    j["from"] = s.from_us ? Json(rfc3339_us(*s.from_us)) : Json();
-    j["to"] = s.to_us ? Json(rfc3339_us(*s.to_us)) : Json();
+    j["from"] = s.from_us ? Json(rfc3339(*s.from_us, 6)) : Json();
+    j["to"] = s.to_us ? Json(rfc3339(*s.to_us, 6)) : Json();
     // The microseconds too: the runner's keyset bounds are exact, not re-parsed from text.
     j["from_us"] = s.from_us ? Json(*s.from_us) : Json();
     j["to_us"] = s.to_us ? Json(*s.to_us) : Json();

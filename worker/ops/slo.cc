@@ -8,6 +8,7 @@
 
 #include "shared/redis_keys.h"
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/ops/stats.h"
 #include "worker/ops/status.h"
 #include "worker/store/sql.h"
@@ -180,12 +181,7 @@ Json slo(RedisConn& redis, Pg& pg, const Config& cfg, const Scope& scope) {
     }
 
     Json j;
-    auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-    std::string t = format_timestamp_us(us);
-    t[10] = 'T';
-    j["generated_at"] = t.substr(0, 26) + "Z";
+    j["generated_at"] = rfc3339(static_cast<int64_t>(now_us()), 6);
     j["thresholds"] = thresholds_json(cfg.slo.global);
     j["sources"] = std::move(out_sources);
     j["routes"] = std::move(out_routes);

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "worker/cli/common.h"
+#include "worker/clock.h"
 #include "worker/store/sql.h"
 
 namespace hookq::ops {
@@ -18,12 +19,6 @@ using ctl::must_query;
 using Json = nlohmann::ordered_json;
 
 constexpr uint64_t kMinuteUs = 60ULL * 1000000, kHourUs = 3600ULL * 1000000;
-
-std::string rfc3339(uint64_t us, bool fraction) {
-    std::string t = format_timestamp_us(us);  // "2024-05-01 12:00:00.123456+00"
-    t[10] = 'T';
-    return (fraction ? t.substr(0, 26) : t.substr(0, 19)) + "Z";
-}
 
 Json ms_or_null(const std::optional<double>& v) {
     if (!v) {
@@ -269,8 +264,8 @@ Json stats(Pg& pg, const Config& /*cfg*/, const StatsQuery& q, const Scope& scop
     Json j;
     j["window"] = q.window;
     j["by"] = q.by;
-    j["from"] = rfc3339(from, false);
-    j["to"] = rfc3339(now, true);
+    j["from"] = rfc3339(static_cast<int64_t>(from));
+    j["to"] = rfc3339(static_cast<int64_t>(now), 6);
     j["step_seconds"] = step / 1000000;
     j["groups"] = Json::array();
     for (const auto& [key, g] : groups) {
@@ -294,7 +289,7 @@ Json stats(Pg& pg, const Config& /*cfg*/, const StatsQuery& q, const Scope& scop
         Json series = Json::array();
         for (const auto& [t, p] : g.series) {
             Json pt;
-            pt["t"] = rfc3339(static_cast<uint64_t>(t) * 1000000, false);
+            pt["t"] = rfc3339(static_cast<int64_t>(t) * 1000000);
             pt["count"] = p.count;
             pt["delivered"] = p.delivered;
             pt["failed"] = p.count - p.delivered;
