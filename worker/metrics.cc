@@ -84,6 +84,23 @@ std::string label(std::string_view name, std::string_view value) {
     return std::string(name) + "=\"" + escape_label(value) + "\"";
 }
 
+void sample(std::string& out, std::string_view name, const std::string& labels,
+            const std::string& value) {
+    out += name;
+    if (!labels.empty()) {
+        out += '{';
+        out += labels;
+        out += '}';
+    }
+    out += ' ';
+    out += value;
+    out += '\n';
+}
+
+std::string value_of(const std::atomic<uint64_t>& a) {
+    return std::to_string(a.load(std::memory_order_relaxed));
+}
+
 }  // namespace
 
 Registry& global() {
@@ -154,23 +171,26 @@ void Registry::recorded(uint64_t us, size_t jobs, size_t transitions) noexcept {
 std::string Registry::render() const {
     std::string out;
     out.reserve(4096 + routes_size_ * 4096);
-    auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
-        out += name;
-        if (!labels.empty()) {
-            out += "{" + labels + "}";
-        }
-        out += " " + value + "\n";
-    };
-    auto relaxed = [](const std::atomic<uint64_t>& a) {
-        return std::to_string(a.load(std::memory_order_relaxed));
-    };
+    render_process(out);
+    render_route_counters(out);
+    render_route_histograms(out);
+    render_breaker_transitions(out);
+    render_claims(out);
+    render_replays(out);
+    render_acks(out);
+    render_recorder(out);
+    render_in_process(out);
+    render_alerts(out);
+    return out;
+}
 
+void Registry::render_process(std::string& out) const {
     header(out, "hookq_worker_info", "gauge", "This worker: its version and id.");
-    line("hookq_worker_info",
-         label("version", HOOKQ_VERSION) + "," + label("worker_id", worker_id_), "1");
+    sample(out, "hookq_worker_info",
+           label("version", HOOKQ_VERSION) + "," + label("worker_id", worker_id_), "1");
     header(out, "hookq_worker_start_time_seconds", "gauge",
            "When this worker started, in seconds since the Unix epoch.");
-    line("hookq_worker_start_time_seconds", "", number(start_time_s_));
+    sample(out, "hookq_worker_start_time_seconds", "", number(start_time_s_));
     long pages = 0, resident = 0;
     if (FILE* f = std::fopen("/proc/self/statm", "r")) {
         if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) {
@@ -180,14 +200,16 @@ std::string Registry::render() const {
     }
     header(out, "hookq_worker_resident_memory_bytes", "gauge",
            "Resident memory of the worker process.");
-    line("hookq_worker_resident_memory_bytes", "",
-         std::to_string(resident * static_cast<long>(sysconf(_SC_PAGESIZE))));
+    sample(out, "hookq_worker_resident_memory_bytes", "",
+           std::to_string(resident * static_cast<long>(sysconf(_SC_PAGESIZE))));
+}
 
+void Registry::render_route_counters(std::string& out) const {
     header(out, "hookq_worker_attempts_total", "counter",
            "HTTP delivery attempts made by this worker, by route (fallback attempts included).");
     for (size_t r = 0; r < n_routes_; ++r) {
-        line("hookq_worker_attempts_total", label("route", route_names_[r]),
-             relaxed(routes_[r].attempts));
+        sample(out, "hookq_worker_attempts_total", label("route", route_names_[r]),
+               value_of(routes_[r].attempts));
     }
     header(
         out, "hookq_worker_deliveries_total", "counter",
@@ -195,9 +217,9 @@ std::string Registry::render() const {
         "(scheduled), dead (dead-lettered) or parked (held by a breaker); route \"-\": no route.");
     for (size_t r = 0; r < routes_size_; ++r) {
         for (size_t o = 0; o < kOutcomes; ++o) {
-            line("hookq_worker_deliveries_total",
-                 label("route", route_names_[r]) + "," + label("outcome", kOutcomeNames[o]),
-                 relaxed(routes_[r].outcomes[o]));
+            sample(out, "hookq_worker_deliveries_total",
+                   label("route", route_names_[r]) + "," + label("outcome", kOutcomeNames[o]),
+                   value_of(routes_[r].outcomes[o]));
         }
     }
     header(out, "hookq_worker_dead_letters_total", "counter",
@@ -208,11 +230,14 @@ std::string Registry::render() const {
             if (r == n_routes_ && w != static_cast<size_t>(DeadReason::unrouted)) {
                 continue;
             }
-            line("hookq_worker_dead_letters_total",
-                 label("route", route_names_[r]) + "," + label("reason", kDeadReasonNames[w]),
-                 relaxed(routes_[r].dead[w]));
+            sample(out, "hookq_worker_dead_letters_total",
+                   label("route", route_names_[r]) + "," + label("reason", kDeadReasonNames[w]),
+                   value_of(routes_[r].dead[w]));
         }
     }
+}
+
+void Registry::render_route_histograms(std::string& out) const {
     header(out, "hookq_worker_attempt_duration_seconds", "histogram",
            "Duration of one HTTP delivery attempt, by route.");
     for (size_t r = 0; r < n_routes_; ++r) {
@@ -225,6 +250,9 @@ std::string Registry::render() const {
         histogram(out, "hookq_worker_end_to_end_seconds", label("route", route_names_[r]),
                   routes_[r].end_to_end);
     }
+}
+
+void Registry::render_breaker_transitions(std::string& out) const {
     header(out, "hookq_worker_breaker_transitions_total", "counter",
            "Breaker transitions this worker saw happen, by destination.");
     for (size_t d = 0; d < destinations_.size(); ++d) {
@@ -233,97 +261,110 @@ std::string Registry::render() const {
                 if (f == t) {
                     continue;
                 }
-                line("hookq_worker_breaker_transitions_total",
-                     label("destination", destinations_[d]) + "," + label("from", kStateNames[f]) +
-                         "," + label("to", kStateNames[t]),
-                     relaxed(dest_counters_[d].transitions[f * kBreakerStates + t]));
+                sample(out, "hookq_worker_breaker_transitions_total",
+                       label("destination", destinations_[d]) + "," +
+                           label("from", kStateNames[f]) + "," + label("to", kStateNames[t]),
+                       value_of(dest_counters_[d].transitions[f * kBreakerStates + t]));
             }
         }
     }
+}
+
+void Registry::render_claims(std::string& out) const {
     header(out, "hookq_worker_claim_batches_total", "counter",
            "Claims that took at least one element from the queue, by queue.");
     for (size_t q = 0; q < queues_.size(); ++q) {
-        line("hookq_worker_claim_batches_total", label("queue", queues_[q]),
-             relaxed(queue_counters_[q].claim_batches));
+        sample(out, "hookq_worker_claim_batches_total", label("queue", queues_[q]),
+               value_of(queue_counters_[q].claim_batches));
     }
     header(out, "hookq_worker_claimed_total", "counter",
            "Elements claimed from the queue (webhooks and due retries), by queue.");
     for (size_t q = 0; q < queues_.size(); ++q) {
-        line("hookq_worker_claimed_total", label("queue", queues_[q]),
-             relaxed(queue_counters_[q].claimed));
+        sample(out, "hookq_worker_claimed_total", label("queue", queues_[q]),
+               value_of(queue_counters_[q].claimed));
     }
+}
+
+void Registry::render_replays(std::string& out) const {
+    static constexpr const char* kReplayNames[kReplayResults] = {"enqueued", "skipped", "failed"};
     header(out, "hookq_replay_events_total", "counter",
            "Webhooks of replay jobs this worker's runner handled, by result: enqueued (sent to "
            "at least one route), skipped (nothing to send: its routes had succeeded), failed.");
-    {
-        static constexpr const char* kReplayNames[kReplayResults] = {"enqueued", "skipped",
-                                                                     "failed"};
-        for (size_t i = 0; i < kReplayResults; ++i) {
-            line("hookq_replay_events_total", label("result", kReplayNames[i]),
-                 relaxed(replay_[i]));
-        }
+    for (size_t i = 0; i < kReplayResults; ++i) {
+        sample(out, "hookq_replay_events_total", label("result", kReplayNames[i]),
+               value_of(replay_[i]));
     }
+}
+
+void Registry::render_acks(std::string& out) const {
     header(out, "hookq_worker_acks_total", "counter",
            "Claimed elements acked (removed from inflight) after their rows were committed.");
-    line("hookq_worker_acks_total", "", relaxed(acks_));
+    sample(out, "hookq_worker_acks_total", "", value_of(acks_));
     header(out, "hookq_worker_acks_removed_nothing_total", "counter",
            "Acks whose element had already left inflight (reaped while being delivered): that "
            "webhook may be delivered again.");
-    line("hookq_worker_acks_removed_nothing_total", "", relaxed(acks_removed_nothing_));
+    sample(out, "hookq_worker_acks_removed_nothing_total", "", value_of(acks_removed_nothing_));
     header(out, "hookq_worker_acks_pending", "gauge",
            "Webhooks recorded in PostgreSQL whose ack Redis has not taken yet (Redis, or their "
            "queue's master, unreachable): they stay in inflight and are acked once it is back.");
-    line("hookq_worker_acks_pending", "", relaxed(acks_pending_));
+    sample(out, "hookq_worker_acks_pending", "", value_of(acks_pending_));
     header(out, "hookq_worker_poison_total", "counter",
            "Elements moved to a poison list (undecodable, or refused by PostgreSQL).");
-    line("hookq_worker_poison_total", "", relaxed(poison_));
+    sample(out, "hookq_worker_poison_total", "", value_of(poison_));
+}
+
+void Registry::render_recorder(std::string& out) const {
     header(out, "hookq_worker_recorded_jobs_total", "counter",
            "Claimed elements whose rows the recorder committed.");
-    line("hookq_worker_recorded_jobs_total", "", relaxed(recorded_jobs_));
+    sample(out, "hookq_worker_recorded_jobs_total", "", value_of(recorded_jobs_));
     header(out, "hookq_worker_recorded_transitions_total", "counter",
            "Breaker transitions the recorder committed.");
-    line("hookq_worker_recorded_transitions_total", "", relaxed(recorded_transitions_));
+    sample(out, "hookq_worker_recorded_transitions_total", "", value_of(recorded_transitions_));
     header(out, "hookq_worker_record_batch_seconds", "histogram",
            "Time to commit one recorder batch to PostgreSQL, retries while it is away included.");
     histogram(out, "hookq_worker_record_batch_seconds", "", commit_);
     header(out, "hookq_worker_recorder_backlog", "gauge",
            "Finished claims waiting for the recorder to write them to PostgreSQL.");
-    line("hookq_worker_recorder_backlog", "",
-         std::to_string(recorder_backlog_ ? recorder_backlog_() : 0));
+    sample(out, "hookq_worker_recorder_backlog", "",
+           std::to_string(recorder_backlog_ ? recorder_backlog_() : 0));
+}
+
+void Registry::render_in_process(std::string& out) const {
     header(out, "hookq_worker_in_process", "gauge",
            "Elements claimed by this worker and not yet acked.");
-    line("hookq_worker_in_process", "",
-         std::to_string(in_process_ ? in_process_->load(std::memory_order_relaxed) : 0));
+    sample(out, "hookq_worker_in_process", "",
+           std::to_string(in_process_ ? in_process_->load(std::memory_order_relaxed) : 0));
     header(out, "hookq_worker_in_process_bytes", "gauge",
            "Bytes of the elements claimed by this worker and not yet acked.");
-    line(
-        "hookq_worker_in_process_bytes", "",
+    sample(
+        out, "hookq_worker_in_process_bytes", "",
         std::to_string(in_process_bytes_ ? in_process_bytes_->load(std::memory_order_relaxed) : 0));
+}
 
+void Registry::render_alerts(std::string& out) const {
     {
         std::lock_guard lock(alerts_mu_);
         header(out, "hookq_alerts_sent_total", "counter",
                "Alert notifications by rule, channel and result (sent, error, rate_limited, "
                "silenced).");
         for (const auto& [k, n] : alerts_sent_) {
-            line("hookq_alerts_sent_total",
-                 "rule=\"" + escape_label(k[0]) + "\",channel=\"" + escape_label(k[1]) +
-                     "\",result=\"" + escape_label(k[2]) + "\"",
-                 std::to_string(n));
+            sample(out, "hookq_alerts_sent_total",
+                   "rule=\"" + escape_label(k[0]) + "\",channel=\"" + escape_label(k[1]) +
+                       "\",result=\"" + escape_label(k[2]) + "\"",
+                   std::to_string(n));
         }
         header(out, "hookq_alerts_active", "gauge",
                "Pending and firing alerts, on the worker that evaluates them (the leader).");
         for (const auto& [k, n] : alerts_active_) {
-            line("hookq_alerts_active",
-                 "rule=\"" + escape_label(k[0]) + "\",severity=\"" + escape_label(k[1]) +
-                     "\",state=\"" + escape_label(k[2]) + "\"",
-                 std::to_string(n));
+            sample(out, "hookq_alerts_active",
+                   "rule=\"" + escape_label(k[0]) + "\",severity=\"" + escape_label(k[1]) +
+                       "\",state=\"" + escape_label(k[2]) + "\"",
+                   std::to_string(n));
         }
     }
     header(out, "hookq_alerts_leader", "gauge",
            "1 on the worker holding the alerting lease (it evaluates and notifies).");
-    line("hookq_alerts_leader", "", alerts_leader_.load() ? "1" : "0");
-    return out;
+    sample(out, "hookq_alerts_leader", "", alerts_leader_.load() ? "1" : "0");
 }
 
 void Registry::alert_sent(std::string_view rule, std::string_view channel,
@@ -356,38 +397,36 @@ double oldest_age_s(std::string_view raw, uint64_t now_us) {
     return now_us > env.received_at_us ? static_cast<double>(now_us - env.received_at_us) / 1e6 : 0;
 }
 
-std::string render_snapshot(const nlohmann::ordered_json& status, const SnapshotInfo& info) {
-    std::string out;
-    auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
-        out += name;
-        if (!labels.empty()) {
-            out += "{" + labels + "}";
-        }
-        out += " " + value + "\n";
-    };
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+void snapshot_health(std::string& out, const SnapshotInfo& info) {
     header(out, "hookq_snapshot_success", "gauge",
            "Whether the last refresh of the queue and database snapshot succeeded.");
-    line("hookq_snapshot_success", "", info.ok ? "1" : "0");
+    sample(out, "hookq_snapshot_success", "", info.ok ? "1" : "0");
     header(out, "hookq_snapshot_age_seconds", "gauge",
            "Seconds since the gauges below were last refreshed (-1: never).");
-    line("hookq_snapshot_age_seconds", "", number(info.age_s));
+    sample(out, "hookq_snapshot_age_seconds", "", number(info.age_s));
     header(out, "hookq_snapshot_duration_seconds", "gauge", "Duration of the last refresh.");
-    line("hookq_snapshot_duration_seconds", "", number(info.duration_s));
+    sample(out, "hookq_snapshot_duration_seconds", "", number(info.duration_s));
     header(out, "hookq_redis_up", "gauge", "Whether Redis answered the last refresh's PING.");
-    line("hookq_redis_up", "", info.redis_up ? "1" : "0");
+    sample(out, "hookq_redis_up", "", info.redis_up ? "1" : "0");
     header(out, "hookq_postgres_up", "gauge", "Whether PostgreSQL answered at the last refresh.");
-    line("hookq_postgres_up", "", info.postgres_up ? "1" : "0");
-    // Each node's memory: from the status's "redis" (the nodes that answered its refresh).
-    const nlohmann::ordered_json none = nlohmann::ordered_json::array();
-    const auto& nodes = status.is_object() && status.contains("redis") ? status["redis"] : none;
+    sample(out, "hookq_postgres_up", "", info.postgres_up ? "1" : "0");
+}
+
+// Each node's memory: from the status's "redis" (the nodes that answered its refresh).
+void redis_memory(std::string& out, const Json& nodes) {
     header(out, "hookq_redis_memory_used_bytes", "gauge",
            "Memory Redis has allocated (INFO used_memory), per node (every master on a cluster).");
     for (const auto& n : nodes) {
         if (!n.value("reachable", true)) {
             continue;  // a lost master: nothing to report (its queues' hookq_queue_up is 0)
         }
-        line("hookq_redis_memory_used_bytes", "node=\"" + escape_label(n.value("node", "")) + "\"",
-             number(n.value("used_memory_bytes", 0.0)));
+        sample(out, "hookq_redis_memory_used_bytes",
+               "node=\"" + escape_label(n.value("node", "")) + "\"",
+               number(n.value("used_memory_bytes", 0.0)));
     }
     header(out, "hookq_redis_memory_max_bytes", "gauge",
            "Redis's maxmemory, per node (0: no limit); at it the edge answers 503.");
@@ -395,17 +434,19 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
         if (!n.value("reachable", true)) {
             continue;
         }
-        line("hookq_redis_memory_max_bytes", "node=\"" + escape_label(n.value("node", "")) + "\"",
-             number(n.value("maxmemory_bytes", 0.0)));
+        sample(out, "hookq_redis_memory_max_bytes",
+               "node=\"" + escape_label(n.value("node", "")) + "\"",
+               number(n.value("maxmemory_bytes", 0.0)));
     }
-    if (status.is_null()) {
-        return out;
-    }
-    struct QueueGauge {
-        const char* field;
-        const char* name;
-        const char* help;
-    };
+}
+
+struct QueueGauge {
+    const char* field;
+    const char* name;
+    const char* help;
+};
+
+void queue_counts(std::string& out, const Json& queues) {
     static constexpr QueueGauge kQueueGauges[] = {
         {"depth", "hookq_queue_depth", "Elements waiting in the queue."},
         {"inflight", "hookq_queue_inflight", "Elements claimed by workers and not yet acked."},
@@ -415,25 +456,27 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
         {"poison", "hookq_queue_poison", "Elements in the poison list."},
         {"workers_live", "hookq_queue_workers_live", "Workers with a live heartbeat."},
     };
-    const auto& queues = status.value("queues", nlohmann::ordered_json::array());
     header(out, "hookq_queue_up", "gauge",
            "1 when the queue's Redis master answered the last snapshot; while 0 its other gauges "
            "keep their last values.");
     for (const auto& q : queues) {
-        line("hookq_queue_up", label("queue", q.value("queue", "")),
-             q.value("reachable", true) ? "1" : "0");
+        sample(out, "hookq_queue_up", label("queue", q.value("queue", "")),
+               q.value("reachable", true) ? "1" : "0");
     }
     for (const auto& g : kQueueGauges) {
         header(out, g.name, "gauge", g.help);
         for (const auto& q : queues) {
             if (q.contains(g.field)) {
-                line(g.name, label("queue", q.value("queue", "")),
-                     std::to_string(q.value(g.field, 0LL)));
+                sample(out, g.name, label("queue", q.value("queue", "")),
+                       std::to_string(q.value(g.field, 0LL)));
             }
         }
     }
-    // How old the oldest element of each list is, by the edge's receive stamp: a queue that
-    // is not drained, a claim that never finishes, poison nobody looked at, retries overdue.
+}
+
+// How old the oldest element of each list is, by the edge's receive stamp: a queue that
+// is not drained, a claim that never finishes, poison nobody looked at, retries overdue.
+void queue_ages(std::string& out, const Json& queues) {
     static constexpr QueueGauge kAgeGauges[] = {
         {"oldest_age_s", "hookq_queue_oldest_age_seconds",
          "Age of the element claimed next from the queue (0: empty; -1: undecodable)."},
@@ -448,53 +491,85 @@ std::string render_snapshot(const nlohmann::ordered_json& status, const Snapshot
         header(out, g.name, "gauge", g.help);
         for (const auto& q : queues) {
             if (q.contains(g.field)) {
-                line(g.name, label("queue", q.value("queue", "")), number(q.value(g.field, 0.0)));
+                sample(out, g.name, label("queue", q.value("queue", "")),
+                       number(q.value(g.field, 0.0)));
             }
         }
     }
-    // One series per state, 1 for the current one: `hookq_breaker_state{state="open"} == 1`
-    // selects open breakers, and a state change is visible as a series going 0 -> 1.
+}
+
+// One series per state, 1 for the current one: `hookq_breaker_state{state="open"} == 1`
+// selects open breakers, and a state change is visible as a series going 0 -> 1.
+void breaker_states(std::string& out, const Json& breakers) {
     header(out, "hookq_breaker_state", "gauge",
            "Breaker state by destination: 1 for the current state, 0 for the others.");
-    for (const auto& b : status.value("breakers", nlohmann::ordered_json::array())) {
+    for (const auto& b : breakers) {
         std::string st = b.value("state", "closed");
         std::string dest = label("destination", b.value("destination", ""));
         for (std::string_view name : {"closed", "half_open", "open"}) {
-            line("hookq_breaker_state", dest + "," + label("state", name), st == name ? "1" : "0");
+            sample(out, "hookq_breaker_state", dest + "," + label("state", name),
+                   st == name ? "1" : "0");
         }
     }
-    // Operator pauses (hookqctl pause / POST .../pause): 1 while the route (itself or by its
-    // source) or the source is paused.
+}
+
+// Operator pauses (hookqctl pause / POST .../pause): 1 while the route (itself or by its
+// source) or the source is paused.
+void pauses(std::string& out, const Json& status) {
     header(out, "hookq_route_paused", "gauge", "1 while deliveries of the route are paused.");
-    const auto routes_paused = status.value("routes_paused", nlohmann::ordered_json::object());
+    const auto routes_paused = status.value("routes_paused", Json::object());
     for (const auto& [name, v] : routes_paused.items()) {
-        line("hookq_route_paused", label("route", name), v.get<bool>() ? "1" : "0");
+        sample(out, "hookq_route_paused", label("route", name), v.get<bool>() ? "1" : "0");
     }
     header(out, "hookq_source_paused", "gauge", "1 while deliveries of the source are paused.");
-    const auto sources_paused = status.value("sources_paused", nlohmann::ordered_json::object());
+    const auto sources_paused = status.value("sources_paused", Json::object());
     for (const auto& [name, v] : sources_paused.items()) {
-        line("hookq_source_paused", label("source", name), v.get<bool>() ? "1" : "0");
+        sample(out, "hookq_source_paused", label("source", name), v.get<bool>() ? "1" : "0");
     }
-    const auto& db = status.value("database", nlohmann::ordered_json::object());
+}
+
+void dead_letters(std::string& out, const Json& db) {
     header(out, "hookq_dead_letters", "gauge", "Dead letters not requeued, by source.");
-    const auto by_source = db.value("dead_letters_by_source", nlohmann::ordered_json::object());
+    const auto by_source = db.value("dead_letters_by_source", Json::object());
     for (const auto& [src, n] : by_source.items()) {
-        line("hookq_dead_letters", label("source", src),
-             std::to_string(n.is_number() ? n.get<long long>() : 0));
+        sample(out, "hookq_dead_letters", label("source", src),
+               std::to_string(n.is_number() ? n.get<long long>() : 0));
     }
     header(out, "hookq_dead_letters_oldest_age_seconds", "gauge",
            "Age of the oldest dead letter not requeued, by source.");
-    const auto oldest =
-        db.value("dead_letters_oldest_s_by_source", nlohmann::ordered_json::object());
+    const auto oldest = db.value("dead_letters_oldest_s_by_source", Json::object());
     for (const auto& [src, age] : oldest.items()) {
-        line("hookq_dead_letters_oldest_age_seconds", label("source", src),
-             number(age.is_number() ? age.get<double>() : 0.0));
+        sample(out, "hookq_dead_letters_oldest_age_seconds", label("source", src),
+               number(age.is_number() ? age.get<double>() : 0.0));
     }
     header(out, "hookq_dead_letters_pending", "gauge", "Dead letters not requeued, all sources.");
-    line("hookq_dead_letters_pending", "", std::to_string(db.value("dead_letters", 0LL)));
+    sample(out, "hookq_dead_letters_pending", "", std::to_string(db.value("dead_letters", 0LL)));
+}
+
+void lag(std::string& out, const Json& db) {
     header(out, "hookq_lag_seconds", "gauge",
            "Age of the oldest webhook still queued, retrying or parked.");
-    line("hookq_lag_seconds", "", number(db.value("lag_s", 0.0)));
+    sample(out, "hookq_lag_seconds", "", number(db.value("lag_s", 0.0)));
+}
+
+}  // namespace
+
+std::string render_snapshot(const Json& status, const SnapshotInfo& info) {
+    std::string out;
+    snapshot_health(out, info);
+    const Json none = Json::array();
+    redis_memory(out, status.is_object() && status.contains("redis") ? status["redis"] : none);
+    if (status.is_null()) {
+        return out;
+    }
+    const auto& queues = status.value("queues", Json::array());
+    queue_counts(out, queues);
+    queue_ages(out, queues);
+    breaker_states(out, status.value("breakers", Json::array()));
+    pauses(out, status);
+    const auto& db = status.value("database", Json::object());
+    dead_letters(out, db);
+    lag(out, db);
     return out;
 }
 

@@ -169,6 +169,17 @@ class Registry {
     std::string render() const;
 
   private:
+    void render_process(std::string& out) const;
+    void render_route_counters(std::string& out) const;
+    void render_route_histograms(std::string& out) const;
+    void render_breaker_transitions(std::string& out) const;
+    void render_claims(std::string& out) const;
+    void render_replays(std::string& out) const;
+    void render_acks(std::string& out) const;
+    void render_recorder(std::string& out) const;
+    void render_in_process(std::string& out) const;
+    void render_alerts(std::string& out) const;
+
     size_t n_routes_ = 0;
     size_t routes_size_ = 0;  // n_routes_ + 1 (the "-" slot) once initialised
     std::unique_ptr<RouteCounters[]> routes_;
