@@ -43,6 +43,15 @@ TEST(ReplayRequest, SinceResolvesAgainstNow) {
     EXPECT_EQ(r.selection.since, "1h");
 }
 
+TEST(ReplayRequest, SinceLongerAgoThanTheEpochIsEverything) {
+    // 300000 years in microseconds overflows int64: once undefined, now the start of time.
+    for (const char* since : {"300000y", "100y", "9300000000000000ms"}) {
+        ReplayRequest r = parse_replay_request({{"since", since}, {"status", "dead"}}, kNow);
+        ASSERT_TRUE(r.selection.from_us) << since;
+        EXPECT_EQ(*r.selection.from_us, 0) << since;
+    }
+}
+
 TEST(ReplayRequest, EveryField) {
     ReplayRequest r =
         parse_replay_request({{"request_ids", {"01936F4E-8A2B-7C3D-9E4F-0123456789AB"}},

@@ -338,7 +338,10 @@ ReplayRequest parse_replay_request(const nlohmann::json& body, int64_t now_us) {
             if (!ms || *ms == 0) {
                 bad(k, "must be a duration such as 30m, 1h or 7d, not \"" + s.since + "\"");
             }
-            s.from_us = now_us - static_cast<int64_t>(*ms) * 1000;
+            // Longer ago than 1970 is all of it; "300000y" in microseconds would not fit.
+            s.from_us = *ms >= static_cast<uint64_t>(now_us) / 1000
+                            ? 0
+                            : now_us - static_cast<int64_t>(*ms) * 1000;
         } else if (k == "from" || k == "to") {
             auto us = parse_time(text(k, v));
             if (!us) {
