@@ -219,6 +219,37 @@ void Engine::lose_lease() {
 }
 
 void Engine::round(int64_t now) {
+    // The stores come first: whether Redis answers decides the lease, and both decide what can be
+    // read and written. Only the lease holder evaluates, so that one worker speaks for the fleet.
+    // Every rule is evaluated before anything is sent, so that the grouper can fold a rule's
+    // alerts of the round into one message; the rows are written last, to carry what was queued
+    // and answered this round.
+    // 1. Reach Redis and PostgreSQL.
+    check_stores();
+    // 2. Hold, take or lose the lease. Not the leader: what the channels answered while it was
+    //    is still written.
+    if (!take_lease()) {
+        apply_results();
+        if (pg_ok_ && !events_.empty()) {
+            flush();
+        }
+        return;
+    }
+    // 3. The alerts a previous leader left, and the silences in force.
+    read_postgres_state();
+    // 4. Evaluate every rule and advance its alerts: pending, firing, resolved.
+    metrics::global().alerts_active(evaluate_rules(now));
+    // 5. Due groups to the channels, less what is silenced, inhibited or over a rate limit.
+    notify_due(now);
+    // 6. What the channels answered.
+    apply_results();
+    // 7. The alerts and alert_events rows.
+    if (pg_ok_) {
+        flush();
+    }
+}
+
+void Engine::check_stores() {
     redis_error_.clear();
     redis_ok_ = redis_.ensure();
     if (redis_ok_) {
@@ -243,119 +274,130 @@ void Engine::round(int64_t now) {
         pg_ok_ = static_cast<bool>(pg_.query("SELECT 1"));
     }
     pg_error_ = pg_ok_ ? "" : "unreachable";
+}
 
+bool Engine::take_lease() {
     bool was = leader_;
     leader_ = hold_lease();
     metrics::global().alerts_leader(leader_);
     if (was && !leader_) {
         lose_lease();
     }
-    if (!leader_) {
-        apply_results();
-        if (pg_ok_ && !events_.empty()) {
-            flush();
-        }
-        return;
-    }
-    if (!was) {
+    if (leader_ && !was) {
         log::info("alerting lease taken", {{"worker", cfg_.worker_id}});
     }
+    return leader_;
+}
+
+void Engine::read_postgres_state() {
     if (pg_ok_ && !loaded_) {
         load_state();
     }
     if (pg_ok_) {
         read_silences();
     }
+}
 
-    std::map<std::array<std::string, 3>, uint64_t> active;
+Engine::ActiveCounts Engine::evaluate_rules(int64_t now) {
+    ActiveCounts active;
     for (const auto& rule : alert_rule_names()) {
         const AlertRule& rc = acfg_.rules.at(rule);
-        if (!rc.enabled) {
-            continue;
-        }
-        Observations obs;
-        try {
-            obs = evaluate(rule, now);
-        } catch (const std::exception& e) {
-            log::warn("alert rule could not be evaluated", {{"rule", rule}, {"error", e.what()}});
-        }
-        if (!obs) {
-            // No data this round (its store is away): the alerts of this rule keep their state.
-            for (auto& [fp, a] : alerts_) {
-                if (a.rule == rule && (a.state == State::pending || a.state == State::firing)) {
-                    ++active[{a.rule, a.severity, state_name(a.state)}];
-                }
-            }
-            continue;
-        }
-        std::map<std::string, const Observation*> seen;
-        std::set<std::string> unknown;
-        for (const auto& o : *obs) {
-            std::string fp = fingerprint(rule, o.labels);
-            if (o.unknown) {
-                unknown.insert(std::move(fp));
-                continue;
-            }
-            seen[fp] = &o;
-            if (!alerts_.count(fp) && o.active) {
-                AlertState a;
-                a.fingerprint = fp;
-                a.rule = rule;
-                a.labels = o.labels;
-                a.severity = o.severity.empty() ? rc.severity : o.severity;
-                alerts_[fp] = a;
-            }
-        }
-        for (auto& [fp, a] : alerts_) {
-            if (a.rule != rule) {
-                continue;
-            }
-            if (unknown.count(fp)) {
-                if (a.state == State::pending || a.state == State::firing) {
-                    ++active[{a.rule, a.severity, state_name(a.state)}];
-                }
-                continue;
-            }
-            auto it = seen.find(fp);
-            const Observation* o = it == seen.end() ? nullptr : it->second;
-            if (o && o->severity.empty()) {
-                a.severity = rc.severity;
-            }
-            Action act = step(a, o, now, rc.for_ms, acfg_.repeat_interval_ms);
-            switch (act) {
-                case Action::fire:
-                case Action::repeat:
-                case Action::resolve: {
-                    bool resolved = act == Action::resolve;
-                    log::warn(resolved ? "alert resolved" : "alert firing",
-                              {{"rule", rule},
-                               {"fingerprint", fp},
-                               {"severity", a.severity},
-                               {"value", a.value},
-                               {"threshold", a.threshold},
-                               {"summary", a.summary}});
-                    uint64_t seq = record_event(a, now);
-                    events_.at(seq).outstanding++;
-                    grouper_.add(rule, resolved, GroupItem{fp, seq}, now);
-                    break;
-                }
-                case Action::entered_pending:
-                case Action::dropped_pending:
-                    record_event(a, now);
-                    break;
-                case Action::none:
-                    break;
-            }
-            if (a.state == State::pending || a.state == State::firing) {
-                ++active[{a.rule, a.severity, state_name(a.state)}];
-            }
+        if (rc.enabled) {
+            evaluate_rule(rule, rc, now, active);
         }
     }
-    metrics::global().alerts_active(std::move(active));
-    notify_due(now);
-    apply_results();
-    if (pg_ok_) {
-        flush();
+    return active;
+}
+
+void Engine::evaluate_rule(const std::string& rule, const AlertRule& rc, int64_t now,
+                           ActiveCounts& active) {
+    Observations obs;
+    try {
+        obs = evaluate(rule, now);
+    } catch (const std::exception& e) {
+        log::warn("alert rule could not be evaluated", {{"rule", rule}, {"error", e.what()}});
+    }
+    if (!obs) {
+        // No data this round (its store is away): the alerts of this rule keep their state.
+        for (const auto& [fp, a] : alerts_) {
+            if (a.rule == rule) {
+                count_active(a, active);
+            }
+        }
+        return;
+    }
+    Observed seen = open_alerts(rule, rc, *obs);
+    for (auto& [fp, a] : alerts_) {
+        if (a.rule != rule) {
+            continue;
+        }
+        if (seen.unknown.count(fp)) {
+            count_active(a, active);
+            continue;
+        }
+        auto it = seen.known.find(fp);
+        const Observation* o = it == seen.known.end() ? nullptr : it->second;
+        if (o && o->severity.empty()) {
+            a.severity = rc.severity;
+        }
+        transition(rule, fp, a, step(a, o, now, rc.for_ms, acfg_.repeat_interval_ms), now);
+        count_active(a, active);
+    }
+}
+
+Engine::Observed Engine::open_alerts(const std::string& rule, const AlertRule& rc,
+                                     const std::vector<Observation>& obs) {
+    Observed out;
+    for (const auto& o : obs) {
+        std::string fp = fingerprint(rule, o.labels);
+        if (o.unknown) {
+            out.unknown.insert(std::move(fp));
+            continue;
+        }
+        out.known[fp] = &o;
+        if (!alerts_.count(fp) && o.active) {
+            AlertState a;
+            a.fingerprint = fp;
+            a.rule = rule;
+            a.labels = o.labels;
+            a.severity = o.severity.empty() ? rc.severity : o.severity;
+            alerts_[fp] = a;
+        }
+    }
+    return out;
+}
+
+void Engine::transition(const std::string& rule, const std::string& fp, const AlertState& a,
+                        Action act, int64_t now) {
+    switch (act) {
+        case Action::fire:
+        case Action::repeat:
+        case Action::resolve: {
+            bool resolved = act == Action::resolve;
+            log::warn(resolved ? "alert resolved" : "alert firing", {{"rule", rule},
+                                                                     {"fingerprint", fp},
+                                                                     {"severity", a.severity},
+                                                                     {"value", a.value},
+                                                                     {"threshold", a.threshold},
+                                                                     {"summary", a.summary}});
+            uint64_t seq = record_event(a, now);
+            events_.at(seq).outstanding++;
+            grouper_.add(rule, resolved, GroupItem{fp, seq}, now);
+            break;
+        }
+        case Action::entered_pending:
+        case Action::dropped_pending:
+            // Written, not sent: a pending alert that clears never fired.
+            record_event(a, now);
+            break;
+        case Action::none:
+            break;
+    }
+}
+
+void Engine::count_active(const AlertState& a, ActiveCounts& active) {
+    if (a.state == State::pending || a.state == State::firing) {
+        ++active[{a.rule, a.severity, state_name(a.state)}];
     }
 }
 

@@ -4,6 +4,7 @@
 // hands grouped, rate-limited, unsilenced messages to the channels' sender threads.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -50,8 +51,32 @@ class Engine {
     };
     using Observations = std::optional<std::vector<Observation>>;  // nullopt: could not evaluate
 
+    // {rule, severity, state} -> how many alerts are pending or firing (hookq_alerts_active).
+    using ActiveCounts = std::map<std::array<std::string, 3>, uint64_t>;
+    // One rule's observations this round by fingerprint; `unknown`: nothing could be read.
+    struct Observed {
+        std::map<std::string, const Observation*> known;
+        std::set<std::string> unknown;
+    };
+
     void run();
+    // One round and its steps, in order.
     void round(int64_t now_ms);
+    void check_stores();
+    bool take_lease();
+    void read_postgres_state();
+    ActiveCounts evaluate_rules(int64_t now_ms);
+    void evaluate_rule(const std::string& rule, const AlertRule& rc, int64_t now_ms,
+                       ActiveCounts& active);
+    // Opens an alert for each active observation that has none; an inactive one without an
+    // alert has nothing to advance.
+    Observed open_alerts(const std::string& rule, const AlertRule& rc,
+                         const std::vector<Observation>& obs);
+    // An alert_events row for what step() did; firing and resolved alerts also wait in the
+    // grouper, which sends a rule's alerts of a round as one message.
+    void transition(const std::string& rule, const std::string& fp, const AlertState& a, Action act,
+                    int64_t now_ms);
+    static void count_active(const AlertState& a, ActiveCounts& active);
     bool hold_lease();
     void lose_lease();
     void load_state();
