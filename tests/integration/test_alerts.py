@@ -589,3 +589,34 @@ def test_engine_started_before_redis_takes_the_lease_once_it_is_up(redis_server,
     wait_until(lambda: len(w.find("alerting: redis reachable")) == 2, 10, what="said once")
     assert len(engine_redis_failures()) == 2
     assert w.stop() == 0
+
+
+def test_alerts_of_a_rule_switched_off_resolve(redis_server, pg_migrated, sink, receiver,
+                                               workers):
+    """An alert left open by a rule since disabled (or by a rule this version does not have) is
+    watched by nothing: the engine resolves it, and says so on a known rule's channels, rather
+    than keep it firing in the API, the gauges and the dashboard for ever."""
+    sql(pg_migrated,
+        "INSERT INTO alerts (fingerprint, rule, labels, severity, state, value, threshold, summary, "
+        "pending_since, firing_since, last_notified_at) VALUES "
+        "('queue_depth{queue=qd}', 'queue_depth', '{\"queue\": \"qd\"}', 'P2', 'firing', 5000, "
+        "1000, '5000 waiting', now() - interval '1 hour', now() - interval '1 hour', "
+        "now() - interval '1 hour'), "
+        "('gone_rule{x=1}', 'gone_rule', '{\"x\": \"1\"}', 'P3', 'pending', 1, 1, '', now(), "
+        "NULL, NULL)")
+    rules = ('[alerts.rules.queue_depth]\nenabled = false\n'
+             '[alerts.rules.dead_letters]\nenabled = false\n')
+    workers(config_text(redis_server, pg_migrated,
+                        alerts_config(slack_channel(receiver.url("/slack")), rules)
+                        + route("r", "qd", sink.url("/ok"))))
+    wait_until(lambda: rows(pg_migrated, "SELECT fingerprint, state FROM alerts ORDER BY 1")
+               == [("gone_rule{x=1}", "resolved"), ("queue_depth{queue=qd}", "resolved")], 20,
+               what="both alerts resolved")
+    msg = wait_until(lambda: texts(receiver, "/slack", "[RESOLVED P2] queue_depth"), 20,
+                     what="queue_depth's resolution on its channel")[0]
+    assert "queue=qd" in msg, msg
+    assert [e[0] for e in events(pg_migrated, "queue_depth")] == ["resolved"]
+    assert [e[0] for e in events(pg_migrated, "gone_rule")] == ["resolved"]
+    time.sleep(1.5)  # another round: nothing more for either
+    assert len(texts(receiver, "/slack", "queue_depth")) == 1
+    assert len(events(pg_migrated, "gone_rule")) == 1

@@ -306,7 +306,31 @@ Engine::ActiveCounts Engine::evaluate_rules(int64_t now) {
             evaluate_rule(rule, rc, now, active);
         }
     }
+    retire_unwatched(now);
     return active;
+}
+
+// An open alert whose rule is switched off (`enabled = false`, or a rule this version does not
+// have, left by another one) is watched by nothing: it resolves as if its condition had cleared,
+// rather than stay firing in the API, the gauges and the dashboard until the rule comes back. A
+// known rule says so on its channels; an unknown one has no channels to say it on.
+void Engine::retire_unwatched(int64_t now) {
+    for (auto& [fp, a] : alerts_) {
+        if (a.state != State::pending && a.state != State::firing) {
+            continue;
+        }
+        auto rc = acfg_.rules.find(a.rule);
+        if (rc != acfg_.rules.end() && rc->second.enabled) {
+            continue;
+        }
+        Action act = step(a, nullptr, now, 0, 0);
+        if (rc != acfg_.rules.end()) {
+            transition(a.rule, fp, a, act, now);
+        } else {
+            log::info("alert of an unknown rule resolved", {{"rule", a.rule}, {"fingerprint", fp}});
+            record_event(a, now);
+        }
+    }
 }
 
 void Engine::evaluate_rule(const std::string& rule, const AlertRule& rc, int64_t now,

@@ -66,6 +66,7 @@ class Engine {
     bool take_lease();
     void read_postgres_state();
     ActiveCounts evaluate_rules(int64_t now_ms);
+    void retire_unwatched(int64_t now);
     void evaluate_rule(const std::string& rule, const AlertRule& rc, int64_t now_ms,
                        ActiveCounts& active);
     // Opens an alert for each active observation that has none; an inactive one without an
