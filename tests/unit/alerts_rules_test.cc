@@ -247,6 +247,33 @@ channels = ["ops"]
     EXPECT_EQ(*c.alerts.rules["breaker_open"].channels, std::vector<std::string>{"ops"});
 }
 
+TEST(AlertsConfig, ARateLimitsBurstIsBoundedAsAnExplicitOne) {
+    // A minute's worth, but no more than 'burst' itself may say: "1000/s" once meant 60,000
+    // messages at once.
+    Config c = load_config_string(std::string(kBase) + R"(
+[alerts]
+[[alerts.channels]]
+name = "fast"
+type = "slack"
+url = "http://127.0.0.1:9/hook"
+rate_limit = "1000/s"
+)",
+                                  "w.toml");
+    ASSERT_EQ(c.alerts.channels.size(), 1u);
+    EXPECT_DOUBLE_EQ(c.alerts.channels[0].burst, 10000);
+}
+
+TEST(AlertsConfig, EdgeMetricsUrlsHaveNoSpaceOrControlByte) {
+    // curl refuses them, so the edge would never be read and the rule never see its failures.
+    EXPECT_NE(error_of("[alerts]\nedge_metrics = [\"http://e x/metrics\"]\n")
+                  .find("w.toml:10:16: [alerts] 'edge_metrics' must not contain spaces or control "
+                        "characters (byte 0x20 at offset 8)"),
+              std::string::npos);
+    EXPECT_NE(error_of("[alerts]\nedge_metrics = [\"http://e/\\u0001\"]\n").find("byte 0x01"),
+              std::string::npos);
+    EXPECT_EQ(error_of("[alerts]\nedge_metrics = [\"http://127.0.0.1:8080/hookq-metrics\"]\n"), "");
+}
+
 TEST(AlertsConfig, BadConfigNamesTheLine) {
     EXPECT_NE(error_of("[alerts]\n[alerts.silent_after]\ngithb = \"10m\"\n")
                   .find(":1: [alerts.silent_after]: unknown source 'githb' (no route or [sources] "

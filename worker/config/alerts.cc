@@ -89,6 +89,10 @@ void read_alerts_settings(const Reader& r, const toml::table& a, AlertsConfig& a
             r.fail(r.where(a, "edge_metrics"),
                    "[alerts] 'edge_metrics' entries must be http:// or https:// URLs");
         }
+        if (auto at = bad_url_byte(u)) {
+            r.fail(r.where(a, "edge_metrics"),
+                   "[alerts] " + url_byte_error("edge_metrics", u, *at));
+        }
     }
     if (a.get("payment_sources")) {
         al.payment_sources = r.strings(a, "payment_sources");
@@ -210,7 +214,7 @@ void read_channel_pace(const Reader& r, const toml::table& ct, AlertChannel& ch,
                    ctx + ": 'rate_limit' must look like \"6/min\", \"1/s\" or \"30/h\"");
         }
         ch.rate_per_s = *per_s;
-        ch.burst = std::max(1.0, std::floor(*per_s * 60));
+        ch.burst = std::clamp(std::floor(*per_s * 60), 1.0, 10000.0);  // as an explicit burst
     }
     ch.burst = r.number(ct, "burst", 1, 10000).value_or(ch.burst);
 }
