@@ -32,6 +32,18 @@ std::string_view err_of(const redisReply* r) {
                                              : std::string_view();
 }
 
+// Buffers are the caller's, kept across the commands of one pipeline.
+void append_argv(redisContext* ctx, const std::vector<std::string_view>& argv,
+                 std::vector<const char*>& ptrs, std::vector<size_t>& lens) {
+    ptrs.clear();
+    lens.clear();
+    for (auto a : argv) {
+        ptrs.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+}
+
 enum class Kind { none, moved, ask, tryagain, down };
 
 Kind kind_of(std::string_view err) {
@@ -488,14 +500,7 @@ bool ClusterClient::run_block(const std::vector<std::vector<std::string_view>>& 
             redisAppendCommand(node.ctx, "ASKING");
         }
         for (const auto& argv : cmds) {
-            ptrs.clear();
-            lens.clear();
-            for (auto a : argv) {
-                ptrs.push_back(a.data());
-                lens.push_back(a.size());
-            }
-            redisAppendCommandArgv(node.ctx, static_cast<int>(argv.size()), ptrs.data(),
-                                   lens.data());
+            append_argv(node.ctx, argv, ptrs, lens);
         }
         replies.clear();
         for (size_t i = 0; i < cmds.size() + (asking ? 1 : 0); ++i) {
@@ -674,11 +679,34 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
     if (!have_map_) {
         return false;
     }
-    std::vector<std::vector<std::string_view>> views;
+    Views views;
     views.reserve(cmds.size());
     for (const auto& c : cmds) {
         views.emplace_back(c.begin(), c.end());
     }
+    std::vector<Unit> units = units_of(views);
+    std::vector<size_t> redo;
+    for (auto& [ni, us] : by_node(units)) {
+        Node& node = nodes_[static_cast<size_t>(ni)];
+        if (node.ctx) {  // else unreachable: not sent, its replies stay null
+            pipeline(node, us, units, views, out, redo);
+        }
+    }
+    std::sort(redo.begin(), redo.end());
+    for (size_t ui : redo) {
+        const Unit& u = units[ui];
+        Views block(views.begin() + static_cast<long>(u.first),
+                    views.begin() + static_cast<long>(u.first + u.count));
+        std::vector<Reply> replies;
+        bool ok = run_block(block, u.slot, -1, replies) && replies.size() == u.count;
+        for (size_t k = 0; k < u.count; ++k) {
+            out[u.first + k] = ok ? std::move(replies[k]) : nullptr;
+        }
+    }
+    return std::all_of(out.begin(), out.end(), [](const Reply& r) { return r != nullptr; });
+}
+
+std::vector<ClusterClient::Unit> ClusterClient::units_of(const Views& views) {
     std::vector<Unit> units;
     for (size_t i = 0; i < views.size();) {
         Unit u{i, 1, -1};
@@ -699,9 +727,13 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
         units.push_back(u);
         i += u.count;
     }
-    std::map<int, std::vector<size_t>> by_node;
+    return units;
+}
+
+std::map<int, std::vector<size_t>> ClusterClient::by_node(const std::vector<Unit>& units) {
+    std::map<int, std::vector<size_t>> nodes;
     for (bool fresh = false;; fresh = true) {
-        by_node.clear();
+        nodes.clear();
         bool all = true;
         for (size_t ui = 0; ui < units.size(); ++ui) {
             int n = node_for(units[ui].slot);
@@ -710,87 +742,63 @@ bool ClusterClient::read_replies(std::vector<Reply>& out) {
                 need_refresh_ = true;
                 all = false;
             } else {
-                by_node[n].push_back(ui);
+                nodes[n].push_back(ui);
             }
         }
-        for (const auto& entry : by_node) {
+        for (const auto& entry : nodes) {
             all = connect(nodes_[static_cast<size_t>(entry.first)]) && all;
         }
         if (all || fresh) {
-            break;
+            return nodes;
         }
         need_refresh_ = true;
         maybe_refresh();
     }
-    std::vector<size_t> redo;
+}
+
+void ClusterClient::pipeline(Node& node, const std::vector<size_t>& us,
+                             const std::vector<Unit>& units, Views& views, std::vector<Reply>& out,
+                             std::vector<size_t>& redo) {
+    const uint64_t since = mono_ms();
     std::vector<const char*> ptrs;
     std::vector<size_t> lens;
-    for (auto& [ni, us] : by_node) {
-        Node& node = nodes_[static_cast<size_t>(ni)];
-        if (!node.ctx) {
-            continue;  // unreachable: not sent, its replies stay null
-        }
-        const uint64_t since = mono_ms();
-        for (size_t ui : us) {
-            for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
-                ptrs.clear();
-                lens.clear();
-                for (auto a : views[k]) {
-                    ptrs.push_back(a.data());
-                    lens.push_back(a.size());
-                }
-                redisAppendCommandArgv(node.ctx, static_cast<int>(views[k].size()), ptrs.data(),
-                                       lens.data());
-            }
-        }
-        for (size_t ui : us) {
-            bool again = false;
-            for (size_t k = units[ui].first; node.ctx && k < units[ui].first + units[ui].count;
-                 ++k) {
-                void* r = nullptr;
-                if (redisGetReply(node.ctx, &r) != REDIS_OK) {
-                    // The rest of this node's replies are lost; a unit stays whole (a MULTI
-                    // whose EXEC reply is lost is not known to have run).
-                    drop_node(node, node.ctx->errstr, since);
-                    for (size_t m = units[ui].first; m < units[ui].first + units[ui].count; ++m) {
-                        out[m].reset();
-                    }
-                    again = false;
-                    break;
-                }
-                out[k].reset(static_cast<redisReply*>(r));
-                again = again || redirected(out[k]);
-                if (units[ui].count == 1 && views[k].size() > 1 &&
-                    err_of(out[k].get()).starts_with("NOSCRIPT") &&
-                    iequals(views[k][0], "EVALSHA")) {
-                    if (const std::string* text = known_script(views[k][1])) {
-                        views[k][0] = "EVAL";
-                        views[k][1] = *text;
-                        again = true;
-                    }
-                }
-            }
-            if (again) {
-                redo.push_back(ui);
-            }
-        }
-        if (node.ctx) {
-            answered(node);
+    for (size_t ui : us) {
+        for (size_t k = units[ui].first; k < units[ui].first + units[ui].count; ++k) {
+            append_argv(node.ctx, views[k], ptrs, lens);
         }
     }
-    std::sort(redo.begin(), redo.end());
-    for (size_t ui : redo) {
-        const Unit& u = units[ui];
-        std::vector<std::vector<std::string_view>> block(
-            views.begin() + static_cast<long>(u.first),
-            views.begin() + static_cast<long>(u.first + u.count));
-        std::vector<Reply> replies;
-        bool ok = run_block(block, u.slot, -1, replies) && replies.size() == u.count;
-        for (size_t k = 0; k < u.count; ++k) {
-            out[u.first + k] = ok ? std::move(replies[k]) : nullptr;
+    for (size_t ui : us) {
+        bool again = false;
+        for (size_t k = units[ui].first; node.ctx && k < units[ui].first + units[ui].count; ++k) {
+            void* r = nullptr;
+            if (redisGetReply(node.ctx, &r) != REDIS_OK) {
+                // The rest of this node's replies are lost; a unit stays whole (a MULTI whose
+                // EXEC reply is lost is not known to have run).
+                drop_node(node, node.ctx->errstr, since);
+                for (size_t m = units[ui].first; m < units[ui].first + units[ui].count; ++m) {
+                    out[m].reset();
+                }
+                again = false;
+                break;
+            }
+            out[k].reset(static_cast<redisReply*>(r));
+            again = again || redirected(out[k]);
+            if (units[ui].count == 1 && views[k].size() > 1 &&
+                err_of(out[k].get()).starts_with("NOSCRIPT") && iequals(views[k][0], "EVALSHA")) {
+                if (const std::string* text = known_script(views[k][1])) {
+                    views[k][0] = "EVAL";
+                    views[k][1] = *text;
+                    again = true;
+                }
+            }
+        }
+        if (again) {
+            redo.push_back(ui);
         }
     }
-    return std::all_of(out.begin(), out.end(), [](const Reply& r) { return r != nullptr; });
+    if (node.ctx) {
+        answered(node);
+    }
 }
 
 }  // namespace hookq::cluster

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -100,6 +101,14 @@ class ClusterClient {
     bool run_block(const std::vector<std::vector<std::string_view>>& cmds, int slot, int fixed,
                    std::vector<Reply>& replies);
     Reply scan_all(const std::vector<std::string_view>& argv);
+    // read_replies' steps: the pending commands cut into units; the units by the node serving
+    // them, each node connected (the map read again once if one is missing or down); one node's
+    // units pipelined to it, those that did not run (a redirection, NOSCRIPT) noted for `redo`.
+    using Views = std::vector<std::vector<std::string_view>>;
+    static std::vector<Unit> units_of(const Views& views);
+    std::map<int, std::vector<size_t>> by_node(const std::vector<Unit>& units);
+    void pipeline(Node& node, const std::vector<size_t>& us, const std::vector<Unit>& units,
+                  Views& views, std::vector<Reply>& out, std::vector<size_t>& redo);
     void note_moved(const Redirect& r);
     static bool redirected(const Reply& r);
 
