@@ -211,10 +211,12 @@ void Registry::render_route_counters(std::string& out) const {
         sample(out, "hookq_worker_attempts_total", label("route", route_names_[r]),
                value_of(routes_[r].attempts));
     }
-    header(
-        out, "hookq_worker_deliveries_total", "counter",
-        "Each route's final word for a claimed webhook, by outcome: delivered, retry "
-        "(scheduled), dead (dead-lettered) or parked (held by a breaker); route \"-\": no route.");
+    header(out, "hookq_worker_deliveries_total", "counter",
+           "Each route's final word for a claimed webhook, by outcome: delivered, retry "
+           "(scheduled), dead (dead-lettered), parked (held by a breaker, a pause or an "
+           "ordering check), split (a batch delivered as its parts), waiting (behind an earlier "
+           "update of its entity) or coalesced (merged into a later update's delivery); route "
+           "\"-\": no route.");
     for (size_t r = 0; r < routes_size_; ++r) {
         for (size_t o = 0; o < kOutcomes; ++o) {
             sample(out, "hookq_worker_deliveries_total",
@@ -578,7 +580,7 @@ std::string render_health_slo(const nlohmann::ordered_json& health_checks,
     using Json = nlohmann::ordered_json;
     std::string out;
     auto line = [&](std::string_view name, const std::string& labels, const std::string& value) {
-        out += std::string(name) + "{" + labels + "} " + value + "\n";
+        sample(out, name, labels, value);
     };
     if (!health_checks.is_null()) {
         const Json routes = health_checks.value("routes", Json::array());
