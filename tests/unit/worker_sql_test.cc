@@ -253,6 +253,33 @@ TEST(WorkerSql, StatusDerivedFromEveryRoute) {
               std::string::npos);
 }
 
+TEST(WorkerSql, CoalescedRowOnceWhenTheHolderIsTwiceInTheBatch) {
+    // The original and a reaped copy of one holder, both let on again by ordering's enter step
+    // with the same merged list, finishing in one batch: ON CONFLICT DO UPDATE may not touch the
+    // merged update's row twice in one statement.
+    std::string s1, s2;
+    auto a = job_for(sample(), s1);
+    auto b = job_for(sample(), s2);
+    for (Job* j : {a.get(), b.get()}) {
+        j->outcomes.push_back({"r", OutcomeKind::delivered, 1, 0, 0, 10, "", false});
+        j->holds.push_back(
+            {"r", "e1", {{"018f3c2a-7b1e-7000-8000-000000000002", 1714564800000001}}});
+    }
+    auto st = build_batch({a.get(), b.get()}, {}, "w1");
+    const Statement* coalesced = nullptr;
+    for (const auto& x : st) {
+        if (x.sql.find("THEN 'delivered' ELSE EXCLUDED.status") != std::string::npos) {
+            coalesced = &x;
+        }
+    }
+    ASSERT_NE(coalesced, nullptr);
+    EXPECT_EQ(coalesced->rows, 1u);
+    EXPECT_EQ(col(*coalesced, 0),
+              (std::vector<std::optional<std::string>>{"018f3c2a-7b1e-7000-8000-000000000002"}));
+    EXPECT_EQ(col(*coalesced, 5), (std::vector<std::optional<std::string>>{
+                                      "merged into 018f3c2a-7b1e-7000-8000-000000000001"}));
+}
+
 TEST(WorkerSql, PoisonTraceIsShortAndNamesNoRoute) {
     std::string s;
     Envelope e = sample();

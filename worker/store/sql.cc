@@ -666,7 +666,12 @@ struct MergedRow {
 // Updates coalesced into a delivery that is done (ordering.h): their route is done too, by that
 // delivery, which their row names.
 std::vector<MergedRow> merged_rows(const std::vector<const Job*>& jobs) {
+    // Two claims of one holder in a batch (the original and a reaped copy, each let on again by
+    // ordering's enter step) carry the same merged list. ON CONFLICT DO UPDATE may not touch a
+    // row twice in one statement (SQLSTATE 21000, which the recorder retries as is, forever), so
+    // keep the last, keyed by what the row's key is written as.
     std::vector<MergedRow> merged;
+    std::map<std::tuple<uint64_t, std::string, std::string>, size_t> seen;
     for (const Job* j : jobs) {
         if (!j->decoded) {
             continue;
@@ -677,9 +682,17 @@ std::vector<MergedRow> merged_rows(const std::vector<const Job*>& jobs) {
                        (o.kind == OutcomeKind::delivered || o.kind == OutcomeKind::dead);
             });
             for (size_t i = 0; done && i < h.merged.size(); ++i) {
-                if (auto id = Uuid::parse(h.merged[i].id)) {
-                    merged.push_back(
-                        {*id, h.merged[i].received_us, &h.route, j->env.request_id.str()});
+                auto id = Uuid::parse(h.merged[i].id);
+                if (!id) {
+                    continue;
+                }
+                MergedRow m{*id, h.merged[i].received_us, &h.route, j->env.request_id.str()};
+                auto [it, fresh] = seen.emplace(
+                    std::tuple{m.received_us, id->str(), sanitize_text(h.route)}, merged.size());
+                if (fresh) {
+                    merged.push_back(std::move(m));
+                } else {
+                    merged[it->second] = std::move(m);
                 }
             }
         }
