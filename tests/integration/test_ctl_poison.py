@@ -99,3 +99,37 @@ def test_refused_row_to_poison_and_back(redis_server, pg_migrated, sink, workers
     assert rows(pg_migrated, "SELECT action, target FROM audit_log ORDER BY id") == [
         ("poison.retry", item["id"]), ("poison.delete", g["id"])]
     assert ctl(w, "poison", "list").stdout.strip() == "no poison"
+
+
+def test_a_batch_refused_for_a_key_given_twice_is_split_not_retried_forever(
+        redis_server, pg_migrated, sink, workers):
+    """SQLSTATE 21000 (an ON CONFLICT DO UPDATE touching one row twice) is about the batch's rows:
+    retried whole it would fail for ever and wedge the recorder. Split like 22/23/54, the rows
+    PostgreSQL takes commit and the one it still refuses goes to the poison list. The fault is
+    injected by a trigger: the recorder deduplicates the keys it knows of."""
+    r = redis_server.client()
+    sql(pg_migrated, """
+        CREATE FUNCTION test_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.path = '/hooks/twice' THEN
+                RAISE EXCEPTION 'ON CONFLICT DO UPDATE command cannot affect row a second time'
+                    USING ERRCODE = '21000';
+            END IF;
+            RETURN NEW;
+        END $$""")
+    sql(pg_migrated, "CREATE TRIGGER test_twice BEFORE INSERT ON webhook_events "
+                     "FOR EACH ROW EXECUTE FUNCTION test_twice()")
+    good = enqueue(r, Q, 5)
+    bad, env = envelope.make(Q, target="/hooks/twice")
+    r.lpush(f"hookq:{{{Q}}}:queue", env)
+    good += enqueue(r, Q, 5)
+    cfg = config_text(redis_server, pg_migrated, route("app", Q, sink.url("/app")))
+    cfg = cfg.replace("[postgres]\n", '[postgres]\nflush_interval = "2s"\n')
+    w = workers(cfg)
+
+    wait_until(lambda: r.llen(f"hookq:{{{Q}}}:poison") == 1, 20, what="poisoned")
+    wait_until(lambda: r.llen(f"hookq:{{{Q}}}:inflight:w1") == 0, 10, what="all acked")
+    st = event_status(pg_migrated)
+    assert set(st) == set(good) and set(st.values()) == {"delivered"}
+    assert w.find("postgresql refused a batch; isolating the rows it refuses")
+    assert not w.find("recording batch failed; retrying")

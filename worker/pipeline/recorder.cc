@@ -11,13 +11,15 @@
 namespace hookq {
 
 namespace {
-// Errors about the rows themselves rather than the server or the schema: class 22 (data
-// exception), 23 (integrity constraint violation), 54 (program limit exceeded: an index row too
-// large, a value too long), and an error libpq raised on a live connection without asking the
-// server (no SQLSTATE). Such a batch is split to find the rows; anything else is retried whole.
+// Errors about the rows themselves rather than the server or the schema: class 21 (cardinality
+// violation: an ON CONFLICT DO UPDATE given one key twice, which splitting the batch separates),
+// 22 (data exception), 23 (integrity constraint violation), 54 (program limit exceeded: an index
+// row too large, a value too long), and an error libpq raised on a live connection without asking
+// the server (no SQLSTATE). Such a batch is split to find the rows; anything else is retried
+// whole, and retried as it is, a batch that PostgreSQL refuses for its rows would never pass.
 bool row_error(const std::string& sqlstate) {
-    return sqlstate.empty() || sqlstate.starts_with("22") || sqlstate.starts_with("23") ||
-           sqlstate.starts_with("54");
+    return sqlstate.empty() || sqlstate.starts_with("21") || sqlstate.starts_with("22") ||
+           sqlstate.starts_with("23") || sqlstate.starts_with("54");
 }
 
 // The server is there but cannot take writes now (shutting down or starting up, out of
