@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -36,6 +37,95 @@ struct Probe {
     char errbuf[CURL_ERROR_SIZE] = {};
     uint64_t started_wall_ms = 0;
 };
+
+// The probes under way, at most one per route, on one libcurl multi handle.
+class Probes {
+  public:
+    explicit Probes(size_t routes) : multi_(curl_multi_init()), running_(routes) {}
+    ~Probes() {
+        for (auto& p : running_) {
+            if (p) {
+                curl_multi_remove_handle(multi_, p->easy);
+                curl_easy_cleanup(p->easy);
+            }
+        }
+        curl_multi_cleanup(multi_);
+    }
+    Probes(const Probes&) = delete;
+    Probes& operator=(const Probes&) = delete;
+
+    bool running(size_t route) const { return running_[route] != nullptr; }
+    size_t in_flight() const { return in_flight_; }
+
+    void start(size_t route, const Route& rt) {
+        auto p = std::make_unique<Probe>();
+        p->route = route;
+        p->started_wall_ms = now_ms();
+        p->easy = curl_easy_init();
+        CURL* e = p->easy;
+        // A plain GET: no header of any webhook, no signature, nothing of the route's secret.
+        curl_easy_setopt(e, CURLOPT_URL, rt.health_url.c_str());
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "hookq-health-check/0.1");
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(rt.health_timeout_ms));
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(rt.health_timeout_ms));
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &discard);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, p.get());
+        curl_multi_add_handle(multi_, e);
+        running_[route] = std::move(p);
+        ++in_flight_;
+    }
+
+    // Moves the transfers on, and hands each finished probe with libcurl's code to `done`.
+    template <class Done>
+    void reap(Done&& done) {
+        int still = 0;
+        curl_multi_perform(multi_, &still);
+        int left = 0;
+        while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+            if (m->msg != CURLMSG_DONE) {
+                continue;
+            }
+            Probe* p = nullptr;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+            done(*p, m->data.result);
+            curl_multi_remove_handle(multi_, p->easy);
+            curl_easy_cleanup(p->easy);
+            running_[p->route].reset();
+            --in_flight_;
+        }
+    }
+
+    void poll(int timeout_ms) { curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr); }
+
+  private:
+    CURLM* multi_;
+    std::vector<std::unique_ptr<Probe>> running_;  // by route
+    size_t in_flight_ = 0;
+};
+
+// The probe's verdict into the route's hash, for ops::health_checks, the alert rule and /metrics.
+void record(RedisConn& redis, const Route& rt, const Probe& p, int curl_code) {
+    long code = 0;
+    curl_easy_getinfo(p.easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t total_us = 0;
+    curl_easy_getinfo(p.easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    ProbeResult r =
+        judge_probe(curl_code, code, static_cast<double>(total_us) / 1000.0, rt.health_expect_lo,
+                    rt.health_expect_hi, rt.health_timeout_ms, p.errbuf, rt.health_url);
+    try {
+        record_probe(redis, rt.name, r, p.started_wall_ms);
+    } catch (const std::exception& ex) {
+        log::warn("health checks: result not recorded", {{"error", ex.what()}});
+    }
+    if (!r.ok) {
+        log::debug("health check failing", {{"route", rt.name}, {"error", r.error}});
+    }
+}
 
 }  // namespace
 
@@ -127,127 +217,74 @@ void HealthChecks::stop() {
     }
 }
 
+// Each turn: lease and start what is due, record what finished, then sleep until the next due
+// time (a probe under way wakes the multi handle sooner).
 void HealthChecks::run() {
-    CURLM* multi = curl_multi_init();
     std::vector<size_t> checked;
     for (size_t i = 0; i < cfg_.routes.size(); ++i) {
         if (!cfg_.routes[i].health_url.empty()) {
             checked.push_back(i);
         }
     }
+    Probes probes(cfg_.routes.size());
     std::vector<uint64_t> due(cfg_.routes.size(), mono_ms());
-    std::vector<Probe*> running(cfg_.routes.size(), nullptr);
-    size_t in_flight = 0;
-    bool redis_down_logged = false;
-
     while (!stopping_) {
         uint64_t now = mono_ms();
-        // Lease and start every due probe that is not running yet.
         for (size_t i : checked) {
-            if (running[i] || due[i] > now) {
-                continue;
-            }
-            const Route& rt = cfg_.routes[i];
-            std::string lease = keys::health_check_lease(rt.name);
-            Reply got = redis_.command(
-                {"SET", lease, cfg_.worker_id, "NX", "PX", std::to_string(rt.health_interval_ms)});
-            if (!got || is_error(got)) {
-                if (!redis_down_logged) {
-                    log::warn("health checks: Redis unavailable; retrying",
-                              {{"error", redis_.last_error()}});
-                    redis_down_logged = true;
+            if (!probes.running(i) && due[i] <= now) {
+                if (auto later = leased_elsewhere(cfg_.routes[i], now)) {
+                    due[i] = *later;
+                } else {
+                    probes.start(i, cfg_.routes[i]);
                 }
-                due[i] = now + std::min<uint64_t>(rt.health_interval_ms, 2000);
-                continue;
             }
-            redis_down_logged = false;
-            if (got->type == REDIS_REPLY_NIL) {
-                // Another worker probes this interval: look again when its lease ends.
-                Reply ttl = redis_.command({"PTTL", lease});
-                long long left = ttl && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
-                due[i] = now + static_cast<uint64_t>(std::clamp<long long>(
-                                   left, 10, static_cast<long long>(rt.health_interval_ms)));
-                continue;
-            }
-            auto* p = new Probe;
-            p->route = i;
-            p->started_wall_ms = now_ms();
-            p->easy = curl_easy_init();
-            CURL* e = p->easy;
-            // A plain GET: no header of any webhook, no signature, nothing of the route's secret.
-            curl_easy_setopt(e, CURLOPT_URL, rt.health_url.c_str());
-            curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-            curl_easy_setopt(e, CURLOPT_USERAGENT, "hookq-health-check/0.1");
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(rt.health_timeout_ms));
-            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(rt.health_timeout_ms));
-            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &discard);
-            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
-            curl_easy_setopt(e, CURLOPT_PRIVATE, p);
-            curl_multi_add_handle(multi, e);
-            running[i] = p;
-            ++in_flight;
         }
-
-        int still = 0;
-        curl_multi_perform(multi, &still);
-        int left = 0;
-        while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
-            if (m->msg != CURLMSG_DONE) {
-                continue;
-            }
-            Probe* p = nullptr;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
-            const Route& rt = cfg_.routes[p->route];
-            long code = 0;
-            curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &code);
-            curl_off_t total_us = 0;
-            curl_easy_getinfo(p->easy, CURLINFO_TOTAL_TIME_T, &total_us);
-            ProbeResult r = judge_probe(
-                m->data.result, code, static_cast<double>(total_us) / 1000.0, rt.health_expect_lo,
-                rt.health_expect_hi, rt.health_timeout_ms, p->errbuf, rt.health_url);
-            try {
-                record_probe(redis_, rt.name, r, p->started_wall_ms);
-            } catch (const std::exception& ex) {
-                log::warn("health checks: result not recorded", {{"error", ex.what()}});
-            }
-            if (!r.ok) {
-                log::debug("health check failing", {{"route", rt.name}, {"error", r.error}});
-            }
-            due[p->route] = mono_ms() + rt.health_interval_ms;
-            running[p->route] = nullptr;
-            --in_flight;
-            curl_multi_remove_handle(multi, p->easy);
-            curl_easy_cleanup(p->easy);
-            delete p;
-        }
+        probes.reap([&](const Probe& p, CURLcode code) {
+            const Route& rt = cfg_.routes[p.route];
+            record(redis_, rt, p, code);
+            due[p.route] = mono_ms() + rt.health_interval_ms;
+        });
 
         now = mono_ms();
         uint64_t next = now + 1000;
         for (size_t i : checked) {
-            if (!running[i]) {
+            if (!probes.running(i)) {
                 next = std::min(next, due[i]);
             }
         }
         uint64_t wait_ms = next > now ? std::min<uint64_t>(next - now, 250) : 0;
-        if (in_flight > 0) {
-            curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+        if (probes.in_flight() > 0) {
+            probes.poll(static_cast<int>(wait_ms));
         } else if (wait_ms > 0) {
             std::unique_lock lock(mu_);
             cv_.wait_for(lock, std::chrono::milliseconds(wait_ms),
                          [&] { return stopping_.load(); });
         }
     }
-    for (size_t i : checked) {
-        if (Probe* p = running[i]) {
-            curl_multi_remove_handle(multi, p->easy);
-            curl_easy_cleanup(p->easy);
-            delete p;
+}
+
+// The route's lease for this interval (SET NX PX): nullopt when this worker took it and probes;
+// otherwise when to look again: when the holder's lease ends, or soon if Redis failed.
+std::optional<uint64_t> HealthChecks::leased_elsewhere(const Route& rt, uint64_t now) {
+    std::string lease = keys::health_check_lease(rt.name);
+    Reply got = redis_.command(
+        {"SET", lease, cfg_.worker_id, "NX", "PX", std::to_string(rt.health_interval_ms)});
+    if (!got || is_error(got)) {
+        if (!redis_down_logged_) {
+            log::warn("health checks: Redis unavailable; retrying",
+                      {{"error", redis_.last_error()}});
+            redis_down_logged_ = true;
         }
+        return now + std::min<uint64_t>(rt.health_interval_ms, 2000);
     }
-    curl_multi_cleanup(multi);
+    redis_down_logged_ = false;
+    if (got->type != REDIS_REPLY_NIL) {
+        return std::nullopt;
+    }
+    Reply ttl = redis_.command({"PTTL", lease});
+    long long left = ttl && ttl->type == REDIS_REPLY_INTEGER ? ttl->integer : 0;
+    return now + static_cast<uint64_t>(std::clamp<long long>(
+                     left, 10, static_cast<long long>(rt.health_interval_ms)));
 }
 
 }  // namespace hookq

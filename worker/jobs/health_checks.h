@@ -53,9 +53,11 @@ class HealthChecks {
 
   private:
     void run();
+    std::optional<uint64_t> leased_elsewhere(const Route& rt, uint64_t now_ms);
 
     const Config& cfg_;
     RedisConn redis_;
+    bool redis_down_logged_ = false;  // one warning per outage, not one per route and turn
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
     std::condition_variable cv_;
