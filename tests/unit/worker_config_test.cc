@@ -170,6 +170,18 @@ TEST(WorkerConfig, RefusesBracesBadPortsAndControlCharacters) {
     EXPECT_NE(error_of("[worker]\nqueues = [\"a}\"]\n" + std::string(kBase)).find("w.toml:2:"),
               std::string::npos);
 
+    // A NUL is dropped when stored as text, so "gh" and "gh\u0000" would share their rows.
+    std::string nul = kBase;
+    nul.replace(nul.find("\"gh\""), 4, "\"gh\\u0000\"");
+    EXPECT_EQ(error_of(nul),
+              "w.toml:6:8: [[routes]]: 'name' must not contain control characters (byte 0x00 at "
+              "offset 2)");
+    std::string tab = kBase;
+    tab.replace(tab.find("\"github\""), 8, "\"git\\thub\"");
+    EXPECT_EQ(error_of(tab),
+              "w.toml:7:10: [[routes]] 'gh': 'source' must not contain control characters (byte "
+              "0x09 at offset 3)");
+
     std::string crlf = kBase;
     crlf.replace(crlf.find("/hooks/github"), 13, "/hooks/github\\r\\nX-Evil: 1");
     EXPECT_EQ(error_of(crlf),

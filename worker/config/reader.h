@@ -53,5 +53,9 @@ constexpr uint64_t kDay = 24ull * 3600 * 1000;
 // space or control character, and the message that names it.
 std::optional<size_t> bad_url_byte(std::string_view url);
 std::string url_byte_error(std::string_view key, std::string_view url, size_t at);
+// The offset of the first control character (below 0x20, or DEL) of a name, if any, and the
+// words that name it: "byte 0x00 at offset 2".
+std::optional<size_t> control_byte(std::string_view name);
+std::string byte_at(std::string_view s, size_t at);
 
 }  // namespace hookq::config_detail

@@ -87,6 +87,13 @@ void read_routes(const Reader& r, const toml::table& root, Config& c) {
         Route route;
         route.index = c.routes.size();
         route.name = r.str(rt, "name").value_or("");
+        // Names are stored as text, which drops a NUL ("a" and "a\u0000" would share rows), and
+        // are written into log lines and metric labels.
+        if (auto at = control_byte(route.name)) {
+            // Not echoed: the message is a C string, and a terminal takes control bytes as orders.
+            r.fail(r.where(rt, "name"), "[[routes]]: 'name' must not contain control characters (" +
+                                            byte_at(route.name, *at) + ")");
+        }
         std::string ctx = "[[routes]] '" + route.name + "'";
         r.only_keys(rt, ctx,
                     {"name",
@@ -125,6 +132,10 @@ void read_routes(const Reader& r, const toml::table& root, Config& c) {
         // would end the tag early and put the queue's keys in different slots.
         if (route.source.find_first_of("{}") != std::string::npos) {
             r.fail(r.where(rt, "source"), ctx + ": 'source' must not contain '{' or '}'");
+        }
+        if (auto at = control_byte(route.source)) {
+            r.fail(r.where(rt, "source"), ctx + ": 'source' must not contain control characters (" +
+                                              byte_at(route.source, *at) + ")");
         }
         route.events = r.strings(rt, "events");
         if (const toml::table* mt = r.table(rt, "match")) {

@@ -23,12 +23,26 @@ std::optional<size_t> bad_url_byte(std::string_view url) {
     return std::nullopt;
 }
 
-std::string url_byte_error(std::string_view key, std::string_view url, size_t at) {
+std::optional<size_t> control_byte(std::string_view name) {
+    for (size_t i = 0; i < name.size(); ++i) {
+        auto c = static_cast<unsigned char>(name[i]);
+        if (c < 0x20 || c == 0x7f) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string byte_at(std::string_view s, size_t at) {
     char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(url[at]));
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(s[at]));
+    return "byte " + std::string(hex) + " at offset " + std::to_string(at);
+}
+
+std::string url_byte_error(std::string_view key, std::string_view url, size_t at) {
     // The URL itself is not echoed: it may carry credentials.
-    return "'" + std::string(key) + "' must not contain spaces or control characters (byte " + hex +
-           " at offset " + std::to_string(at) + ")";
+    return "'" + std::string(key) + "' must not contain spaces or control characters (" +
+           byte_at(url, at) + ")";
 }
 
 }  // namespace config_detail
