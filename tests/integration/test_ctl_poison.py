@@ -28,14 +28,13 @@ def ctl(worker, *args, check=True):
     return r
 
 
-def test_refused_row_to_poison_and_back(redis_server, pg_migrated, sink, workers):
+def one_refused_in_a_batch(redis_server, pg_migrated, sink, workers, target, headers=None):
+    """Queues a webhook for `target` between twenty good ones, flushed as one batch by a worker's
+    recorder, and waits until PostgreSQL's refusal has put it alone in the poison list: the batch
+    was split, not retried whole, and every other webhook was delivered and recorded."""
     r = redis_server.client()
-    sql(pg_migrated, "ALTER TABLE webhook_events ADD CONSTRAINT test_refuse "
-                     "CHECK (path <> '/hooks/refused')")
-    # One batch: 20 webhooks, the bad one in the middle.
     good = enqueue(r, Q, 10)
-    bad, env = envelope.make(Q, target="/hooks/refused",
-                             headers=[("Stripe-Signature", SIGNATURE)])
+    bad, env = envelope.make(Q, target=target, headers=headers)
     r.lpush(f"hookq:{{{Q}}}:queue", env)
     good += enqueue(r, Q, 10)
     cfg = config_text(redis_server, pg_migrated, route("app", Q, sink.url("/app")))
@@ -48,6 +47,14 @@ def test_refused_row_to_poison_and_back(redis_server, pg_migrated, sink, workers
     assert set(st) == set(good) and set(st.values()) == {"delivered"}
     assert w.find("postgresql refused a batch; isolating the rows it refuses")
     assert not w.find("recording batch failed; retrying")
+    return r, w, bad
+
+
+def test_refused_row_to_poison_and_back(redis_server, pg_migrated, sink, workers):
+    sql(pg_migrated, "ALTER TABLE webhook_events ADD CONSTRAINT test_refuse "
+                     "CHECK (path <> '/hooks/refused')")
+    r, w, bad = one_refused_in_a_batch(redis_server, pg_migrated, sink, workers, "/hooks/refused",
+                                       headers=[("Stripe-Signature", SIGNATURE)])
     # The trace: reason without the failing row's contents (PostgreSQL's DETAIL quotes it).
     [(route_name, reason, requeued)] = rows(
         pg_migrated, "SELECT route, reason, requeued_at FROM dead_letters WHERE event_id = %s", bad)
@@ -107,7 +114,6 @@ def test_a_batch_refused_for_a_key_given_twice_is_split_not_retried_forever(
     retried whole it would fail for ever and wedge the recorder. Split like 22/23/54, the rows
     PostgreSQL takes commit and the one it still refuses goes to the poison list. The fault is
     injected by a trigger: the recorder deduplicates the keys it knows of."""
-    r = redis_server.client()
     sql(pg_migrated, """
         CREATE FUNCTION test_twice() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -119,17 +125,4 @@ def test_a_batch_refused_for_a_key_given_twice_is_split_not_retried_forever(
         END $$""")
     sql(pg_migrated, "CREATE TRIGGER test_twice BEFORE INSERT ON webhook_events "
                      "FOR EACH ROW EXECUTE FUNCTION test_twice()")
-    good = enqueue(r, Q, 5)
-    bad, env = envelope.make(Q, target="/hooks/twice")
-    r.lpush(f"hookq:{{{Q}}}:queue", env)
-    good += enqueue(r, Q, 5)
-    cfg = config_text(redis_server, pg_migrated, route("app", Q, sink.url("/app")))
-    cfg = cfg.replace("[postgres]\n", '[postgres]\nflush_interval = "2s"\n')
-    w = workers(cfg)
-
-    wait_until(lambda: r.llen(f"hookq:{{{Q}}}:poison") == 1, 20, what="poisoned")
-    wait_until(lambda: r.llen(f"hookq:{{{Q}}}:inflight:w1") == 0, 10, what="all acked")
-    st = event_status(pg_migrated)
-    assert set(st) == set(good) and set(st.values()) == {"delivered"}
-    assert w.find("postgresql refused a batch; isolating the rows it refuses")
-    assert not w.find("recording batch failed; retrying")
+    one_refused_in_a_batch(redis_server, pg_migrated, sink, workers, "/hooks/twice")
