@@ -25,7 +25,7 @@ source = "github"
 url = "http://app.internal:8080/hooks/github"
 
 [[routes]]
-name = "we\"ird\\na\nme"
+name = "we\"ird\\na me"  # quotes and backslashes escaped; control bytes are refused
 source = "stripe"
 url = "http://app.internal:8080/hooks/stripe"
 )";
@@ -74,7 +74,7 @@ TEST(MetricsText, CountersPerRouteAndOutcome) {
 
     std::string text = reg.render();
     auto s = samples(text);
-    const std::string weird = "route=\"we\\\"ird\\\\na\\nme\"";
+    const std::string weird = "route=\"we\\\"ird\\\\na me\"";
     EXPECT_EQ(s["hookq_worker_attempts_total{route=\"plain\"}"], "2");
     EXPECT_EQ(s["hookq_worker_attempts_total{" + weird + "}"], "1");
     EXPECT_EQ(s["hookq_worker_deliveries_total{route=\"plain\",outcome=\"retry\"}"], "1");
